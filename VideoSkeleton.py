@@ -1,0 +1,476 @@
+"""Video -> square frames + 13-joint skeletons, extracted once with MediaPipe and cached as .npy.
+
+    python VideoSkeleton.py <video> <force_recompute> <frame_skip>     # reference CLI
+    python VideoSkeleton.py data/taichi1.mp4 True 5
+    python VideoSkeleton.py                                            # the built-in sample
+
+Image space (the course's): each frame is centre-cropped to a square (side = shorter edge) and
+stored once at 256 px, so 64/128/256 px models all train from one cache. Skeleton coordinates are
+in [0, 1] of that square.
+"""
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+import Mannequin
+from Skeleton import DATA_DIR, N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
+
+CACHE_DIR = DATA_DIR / "cache"
+CACHE_VERSION = 1
+FRAME_SIZE = 256  # stored frame side (px)
+FRAME_SKIP = 1  # keep every k-th frame
+MODEL_COMPLEXITY = 1  # 1 = "full", the only pose model mediapipe 0.10.21 ships in its wheel
+MODE = "tracking"  # tracking finds a person in ~100% of real frames, static in ~83%
+MIN_DETECTION_CONFIDENCE = 0.5
+MIN_TRACKING_CONFIDENCE = 0.5
+WORKERS = min(2, os.cpu_count() or 1)
+MIN_FRAMES_PER_WORKER = 48  # below this a second process costs more (start-up) than it saves
+VAL_FRAC = 0.15  # share of usable frames held out as the validation block (the clip's end)
+VAL_GAP = 5  # frames dropped between the train and val blocks so neighbours cannot leak
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+_MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
+
+
+# --------------------------------------------------------------------------- video helpers
+
+
+def crop_square(frame):
+    """Centre crop to a square of side min(H, W): (H, W, 3) -> (s, s, 3) view."""
+    h, w = frame.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return frame[y0 : y0 + s, x0 : x0 + s]
+
+
+def square_frame(frame, size):
+    """Centre-cropped and resized frame: (H, W, 3) uint8 -> (size, size, 3) uint8."""
+    sq = crop_square(frame)
+    if sq.shape[0] == size:
+        return np.ascontiguousarray(sq)
+    interp = cv2.INTER_AREA if sq.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(sq, (size, size), interpolation=interp)
+
+
+def check_video_path(path):
+    """Resolve a user-given video path; UserError if it is missing or not a file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"video not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, expected a video file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty (0 bytes), expected a video file")
+    return path.resolve()
+
+
+def probe_video(path):
+    """(n_frames, fps, width, height) of a readable video; UserError if it is not one."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok or frame is None:
+            raise UserError(f"cannot read a frame from {path}: not a video, corrupt, or no frames")
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        h, w = frame.shape[:2]
+    finally:
+        cap.release()
+    if n <= 0:  # some containers do not declare a count: count by decoding
+        n = count_frames(path)
+    return n, float(fps if 0 < fps < 1000 else 25.0), w, h
+
+
+def count_frames(path):
+    """Number of frames found by decoding the whole video (slow path for odd containers)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def iter_frames(path, start=0, stop=None, step=1):
+    """Yield (index, HxWx3 uint8 BGR) for frames start, start+step, ... < stop, decoding once."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if start:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        i = start
+        while stop is None or i < stop:
+            if (i - start) % step:
+                if not cap.grab():
+                    return
+            else:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield i, frame
+            i += 1
+    finally:
+        cap.release()
+
+
+def file_hash(path, chunk=1 << 20):
+    """Hex SHA-256 of the file's bytes (identifies a video's content, not its name)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_model_complexity(complexity):
+    """MediaPipe 0.10.21 ships only the 'full' model; 0 and 2 would be downloaded: refuse offline."""
+    if complexity == 1:
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    model = Path(spec.origin).parent / "modules" / "pose_landmark" / _MODEL_FILES[complexity]
+    if not model.exists():
+        raise UserError(
+            f"model_complexity {complexity} needs {model.name}, which mediapipe downloads from the internet "
+            f"and is not present at {model.parent}; use --model_complexity 1 (the model shipped in the wheel)"
+        )
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def default_video():
+    """The built-in sample's target clip (rendered on first use)."""
+    return Mannequin.ensure_sample("target")
+
+
+_progress = None  # per-worker shared counter (set by the pool initializer)
+
+
+def _init_worker(counter):
+    global _progress
+    _progress = counter
+
+
+def _extract_range(task):
+    """Worker: frames [start, stop) of one video chunk -> part files; one tracker per process."""
+    import mediapipe as mp
+
+    video, start, stop, params, part_dir, wid = task
+    step, size = params["frame_skip"], params["size"]
+    first = start + (-start) % step  # first index in range that is a multiple of step
+    n_max = max(0, (stop - first + step - 1) // step)
+    frames = np.lib.format.open_memmap(part_dir / f"frames-{wid}.npy", "w+", np.uint8, (max(n_max, 1), size, size, 3))
+    skel = np.full((max(n_max, 1), N_JOINTS, 3), np.nan, np.float32)
+    index = np.zeros(max(n_max, 1), np.int64)
+    pose = mp.solutions.pose.Pose(
+        static_image_mode=params["mode"] == "static",
+        model_complexity=params["model_complexity"],
+        min_detection_confidence=params["min_detection_confidence"],
+        min_tracking_confidence=params["min_tracking_confidence"],
+    )
+    n = 0
+    for i, frame in iter_frames(video, first, stop, step):
+        if n >= n_max:
+            break
+        sq = square_frame(frame, size)
+        frames[n] = sq
+        index[n] = i
+        res = pose.process(cv2.cvtColor(sq, cv2.COLOR_BGR2RGB))
+        if res.pose_landmarks is not None:
+            s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
+            skel[n, :, :2], skel[n, :, 2] = s.xy, s.vis
+        n += 1
+        if _progress is not None:
+            with _progress.get_lock():
+                _progress.value += 1
+    pose.close()
+    frames.flush()
+    del frames
+    np.save(part_dir / f"skeletons-{wid}.npy", skel[:n])
+    np.save(part_dir / f"index-{wid}.npy", index[:n])
+    return n
+
+
+def extract(video, params, workers=WORKERS, verbose=True):
+    """Run MediaPipe over a video in `workers` processes; write its cache atomically, return its dir."""
+    video = check_video_path(video)
+    check_model_complexity(params["model_complexity"])
+    n_video, fps, w, h = probe_video(video)
+    digest = file_hash(video)
+    cache = CACHE_DIR / f"{video.stem}-{digest[:10]}"
+    step, size = params["frame_skip"], params["size"]
+    n_keep = (n_video + step - 1) // step
+    workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
+    bounds = np.linspace(0, n_video, workers + 1).round().astype(int)
+    t0 = time.perf_counter()
+    with atomic_path(cache) as tmp:
+        tmp.mkdir(parents=True)
+        tasks = [(str(video), int(bounds[k]), int(bounds[k + 1]), params, tmp, k) for k in range(workers)]
+        counter = multiprocessing.get_context("spawn").Value("q", 0)
+        bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
+        with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker, (counter,)) as pool:
+            futures = [pool.submit(_extract_range, t) for t in tasks]
+            while not all(f.done() for f in futures):
+                time.sleep(0.1)
+                bar.update(counter.value - bar.n)
+            counts = [f.result() for f in futures]
+        bar.update(counter.value - bar.n)
+        bar.close()
+        n = sum(counts)
+        if n == 0:
+            raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
+        # Merge the per-worker parts into one memory-mappable file per array.
+        frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, size, size, 3))
+        skel, index, pos = [], [], 0
+        for k, c in enumerate(counts):
+            if c:
+                frames[pos : pos + c] = np.load(tmp / f"frames-{k}.npy", mmap_mode="r")[:c]
+                skel.append(np.load(tmp / f"skeletons-{k}.npy"))
+                index.append(np.load(tmp / f"index-{k}.npy"))
+                pos += c
+            for part in ("frames", "skeletons", "index"):
+                (tmp / f"{part}-{k}.npy").unlink()
+        frames.flush()
+        del frames
+        skel, index = np.concatenate(skel), np.concatenate(index)
+        detected = int(np.isfinite(skel[:, 0, 0]).sum())
+        seconds = time.perf_counter() - t0
+        if detected == 0:
+            raise UserError(
+                f"no person detected in any of the {n} frames of {video}: "
+                "use a video with one person, whole body visible"
+            )
+        np.save(tmp / "skeletons.npy", skel)
+        meta = {
+            "version": CACHE_VERSION,
+            "source": str(video),
+            "sha256": digest,
+            "video_frames": n_video,
+            "video_fps": fps,
+            "video_size": [w, h],
+            "fps": fps / step,
+            "params": params,
+            "frame_indices": index.tolist(),
+            "frames": n,
+            "detected": detected,
+            "workers": workers,
+            "extract_seconds": round(seconds, 3),
+            "versions": _versions(),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    if verbose:
+        print(
+            f"detected {detected}/{n} frames ({100 * detected / n:.1f}%) of {video.name} in {seconds:.1f} s: "
+            f"{n / seconds:.1f} frames/s with {workers} worker{'s' * (workers > 1)} -> {cache}"
+        )
+        _report_gaps(np.isfinite(skel[:, 0, 0]), index)
+    return cache
+
+
+def _report_gaps(valid, index):
+    """Print where the person was lost, so users can judge their footage."""
+    if valid.all():
+        return
+    miss = np.flatnonzero(~valid)
+    runs = np.split(miss, np.flatnonzero(np.diff(miss) > 1) + 1)
+    longest = max(runs, key=len)
+    print(
+        f"  no person in {len(miss)} frames ({len(runs)} gaps, longest {len(longest)} frames "
+        f"from video frame {index[longest[0]]}); they are kept as missing, not renumbered"
+    )
+
+
+def _versions():
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("mediapipe", "numpy", "opencv-contrib-python"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def load_cache(video, params):
+    """(cache_dir, meta) if a valid cache for this video content and params exists, else (dir, None)."""
+    digest = file_hash(video)
+    cache = CACHE_DIR / f"{video.stem}-{digest[:10]}"
+    try:
+        meta = json.loads((cache / "meta.json").read_text())
+    except (OSError, ValueError):
+        return cache, None
+    ok = meta.get("version") == CACHE_VERSION and meta.get("sha256") == digest and meta.get("params") == params
+    ok = ok and (cache / "frames.npy").exists() and (cache / "skeletons.npy").exists()
+    return cache, meta if ok else None
+
+
+# --------------------------------------------------------------------------- the VideoSkeleton
+
+
+class VideoSkeleton:
+    """Frames and skeletons of one video, from its cache (extracting on first use).
+
+    Indexing (len, ske, frame, split) is over the frames where a person was found; the *_all
+    arrays keep every sampled frame, with NaN skeletons where none was.
+    """
+
+    def __init__(
+        self,
+        video=None,
+        force=False,
+        frame_skip=FRAME_SKIP,
+        size=FRAME_SIZE,
+        model_complexity=MODEL_COMPLEXITY,
+        mode=MODE,
+        workers=WORKERS,
+        verbose=True,
+    ):
+        self.video_path = check_video_path(video if video is not None else default_video())
+        if frame_skip < 1:
+            raise UserError(f"frame_skip must be >= 1, got {frame_skip}")
+        params = {
+            "frame_skip": int(frame_skip),
+            "size": int(size),
+            "model_complexity": int(model_complexity),
+            "mode": mode,
+            "min_detection_confidence": MIN_DETECTION_CONFIDENCE,
+            "min_tracking_confidence": MIN_TRACKING_CONFIDENCE,
+        }
+        cache, meta = (None, None) if force else load_cache(self.video_path, params)
+        if meta is None:
+            cache = extract(self.video_path, params, workers, verbose)
+            meta = json.loads((cache / "meta.json").read_text())
+        elif verbose:
+            print(f"loaded {meta['detected']}/{meta['frames']} frames with a person from {cache}")
+        self.cache_dir, self.meta = cache, meta
+        self.fps = float(meta["fps"])
+        try:
+            self.frames_all = np.load(cache / "frames.npy", mmap_mode="r", allow_pickle=False)
+            self.ske_all = np.load(cache / "skeletons.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cache {cache} is damaged ({e}); rerun with force_recompute=True") from None
+        self.frame_indices = np.asarray(meta["frame_indices"], np.int64)
+        self.valid = np.isfinite(self.ske_all[:, 0, 0])
+        self.ids = np.flatnonzero(self.valid)
+        self._resized = {}
+
+    def __len__(self):
+        return len(self.ids)
+
+    def ske(self, i):
+        """Skeleton of usable frame i."""
+        row = self.ske_all[self.ids[i]]
+        return Skeleton(row[:, :2], row[:, 2])
+
+    def skeletons(self):
+        """(N, 13, 2) float32 joints of all usable frames, in [0, 1] of the square frame."""
+        return self.ske_all[self.ids, :, :2]
+
+    def frame(self, i, size=None):
+        """Usable frame i, (size, size, 3) uint8 BGR."""
+        f = self.frames_all[self.ids[i]]
+        return np.array(f) if size in (None, f.shape[0]) else square_frame(f, size)
+
+    def frames(self, size=None):
+        """(N, size, size, 3) uint8 BGR of all usable frames (resized once, then kept)."""
+        size = size or self.frames_all.shape[1]
+        if size not in self._resized:
+            self._resized[size] = np.stack([self.frame(i, size) for i in range(len(self))])
+        return self._resized[size]
+
+    def split(self, val_frac=VAL_FRAC, gap=VAL_GAP):
+        """(train, val) positions: the last `val_frac` of the clip is one contiguous val block."""
+        n = len(self)
+        n_val = max(1, round(val_frac * n)) if n > 1 else 0
+        n_train = max(0, n - n_val - gap)
+        return np.arange(n_train), np.arange(n - n_val, n)
+
+    def dataset(self, positions=None, size=64):
+        """A PoseDataset over the given usable-frame positions (all by default), preloaded."""
+        positions = np.arange(len(self)) if positions is None else np.asarray(positions)
+        return PoseDataset(self.skeletons()[positions], self.frames(size)[positions], positions)
+
+    def __repr__(self):
+        return f"VideoSkeleton({self.video_path.name}: {len(self)}/{len(self.valid)} frames with a person)"
+
+
+class PoseDataset:
+    """Tensors preloaded once (no per-item I/O): skeleton maps, 26-vectors and target images.
+
+    Items: (map (3,S,S) in [-1,1], vector (26,) in [-1,1], image (3,S,S) in [-1,1]); `batch(idx)`
+    returns the same for a whole index tensor without Python-level per-item work.
+    """
+
+    def __init__(self, xy, images, positions):
+        import torch
+
+        size = images.shape[1]
+        self.size = size
+        self.positions = torch.as_tensor(np.asarray(positions))
+        self.xy = torch.as_tensor(np.asarray(xy, np.float32))  # (N, 13, 2) in [0, 1]
+        self.maps = torch.from_numpy(render_maps(xy, size)).permute(0, 3, 1, 2).contiguous()  # (N,3,S,S) uint8
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()  # uint8
+
+    def __len__(self):
+        return len(self.images)
+
+    def batch(self, idx):
+        """(maps, vectors, images) for an index tensor, as float tensors in [-1, 1]."""
+        maps = self.maps[idx].float() / 127.5 - 1.0  # (B, 3, S, S) in [-1, 1]
+        vec = self.xy[idx].reshape(len(idx), -1) * 2.0 - 1.0  # (B, 26) in [-1, 1]
+        img = self.images[idx].float() / 127.5 - 1.0  # (B, 3, S, S) in [-1, 1]
+        return maps, vec, img
+
+    def __getitem__(self, i):
+        maps, vec, img = self.batch([i])
+        return maps[0], vec[0], img[0]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", nargs="?", default=None, help="video file (default: the built-in sample target)")
+    p.add_argument("force_recompute", nargs="?", default="false", help="true/false: ignore the cache (default false)")
+    p.add_argument("frame_skip_pos", nargs="?", type=int, default=None, metavar="frame_skip", help="keep 1 frame in k")
+    p.add_argument("--force", action="store_true", help="same as force_recompute=true")
+    p.add_argument("--frame_skip", type=int, default=FRAME_SKIP, help=f"keep 1 frame in k (default {FRAME_SKIP})")
+    p.add_argument("--size", type=int, default=FRAME_SIZE, help=f"stored frame side in px (default {FRAME_SIZE})")
+    p.add_argument("--model_complexity", type=int, default=MODEL_COMPLEXITY, choices=(0, 1, 2))
+    p.add_argument("--mode", default=MODE, choices=("tracking", "static"), help=f"MediaPipe mode (default {MODE})")
+    p.add_argument("--workers", type=int, default=WORKERS, help=f"extraction processes (default {WORKERS})")
+    p.add_argument("--preview", default=None, help="also write a PNG grid of frames with their skeletons")
+    a = p.parse_args(argv)
+    force = a.force or parse_bool(a.force_recompute)
+    skip = a.frame_skip_pos if a.frame_skip_pos is not None else a.frame_skip
+    vs = VideoSkeleton(a.video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers))
+    print(vs)
+    if a.preview:
+        write_preview(vs, a.preview)
+        print(f"preview -> {a.preview}")
+
+
+def write_preview(vs, path, n=8, size=128):
+    """PNG grid of n evenly spaced usable frames with their skeletons drawn on."""
+    picks = np.linspace(0, len(vs) - 1, n).round().astype(int)
+    tiles = [vs.ske(i).draw(vs.frame(i, size)) for i in picks]
+    with atomic_path(Path(path)) as tmp:
+        if not cv2.imwrite(str(tmp), np.concatenate(tiles, axis=1)):
+            raise UserError(f"cannot write {path}: use a .png name in a writable folder")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -23,15 +23,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-import Mannequin
 from Skeleton import DATA_DIR, N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
 
 CACHE_DIR = DATA_DIR / "cache"
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 CACHE_VERSION = 1
 FRAME_SIZE = 256  # stored frame side (px)
 FRAME_SKIP = 1  # keep every k-th frame
 MODEL_COMPLEXITY = 1  # 1 = "full", the only pose model mediapipe 0.10.21 ships in its wheel
 MODE = "tracking"  # tracking finds a person in ~100% of real frames, static in ~83%
+DETECT_MAX_SIDE = 640  # MediaPipe sees the whole frame (not the crop: the crop loses ~5x more
+# detections on taichi1), downscaled to at most this side since its models run at 256 px anyway
 MIN_DETECTION_CONFIDENCE = 0.5
 MIN_TRACKING_CONFIDENCE = 0.5
 WORKERS = min(2, os.cpu_count() or 1)
@@ -60,6 +62,20 @@ def square_frame(frame, size):
         return np.ascontiguousarray(sq)
     interp = cv2.INTER_AREA if sq.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(sq, (size, size), interpolation=interp)
+
+
+def detect_image(frame, max_side=DETECT_MAX_SIDE):
+    """The whole frame, downscaled so its longer side is at most max_side: what MediaPipe sees."""
+    h, w = frame.shape[:2]
+    k = max_side / max(h, w)
+    return frame if k >= 1 else cv2.resize(frame, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+
+
+def frame_to_square(xy, shape):
+    """Coordinates in [0,1] of the whole (H, W) frame -> [0,1] of its centre square crop."""
+    h, w = shape[:2]
+    s = min(h, w)
+    return ((xy * (w, h) - ((w - s) // 2, (h - s) // 2)) / s).astype(np.float32)
 
 
 def check_video_path(path):
@@ -151,6 +167,8 @@ def check_model_complexity(complexity):
 
 def default_video():
     """The built-in sample's target clip (rendered on first use)."""
+    import Mannequin  # only needed when no video is given
+
     return Mannequin.ensure_sample("target")
 
 
@@ -158,8 +176,12 @@ _progress = None  # per-worker shared counter (set by the pool initializer)
 
 
 def _init_worker(counter):
+    """Pool initializer: share the progress counter; silence MediaPipe/TFLite's C++ logging."""
     global _progress
     _progress = counter
+    os.environ["GLOG_minloglevel"] = "2"
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # the worker's C++ chatter only; its Python exceptions reach the parent
 
 
 def _extract_range(task):
@@ -183,13 +205,12 @@ def _extract_range(task):
     for i, frame in iter_frames(video, first, stop, step):
         if n >= n_max:
             break
-        sq = square_frame(frame, size)
-        frames[n] = sq
+        frames[n] = square_frame(frame, size)
         index[n] = i
-        res = pose.process(cv2.cvtColor(sq, cv2.COLOR_BGR2RGB))
+        res = pose.process(cv2.cvtColor(detect_image(frame), cv2.COLOR_BGR2RGB))
         if res.pose_landmarks is not None:
             s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
-            skel[n, :, :2], skel[n, :, 2] = s.xy, s.vis
+            skel[n, :, :2], skel[n, :, 2] = frame_to_square(s.xy, frame.shape), s.vis
         n += 1
         if _progress is not None:
             with _progress.get_lock():
@@ -365,6 +386,15 @@ class VideoSkeleton:
         self.valid = np.isfinite(self.ske_all[:, 0, 0])
         self.ids = np.flatnonzero(self.valid)
         self._resized = {}
+
+    @property
+    def key(self):
+        """'<video stem>-<content hash>': names this target's cache and checkpoint folders."""
+        return self.cache_dir.name
+
+    def checkpoint_dir(self, name):
+        """Folder for one model trained on this target: data/checkpoints/<key>/<name>/."""
+        return CHECKPOINT_DIR / self.key / name
 
     def __len__(self):
         return len(self.ids)

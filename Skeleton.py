@@ -11,11 +11,15 @@ import shutil
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg (inside OpenCV) prints its own lines for unreadable files; we report those in one line ourselves.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / "data"
+# Caches, checkpoints and the sample live here; DEEPDANCE_DATA moves them (tests use a temp dir).
+DATA_DIR = Path(os.environ.get("DEEPDANCE_DATA", ROOT / "data")).resolve()
 
 # MediaPipe Pose landmark indices of our 13 joints, in our order. "left" is the person's left.
 MP_INDICES = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)

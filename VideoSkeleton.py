@@ -238,16 +238,16 @@ def extract(video, params, workers=WORKERS, verbose=True):
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
         tasks = [(str(video), int(bounds[k]), int(bounds[k + 1]), params, tmp, k) for k in range(workers)]
-        counter = multiprocessing.get_context("spawn").Value("q", 0)
+        counter = multiprocessing.get_context("spawn").Value("q", 0)  # frames done, over all workers
+        ctx = multiprocessing.get_context("spawn")
         bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
-        with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker, (counter,)) as pool:
+        with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,)) as pool:
             futures = [pool.submit(_extract_range, t) for t in tasks]
             while not all(f.done() for f in futures):
                 time.sleep(0.1)
                 bar.update(counter.value - bar.n)
             counts = [f.result() for f in futures]
-        bar.update(counter.value - bar.n)
-        bar.close()
+            bar.update(counter.value - bar.n)
         n = sum(counts)
         if n == 0:
             raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")

@@ -1,0 +1,157 @@
+"""VideoSkeleton: extraction quality on the sample, the cache, the split, the dataset, bad input."""
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+from conftest import run_script, write_video
+
+import VideoSkeleton as V
+from Skeleton import pck
+from VideoSkeleton import VideoSkeleton
+
+
+def test_extraction_matches_ground_truth_on_sample(sample_vs):
+    import Mannequin
+
+    gt_px = Mannequin.sample_joints("target")[sample_vs.frame_indices]  # (N, 13, 2) px of the 320x256 frame
+    side = min(Mannequin.FRAME_W, Mannequin.FRAME_H)
+    gt = (gt_px - [(Mannequin.FRAME_W - side) // 2, (Mannequin.FRAME_H - side) // 2]) / side
+    assert sample_vs.valid.mean() >= 0.97, f"detected only {sample_vs.valid.mean():.1%} of frames"
+    score = pck(sample_vs.ske_all[sample_vs.valid, :, :2], gt[sample_vs.valid], 0.05)
+    assert score >= 0.95, f"PCK@0.05 = {score:.3f}"
+
+
+def test_cache_roundtrip_is_fast_and_identical(short_clip, monkeypatch):
+    first = VideoSkeleton(short_clip, verbose=False)
+    assert len(first) > 50 and (first.cache_dir / "meta.json").exists()
+
+    def no_extract(*a, **k):
+        raise AssertionError("a valid cache must not be recomputed")
+
+    monkeypatch.setattr(V, "extract", no_extract)
+    t = time.perf_counter()
+    again = VideoSkeleton(short_clip, verbose=False)
+    assert time.perf_counter() - t < 1.0
+    np.testing.assert_array_equal(again.ske_all, first.ske_all)
+    np.testing.assert_array_equal(again.frames_all, first.frames_all)
+    assert again.meta["frame_indices"] == list(range(60))
+
+
+def test_changed_params_or_content_invalidate(short_clip, tmp_path):
+    base = VideoSkeleton(short_clip, verbose=False)
+    skipped = VideoSkeleton(short_clip, frame_skip=3, verbose=False)
+    assert skipped.cache_dir == base.cache_dir  # same video: the cache is replaced, not duplicated
+    assert skipped.meta["frame_indices"] == list(range(0, 60, 3)) and skipped.meta["params"]["frame_skip"] == 3
+    # Different content under the same name -> a different cache folder.
+    from VideoSkeleton import iter_frames
+
+    other = write_video(tmp_path / short_clip.name, [f for _, f in iter_frames(short_clip, 0, 30)])
+    changed = VideoSkeleton(other, verbose=False)
+    assert changed.cache_dir != base.cache_dir and len(changed.valid) == 30
+
+
+def test_two_workers_give_the_same_frames_as_one(short_clip, monkeypatch):
+    monkeypatch.setattr(V, "MIN_FRAMES_PER_WORKER", 10)
+    one = VideoSkeleton(short_clip, force=True, workers=1, verbose=False)
+    f1, s1 = np.array(one.frames_all), one.ske_all.copy()
+    two = VideoSkeleton(short_clip, force=True, workers=2, verbose=False)
+    assert two.meta["workers"] == 2
+    np.testing.assert_array_equal(np.array(two.frames_all), f1)  # chunk seeking is frame-exact
+    both = np.isfinite(s1[:, 0, 0]) & np.isfinite(two.ske_all[:, 0, 0])
+    assert both.mean() > 0.95
+    assert np.abs(two.ske_all[both, :, :2] - s1[both, :, :2]).mean() < 0.01
+
+
+def test_split_is_contiguous_and_disjoint(sample_vs):
+    train, val = sample_vs.split()
+    assert len(set(train) & set(val)) == 0
+    assert np.all(np.diff(val) == 1) and np.all(np.diff(train) == 1)
+    assert val[0] - train[-1] > V.VAL_GAP  # a gap, so neighbouring frames cannot leak
+    assert val[-1] == len(sample_vs) - 1
+    assert abs(len(val) - V.VAL_FRAC * len(sample_vs)) <= 1
+
+
+def test_dataset_tensors(sample_vs):
+    import torch
+
+    train, _ = sample_vs.split()
+    ds = sample_vs.dataset(train[:16], size=64)
+    maps, vec, img = ds.batch(torch.arange(4))
+    assert maps.shape == (4, 3, 64, 64) and img.shape == (4, 3, 64, 64) and vec.shape == (4, 26)
+    for t in (maps, vec, img):
+        assert t.dtype == torch.float32 and t.min() >= -1 and t.max() <= 1
+    assert len(ds) == 16 and ds[0][0].shape == (3, 64, 64)
+
+
+def test_frame_resizing(sample_vs):
+    assert sample_vs.frame(0).shape == (256, 256, 3)
+    assert sample_vs.frame(0, 64).shape == (64, 64, 3)
+    assert sample_vs.frames(32).shape == (len(sample_vs), 32, 32, 3)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _assert_clean_failure(proc, needle, data_dir, stem):
+    assert proc.returncode != 0
+    # What a terminal shows: progress bars redraw in place with \r, so keep each line's last state.
+    lines = [ln.split("\r")[-1].strip() for ln in proc.stderr.split("\n")]
+    lines = [ln for ln in lines if ln]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert needle in lines[0].lower(), lines[0]
+    cache = data_dir / "cache"
+    leftovers = [p.name for p in cache.iterdir() if stem in p.name] if cache.exists() else []
+    assert leftovers == [], leftovers
+
+
+def test_missing_file(tmp_path, data_dir):
+    proc = run_script("VideoSkeleton.py", tmp_path / "nope.mp4")
+    _assert_clean_failure(proc, "not found", data_dir, "nope")
+
+
+def test_directory_instead_of_file(tmp_path, data_dir):
+    proc = run_script("VideoSkeleton.py", tmp_path)
+    _assert_clean_failure(proc, "directory", data_dir, tmp_path.name)
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [("notes.mp4", b"this is not a video\n" * 50), ("noise.mp4", bytes(range(256)) * 64), ("empty.mp4", b"")],
+)
+def test_not_a_video(tmp_path, data_dir, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    proc = run_script("VideoSkeleton.py", path)
+    _assert_clean_failure(proc, "video", data_dir, path.stem)
+
+
+def test_zero_frame_video(tmp_path, data_dir):
+    import cv2
+
+    path = tmp_path / "zero.mp4"
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 64)).release()
+    proc = run_script("VideoSkeleton.py", path)
+    _assert_clean_failure(proc, "video", data_dir, "zero")
+
+
+def test_video_with_no_person(tmp_path, data_dir):
+    rng = np.random.default_rng(0)
+    frames = [np.full((96, 128, 3), 90, np.uint8) + rng.integers(0, 20, (96, 128, 3), dtype=np.uint8)] * 20
+    path = write_video(tmp_path / "empty_room.mp4", frames)
+    proc = run_script("VideoSkeleton.py", path, "true", "1")
+    _assert_clean_failure(proc, "no person", data_dir, "empty_room")
+
+
+def test_models_that_would_download_are_refused(short_clip, data_dir, tmp_path):
+    clip = shutil.copy(short_clip, tmp_path / "refused.mp4")
+    proc = run_script("VideoSkeleton.py", clip, "--model_complexity", "2")
+    _assert_clean_failure(proc, "model_complexity 2", data_dir, "refused")
+
+
+def test_reference_cli_runs_on_a_clip(short_clip):
+    proc = run_script("VideoSkeleton.py", short_clip, "True", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "detected" in proc.stdout and "frames/s" in proc.stdout

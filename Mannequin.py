@@ -1,0 +1,624 @@
+"""DeepDance's built-in sample footage: a shaded, clothed mannequin rendered from a 13-joint skeleton.
+
+Two deterministic clips: "target" (mannequin A running through a varied routine the models train on) and
+"source" (mannequin B: other proportions, clothes and placement, dancing moves within the target's range).
+The ground-truth joints follow MediaPipe Pose's semantics, in pixels of the 320x256 frame.
+"""
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from Skeleton import DATA_DIR, JOINT_NAMES, N_JOINTS, UserError, VideoWriter, atomic_path, run_cli
+
+SAMPLE_DIR = DATA_DIR / "sample"
+FRAME_W, FRAME_H, FPS = 320, 256, 25
+CLIPS = ("target", "source")
+N_FRAMES = {"target": 600, "source": 400}
+SEEDS = {"target": 1, "source": 2}
+CRF = 18
+HORIZON_Y = 150  # px: where the wall meets the floor
+LIGHT = np.array([-0.35, -0.55, 0.76]) / np.linalg.norm([-0.35, -0.55, 0.76])  # from the upper left, in front
+AMBIENT = 0.38
+BELT = (50, 36, 28)  # RGB
+SPEC_HALF = (LIGHT + np.array([0.0, 0.0, 1.0])) / np.linalg.norm(LIGHT + np.array([0.0, 0.0, 1.0]))
+
+# Face layout in head-local body heights (y down from the head's centre); the nose joint is the nose tip.
+EYE_Y, NOSE_Y, MOUTH_Y = -0.012, 0.009, 0.029
+
+NOSE, L_SH, R_SH, L_EL, R_EL, L_WR, R_WR, L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN = range(N_JOINTS)
+
+
+# --------------------------------------------------------------------------- the two mannequins
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One mannequin: placement (px), proportions (fractions of its height), clothes (RGB)."""
+
+    height: float  # px, sole to top of head
+    cx: float  # px, x of the pelvis when standing at rest
+    floor_y: float  # px, y where the soles rest
+    wall: tuple  # RGB of the room's wall (each clip is "another video")
+    floor: tuple
+    skin: tuple
+    hair: tuple
+    shirt: tuple
+    trousers: tuple
+    shoes: tuple
+    long_sleeves: bool = False
+    shoulder: float = 0.105  # half the distance between the shoulder joints
+    hip: float = 0.058  # half the distance between the hip joints (inside the torso's outline, as MediaPipe's)
+    torso: float = 0.30  # hip line to shoulder line
+    upper_arm: float = 0.175
+    forearm: float = 0.15
+    hand: float = 0.095
+    thigh: float = 0.245
+    shin: float = 0.232
+    ankle: float = 0.055  # ankle joint above the sole: just above the shoe
+    girth: float = 1.0  # scales every limb's and the torso's width
+
+
+FIGURES = {
+    "target": Figure(
+        height=184.0, cx=160.0, floor_y=240.0, wall=(222, 211, 190), floor=(150, 116, 84),
+        skin=(226, 176, 142), hair=(74, 46, 30), shirt=(196, 48, 44), trousers=(46, 62, 112), shoes=(38, 34, 32),
+    ),
+    "source": Figure(
+        height=150.0, cx=140.0, floor_y=226.0, wall=(196, 208, 214), floor=(118, 112, 104),
+        skin=(168, 116, 84), hair=(28, 22, 22), shirt=(40, 142, 92), trousers=(64, 64, 74), shoes=(232, 232, 228),
+        long_sleeves=True, shoulder=0.1, hip=0.055, torso=0.29, upper_arm=0.19, forearm=0.165, hand=0.1,
+        thigh=0.26, shin=0.24, girth=0.9,
+    ),
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- motion: moves and routines
+
+# Pose parameters. x in body heights; angles in degrees. Arm/leg angles are abductions: 0 = hanging down,
+# 90 = straight out sideways, 180 = straight up; elbow/knee add to the limb's angle (negative = inwards);
+# lift tilts the thigh toward the camera (its projected length shrinks by cos(lift)).
+PARAMS = ("x", "lean", "head", "l_arm", "l_elbow", "r_arm", "r_elbow", "l_leg", "l_knee", "r_leg", "r_knee",
+          "l_lift", "r_lift")  # fmt: skip
+P = {name: i for i, name in enumerate(PARAMS)}
+NEUTRAL = dict(x=0.0, lean=0.0, head=0.0, l_arm=10.0, l_elbow=8.0, r_arm=10.0, r_elbow=8.0, l_leg=4.0, l_knee=0.0,
+               r_leg=4.0, r_knee=0.0, l_lift=0.0, r_lift=0.0)  # fmt: skip
+
+
+def _upper_move(name, rng):
+    """Arm/torso part of a move, for the person's left side: (absolute targets, oscillations)."""
+    u = rng.uniform
+    if name == "none":
+        return {}, []
+    if name == "raise_both":
+        return dict(l_arm=u(115, 160), l_elbow=u(0, 25), r_arm=u(115, 160), r_elbow=u(0, 25)), []
+    if name == "raise_one":
+        return dict(l_arm=u(140, 168), l_elbow=u(0, 20), r_arm=u(15, 35), head=u(-6, 0)), []
+    if name == "wave":
+        return dict(l_arm=u(95, 118), l_elbow=u(45, 65), head=u(0, 6)), [("l_elbow", u(18, 24), u(9, 12))]
+    if name == "reach":
+        return dict(l_arm=u(80, 100), l_elbow=u(0, 10), r_arm=u(20, 40), r_elbow=20, lean=u(6, 12), x=u(0.02, 0.04)), []
+    if name == "muscle":
+        return dict(l_arm=u(80, 100), l_elbow=u(75, 100), r_arm=u(80, 100), r_elbow=u(75, 100)), []
+    if name == "hips":
+        return dict(l_arm=u(36, 44), l_elbow=u(-85, -72), r_arm=u(36, 44), r_elbow=u(-85, -72)), []
+    if name == "cross":
+        return dict(l_arm=u(20, 30), l_elbow=u(-110, -95), r_arm=u(12, 20)), []
+    if name == "swing":
+        return dict(l_arm=u(35, 45), r_arm=u(35, 45), l_elbow=u(15, 30), r_elbow=u(15, 30)), [
+            ("l_arm", 30.0, 20.0), ("r_arm", -30.0, 20.0)]  # fmt: skip
+    if name == "side_bend":
+        return dict(lean=u(-18, -12), l_arm=u(140, 160), l_elbow=u(25, 40), r_arm=u(12, 25), head=u(2, 6)), []
+    raise ValueError(name)
+
+
+def _lower_move(name, rng):
+    """Leg/root part of a move, for the person's left side: (absolute targets, oscillations)."""
+    u = rng.uniform
+    if name == "stand":
+        return {}, []
+    if name == "squat":
+        spread = u(12, 18)
+        return dict(l_lift=u(45, 60), r_lift=u(45, 60), l_leg=spread, r_leg=spread, l_knee=spread, r_knee=spread), []
+    if name == "step":
+        return dict(x=u(0.06, 0.1), l_leg=u(12, 16), r_leg=u(8, 12)), []
+    if name == "leg_side":
+        return dict(l_leg=u(28, 40), l_knee=u(0, 8), r_leg=2.0, lean=u(-9, -5)), []
+    if name == "knee_raise":
+        return dict(l_lift=u(45, 62), l_leg=6.0, l_knee=6.0), []
+    if name == "lunge":
+        bend = u(22, 30)
+        return dict(l_leg=bend, l_knee=bend + 4, l_lift=u(15, 25), r_leg=u(12, 18), x=u(0.04, 0.07)), []
+    if name == "bounce":
+        return dict(l_lift=12.0, r_lift=12.0, l_leg=8.0, r_leg=8.0, l_knee=6.0, r_knee=6.0), [
+            ("l_lift", 12.0, 12.5), ("r_lift", 12.0, 12.5)]  # fmt: skip
+    raise ValueError(name)
+
+
+# (upper move, its side, lower move, its side); side +1 = the person's left, -1 = mirrored. Slots 0-13 show every
+# move (the one-sided ones on both sides, but "cross"); the held-out last 15% of the target clip (from frame 510:
+# the end of slot 13 and slots 14-16) re-runs combinations seen before, with other amplitudes.
+TARGET_ROUTINE = (
+    ("raise_both", 1, "stand", 1), ("wave", 1, "stand", 1), ("none", 1, "squat", 1),
+    ("raise_one", -1, "leg_side", 1), ("reach", 1, "step", 1), ("cross", -1, "knee_raise", 1),
+    ("muscle", 1, "stand", 1), ("side_bend", 1, "lunge", -1), ("hips", 1, "knee_raise", -1),
+    ("wave", -1, "step", -1), ("raise_one", 1, "bounce", 1), ("reach", -1, "leg_side", -1),
+    ("side_bend", -1, "squat", 1), ("swing", 1, "lunge", 1),
+    ("wave", 1, "squat", 1), ("raise_one", -1, "leg_side", 1), ("reach", 1, "step", 1),
+)  # fmt: skip
+# The source dance draws its moves from these (repeats weight the dancier moves), all within the target's range.
+SOURCE_UPPER = ("raise_both", "raise_one", "wave", "reach", "muscle", "hips", "swing", "side_bend", "swing", "wave")
+SOURCE_LOWER = ("bounce", "step", "squat", "leg_side", "knee_raise", "lunge", "bounce", "stand")
+
+
+def _mirror(targets):
+    """The same move done with the other side: swap l_/r_, negate x, lean and head."""
+    out = {}
+    for k, v in targets.items():
+        if k in ("x", "lean", "head"):
+            out[k] = -v
+        elif k.startswith("l_"):
+            out["r_" + k[2:]] = v
+        elif k.startswith("r_"):
+            out["l_" + k[2:]] = v
+    return out
+
+
+def _delta(targets, side):
+    """(len(PARAMS),) offsets from NEUTRAL for absolute targets of a move done on `side`."""
+    targets = targets if side > 0 else _mirror(targets)
+    d = np.zeros(len(PARAMS))
+    for k, v in targets.items():
+        d[P[k]] += v - NEUTRAL[k]
+    return d
+
+
+def _osc_params(osc, side):
+    """Oscillations [(param, amp, period)] mirrored to `side`."""
+    if side > 0:
+        return osc
+    return [(("r_" + k[2:]) if k.startswith("l_") else ("l_" + k[2:]), a, p) for k, a, p in osc]
+
+
+def _ease(s):
+    """Smoothstep in [0, 1]: zero velocity at both ends, so moves start and stop softly."""
+    s = np.clip(s, 0.0, 1.0)
+    return s * s * (3.0 - 2.0 * s)
+
+
+def routine(which):
+    """A clip's motion, deterministic: pose parameters (N, len(PARAMS)) float64, and the moves as
+    [(start frame, upper move, its side, lower move, its side)]."""
+    n = N_FRAMES[which]
+    rng = np.random.default_rng(SEEDS[which])
+    if which == "target":
+        slots = list(TARGET_ROUTINE)
+    else:
+        slots = []
+        while len(slots) < 30:  # more than enough; cut to n frames below
+            slots.append((rng.choice(SOURCE_UPPER), int(rng.choice([-1, 1])), rng.choice(SOURCE_LOWER),
+                          int(rng.choice([-1, 1]))))  # fmt: skip
+    neutral = np.array([NEUTRAL[k] for k in PARAMS])
+    out = np.tile(neutral, (n, 1))
+    f0, schedule = 0, []
+    for upper, su, lower, sl in slots:
+        if f0 >= n:
+            break
+        schedule.append((f0, str(upper), su, str(lower), sl))
+        tu, ou = _upper_move(upper, rng)
+        tl, ol = _lower_move(lower, rng)
+        delta = _delta(tu, su) + _delta(tl, sl)
+        osc = _osc_params(ou, su) + _osc_params(ol, sl)
+        n_in, n_hold, n_out = int(rng.integers(12, 16)), int(rng.integers(5, 10)), int(rng.integers(12, 16))
+        if osc:
+            n_hold += 10  # room for a couple of oscillation cycles
+        if which == "source":  # the dance is brisker: shorter holds
+            n_hold = max(4, n_hold - 4)
+        length = n_in + n_hold + n_out
+        t = np.arange(length, dtype=np.float64)
+        env = _ease(t / n_in) * (1.0 - _ease((t - n_in - n_hold) / n_out))
+        seg = env[:, None] * delta[None, :]
+        for k, amp, period in osc:
+            seg[:, P[k]] += env**2 * amp * np.sin(2 * np.pi * t / period)
+        m = min(length, n - f0)
+        out[f0 : f0 + m] += seg[:m]
+        f0 += length + int(rng.integers(0, 3))
+    # Idle life: small incommensurate sways, so no two frames are exactly alike.
+    t = np.arange(n, dtype=np.float64) / FPS
+    idle = dict(lean=(1.5, 3.1), head=(3.0, 2.3), l_arm=(4.0, 1.7), r_arm=(4.0, 1.9), l_elbow=(4.0, 2.9),
+                r_elbow=(4.0, 2.6), l_leg=(1.0, 3.7), r_leg=(1.0, 4.1), x=(0.005, 5.3))  # fmt: skip
+    for k, (amp, period) in idle.items():
+        out[:, P[k]] += amp * np.sin(2 * np.pi * t / period + P[k])
+    if which == "source":  # a dancer's sway and head bob on the beat
+        out[:, P["lean"]] += 3.0 * np.sin(2 * np.pi * t / 1.0)
+        out[:, P["head"]] += 4.0 * np.sin(2 * np.pi * t / 0.5)
+    out[:, P["l_lift"]] = np.clip(out[:, P["l_lift"]], 0.0, 78.0)
+    out[:, P["r_lift"]] = np.clip(out[:, P["r_lift"]], 0.0, 78.0)
+    return out, schedule
+
+
+# --------------------------------------------------------------------------- kinematics
+
+
+def _rot(v, ang):
+    """Rotate (...,2) vectors by `ang` radians (clockwise on screen, since y points down)."""
+    c, s = np.cos(ang)[..., None], np.sin(ang)[..., None]
+    return np.concatenate([c * v[..., :1] - s * v[..., 1:], s * v[..., :1] + c * v[..., 1:]], axis=-1)
+
+
+def _limb_dir(deg, side):
+    """Unit direction (...,2) of a limb with abduction `deg`; side +1 = person's left = image right."""
+    a = np.radians(deg)
+    return np.stack([side * np.sin(a), np.cos(a)], axis=-1)
+
+
+def forward_kinematics(params, fig):
+    """Pose parameters (N, len(PARAMS)) -> joints (N,13,2) px, head centre (N,2) px, head angle (N,) rad."""
+    p = {k: params[:, i] for i, k in enumerate(PARAMS)}
+    n = len(params)
+    lean = np.radians(p["lean"])
+    neck = _rot(np.tile([0.0, -fig.torso], (n, 1)), lean)
+    j = np.zeros((n, N_JOINTS, 2))
+    for side, sh, el, wr, arm, elbow in ((1, L_SH, L_EL, L_WR, "l_arm", "l_elbow"),
+                                         (-1, R_SH, R_EL, R_WR, "r_arm", "r_elbow")):  # fmt: skip
+        j[:, sh] = neck + _rot(np.tile([side * fig.shoulder, 0.0], (n, 1)), lean)
+        j[:, el] = j[:, sh] + fig.upper_arm * _rot(_limb_dir(p[arm], side), lean)
+        j[:, wr] = j[:, el] + fig.forearm * _rot(_limb_dir(p[arm] + p[elbow], side), lean)
+    for side, hp, kn, an, leg, knee, lift in ((1, L_HIP, L_KN, L_AN, "l_leg", "l_knee", "l_lift"),
+                                               (-1, R_HIP, R_KN, R_AN, "r_leg", "r_knee", "r_lift")):  # fmt: skip
+        j[:, hp] = _rot(np.tile([side * fig.hip, 0.0], (n, 1)), 0.25 * lean)  # the pelvis follows the lean a bit
+        foreshort = np.cos(np.radians(p[lift]))[:, None]
+        j[:, kn] = j[:, hp] + fig.thigh * foreshort * _limb_dir(p[leg], side)
+        j[:, an] = j[:, kn] + fig.shin * _limb_dir(p[leg] - p[knee], side)
+    head_ang = lean + np.radians(p["head"])
+    head_c = neck + _rot(np.tile([0.0, -0.115], (n, 1)), head_ang)
+    j[:, NOSE] = head_c + _rot(np.tile([0.0, NOSE_Y], (n, 1)), head_ang)
+    # Place in the frame: the lower sole rests on the floor.
+    lowest = np.max(j[:, [L_AN, R_AN], 1], axis=1)
+    origin = np.stack([fig.cx + fig.height * p["x"], fig.floor_y - fig.height * (lowest + fig.ankle)], axis=-1)
+    joints = origin[:, None, :] + fig.height * j
+    return joints.astype(np.float32), origin + fig.height * head_c, head_ang
+
+
+# --------------------------------------------------------------------------- rasterising primitives
+# Every primitive touches only its bounding box; coverage is an anti-aliased 1-px ramp of a distance estimate,
+# and shading a Lambert term on the normal of the implied 3-D shape (capsule / ellipsoid / flattened cylinder).
+
+
+def _box(img, x0, y0, x1, y1):
+    """Pixel slice and pixel-centre coordinates (1,w), (h,1) of a bounding box clipped to `img`, or None."""
+    h, w = img.shape[:2]
+    ix0, iy0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+    ix1, iy1 = min(int(np.ceil(x1)) + 1, w), min(int(np.ceil(y1)) + 1, h)
+    if ix0 >= ix1 or iy0 >= iy1:
+        return None
+    xs = np.arange(ix0, ix1, dtype=np.float32)[None, :] + 0.5
+    ys = np.arange(iy0, iy1, dtype=np.float32)[:, None] + 0.5
+    return (slice(iy0, iy1), slice(ix0, ix1)), xs, ys
+
+
+def _shade(rgb, nx, ny, nz, gloss=0.0):
+    """Lit colour (h,w,3) of a surface with unit normal (nx, ny, nz) (each (h,w)) under LIGHT."""
+    lam = np.clip(nx * LIGHT[0] + ny * LIGHT[1] + nz * LIGHT[2], 0.0, 1.0)
+    out = np.asarray(rgb, np.float32) * (AMBIENT + (1.0 - AMBIENT) * lam)[..., None]
+    if gloss:
+        spec = np.clip(nx * SPEC_HALF[0] + ny * SPEC_HALF[1] + nz * SPEC_HALF[2], 0.0, 1.0) ** 24
+        out = out + (255.0 * gloss * spec)[..., None]
+    return out
+
+
+def _blend(img, sl, cov, color):
+    """Alpha-composite `color` ((h,w,3) or (3,)) over img[sl] with coverage cov (h,w)."""
+    region = img[sl]
+    region += cov[..., None] * (np.asarray(color, np.float32) - region)
+
+
+def _capsule(img, a, b, ra, rb, rgb, gloss=0.0):
+    """Tapered capsule from a (radius ra) to b (radius rb), shaded as a round limb."""
+    r = max(ra, rb) + 1.0
+    box = _box(img, min(a[0], b[0]) - r, min(a[1], b[1]) - r, max(a[0], b[0]) + r, max(a[1], b[1]) + r)
+    if box is None:
+        return
+    sl, xs, ys = box
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    t = np.clip(((xs - a[0]) * dx + (ys - a[1]) * dy) / max(dx * dx + dy * dy, 1e-6), 0.0, 1.0)
+    ex, ey = xs - (a[0] + t * dx), ys - (a[1] + t * dy)
+    d = np.sqrt(ex * ex + ey * ey)
+    rad = ra + (rb - ra) * t
+    cov = np.clip(rad - d + 0.5, 0.0, 1.0)
+    nx, ny = np.clip(ex / rad, -1, 1), np.clip(ey / rad, -1, 1)
+    nz = np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))
+    _blend(img, sl, cov, _shade(rgb, nx, ny, nz, gloss))
+
+
+def _ellipse(img, c, rx, ry, ang, rgb, gloss=0.0, clip=None, flat=False):
+    """Ellipse centred at c with semi-axes rx, ry rotated by ang; clip(lx, ly) -> extra coverage factor."""
+    r = max(rx, ry) + 1.0
+    box = _box(img, c[0] - r, c[1] - r, c[0] + r, c[1] + r)
+    if box is None:
+        return
+    sl, xs, ys = box
+    ca, sa = np.cos(ang), np.sin(ang)
+    wx, wy = xs - c[0], ys - c[1]
+    lx, ly = ca * wx + sa * wy, -sa * wx + ca * wy  # local frame
+    u, v = lx / rx, ly / ry
+    q = np.sqrt(u * u + v * v)
+    grad = np.sqrt((u / rx) ** 2 + (v / ry) ** 2) / np.maximum(q, 1e-6)
+    cov = np.clip((1.0 - q) / np.maximum(grad, 1e-6) + 0.5, 0.0, 1.0)
+    if clip is not None:
+        cov = cov * clip(lx, ly)
+    if flat:
+        color = np.asarray(rgb, np.float32)
+    else:
+        nxl, nyl = np.clip(u, -1, 1), np.clip(v, -1, 1)
+        nz = np.sqrt(np.clip(1.0 - nxl * nxl - nyl * nyl, 0.0, 1.0))
+        color = _shade(rgb, ca * nxl - sa * nyl, sa * nxl + ca * nyl, nz, gloss)
+    _blend(img, sl, cov, color)
+
+
+def _soft_shadow(img, c, rx, ry, strength):
+    """Darken an elliptic patch with a soft falloff (a contact shadow on the floor)."""
+    box = _box(img, c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry)
+    if box is None:
+        return
+    sl, xs, ys = box
+    q2 = ((xs - c[0]) / rx) ** 2 + ((ys - c[1]) / ry) ** 2
+    img[sl] *= (1.0 - strength * np.clip(1.0 - q2, 0.0, 1.0) ** 1.5)[..., None]
+
+
+# --------------------------------------------------------------------------- the scene
+
+
+def background(fig):
+    """The room: a softly lit, faintly textured wall above a plank floor. (FRAME_H, FRAME_W, 3) float32 RGB."""
+    rng = np.random.default_rng(7)
+    ys = (np.arange(FRAME_H, dtype=np.float32)[:, None] + 0.5) / FRAME_H
+    xs = (np.arange(FRAME_W, dtype=np.float32)[None, :] + 0.5) / FRAME_W
+    light = 1.05 - 0.25 * ((xs - 0.35) ** 2 + 0.6 * (ys - 0.2) ** 2)  # a lamp at the upper left
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (FRAME_H, FRAME_W)).astype(np.float32), (0, 0), 3.0)
+    wall = np.asarray(fig.wall, np.float32) * (light * (1.0 + 0.025 * noise) - 0.06 * ys)[..., None]
+    img = wall.copy()
+    # Floor: darker, with planks converging on a vanishing point above the frame centre.
+    fy = np.arange(HORIZON_Y, FRAME_H, dtype=np.float32)[:, None] + 0.5
+    depth = (fy - HORIZON_Y) / (FRAME_H - HORIZON_Y)  # 0 at the horizon, 1 at the bottom
+    fx = np.arange(FRAME_W, dtype=np.float32)[None, :] + 0.5
+    u = (fx - FRAME_W / 2) / (0.15 + depth)  # plank coordinate: constant along the converging lines
+    plank = np.abs(((u / 34.0) % 1.0) - 0.5) * 2.0  # 1 at a seam
+    spacing = 34.0 * (0.15 + depth)  # px between seams: fade them out where they would alias
+    seam = np.clip((plank - 0.93) * 12.0, 0.0, 1.0) * np.clip((spacing - 8.0) / 10.0, 0.0, 1.0)
+    shade = 0.82 + 0.22 * depth - 0.12 * seam + 0.02 * noise[HORIZON_Y:]
+    img[HORIZON_Y:] = np.asarray(fig.floor, np.float32) * shade[..., None]
+    # Skirting board along the horizon.
+    img[HORIZON_Y - 5 : HORIZON_Y] = np.asarray([236, 234, 228], np.float32) * 0.93
+    img[HORIZON_Y - 1 : HORIZON_Y] *= 0.8
+    return img.astype(np.float32)
+
+
+def _head(img, c, ang, fig):
+    """Head with hair, ears, eyebrows, eyes, nose and mouth, centred at c and tilted by ang (radians)."""
+    H = fig.height
+    rx, ry = 0.052 * H, 0.066 * H
+
+    def at(lx, ly):
+        """Head-local offset (body heights) -> pixel position."""
+        return (c[0] + H * (np.cos(ang) * lx - np.sin(ang) * ly), c[1] + H * (np.sin(ang) * lx + np.cos(ang) * ly))
+
+    def below(y0):
+        return lambda lx, ly: np.clip(y0 * H - ly + 0.5, 0.0, 1.0)
+
+    skin = np.asarray(fig.skin, np.float32)
+    hair = np.asarray(fig.hair, np.float32)
+    _ellipse(img, at(0.0, -0.006), rx * 1.1, ry * 1.06, ang, hair, gloss=0.15, clip=below(0.012))  # hair behind
+    for s in (-1, 1):
+        _ellipse(img, at(s * 0.05, 0.004), 0.011 * H, 0.019 * H, ang, skin * 0.9)  # ears
+    _ellipse(img, c, rx, ry, ang, skin)
+    # Hairline: lower at the temples, so the fringe frames the face.
+    hairline = lambda lx, ly: np.clip((-0.028 + 0.022 * (lx / rx) ** 2) * H - ly + 0.5, 0.0, 1.0)  # noqa: E731
+    _ellipse(img, at(0.0, -0.003), rx * 1.04, ry * 1.02, ang, hair, gloss=0.2, clip=hairline)
+    ey = EYE_Y
+    for s in (-1, 1):  # eyebrows, eyes (white + iris), from the person's right (s=-1, image left) to left
+        _capsule(img, at(s * 0.010, ey - 0.013), at(s * 0.031, ey - 0.014), 0.0042 * H, 0.0034 * H, hair * 0.8)
+        _ellipse(img, at(s * 0.02, ey), 0.0105 * H, 0.0058 * H, ang, (245, 245, 240), flat=True)
+        _ellipse(img, at(s * 0.02, ey), 0.0052 * H, 0.0052 * H, ang, (40, 30, 25), flat=True)
+    tip = NOSE_Y - 0.002
+    _capsule(img, at(0.0, ey + 0.004), at(0.0, tip), 0.0045 * H, 0.0068 * H, skin * 0.97, gloss=0.1)  # nose
+    for s in (-1, 1):
+        _ellipse(img, at(s * 0.0045, tip + 0.005), 0.0032 * H, 0.0022 * H, ang, skin * 0.45, flat=True)  # nostrils
+    my = MOUTH_Y
+    _capsule(img, at(-0.014, my - 0.001), at(0.0, my + 0.001), 0.0036 * H, 0.0036 * H, (150, 60, 60))  # a smile
+    _capsule(img, at(0.0, my + 0.001), at(0.014, my - 0.001), 0.0036 * H, 0.0036 * H, (150, 60, 60))
+
+
+def _torso(img, neck, pelvis, fig):
+    """Shirt + belt + trousers' seat as one tapered, flattened cylinder from the shoulder line to the crotch."""
+    H, g = fig.height, fig.girth
+    axis = np.asarray(pelvis, np.float64) - np.asarray(neck, np.float64)
+    length = max(np.linalg.norm(axis), 1e-6)
+    ax_u = axis / length
+    perp = np.array([-ax_u[1], ax_u[0]])  # points to the image left when upright
+    ts = np.array([-0.12, 0.0, 0.3, 0.62, 0.82, 1.0, 1.2])  # along the axis, in torso lengths
+    ws = np.array([0.085, 0.112, 0.106, 0.086, 0.092, 0.1, 0.1]) * H * g  # half widths
+    wmax = ws.max() + 2
+    corners = [np.asarray(neck) + ax_u * length * tt + perp * s * wmax for tt in (-0.15, 1.25) for s in (-1, 1)]
+    cx = [p[0] for p in corners]
+    cy = [p[1] for p in corners]
+    box = _box(img, min(cx), min(cy), max(cx), max(cy))
+    if box is None:
+        return
+    sl, xs, ys = box
+    wx, wy = xs - neck[0], ys - neck[1]
+    along = (wx * ax_u[0] + wy * ax_u[1]) / length
+    lat = wx * perp[0] + wy * perp[1]
+    w = np.interp(along, ts, ws)
+    rel = np.clip(lat / w, -1.0, 1.0)
+    top = -0.15 + 0.09 * rel**2  # shoulders slope down from the neck
+    bottom = 1.06 + 0.14 * (1.0 - rel**2)  # crotch lower in the middle
+    cov = (np.clip(w - np.abs(lat) + 0.5, 0, 1) * np.clip((along - top) * length + 0.5, 0, 1)
+           * np.clip((bottom - along) * length + 0.5, 0, 1))  # fmt: skip
+    # Flattened cylinder normal: bends only across the width, more at the edges.
+    nlat = np.sign(rel) * np.abs(rel) ** 1.5
+    nx, ny = nlat * perp[0], nlat * perp[1]
+    nz = np.sqrt(np.clip(1.0 - nlat * nlat, 0.0, 1.0))
+    belt_lo, belt_hi = 0.84, 0.92
+    belt = np.asarray(BELT, np.float32)
+    base = np.where((along < belt_lo)[..., None], np.asarray(fig.shirt, np.float32),
+                    np.where((along < belt_hi)[..., None], belt, np.asarray(fig.trousers, np.float32)))  # fmt: skip
+    lam = np.clip(nx * LIGHT[0] + ny * LIGHT[1] + nz * LIGHT[2], 0.0, 1.0)
+    color = base * (AMBIENT + (1.0 - AMBIENT) * lam)[..., None]
+    _blend(img, sl, cov, color)
+
+
+def _arm(img, sh, el, wr, fig):
+    """Upper arm, forearm and hand: a t-shirt shows skin from mid upper arm down, long sleeves reach the wrist."""
+    H, g = fig.height, fig.girth
+    skin = np.asarray(fig.skin, np.float32)
+    sh, el, wr = np.asarray(sh, np.float64), np.asarray(el, np.float64), np.asarray(wr, np.float64)
+    if fig.long_sleeves:
+        _capsule(img, sh, el, 0.037 * H * g, 0.033 * H * g, fig.shirt)
+        _capsule(img, el, wr, 0.033 * H * g, 0.026 * H * g, fig.shirt)
+    else:
+        _capsule(img, sh, el, 0.033 * H * g, 0.028 * H * g, skin)
+        _capsule(img, sh, sh + 0.5 * (el - sh), 0.034 * H * g, 0.036 * H * g, fig.shirt)  # t-shirt sleeve
+        _capsule(img, el, wr, 0.029 * H * g, 0.021 * H * g, skin)
+    d = wr - el
+    d = d / max(np.linalg.norm(d), 1e-6)
+    hand_c = wr + d * fig.hand * H * 0.5
+    _ellipse(img, hand_c, fig.hand * H * 0.52, 0.026 * H, np.arctan2(d[1], d[0]), skin)
+
+
+def _leg(img, hip, kn, an, fig):
+    """Thigh and shin (trousers) and a shoe under the ankle; a thigh raised toward the camera goes in front."""
+    H, g = fig.height, fig.girth
+    hip, kn, an = np.asarray(hip, np.float64), np.asarray(kn, np.float64), np.asarray(an, np.float64)
+    raised = np.linalg.norm(kn - hip) < 0.9 * fig.thigh * H  # foreshortened: the knee comes toward us
+    if not raised:
+        _capsule(img, hip, kn, 0.054 * H * g, 0.039 * H * g, fig.trousers)
+    _capsule(img, kn, an, 0.039 * H * g, 0.029 * H * g, fig.trousers)
+    d = an - kn
+    tilt = 0.5 * np.arctan2(-d[0], d[1])  # the shoe follows the shin a little
+    _ellipse(img, (an[0], an[1] + 0.029 * H), 0.036 * H, 0.026 * H, tilt, fig.shoes, gloss=0.25)
+    if raised:  # thigh over the shin, ending in a rounded, lit kneecap (nearer the camera: a touch wider)
+        _capsule(img, hip, kn, 0.054 * H * g, 0.045 * H * g, fig.trousers, gloss=0.06)
+
+
+def render_frame(bg, fig, joints, head_c, head_ang):
+    """One frame: background (H,W,3) float32 RGB, joints (13,2) px -> (FRAME_H, FRAME_W, 3) uint8 BGR."""
+    img = bg.copy()
+    H = fig.height
+    j = joints.astype(np.float64)
+    feet_x = 0.5 * (j[L_AN, 0] + j[R_AN, 0])
+    spread = abs(j[L_AN, 0] - j[R_AN, 0])
+    # Contact shadow, nudged right because the light comes from the upper left.
+    _soft_shadow(img, (feet_x + 0.03 * H, fig.floor_y + 0.004 * H), 0.5 * spread + 0.12 * H, 0.035 * H, 0.45)
+    neck = 0.5 * (j[L_SH] + j[R_SH])
+    pelvis = 0.5 * (j[L_HIP] + j[R_HIP])
+    _leg(img, j[R_HIP], j[R_KN], j[R_AN], fig)
+    _leg(img, j[L_HIP], j[L_KN], j[L_AN], fig)
+    _torso(img, neck, pelvis, fig)
+    _capsule(img, neck, head_c, 0.033 * H, 0.03 * H, np.asarray(fig.skin, np.float32) * 0.92)  # neck
+    _head(img, head_c, head_ang, fig)
+    _arm(img, j[R_SH], j[R_EL], j[R_WR], fig)
+    _arm(img, j[L_SH], j[L_EL], j[L_WR], fig)
+    np.clip(img, 0.0, 254.5, out=img)
+    img += 0.5  # round, not truncate
+    return img[..., ::-1].astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- clips and files
+
+
+def _frames(which, index=None):
+    """Ground-truth joints (N,13,2) float32 px of a clip's frames `index` (default all), and a generator of the
+    frames themselves, so a whole clip can be streamed to a file without holding it in memory."""
+    if which not in CLIPS:
+        raise UserError(f"unknown sample clip {which!r}; expected one of {', '.join(CLIPS)}")
+    fig = FIGURES[which]
+    joints, head_c, head_ang = forward_kinematics(routine(which)[0], fig)
+    index = np.arange(len(joints)) if index is None else np.asarray(index, dtype=int).reshape(-1)
+    bg = background(fig)
+    return joints[index], (render_frame(bg, fig, joints[i], head_c[i], head_ang[i]) for i in index)
+
+
+def render_clip(which, index=None):
+    """Render a clip (or only its frames `index`): frames (N, FRAME_H, FRAME_W, 3) uint8 BGR and
+    joints (N,13,2) float32 px of the FRAME_W x FRAME_H frame, in Skeleton.JOINT_NAMES order."""
+    joints, gen = _frames(which, index)
+    frames = np.empty((len(joints), FRAME_H, FRAME_W, 3), np.uint8)
+    for i, frame in enumerate(gen):
+        frames[i] = frame
+    return frames, joints
+
+
+def clip_path(which):
+    """Path of a clip's video."""
+    return SAMPLE_DIR / f"{which}.mp4"
+
+
+def joints_path(which):
+    """Path of a clip's ground-truth joints, (N,13,2) float32 px."""
+    return SAMPLE_DIR / f"{which}_joints.npy"
+
+
+def ensure_sample(which="target", force=False):
+    """Render `which` to SAMPLE_DIR/{which}.mp4 (+ {which}_joints.npy) unless both exist; return the mp4's path."""
+    video, npy = clip_path(which), joints_path(which)
+    if not force and video.exists() and npy.exists():
+        return video
+    joints, frames = _frames(which)
+    with VideoWriter(video, FPS, crf=CRF) as w:  # streamed: the clip is never all in memory
+        for frame in frames:
+            w.write(frame)
+    with atomic_path(npy) as tmp, open(tmp, "wb") as f:  # written last: both files present = both complete
+        np.save(f, joints, allow_pickle=False)
+    return video
+
+
+def sample_joints(which="target"):
+    """Ground-truth joints of a sample clip, (N,13,2) float32 px (renders the clip first if needed)."""
+    ensure_sample(which)
+    return np.load(joints_path(which), allow_pickle=False)
+
+
+def contact_sheet(which, n=8, cols=4):
+    """A few evenly spaced frames of a clip with the ground-truth joints dotted on (left red, right blue)."""
+    index = np.linspace(0, N_FRAMES[which] - 1, n).round().astype(int)
+    frames, joints = render_clip(which, index)
+    tiles = []
+    for i, tile, pose in zip(index, frames, joints, strict=True):
+        for k, (x, y) in enumerate(pose):
+            color = (255, 255, 255) if k == NOSE else (0, 0, 255) if JOINT_NAMES[k].startswith("left") else (255, 0, 0)
+            cv2.circle(tile, (round(float(x) * 4), round(float(y) * 4)), 8, color, -1, cv2.LINE_AA, shift=2)
+        cv2.putText(tile, f"{which} {i}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    return np.concatenate([np.concatenate(tiles[r : r + cols], axis=1) for r in range(0, len(tiles), cols)], axis=0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Render DeepDance's sample clips (mp4 + ground-truth joints).")
+    ap.add_argument("--which", choices=(*CLIPS, "both"), default="both", help="clip(s) to render (default: both)")
+    ap.add_argument("--force", action="store_true", help="re-render even if the files exist (default: off)")
+    ap.add_argument("--preview", default=None, help="also write a contact sheet PNG here (default: none)")
+    args = ap.parse_args(argv)
+    for which in CLIPS if args.which == "both" else (args.which,):
+        t0 = time.perf_counter()
+        if args.preview:
+            out = Path(args.preview)
+            out = out.with_name(f"{out.stem}_{which}{out.suffix or '.png'}") if args.which == "both" else out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out), contact_sheet(which)):
+                raise UserError(f"could not write the preview {out} (unknown image extension?)")
+            print(f"{which}: preview written to {out}")
+        existed = clip_path(which).exists() and joints_path(which).exists()
+        video = ensure_sample(which, force=args.force)
+        verb = "kept existing" if existed and not args.force else "wrote"
+        print(f"{which}: {verb} {video} + {joints_path(which).name} ({N_FRAMES[which]} frames) "
+              f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,124 @@
+"""Tests of the sample-footage renderer: determinism, geometry, left/right, files on disk."""
+
+import cv2
+import numpy as np
+import pytest
+
+import Mannequin
+from Skeleton import (
+    JOINT_NAMES,
+    L_ANKLE,
+    L_HIP,
+    L_SHOULDER,
+    L_WRIST,
+    NOSE,
+    R_ANKLE,
+    R_HIP,
+    R_SHOULDER,
+    R_WRIST,
+    UserError,
+    body_height,
+    normalize,
+)
+
+
+def clip_joints(which):
+    """All ground-truth joints of a clip without rendering a pixel: (N,13,2) px."""
+    return Mannequin.forward_kinematics(Mannequin.routine(which)[0], Mannequin.FIGURES[which])[0]
+
+
+def slot_start(which, upper, side):
+    """First frame of the first slot running `upper` on `side`."""
+    return next(f for f, u, s, _, _ in Mannequin.routine(which)[1] if u == upper and s == side)
+
+
+def test_deterministic():
+    idx = [0, 123, 599]
+    f1, j1 = Mannequin.render_clip("target", idx)
+    f2, j2 = Mannequin.render_clip("target", idx)
+    assert f1.shape == (3, Mannequin.FRAME_H, Mannequin.FRAME_W, 3) and f1.dtype == np.uint8
+    assert j1.shape == (3, len(JOINT_NAMES), 2) and j1.dtype == np.float32
+    assert np.array_equal(f1, f2) and np.array_equal(j1, j2)
+    assert np.array_equal(j1, clip_joints("target")[idx])
+
+
+@pytest.mark.parametrize("which", Mannequin.CLIPS)
+def test_joints_inside_centre_crop_and_smooth(which):
+    j = clip_joints(which)
+    assert j.shape == (Mannequin.N_FRAMES[which], 13, 2) and np.isfinite(j).all()
+    margin = 8  # px: MediaPipe needs to see the hand beyond the wrist, the head above the nose
+    assert j[..., 0].min() > 32 + margin and j[..., 0].max() < 288 - margin
+    assert j[..., 1].min() > margin and j[..., 1].max() < Mannequin.FRAME_H - margin
+    assert np.linalg.norm(np.diff(j, axis=0), axis=-1).max() < 25  # px per frame: trackable motion
+
+
+@pytest.mark.parametrize("which", Mannequin.CLIPS)
+def test_lower_foot_rests_on_the_floor(which):
+    fig = Mannequin.FIGURES[which]
+    j = clip_joints(which)
+    sole = np.max(j[:, [L_ANKLE, R_ANKLE], 1], axis=1) + fig.ankle * fig.height
+    assert np.allclose(sole, fig.floor_y, atol=1e-3)
+
+
+@pytest.mark.parametrize("which", Mannequin.CLIPS)
+def test_person_left_is_on_image_right(which):
+    j = clip_joints(which)
+    assert (j[:, L_SHOULDER, 0] > j[:, R_SHOULDER, 0]).all()
+    assert (j[:, L_HIP, 0] > j[:, R_HIP, 0]).all()
+
+
+def test_rendered_hands_are_where_the_wrists_say():
+    # Mid-way through a wave with the person's left arm: that hand is up and to the image right of the face.
+    i = slot_start("target", "wave", 1) + 20
+    frames, joints = Mannequin.render_clip("target", [i])
+    frame, j = frames[0], joints[0]
+    assert j[L_WRIST, 0] > j[NOSE, 0] + 20 and j[L_WRIST, 1] < j[L_SHOULDER, 1]
+    skin_bgr = np.array(Mannequin.FIGURES["target"].skin[::-1], float)
+    bg = Mannequin.background(Mannequin.FIGURES["target"])[..., ::-1]
+    for k in (L_WRIST, R_WRIST, NOSE):
+        x, y = np.round(j[k]).astype(int)
+        patch = frame[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).astype(float)
+        assert np.abs(patch - bg[y, x]).sum(-1).max() > 30, JOINT_NAMES[k]  # the figure is drawn there...
+        assert np.min(np.linalg.norm(patch - skin_bgr, axis=-1)) < 90, JOINT_NAMES[k]  # ... in skin colour
+
+
+def test_holdout_poses_recur_and_source_differs():
+    tgt, src = clip_joints("target"), clip_joints("source")
+    n = normalize(tgt)
+    cut = int(0.85 * len(n))
+    nearest = np.linalg.norm(n[cut:, None] - n[None, :cut], axis=-1).min(axis=1)
+    assert nearest.max() < 0.3  # every held-out pose has a look-alike in the training part
+    assert body_height(src).mean() < 0.9 * body_height(tgt).mean()  # drawn smaller...
+    hips = lambda j: 0.5 * (j[:, L_HIP] + j[:, R_HIP])  # noqa: E731
+    assert abs(hips(src)[:, 0].mean() - hips(tgt)[:, 0].mean()) > 10  # ... and off-centre
+
+
+def test_unknown_clip_is_a_user_error():
+    with pytest.raises(UserError):
+        Mannequin.render_clip("nope", [0])
+
+
+def test_ensure_sample_writes_readable_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(Mannequin, "SAMPLE_DIR", tmp_path)
+    monkeypatch.setitem(Mannequin.N_FRAMES, "source", 12)  # a short clip keeps the test fast
+    video = Mannequin.ensure_sample("source")
+    assert video == tmp_path / "source.mp4" and video.exists()
+    joints = np.load(tmp_path / "source_joints.npy", allow_pickle=False)
+    assert joints.shape == (12, 13, 2) and joints.dtype == np.float32
+    cap = cv2.VideoCapture(str(video))
+    decoded = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(frame)
+    cap.release()
+    assert len(decoded) == len(joints)
+    assert decoded[0].shape == (Mannequin.FRAME_H, Mannequin.FRAME_W, 3)
+    frames, gt = Mannequin.render_clip("source", [0, 11])
+    assert np.array_equal(gt, joints[[0, 11]])
+    assert np.abs(decoded[11].astype(float) - frames[1]).mean() < 3  # BGR order and frame order survive the codec
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.mp4", "source_joints.npy"]  # no temp files left
+    mtime = video.stat().st_mtime_ns
+    assert Mannequin.ensure_sample("source") == video and video.stat().st_mtime_ns == mtime  # kept, not redone
+    assert np.array_equal(Mannequin.sample_joints("source"), joints)

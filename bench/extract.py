@@ -1,6 +1,6 @@
 """Benchmark pose extraction: frames/s with one process vs all workers, detection rate, cached reload.
 
-    python bench/extract.py [video]      # default: ../shared/data/taichi1.mp4 if present, else the sample
+python bench/extract.py [video]      # default: ../shared/data/taichi1.mp4 if present, else the sample
 """
 
 import argparse

@@ -1,0 +1,480 @@
+"""Motion transfer end to end: the target person performs the source video's moves.
+
+    python DanceDemo.py                                   # the built-in sample clips -> out/demo.mp4
+    python DanceDemo.py --gen_type 1 --video_path ../shared/data/taichi1.mp4 --source ../shared/data/taichi2.mp4
+    python DanceDemo.py --gen_type 3 --video_path data/taichi1.mp4 --out out/taichi.mp4 --show
+
+Source poses come from VideoSkeleton (MediaPipe, cached like a target's), then: frames without a person
+get a pose (interpolated across short gaps, held across long ones), keypoints are smoothed with a
+One-Euro filter, and the global pose normalisation of "Everybody Dance Now" maps the source's body
+height and placement onto the target's. The output mp4 shows three panels: source frame with its
+skeleton | normalised skeleton | generated target.
+
+gen_type (shared by every script and the README):
+  1 nearest neighbour          2 VanillaNN, 26-vector     3 VanillaNN, skeleton image   4 GAN (BCE), skeleton image
+  5 GAN (BCE), 26-vector       6 WGAN-GP, 26-vector       7 WGAN-GP, skeleton image     8 temporal GAN
+"""
+
+import argparse
+import functools
+import importlib
+import os
+import shlex
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from Skeleton import (
+    L_ANKLE,
+    L_HIP,
+    R_ANKLE,
+    R_HIP,
+    ROOT,
+    UserError,
+    VideoWriter,
+    body_height,
+    draw_skeleton,
+    run_cli,
+)
+from VideoSkeleton import VideoSkeleton, check_video_path
+
+GEN_TYPE = 1
+SIZE = 64  # generator output side (px); trained models must have been trained at this size
+STRIDE = 1  # use every k-th source frame
+OUT = ROOT / "out" / "demo.mp4"
+PANEL = 256  # px side of each of the three panels in the output video
+WHITE, RED = (255, 255, 255), (60, 60, 255)  # BGR caption colours
+LABEL_H = 22  # px: the caption strip at the top of each panel
+WINDOW = "DeepDance (q closes this window)"
+BATCH = 64  # poses per generate_batch call
+CRF = 20  # H.264 quality of the output (lower = better, bigger)
+HEIGHT_QUANTILE = 0.9  # robust standing height: this quantile of body_height over a clip (crouched or
+# foreshortened frames read shorter, a few mis-detections longer)
+MAX_INTERP_S = 0.5  # gaps without a person up to this long are interpolated; longer ones hold the last pose
+# One-Euro filter (Casiez et al. 2012), speeds in body heights per second so the settings do not depend on
+# how large the person is in the frame. Run forwards then backwards over a clip (zero phase: no lag), these
+# keep the sample source's error to its true joints (0.76% of body height, MediaPipe's own tracking already
+# smooths) while removing the excess jitter (mean |2nd difference| 0.41% -> 0.25%, the true motion's 0.26%),
+# and cut taichi2's from 0.69% to 0.22% of body height (see bench/demo.py).
+MIN_CUTOFF = 2.0  # Hz: cutoff when still (lower = smoother, more lag)
+BETA = 8.0  # cutoff gained per (body height / s) of joint speed: fast moves keep their detail
+D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate itself
+
+
+class GenType(NamedTuple):
+    description: str
+    module: str
+    train: str | None  # training command template ({video} = the target video), None when nothing to train
+
+
+GEN_TYPES = {
+    1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None),
+    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1"),
+    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2"),
+    4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image"),
+    5: GenType("GAN (BCE), 26-vector", "GenGAN", "python GenGAN.py {video} --mode bce --input vector"),
+    6: GenType("WGAN-GP, 26-vector", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input vector"),
+    7: GenType("WGAN-GP, skeleton image", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input image"),
+    8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal"),
+}
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def train_command(gen_type, video=None):
+    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
+    spec = GEN_TYPES[gen_type]
+    if spec.train is None:
+        return None
+    if video is None:
+        import Mannequin  # the path only: nothing is rendered
+
+        video = Mannequin.clip_path("target")
+    video = Path(video).resolve()
+    shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
+    return spec.train.format(video=shlex.quote(str(shown)))
+
+
+def generator_module(gen_type, video=None):
+    """Import the module that provides gen_type; UserError naming the training command if it is absent."""
+    if gen_type not in GEN_TYPES:
+        raise UserError(f"unknown gen_type {gen_type}; expected one of {sorted(GEN_TYPES)}")
+    spec = GEN_TYPES[gen_type]
+    try:
+        return importlib.import_module(spec.module)
+    except ModuleNotFoundError as e:
+        if e.name != spec.module:
+            raise
+        raise UserError(
+            f"gen_type {gen_type} ({spec.description}) needs {spec.module}.py, which this checkout lacks; "
+            f"once it is there, train it with: {train_command(gen_type, video)}"
+        ) from None
+
+
+def load_generator(gen_type, target_vs, size=SIZE, device="auto", **options):
+    """A ready generator of gen_type for target_vs (lazy import; its loader names the training command if needed)."""
+    video = getattr(target_vs, "video_path", None)
+    module = generator_module(gen_type, video)
+    loader = getattr(module, "load_generator", None)
+    if loader is None:  # a generator module still being written
+        raise UserError(
+            f"{GEN_TYPES[gen_type].module}.py does not provide load_generator yet, so gen_type {gen_type} "
+            f"cannot be loaded; its training command: {train_command(gen_type, video)}"
+        )
+    return loader(target_vs, gen_type, size=size, device=device, **options)
+
+
+# --------------------------------------------------------------------------- source poses
+
+
+def fill_missing(xy, valid, fps=25.0, max_interp_s=MAX_INTERP_S):
+    """Give every frame a pose: (N,13,2) with junk where ~valid (N,) -> (N,13,2) float32, all finite.
+
+    Gaps up to max_interp_s are linearly interpolated; longer gaps hold the last pose before them, and
+    frames before the first detection take the first detected pose.
+    """
+    xy = np.array(xy, np.float32).reshape(len(valid), 13, 2)
+    valid = np.asarray(valid, bool) & np.all(np.isfinite(xy), axis=(1, 2))
+    if not valid.any():
+        raise UserError("no person was found in any frame of the source video")
+    idx = np.flatnonzero(valid)
+    out = xy.copy()
+    out[: idx[0]] = xy[idx[0]]
+    out[idx[-1] + 1 :] = xy[idx[-1]]
+    max_gap = max_interp_s * fps
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        if b - a <= 1:
+            continue
+        if b - a - 1 <= max_gap:
+            w = (np.arange(a + 1, b, dtype=np.float32) - a)[:, None, None] / (b - a)
+            out[a + 1 : b] = (1 - w) * xy[a] + w * xy[b]
+        else:
+            out[a + 1 : b] = xy[a]
+    return out
+
+
+class OneEuroFilter:
+    """One-Euro filter (Casiez et al., CHI 2012) for a stream of poses: smooth when still, quick when moving.
+
+    Feed (13,2) poses one at a time with __call__; `scale` is the length unit of the speeds (body height).
+    """
+
+    def __init__(self, fps, min_cutoff=MIN_CUTOFF, beta=BETA, d_cutoff=D_CUTOFF, scale=1.0):
+        if fps <= 0 or min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise UserError(
+                f"One-Euro needs fps, min_cutoff, d_cutoff > 0 and beta >= 0 (got {fps}, "
+                f"{min_cutoff}, {d_cutoff}, {beta})"
+            )
+        self.dt, self.min_cutoff, self.beta, self.d_cutoff = 1.0 / fps, min_cutoff, beta, d_cutoff
+        self.scale = max(float(scale), 1e-6)
+        self.x = self.dx = None
+
+    def _alpha(self, cutoff):
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / self.dt)
+
+    def __call__(self, x):
+        """Next pose (13,2) -> filtered pose (13,2) float32."""
+        x = np.asarray(x, np.float32)
+        if self.x is None:
+            self.x, self.dx = x.copy(), np.zeros_like(x)
+            return self.x.copy()
+        a_d = self._alpha(self.d_cutoff)
+        self.dx = a_d * (x - self.x) / self.dt + (1 - a_d) * self.dx
+        speed = np.linalg.norm(self.dx, axis=-1, keepdims=True) / self.scale  # (13,1) body heights / s
+        a = self._alpha(self.min_cutoff + self.beta * speed)
+        self.x = (a * x + (1 - a) * self.x).astype(np.float32)
+        return self.x.copy()
+
+
+def smooth_poses(xy, fps, min_cutoff=MIN_CUTOFF, beta=BETA, d_cutoff=D_CUTOFF, zero_phase=True):
+    """One-Euro smoothing of a whole clip: (N,13,2) finite poses -> (N,13,2) float32.
+
+    zero_phase runs the filter forwards then backwards, so the result does not lag the motion (offline use);
+    speeds are measured in the clip's median body height.
+    """
+    xy = np.asarray(xy, np.float32)
+    if len(xy) == 0:
+        return xy.copy()
+    scale = float(np.median(body_height(xy)))
+    forward = OneEuroFilter(fps, min_cutoff, beta, d_cutoff, scale)
+    out = np.stack([forward(p) for p in xy])
+    if zero_phase:
+        backward = OneEuroFilter(fps, min_cutoff, beta, d_cutoff, scale)
+        out = np.stack([backward(p) for p in out[::-1]])[::-1]
+    return np.ascontiguousarray(out)
+
+
+def ground_anchor(xy):
+    """Where a person stands, per frame: (...,13,2) -> (...,2) = (x of the hip centre, y of the lower ankle)."""
+    xy = np.asarray(xy, np.float32)
+    x = 0.5 * (xy[..., L_HIP, 0] + xy[..., R_HIP, 0])
+    y = np.maximum(xy[..., L_ANKLE, 1], xy[..., R_ANKLE, 1])  # image y grows downwards: the foot on the floor
+    return np.stack([x, y], axis=-1)
+
+
+@dataclass(frozen=True)
+class PoseNormalizer:
+    """Global pose normalisation (Everybody Dance Now): xy -> (xy - src_anchor) * scale + dst_anchor.
+
+    One uniform scale (the ratio of robust standing heights) so a tall source drives a short target
+    without stretching, and a shift taking the source's median floor point (ankle line, hip x) onto the
+    target's, so the motion stays where the target was filmed.
+    """
+
+    scale: float
+    src_anchor: tuple
+    dst_anchor: tuple
+
+    @classmethod
+    def fit(cls, source_xy, target_xy, quantile=HEIGHT_QUANTILE):
+        """From two clips' poses (N,13,2) and (M,13,2) in [0,1] (rows with NaN are ignored)."""
+        stats = []
+        for name, xy in (("source", source_xy), ("target", target_xy)):
+            xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
+            xy = xy[np.all(np.isfinite(xy), axis=(1, 2))]
+            if len(xy) == 0:
+                raise UserError(f"the {name} has no frame with a person: cannot normalise poses")
+            stats.append((float(np.quantile(body_height(xy), quantile)), np.median(ground_anchor(xy), axis=0)))
+        (h_src, a_src), (h_dst, a_dst) = stats
+        if h_src <= 1e-6:
+            raise UserError("the source skeletons have no size (all joints at one point): cannot normalise")
+        return cls(h_dst / h_src, tuple(map(float, a_src)), tuple(map(float, a_dst)))
+
+    @classmethod
+    def identity(cls):
+        return cls(1.0, (0.0, 0.0), (0.0, 0.0))
+
+    def apply(self, xy):
+        """(...,13,2) source poses -> the same in the target's placement, float32."""
+        xy = np.asarray(xy, np.float32)
+        return ((xy - np.float32(self.src_anchor)) * np.float32(self.scale) + np.float32(self.dst_anchor)).astype(
+            np.float32
+        )
+
+
+def prepare_poses(ske_all, valid, fps, target_xy, smooth=True, normalize=True):
+    """Source skeletons (N,13,>=2, NaN where missing) -> (source poses, normalised poses, PoseNormalizer).
+
+    Both pose arrays are (N,13,2) float32, finite: the source's (filled, smoothed) in its own frame and
+    the same mapped onto the target (what the generator is asked for).
+    """
+    src = fill_missing(np.asarray(ske_all)[..., :2], valid, fps)
+    if smooth:
+        src = smooth_poses(src, fps)
+    norm = PoseNormalizer.fit(src[np.asarray(valid, bool)], target_xy) if normalize else PoseNormalizer.identity()
+    return src, norm.apply(src), norm
+
+
+# --------------------------------------------------------------------------- the video
+
+
+@functools.lru_cache(maxsize=16)
+def _caption(text, color, width):
+    """A caption rendered once: (mul, add) float32 (LABEL_H, width, 3) so a strip becomes strip * mul + add."""
+    outline, ink = np.zeros((LABEL_H, width), np.uint8), np.zeros((LABEL_H, width), np.uint8)
+    for img, thick in ((outline, 3), (ink, 1)):
+        cv2.putText(img, text, (6, LABEL_H - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.42, 255, thick, cv2.LINE_AA)
+    a_out, a_ink = outline[..., None] / np.float32(255), ink[..., None] / np.float32(255)
+    mul = (1 - a_out) * (1 - a_ink)  # dark outline under light ink: readable on any background
+    add = a_ink * np.float32(color)
+    return mul.astype(np.float32), add.astype(np.float32)
+
+
+def _label(img, text, color=WHITE):
+    """Write a caption into the top strip of img, in place (cached: captions repeat every frame)."""
+    mul, add = _caption(text, color, img.shape[1])
+    img[:LABEL_H] = (img[:LABEL_H] * mul + add).astype(np.uint8)
+
+
+def draw_panels(src_frame, src_xy, norm_xy, generated, found=True, label="generated", panel=PANEL):
+    """One output frame: source + skeleton | normalised skeleton | generated, each panel x panel: (P, 3P, 3) uint8."""
+    left = src_frame if src_frame.shape[0] == panel else cv2.resize(src_frame, (panel, panel))
+    left = np.array(left, np.uint8)
+    thick = max(1, panel // 96)
+    draw_skeleton(left, src_xy, thick)
+    _label(left, "source" if found else "no person found: pose filled in", WHITE if found else RED)
+    mid = np.zeros((panel, panel, 3), np.uint8)
+    draw_skeleton(mid, norm_xy, thick)
+    _label(mid, "normalised pose")
+    right = cv2.resize(generated, (panel, panel), interpolation=cv2.INTER_LINEAR)
+    _label(right, label)
+    return np.concatenate([left, mid, right], axis=1)
+
+
+def _open_window():
+    """--show: fail early with one line where there is no display."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("--show needs a display (DISPLAY is not set); run without --show and open the mp4")
+
+
+def _show(frame):
+    """Show one frame in a window; False once the user pressed q or no window can be opened."""
+    try:
+        cv2.imshow(WINDOW, frame)
+        if cv2.waitKey(1) & 0xFF != ord("q"):
+            return True
+    except cv2.error as e:  # an OpenCV built without a GUI, a display that went away: keep writing the file
+        why = str(e).strip().splitlines()[-1]
+        print(f"warning: --show cannot open a window ({why}); writing the video without it", file=sys.stderr)
+        return False
+    cv2.destroyAllWindows()
+    return False
+
+
+def transfer(
+    source_vs,
+    target_xy,
+    gen,
+    out,
+    *,
+    smooth=True,
+    normalize=True,
+    batch=BATCH,
+    show=False,
+    label=None,
+    progress=None,
+    verbose=True,
+):
+    """Render the motion transfer of source_vs onto gen's target into the mp4 `out`; returns timing stats.
+
+    source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps); target_xy (M,13,2) the target's poses
+    (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch.
+    """
+    t0 = time.perf_counter()
+    n = len(source_vs.valid)
+    src_xy, norm_xy, normalizer = prepare_poses(
+        source_vs.ske_all, source_vs.valid, source_vs.fps, target_xy, smooth, normalize
+    )
+    timing = {"prepare": time.perf_counter() - t0, "generate": 0.0, "draw": 0.0, "encode": 0.0}
+    # A coherent generator reads its batch as one clip: give it the whole clip so no seams appear.
+    step = n if getattr(gen, "coherent", False) else max(1, batch)
+    label = label or "generated"
+    bar = tqdm(total=n, desc="transfer", unit="frame", disable=not verbose, leave=False)
+    with bar, VideoWriter(out, source_vs.fps, crf=CRF) as writer:
+        for i in range(0, n, step):
+            t = time.perf_counter()
+            images = gen.generate_batch(norm_xy[i : i + step])
+            timing["generate"] += time.perf_counter() - t
+            for j, img in enumerate(images):
+                t = time.perf_counter()
+                frame = draw_panels(
+                    source_vs.frames_all[i + j], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label
+                )
+                t2 = time.perf_counter()
+                writer.write(frame)
+                timing["encode"] += time.perf_counter() - t2
+                timing["draw"] += t2 - t
+                if show:
+                    show = _show(frame)
+                bar.update(1)
+            if progress is not None:
+                progress(min(i + step, n), n)
+        t = time.perf_counter()
+    timing["encode"] += time.perf_counter() - t  # ffmpeg finishing the file
+    if show:
+        cv2.destroyAllWindows()
+    return {"frames": n, "missing": int((~np.asarray(source_vs.valid)).sum()), "normalizer": normalizer, **timing}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    t_start = time.perf_counter()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--gen_type",
+        type=int,
+        default=GEN_TYPE,
+        choices=sorted(GEN_TYPES),
+        help=f"generator, see the table above (default {GEN_TYPE})",
+    )
+    p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
+    p.add_argument("--source", default=None, help="source video: the moves (default: the built-in sample source)")
+    p.add_argument("--out", default=None, help=f"output mp4 (default {os.path.relpath(OUT, ROOT)} in the project)")
+    p.add_argument("--show", action="store_true", help="also show the frames in a window (default: headless)")
+    p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
+    p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
+    p.add_argument(
+        "--coherent",
+        action="store_true",
+        help="gen_type 1: temporally coherent nearest neighbours (Viterbi) instead of per-frame",
+    )
+    p.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="One-Euro smoothing of the source keypoints (default on)",
+    )
+    p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="global pose normalisation onto the target (default on)",
+    )
+    a = p.parse_args(argv)
+
+    if a.stride < 1:
+        raise UserError(f"--stride must be >= 1, got {a.stride}")
+    if a.coherent and a.gen_type != 1:
+        raise UserError(f"--coherent applies to gen_type 1 only (got --gen_type {a.gen_type})")
+    out = Path(a.out).expanduser().resolve() if a.out else OUT
+    if out.suffix.lower() != ".mp4":
+        raise UserError(f"--out must name an .mp4 file, got {a.out}")
+    if out.is_dir():
+        raise UserError(f"--out {a.out} is a directory; name an .mp4 file")
+    target = check_video_path(a.video_path) if a.video_path else None
+    source = check_video_path(a.source) if a.source else None
+    if out in (target, source):
+        raise UserError(f"--out {a.out} would overwrite an input video; choose another name")
+    if a.show:
+        _open_window()
+    generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing
+
+    target_vs = VideoSkeleton(target)
+    options = {"coherent": True} if a.coherent else {}
+    trained = GEN_TYPES[a.gen_type].train is not None
+    # A missing checkpoint must fail now, not after the source's extraction.
+    gen = load_generator(a.gen_type, target_vs, a.size, a.device, **options) if trained else None
+    if source is None:
+        import Mannequin  # only for the default clips
+
+        source = Mannequin.ensure_sample("source")
+    with ThreadPoolExecutor(1) as pool:
+        # Nothing trained, so nothing can be missing: build it (KD-tree, ~2 s of imports) while the extraction
+        # workers start up rather than before them.
+        pending = None if trained else pool.submit(load_generator, a.gen_type, target_vs, a.size, a.device, **options)
+        t = time.perf_counter()
+        source_vs = VideoSkeleton(source, frame_skip=a.stride)
+        t_extract = time.perf_counter() - t
+        gen = gen if trained else pending.result()
+    label = f"generated: gen_type {a.gen_type}" + (" coherent" if a.coherent else "")
+    try:
+        stats = transfer(
+            source_vs, target_vs.skeletons(), gen, out, smooth=a.smooth, normalize=a.normalize, show=a.show, label=label
+        )
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    seconds = time.perf_counter() - t_start
+    n = stats["frames"]
+    missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
+    print(
+        f"wrote {out}: {n} frames{missing} in {seconds:.1f} s = {n / seconds:.1f} frames/s end to end "
+        f"(source poses {t_extract:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "
+        f"encode {stats['encode']:.1f} s)"
+    )
+    return stats
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -10,6 +10,7 @@ in [0, 1] of that square.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -176,6 +177,52 @@ def default_video():
     return Mannequin.ensure_sample("target")
 
 
+def make_pose(mode=MODE, model_complexity=MODEL_COMPLEXITY):
+    """A MediaPipe Pose tracker with the extraction's settings."""
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(
+        static_image_mode=mode == "static",
+        model_complexity=model_complexity,
+        min_detection_confidence=MIN_DETECTION_CONFIDENCE,
+        min_tracking_confidence=MIN_TRACKING_CONFIDENCE,
+    )
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence C++ writes to fd 2 (MediaPipe's start-up INFO/W0000 lines) for the block; Python's own are kept."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def detect_poses(images, mode=MODE, desc="MediaPipe"):
+    """MediaPipe on square frames (N,S,S,3) uint8 BGR, in order -> (N,13,2) float32 joints in [0,1], NaN if none.
+
+    The extraction's model and thresholds, so that generated and real frames are judged alike.
+    """
+    out = np.full((len(images), N_JOINTS, 2), np.nan, np.float32)
+    with _quiet_native_stderr():
+        pose = make_pose(mode)
+    try:
+        for i, img in enumerate(tqdm(images, desc=desc, unit="frame", leave=False)):
+            # The graph logs its start-up lines during the first frame only.
+            with _quiet_native_stderr() if i == 0 else contextlib.nullcontext():
+                res = pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            if res.pose_landmarks is not None:
+                out[i] = Skeleton.from_mediapipe(res.pose_landmarks.landmark).xy
+    finally:
+        pose.close()
+    return out
+
+
 _progress = None  # per-worker shared counter (set by the pool initializer)
 
 
@@ -190,8 +237,6 @@ def _init_worker(counter):
 
 def _extract_range(task):
     """Worker: frames [start, stop) of one video chunk -> part files; one tracker per process."""
-    import mediapipe as mp
-
     video, start, stop, params, part_dir, wid = task
     step, size = params["frame_skip"], params["size"]
     first = start + (-start) % step  # first index in range that is a multiple of step
@@ -199,12 +244,7 @@ def _extract_range(task):
     frames = np.lib.format.open_memmap(part_dir / f"frames-{wid}.npy", "w+", np.uint8, (max(n_max, 1), size, size, 3))
     skel = np.full((max(n_max, 1), N_JOINTS, 3), np.nan, np.float32)
     index = np.zeros(max(n_max, 1), np.int64)
-    pose = mp.solutions.pose.Pose(
-        static_image_mode=params["mode"] == "static",
-        model_complexity=params["model_complexity"],
-        min_detection_confidence=params["min_detection_confidence"],
-        min_tracking_confidence=params["min_tracking_confidence"],
-    )
+    pose = make_pose(params["mode"], params["model_complexity"])
     n = 0
     for i, frame in iter_frames(video, first, stop, step):
         if n >= n_max:

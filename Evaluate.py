@@ -1,0 +1,542 @@
+"""Measure every generator on poses it never saw: numbers (Markdown table, metrics.json) and pictures.
+
+    python Evaluate.py                                             # the built-in sample, every trained gen_type
+    python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type all
+    python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3 --test held_out.mp4
+    python Evaluate.py --gen_type 1 --dump out/frames.npz && python bench/verify_dump.py out/frames.npz
+
+Without --test the poses are the target's own validation block (the contiguous block at the clip's end
+that the training scripts hold out, never the frames around it) and gen_type 1 retrieves from the
+training block only. With --test they are the skeletons of a separate clip of the same person,
+extracted by the same pipeline, and its frames are the truth; --normalize maps them onto the target's
+placement first (and the generated frames back) when the framing differs.
+
+Ground truth is the frame in the generators' image space (square crop, --size px). Per gen_type:
+L1, PSNR, SSIM over the whole image; L1 and SSIM inside the body box (ground-truth skeleton box widened
+to hold head and feet); sharpness (gradient energy in the body box, generated / real: 1 = as sharp as
+real); flicker (mean |difference| of consecutive outputs / the same for the real frames: 1 = as steady
+as real); at >= 128 px, pose consistency (MediaPipe on the generated frame vs the input skeleton).
+Outputs in --out: metrics.json, table.md, strip.png (skeleton | each generator | real), chart.png.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from DanceDemo import GEN_TYPES, PoseNormalizer, generator_module, load_generator
+from GenVanillaNN import BOX_MARGIN, body_box_px, image_metrics
+from Skeleton import ROOT, UserError, atomic_path, body_height, render_maps, run_cli
+from VideoSkeleton import MODE, VideoSkeleton, check_video_path, detect_poses
+
+GEN_TYPE = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
+SIZE = 64  # px: the image space the generators were trained in
+OUT_DIR = ROOT / "out" / "eval"  # results go to OUT_DIR/<target key>/ unless --out says otherwise
+BATCH = 64  # poses per generate_batch call
+STRIP_FRAMES = 8  # frames (rows) in strip.png, evenly spaced over the evaluated block (8 rows x all 10 columns
+# of 64 px sample frames: ~170 KB of PNG)
+STRIP_MAX_TILE = 128  # px: strip tiles larger than this are shrunk, so the PNG stays small
+POSE_MIN_SIZE = 128  # px: MediaPipe finds nobody in 64 px frames (0% of real taichi1 frames; 87% at 128)
+POSE_MODE = MODE  # MediaPipe tracking over the block, as the extraction (static finds 22% of real taichi1 at 128 px)
+CHART_DPI = 80
+# Short names for the strip's and chart's column labels (the full descriptions are DanceDemo.GEN_TYPES).
+LABELS = {
+    1: "nearest",
+    2: "NN vec",
+    3: "NN img",
+    4: "GAN img",
+    5: "GAN vec",
+    6: "WGAN vec",
+    7: "WGAN img",
+    8: "temporal",
+}
+# (key, table header, format); lower is better for L1 and joint error, higher for PSNR, SSIM and pose found,
+# sharpness and flicker are best at 1 (the real frames' own value).
+COLUMNS = (
+    ("l1", "L1", "{:.4f}"),
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("box_l1", "body L1", "{:.4f}"),
+    ("box_ssim", "body SSIM", "{:.3f}"),
+    ("sharpness", "sharpness", "{:.2f}"),
+    ("flicker", "flicker", "{:.2f}"),
+    ("pose_found", "pose found", "{:.0%}"),
+    ("pose_err", "joint err (% height)", "{:.1%}"),
+    ("ms_per_frame", "ms/frame", "{:.1f}"),
+)
+CHART_METRICS = ("l1", "psnr", "ssim", "box_ssim", "sharpness", "flicker")  # the bar chart's panels
+GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (ITU-R BT.601)
+
+
+# --------------------------------------------------------------------------- metrics (the new ones; the
+# whole-image L1 / PSNR / SSIM and body-box SSIM are GenVanillaNN.image_metrics, shared with training)
+
+
+def body_boxes(xy, size, margin=BOX_MARGIN):
+    """(N, 4) int32 pixel boxes (x0, y0, x1, y1), end-exclusive, of ground-truth poses (N,13,2): the body crop."""
+    return np.array([body_box_px(p, size, margin) for p in np.asarray(xy, np.float32)], np.int32).reshape(-1, 4)
+
+
+def box_l1(fake, real, boxes):
+    """(N,) mean |fake - real| inside each body box, pixels in [0, 1]."""
+    out = np.empty(len(real))
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        d = fake[i, y0:y1, x0:x1].astype(np.float32) - real[i, y0:y1, x0:x1].astype(np.float32)
+        out[i] = np.abs(d).mean() / 255.0
+    return out
+
+
+def gradient_energy(images, boxes):
+    """(N,) mean squared Sobel gradient magnitude of the luma inside each box (0-255 scale): detail, not blur."""
+    out = np.empty(len(images))
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        gray = images[i, y0:y1, x0:x1].astype(np.float32) @ GRAY  # (h, w) in [0, 255]
+        gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+        out[i] = float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
+    return out
+
+
+def sharpness_ratio(fake, real, boxes):
+    """Gradient energy in the body boxes, generated / real, over all frames: ~1 as sharp as real, < 1 blurrier."""
+    e_real = gradient_energy(real, boxes).sum()
+    return float(gradient_energy(fake, boxes).sum() / e_real) if e_real > 0 else float("nan")
+
+
+def temporal_diff(images, consecutive):
+    """Mean |frame t+1 - frame t| (pixels in [0, 1]) over the pairs marked consecutive ((N-1,) bool); NaN if none."""
+    pairs = np.flatnonzero(consecutive)
+    if len(pairs) == 0:
+        return float("nan")
+    d = [np.abs(images[i + 1].astype(np.int16) - images[i].astype(np.int16)).mean() for i in pairs]
+    return float(np.mean(d) / 255.0)
+
+
+def flicker(fake, real, consecutive):
+    """Frame-to-frame change of the outputs / of the real frames: 1 = as steady as real, 0 = frozen, > 1 flickers."""
+    d_fake, d_real = temporal_diff(fake, consecutive), temporal_diff(real, consecutive)
+    ratio = d_fake / d_real if d_real > 0 else float("nan")
+    return {"flicker": float(ratio), "tdiff": d_fake, "tdiff_real": d_real}
+
+
+def pose_consistency(found_xy, xy):
+    """Share of frames where a person was found, and their mean joint error in units of the input's body height."""
+    found = np.all(np.isfinite(found_xy), axis=(1, 2))
+    if not found.any():
+        return {"pose_found": 0.0, "pose_err": float("nan")}
+    err = np.linalg.norm(found_xy[found] - xy[found], axis=-1).mean(axis=-1) / np.maximum(body_height(xy[found]), 1e-6)
+    return {"pose_found": float(found.mean()), "pose_err": float(err.mean())}
+
+
+def all_metrics(fake, real, xy, consecutive, boxes=None):
+    """Every image metric of generated vs real frames (N,S,S,3) uint8, GT joints xy (N,13,2): a dict of floats."""
+    boxes = body_boxes(xy, real.shape[1]) if boxes is None else boxes
+    out = image_metrics(fake, real, xy, BOX_MARGIN)
+    out["box_l1"] = float(box_l1(fake, real, boxes).mean())
+    out["sharpness"] = sharpness_ratio(fake, real, boxes)
+    out.update(flicker(fake, real, consecutive))
+    return out
+
+
+# --------------------------------------------------------------------------- what is evaluated
+
+
+class EvalSet:
+    """The poses to render and the frames they must match.
+
+    xy_in (N,13,2): poses given to the generators (the target's placement); xy (N,13,2): ground-truth
+    joints in the real frames; real (N,S,S,3) uint8 BGR; consecutive (N-1,) bool: frame i+1 directly
+    follows frame i in the video; back: None, or a 2x3 affine taking a generated frame onto the real one;
+    target_vs: the target the generators belong to (vs itself for its val block).
+    """
+
+    def __init__(self, name, vs, positions, xy_in, real, back=None, target_vs=None):
+        self.name, self.vs, self.positions = name, vs, np.asarray(positions, np.int64)
+        self.target_vs = vs if target_vs is None else target_vs  # whose generators are evaluated
+        self.xy = vs.skeletons()[self.positions]
+        self.xy_in = np.ascontiguousarray(xy_in, np.float32)
+        self.real = real
+        self.back = back
+        self.consecutive = np.diff(vs.ids[self.positions]) == 1
+        self.size = real.shape[1]
+
+    def __len__(self):
+        return len(self.positions)
+
+    def to_real_space(self, fake):
+        """Generated frames (N,S,S,3) -> the same in the real frames' placement (identity without --normalize)."""
+        if self.back is None:
+            return fake
+        s = self.size
+        return np.stack(
+            [
+                cv2.warpAffine(f, self.back, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                for f in fake
+            ]
+        )
+
+
+def val_set(vs, size):
+    """The target's validation block; also returns the training positions (what gen_type 1 may copy from)."""
+    train, val = vs.split()
+    if len(train) == 0 or len(val) == 0:
+        raise UserError(f"{vs} is too short to hold out a validation block ({len(vs)} frames with a person)")
+    return EvalSet("val", vs, val, vs.skeletons()[val], vs.frames(size)[val]), train
+
+
+def clip_set(test_vs, target_vs, size, normalize=False):
+    """Every usable frame of a separate clip; --normalize maps its poses onto the target and the outputs back."""
+    positions = np.arange(len(test_vs))
+    xy = test_vs.skeletons()
+    back = None
+    if normalize:
+        norm = PoseNormalizer.fit(xy, target_vs.skeletons())
+        xy_in = norm.apply(xy)
+        # Inverse of xy -> (xy - src) * scale + dst, in pixel indices (pixel i covers [i, i+1) of xy * size).
+        k = 1.0 / norm.scale
+        t = (np.float32(norm.src_anchor) - np.float32(norm.dst_anchor) * k) * size + 0.5 * k - 0.5
+        back = np.array([[k, 0.0, t[0]], [0.0, k, t[1]]], np.float64)
+    else:
+        xy_in = xy
+    return EvalSet("test", test_vs, positions, xy_in, test_vs.frames(size), back, target_vs)
+
+
+def generate(gen, xy, batch=BATCH, desc="generate"):
+    """Poses (N,13,2) through gen.generate_batch -> ((N,S,S,3) uint8, seconds); a coherent generator gets one clip."""
+    step = len(xy) if getattr(gen, "coherent", False) else batch
+    t = time.perf_counter()
+    out = [gen.generate_batch(xy[i : i + step]) for i in tqdm(range(0, len(xy), step), desc=desc, leave=False)]
+    return np.concatenate(out), time.perf_counter() - t
+
+
+def parse_gen_types(text):
+    """'all' or '1,3' -> sorted list of gen_types; UserError for anything else."""
+    if str(text).strip().lower() == "all":
+        return sorted(GEN_TYPES)
+    out = set()
+    for part in str(text).split(","):
+        try:
+            g = int(part)
+        except ValueError:
+            raise UserError(f"--gen_type must be 'all' or numbers like 1,3; got {text!r}") from None
+        if g not in GEN_TYPES:
+            raise UserError(f"unknown gen_type {g} in --gen_type {text!r}; expected some of {sorted(GEN_TYPES)}")
+        out.add(g)
+    return sorted(out)
+
+
+def leak_warning(gen, es):
+    """A line if the generator saw the evaluated frames (or other footage), else None.
+
+    Reads what generators may carry: `positions` (the frames a retrieval copies from) and `data` (a trained
+    checkpoint's fingerprint: sha256 and the [start, stop) train range).
+    """
+    if es.name != "val":
+        return None
+    copied = getattr(gen, "positions", None)  # a retrieval generator's frames (GenNearest)
+    if copied is not None and np.intersect1d(copied, es.positions).size:
+        return "it copies frames from the evaluated block: not held out"
+    data = getattr(gen, "data", None)
+    if not isinstance(data, dict):
+        return None
+    if data.get("sha256") not in (None, es.vs.meta["sha256"]):
+        return f"its checkpoint was trained on other footage ({data.get('key')})"
+    lo, hi = data.get("train", (0, 0))
+    if lo <= es.positions[-1] and es.positions[0] < hi:
+        return f"its checkpoint trained on positions {lo}-{hi - 1}, which overlap the evaluated block: not held out"
+    return None
+
+
+def evaluate(es, gen_types, train, device="auto", pose=None):
+    """Run and measure each gen_type on an EvalSet: results {g: metrics}, outputs {g: frames}, skipped, warnings.
+
+    gen_type 1 retrieves from the `train` positions only; types that cannot be loaded (no checkpoint, no
+    code yet) are skipped with their loader's one-line note, which names the training command (skipped
+    {g: line}); a measured type whose checkpoint trained on the evaluated frames gets a line in warnings.
+    pose: True/False forces pose consistency on/off (default: at >= POSE_MIN_SIZE px).
+    """
+    pose = es.size >= POSE_MIN_SIZE if pose is None else pose
+    results, outputs, skipped, warnings = {}, {}, {}, {}
+    boxes = body_boxes(es.xy, es.size)
+    for g in gen_types:
+        options = {"positions": train} if GEN_TYPES[g].module == "GenNearest" else {}
+        try:
+            gen = load_generator(g, es.target_vs, es.size, device, **options)
+        except UserError as e:
+            skipped[g] = str(e)
+            continue
+        fake, seconds = generate(gen, es.xy_in, desc=f"gen_type {g}")
+        if fake.shape != es.real.shape or fake.dtype != np.uint8:
+            skipped[g] = (
+                f"gen_type {g} returned {fake.dtype} frames of shape {fake.shape}, expected uint8 {es.real.shape}"
+            )
+            continue
+        warning = leak_warning(gen, es)
+        if warning:
+            warnings[g] = f"WARNING gen_type {g}: {warning}"
+        fake = es.to_real_space(fake)
+        m = all_metrics(fake, es.real, es.xy, es.consecutive, boxes)
+        if pose:
+            m.update(pose_consistency(detect_poses(fake, POSE_MODE, desc=f"MediaPipe on gen_type {g}"), es.xy))
+        m["ms_per_frame"] = 1000.0 * seconds / len(es)
+        results[g], outputs[g] = m, fake
+    return results, outputs, skipped, warnings
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _num(v):
+    """JSON-safe float (NaN -> None)."""
+    v = float(v)
+    return None if not np.isfinite(v) else v
+
+
+def markdown_table(results, reference=None):
+    """The results as a Markdown table, one row per gen_type (columns without any value are left out)."""
+    cols = [c for c in COLUMNS if any(np.isfinite(r.get(c[0], np.nan)) for r in results.values())]
+    lines = [
+        "| gen_type | generator | " + " | ".join(h for _, h, _ in cols) + " |",
+        "|---:|---|" + "---:|" * len(cols),
+    ]
+
+    def cell(r, key, fmt):
+        v = r.get(key, np.nan)
+        return fmt.format(v) if np.isfinite(v) else "n/a"
+
+    for g, r in results.items():
+        lines.append(f"| {g} | {LABELS[g]} | " + " | ".join(cell(r, k, f) for k, _, f in cols) + " |")
+    if reference:
+        ref = {"l1": 0.0, "box_l1": 0.0, "ssim": 1.0, "box_ssim": 1.0, "sharpness": 1.0, "flicker": 1.0, **reference}
+        lines.append("| - | real frames | " + " | ".join(cell(ref, k, f) for k, _, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def _header(text, width, height=16):
+    """A white-on-black text band (height, width, 3) uint8 labelling one strip column."""
+    band = np.zeros((height, width, 3), np.uint8)
+    scale = 0.32 if width < 96 else 0.4
+    cv2.putText(band, text, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return band
+
+
+def strip_image(es, outputs, n=STRIP_FRAMES, max_tile=STRIP_MAX_TILE):
+    """(H, W, 3) uint8: one row per frame (n evenly spaced over the block), columns skeleton | each gen_type | real."""
+    picks = np.unique(np.linspace(0, len(es) - 1, min(n, len(es))).round().astype(int))
+    tile = min(es.size, max_tile)
+    columns = [("skeleton", render_maps(es.xy[picks], es.size))]
+    columns += [(f"{g} {LABELS[g]}", out[picks]) for g, out in outputs.items()]
+    columns.append(("real", es.real[picks]))
+    cols = []
+    for name, frames in columns:
+        if tile != es.size:
+            frames = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_AREA) for f in frames]
+        cols.append(np.concatenate([_header(name, tile), *frames], axis=0))
+    sep = np.full((cols[0].shape[0], 2, 3), 255, np.uint8)
+    return np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
+
+
+def write_png(path, image):
+    """Write a PNG atomically (maximum compression: the pictures may end up in the repository)."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+            raise UserError(f"cannot write {path}: is the folder writable?")
+
+
+def write_chart(path, results, title):
+    """Bar chart PNG of the main metrics, one panel per metric, one bar per gen_type (deterministic bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {k: h for k, h, _ in COLUMNS}
+    gens = list(results)
+    fig, axes = plt.subplots(1, len(CHART_METRICS), figsize=(1.7 * len(CHART_METRICS), 2.4), dpi=CHART_DPI)
+    for ax, key in zip(axes, CHART_METRICS, strict=True):
+        vals = [results[g].get(key, np.nan) for g in gens]
+        vals = [v if v is not None and np.isfinite(v) else 0.0 for v in vals]
+        bars = ax.bar(range(len(gens)), vals, color=[f"C{g - 1}" for g in gens])
+        ax.bar_label(bars, fmt="%.3g", fontsize=6)
+        ax.margins(y=0.15)
+        ax.set_xticks(range(len(gens)), [str(g) for g in gens], fontsize=8)
+        ax.set_title(names[key] + (" (1 = real)" if key in ("sharpness", "flicker") else ""), fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        if key in ("sharpness", "flicker"):
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    fig.suptitle(title, fontsize=9)
+    fig.supxlabel("gen_type", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_dump(path, es, outputs, results, boxes):
+    """npz of uint8 frames (real, skeleton maps, each gen_type's outputs), joints, boxes and the reported numbers."""
+    names = [k for k, _, _ in COLUMNS if k not in ("ms_per_frame",)] + ["tdiff", "tdiff_real"]
+    arrays = {
+        "real": es.real,  # (N, S, S, 3) uint8 BGR: the ground truth
+        "skeleton": render_maps(es.xy_in, es.size),  # (N, S, S, 3) uint8: the input skeleton maps
+        "xy": es.xy.astype(np.float32),  # (N, 13, 2) ground-truth joints in [0, 1] (they place the boxes)
+        "xy_input": es.xy_in,  # (N, 13, 2) the poses the generators were given
+        "box": boxes,  # (N, 4) int32 body boxes x0, y0, x1, y1 (end-exclusive)
+        "consecutive": es.consecutive,  # (N-1,) bool: frame i+1 follows frame i
+        "positions": es.positions,
+        "gen_types": np.array(list(outputs), np.int64),
+        "metric_names": np.array(names),
+        "box_margin": np.float64(BOX_MARGIN),
+    }
+    for g, fake in outputs.items():
+        arrays[f"fake_{g}"] = fake  # (N, S, S, 3) uint8 BGR
+        arrays[f"metrics_{g}"] = np.array([results[g].get(k, np.nan) for k in names], np.float64)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video_path", default=None, help="target video (default: the built-in sample target)")
+    p.add_argument(
+        "--gen_type", default=GEN_TYPE, help=f"'all' or a comma list of {sorted(GEN_TYPES)} (default {GEN_TYPE})"
+    )
+    p.add_argument("--test", default=None, help="held-out clip of the same person (default: the target's val block)")
+    p.add_argument("--normalize", action="store_true", help="--test: map its poses onto the target's placement")
+    p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
+    p.add_argument("--out", default=None, help="output folder (default out/eval/<target>[-on-<test>]/)")
+    p.add_argument("--dump", default=None, help="also write every frame compared as uint8 arrays to this .npz")
+    p.add_argument("--figures", default=None, help="also copy strip.png and chart.png here as eval_strip/eval_chart")
+    p.add_argument("--strip_frames", type=int, default=STRIP_FRAMES, help=f"rows of strip.png (default {STRIP_FRAMES})")
+    p.add_argument(
+        "--pose", choices=("auto", "on", "off"), default="auto", help=f"pose consistency (auto: >= {POSE_MIN_SIZE} px)"
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
+    a = p.parse_args(argv)
+
+    gen_types = parse_gen_types(a.gen_type)
+    if a.strip_frames < 1:
+        raise UserError(f"--strip_frames must be >= 1, got {a.strip_frames}")
+    if a.normalize and not a.test:
+        raise UserError("--normalize applies to --test clips only (the val block is already in the target's placement)")
+    if a.dump and not a.dump.lower().endswith(".npz"):
+        raise UserError(f"--dump must name an .npz file, got {a.dump}")
+    target = check_video_path(a.video_path) if a.video_path else None
+    test = check_video_path(a.test) if a.test else None
+    if len(gen_types) == 1:  # a single type whose code is missing fails now, not after an extraction
+        generator_module(gen_types[0], target)
+
+    vs = VideoSkeleton(target)
+    if test is None:
+        es, train = val_set(vs, a.size)
+        what = f"validation block of {vs.video_path.name}: positions {es.positions[0]}-{es.positions[-1]}"
+        what += f" ({len(es)} frames), training block 0-{train[-1]}"
+    else:
+        test_vs = VideoSkeleton(test)
+        if test_vs.key == vs.key:
+            raise UserError("--test is the target video itself, whose frames the models trained on; leave out --test")
+        es = clip_set(test_vs, vs, a.size, a.normalize)
+        train = vs.split()[0]
+        what = f"{test.name} ({len(es)} frames with a person){' normalised onto the target' if a.normalize else ''}"
+    out = (
+        Path(a.out).expanduser().resolve()
+        if a.out
+        else OUT_DIR / (vs.key if test is None else f"{vs.key}-on-{es.vs.key}")
+    )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {a.out} is a file; name a folder")
+    pose = {"auto": None, "on": True, "off": False}[a.pose]
+
+    print(f"evaluating on the {what}, {a.size} px")
+    results, outputs, skipped, warnings = evaluate(es, gen_types, train, a.device, pose)
+    if not results:
+        raise UserError("nothing to evaluate: " + " | ".join(skipped.values()))
+    reference = None
+    if next(iter(results.values())).get("pose_found") is not None:
+        reference = pose_consistency(detect_poses(es.real, POSE_MODE, desc="MediaPipe on the real frames"), es.xy)
+
+    n_pairs = int(es.consecutive.sum())
+    notes = [
+        "L1 in [0, 1] pixels; body = ground-truth skeleton box widened by "
+        f"{BOX_MARGIN:g} body heights; sharpness = gradient energy in the body box / the real frames' (1 = as sharp); "
+        "flicker = mean |frame-to-frame change| / the real frames' (1 = as steady)",
+        f"flicker over {n_pairs} consecutive pairs, 1 file frame = {1 / es.vs.fps:.3g} s at the video's declared "
+        f"{es.vs.fps:g} fps (footage sampled from a longer recording is further apart in real time: taichi1 keeps "
+        "1 frame in 10, ~1/3 s)",
+    ]
+    if reference is not None:
+        notes.append(
+            f"pose: MediaPipe ({POSE_MODE}) on each generated {a.size} px frame vs its input skeleton; the real frames "
+            f"score {reference['pose_found']:.0%} found, {reference['pose_err']:.1%} of body height"
+        )
+    elif pose is None:
+        notes.append(f"pose consistency: n/a below {POSE_MIN_SIZE} px (MediaPipe finds nobody in such small frames)")
+    notes += list(warnings.values()) + [f"skipped gen_type {g}: {msg}" for g, msg in skipped.items()]
+    table = markdown_table(results, reference)
+    print()
+    print(table)
+    print()
+    for line in notes:
+        print(f"- {line}")
+
+    boxes = body_boxes(es.xy, es.size)
+    meta = {
+        "command": "python Evaluate.py " + shlex.join(argv) if argv else "python Evaluate.py",
+        "target": str(vs.video_path),
+        "target_key": vs.key,
+        "eval": {
+            "set": es.name,
+            "video": str(es.vs.video_path),
+            "positions": [int(es.positions[0]), int(es.positions[-1])],
+            "frames": len(es),
+            "train_positions": [int(train[0]), int(train[-1])],
+            "normalize": bool(a.normalize),
+            "consecutive_pairs": n_pairs,
+            "frame_interval_s": 1.0 / es.vs.fps,
+        },
+        "size": a.size,
+        "box_margin": BOX_MARGIN,
+        "results": {str(g): {k: _num(v) for k, v in r.items()} for g, r in results.items()},
+        "reference_real_frames": {k: _num(v) for k, v in reference.items()} if reference else None,
+        "skipped": {str(g): msg for g, msg in skipped.items()},
+        "warnings": {str(g): msg for g, msg in warnings.items()},
+        "notes": notes,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    with atomic_path(out / "table.md") as tmp:
+        tmp.write_text(table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
+    strip = strip_image(es, outputs, a.strip_frames)
+    write_png(out / "strip.png", strip)
+    title = f"{vs.video_path.stem}: {es.name} ({len(es)} frames, {a.size} px)"
+    write_chart(out / "chart.png", results, title)
+    written = [out / n for n in ("metrics.json", "table.md", "strip.png", "chart.png")]
+    if a.figures:
+        figures = Path(a.figures).expanduser().resolve()
+        write_png(figures / "eval_strip.png", strip)
+        write_chart(figures / "eval_chart.png", results, title)
+        written += [figures / "eval_strip.png", figures / "eval_chart.png"]
+    if a.dump:
+        dump = Path(a.dump).expanduser().resolve()
+        write_dump(dump, es, outputs, results, boxes)
+        written.append(dump)
+    print(
+        "wrote "
+        + ", ".join(os.path.relpath(w, Path.cwd()) if w.is_relative_to(Path.cwd()) else str(w) for w in written)
+    )
+    return meta
+
+
+if __name__ == "__main__":
+    run_cli(main)

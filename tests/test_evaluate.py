@@ -1,0 +1,253 @@
+"""Evaluate: metrics on synthetic cases with known answers, the held-out block, the CLI, the dump round trip."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_script
+
+import Evaluate as E
+from bench import verify_dump
+from DanceDemo import PoseNormalizer
+from GenVanillaNN import image_metrics
+from Skeleton import UserError, run_cli
+from VideoSkeleton import VAL_GAP
+
+S = 64
+
+
+def texture(n=4, size=S, seed=0):
+    """(n, S, S, 3) uint8 smooth random texture: detail everywhere, no flat areas."""
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+    return np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in noise]).clip(0, 255).astype(np.uint8)
+
+
+def full_frame_poses(n):
+    """Poses whose body box covers most of the frame (so box metrics see the whole texture)."""
+    xy = np.zeros((n, 13, 2), np.float32)
+    xy[:, :, 0] = np.linspace(0.15, 0.85, 13)
+    xy[:, :, 1] = np.linspace(0.1, 0.9, 13)
+    return xy
+
+
+# --------------------------------------------------------------------------- metrics with known answers
+
+
+def test_identical_images_score_perfectly():
+    real = texture()
+    xy = full_frame_poses(len(real))
+    m = E.all_metrics(real.copy(), real, xy, np.ones(len(real) - 1, bool))
+    assert m["l1"] == 0 and m["box_l1"] == 0
+    assert m["ssim"] == pytest.approx(1.0) and m["box_ssim"] == pytest.approx(1.0)
+    assert np.isfinite(m["psnr"]) and m["psnr"] > 100  # MSE floored: high, not inf
+    assert m["sharpness"] == pytest.approx(1.0) and m["flicker"] == pytest.approx(1.0)
+
+
+def test_shifted_image_keeps_its_sharpness_but_loses_similarity():
+    real = texture()
+    fake = np.roll(real, 3, axis=2)  # 3 px to the right
+    xy = full_frame_poses(len(real))
+    m = E.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    assert m["ssim"] < 0.5 and m["box_ssim"] < 0.5 and m["l1"] > 0.02 and m["psnr"] < 25
+    assert m["sharpness"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
+    real = texture()
+    fake = np.full_like(real, 128)
+    xy = full_frame_poses(len(real))
+    m = E.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    assert m["sharpness"] == 0.0
+    assert m["flicker"] == 0.0 and m["tdiff"] == 0.0 and m["tdiff_real"] > 0
+    assert m["ssim"] < 0.3  # structure (covariance) term is 0; only the matching mean is left
+
+
+def test_flicker_counts_consecutive_pairs_only():
+    real = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 104)])  # brightening by 2 per frame
+    fake = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 150)])  # a jump between frames 1 and 2
+    f = E.flicker(fake, real, np.array([True, True]))
+    assert f["tdiff_real"] == pytest.approx(2 / 255) and f["flicker"] == pytest.approx((2 + 48) / 2 / 2)
+    assert E.flicker(fake, real, np.array([True, False]))["flicker"] == pytest.approx(1.0)
+    assert np.isnan(E.flicker(fake, real, np.array([False, False]))["flicker"])
+
+
+def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
+    xy = full_frame_poses(2) * 0.5 + 0.2
+    xy[1] = xy[1] * 0.1  # a tiny pose in the corner: the box still has SSIM's 7 px
+    boxes = E.body_boxes(xy, S)
+    assert boxes.dtype == np.int32 and (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= S).all()
+    assert (boxes[:, 2] - boxes[:, 0] >= 7).all() and (boxes[:, 3] - boxes[:, 1] >= 7).all()
+    px = xy[0] * S
+    x0, y0, x1, y1 = boxes[0]
+    assert (px[:, 0] >= x0).all() and (px[:, 0] <= x1).all() and (px[:, 1] >= y0).all() and (px[:, 1] <= y1).all()
+
+
+def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_ones(sample_vs):
+    _, val = sample_vs.split()
+    pick = val[:12]
+    real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
+    good = E.pose_consistency(E.detect_poses(real), xy)
+    assert good["pose_found"] == 1.0 and good["pose_err"] < 0.03
+    black = E.pose_consistency(E.detect_poses(np.zeros_like(real[:4])), xy[:4])
+    assert black["pose_found"] == 0.0 and np.isnan(black["pose_err"])
+
+
+# --------------------------------------------------------------------------- what is evaluated
+
+
+def test_val_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_those(sample_vs):
+    es, train = E.val_set(sample_vs, S)
+    val = sample_vs.split()[1]
+    assert np.array_equal(es.positions, val) and np.all(np.diff(es.positions) == 1)
+    assert not set(train.tolist()) & set(es.positions.tolist())
+    assert es.positions[0] - train[-1] > VAL_GAP  # a gap of VAL_GAP frames between the blocks
+    assert es.consecutive.all() and len(es.consecutive) == len(es) - 1
+    results, outputs, skipped, warnings = E.evaluate(es, [1], train)
+    assert not skipped and not warnings and outputs[1].shape == es.real.shape
+    train_frames = {f.tobytes() for f in sample_vs.frames(S)[train]}
+    assert all(f.tobytes() in train_frames for f in outputs[1])
+    # The control: retrieving from every frame, the val block finds itself (a leak scores a perfect L1), and is flagged.
+    leak, _, _, flagged = E.evaluate(es, [1], np.arange(len(sample_vs)))
+    assert leak[1]["l1"] == 0 and results[1]["l1"] > 0
+    assert "copies frames from the evaluated block" in flagged[1]
+
+
+def test_a_checkpoint_trained_on_the_evaluated_block_is_flagged(sample_vs):
+    from types import SimpleNamespace
+
+    es, train = E.val_set(sample_vs, S)
+    sha = sample_vs.meta["sha256"]
+    held_out = SimpleNamespace(data={"sha256": sha, "train": [0, int(train[-1]) + 1]})
+    leaky = SimpleNamespace(data={"sha256": sha, "train": [0, len(sample_vs)]})
+    other = SimpleNamespace(data={"sha256": "0" * 64, "key": "other-0000", "train": [0, 10]})
+    assert E.leak_warning(held_out, es) is None and E.leak_warning(SimpleNamespace(), es) is None
+    assert "overlap the evaluated block" in E.leak_warning(leaky, es)
+    assert "other footage (other-0000)" in E.leak_warning(other, es)
+
+
+class FakeVS:
+    """What clip_set reads from a VideoSkeleton: skeletons, frames, ids."""
+
+    def __init__(self, xy):
+        self.xy = np.asarray(xy, np.float32)
+        self.ids = np.arange(len(xy))
+
+    def __len__(self):
+        return len(self.xy)
+
+    def skeletons(self):
+        return self.xy
+
+    def frames(self, size):
+        return np.zeros((len(self), size, size, 3), np.uint8)
+
+
+def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
+    test_xy = full_frame_poses(5) * 0.5 + np.float32([0.1, 0.3])  # small, low left
+    target_xy = test_xy * 1.6 - np.float32([0.05, 0.5])  # larger, elsewhere
+    es = E.clip_set(FakeVS(test_xy), FakeVS(target_xy), S, normalize=True)
+    norm = PoseNormalizer.fit(test_xy, target_xy)
+    assert norm.scale == pytest.approx(1.6, rel=1e-4)
+    np.testing.assert_allclose(es.xy_in, target_xy, atol=1e-5)
+    # A disk at joint 6 where the generator would draw it (target placement) lands on the test frame's joint 6.
+    fake = np.zeros((5, S, S, 3), np.uint8)
+    for f, p in zip(fake, es.xy_in[:, 6] * S - 0.5, strict=True):  # pixel i is centred at i + 0.5
+        cv2.circle(f, tuple(np.round(p * 16).astype(int).tolist()), 4 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    back = es.to_real_space(fake)[..., 0].astype(np.float64)
+    yy, xx = np.mgrid[:S, :S]
+    centroid = np.stack([(b * xx).sum() / b.sum() for b in back]), np.stack([(b * yy).sum() / b.sum() for b in back])
+    np.testing.assert_allclose(np.stack(centroid, 1) + 0.5, test_xy[:, 6] * S, atol=0.3)
+
+
+def test_gen_type_parsing():
+    assert E.parse_gen_types("all") == list(range(1, 9))
+    assert E.parse_gen_types("3,1,3") == [1, 3]
+    for bad, message in (("9", "unknown gen_type 9"), ("1,x", "must be 'all' or numbers")):
+        with pytest.raises(UserError, match=message):
+            E.parse_gen_types(bad)
+
+
+def test_chart_is_deterministic(tmp_path):
+    results = {1: {"l1": 0.02, "psnr": 25.0, "ssim": 0.9, "box_ssim": 0.7, "sharpness": 1.0, "flicker": 1.2}}
+    results[3] = {**results[1], "sharpness": 0.6, "flicker": float("nan")}
+    E.write_chart(tmp_path / "a.png", results, "t")
+    E.write_chart(tmp_path / "b.png", results, "t")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert cv2.imread(str(tmp_path / "a.png")) is not None
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
+    out, dump = tmp_path / "eval", tmp_path / "frames.npz"
+    r = run_script("Evaluate.py", "--gen_type", "1,2,4", "--out", out, "--dump", dump, "--figures", tmp_path / "fig")
+    assert r.returncode == 0, r.stderr
+    assert "| 1 | nearest |" in r.stdout and "n/a below 128 px" in r.stdout
+    skipped = [line for line in r.stdout.splitlines() if line.startswith("- skipped gen_type")]
+    assert len(skipped) == 2
+    assert "python GenVanillaNN.py" in skipped[0] and "python GenGAN.py" in skipped[1]
+    meta = json.loads((out / "metrics.json").read_text())
+    assert list(meta["results"]) == ["1"] and sorted(meta["skipped"]) == ["2", "4"]
+    val = sample_vs.split()[1]
+    assert meta["eval"]["positions"] == [int(val[0]), int(val[-1])] and meta["eval"]["frames"] == len(val)
+    for png in (out / "strip.png", out / "chart.png", tmp_path / "fig" / "eval_strip.png"):
+        assert cv2.imread(str(png)) is not None and png.stat().st_size < 300_000
+    assert (out / "strip.png").read_bytes() == (tmp_path / "fig" / "eval_strip.png").read_bytes()
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+    with np.load(dump, allow_pickle=False) as z:
+        assert z["real"].dtype == np.uint8 and z["fake_1"].shape == z["real"].shape == (len(val), S, S, 3)
+        assert z["skeleton"].dtype == np.uint8 and z["gen_types"].tolist() == [1]
+        # The dump's frames reproduce the table's whole-image numbers with the library metrics too.
+        m = image_metrics(z["fake_1"], z["real"], z["xy"])
+        assert m["ssim"] == pytest.approx(meta["results"]["1"]["ssim"], abs=1e-9)
+        arrays = {k: z[k] for k in z.files}
+    v = run_script("bench/verify_dump.py", dump)
+    assert v.returncode == 0 and "agree" in v.stdout, v.stdout + v.stderr
+    # A dump whose reported SSIM was changed in the 3rd decimal no longer verifies.
+    names = arrays["metric_names"].tolist()
+    arrays["metrics_1"] = arrays["metrics_1"].copy()
+    arrays["metrics_1"][names.index("ssim")] += 0.002
+    np.savez(tmp_path / "tampered.npz", **arrays)
+    with pytest.raises(SystemExit) as e:
+        verify_dump.main([str(tmp_path / "tampered.npz")])
+    assert e.value.code == 1
+
+
+def test_independent_ssim_matches_the_library_on_odd_crops():
+    from skimage.metrics import structural_similarity
+
+    a, b = texture(2, seed=1)
+    for crop in (np.s_[:, :], np.s_[5:12, 3:40], np.s_[10:57, 20:27]):
+        ref = structural_similarity(a[crop], b[crop], channel_axis=-1, data_range=255)
+        assert verify_dump.ssim(a[crop], b[crop]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):
+    meta = E.main(["--gen_type", "1", "--test", str(short_clip), "--normalize", "--out", str(tmp_path)])
+    assert meta["eval"]["set"] == "test" and meta["eval"]["frames"] == 60 and meta["eval"]["normalize"]
+    assert 0 < meta["results"]["1"]["l1"] < 0.2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--gen_type", "4"], "python GenGAN.py"),
+        (["--gen_type", "2"], "python GenVanillaNN.py"),
+        (["--gen_type", "9"], "unknown gen_type 9"),
+        (["--normalize"], "--normalize applies to --test"),
+        (["--dump", "frames.txt"], "--dump must name an .npz"),
+        (["--strip_frames", "0"], "--strip_frames must be >= 1"),
+        (["--test", "/no/such/clip.mp4"], "video not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line(argv, message, capsys, sample_vs, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run_cli(E.main, [*argv, "--out", str(tmp_path / "eval")])
+    assert e.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "eval").exists()

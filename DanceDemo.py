@@ -19,13 +19,11 @@ import argparse
 import functools
 import importlib
 import os
-import shlex
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -43,7 +41,7 @@ from Skeleton import (
     draw_skeleton,
     run_cli,
 )
-from VideoSkeleton import VideoSkeleton, check_video_path
+from VideoSkeleton import GEN_TYPES, VideoSkeleton, check_video_path, train_command
 
 GEN_TYPE = 1
 SIZE = 64  # generator output side (px); trained models must have been trained at this size
@@ -68,39 +66,7 @@ BETA = 8.0  # cutoff gained per (body height / s) of joint speed: fast moves kee
 D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate itself
 
 
-class GenType(NamedTuple):
-    description: str
-    module: str
-    train: str | None  # training command template ({video} = the target video), None when nothing to train
-
-
-GEN_TYPES = {
-    1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None),
-    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1"),
-    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2"),
-    4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image"),
-    5: GenType("GAN (BCE), 26-vector", "GenGAN", "python GenGAN.py {video} --mode bce --input vector"),
-    6: GenType("WGAN-GP, 26-vector", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input vector"),
-    7: GenType("WGAN-GP, skeleton image", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input image"),
-    8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal"),
-}
-
-
 # --------------------------------------------------------------------------- generators
-
-
-def train_command(gen_type, video=None):
-    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
-    spec = GEN_TYPES[gen_type]
-    if spec.train is None:
-        return None
-    if video is None:
-        import Mannequin  # the path only: nothing is rendered
-
-        video = Mannequin.clip_path("target")
-    video = Path(video).resolve()
-    shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
-    return spec.train.format(video=shlex.quote(str(shown)))
 
 
 def generator_module(gen_type, video=None):

@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from DanceDemo import GEN_TYPES, PoseNormalizer, generator_module, load_generator
+from DanceDemo import PoseNormalizer, generator_module, load_generator
 from GenVanillaNN import BOX_MARGIN, body_box_px, image_metrics
 from Skeleton import ROOT, UserError, atomic_path, body_height, render_maps, run_cli
-from VideoSkeleton import MODE, VideoSkeleton, check_video_path, detect_poses
+from VideoSkeleton import GEN_TYPES, MODE, VideoSkeleton, check_video_path, detect_poses
 
 GEN_TYPE = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
 SIZE = 64  # px: the image space the generators were trained in

@@ -15,16 +15,18 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import DATA_DIR, N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
+from Skeleton import DATA_DIR, N_JOINTS, ROOT, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
 
 CACHE_DIR = DATA_DIR / "cache"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
@@ -43,6 +45,41 @@ VAL_FRAC = 0.15  # share of usable frames held out as the validation block (the 
 VAL_GAP = 5  # frames dropped between the train and val blocks so neighbours cannot leak
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 _MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
+
+
+# --------------------------------------------------------------------------- the gen_type table
+
+
+class GenType(NamedTuple):
+    description: str
+    module: str
+    train: str | None  # training command template ({video} = the target video), None when nothing to train
+
+
+GEN_TYPES = {
+    1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None),
+    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1"),
+    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2"),
+    4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image"),
+    5: GenType("GAN (BCE), 26-vector", "GenGAN", "python GenGAN.py {video} --mode bce --input vector"),
+    6: GenType("WGAN-GP, 26-vector", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input vector"),
+    7: GenType("WGAN-GP, skeleton image", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input image"),
+    8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal"),
+}
+
+
+def train_command(gen_type, video=None, size=64):
+    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
+    spec = GEN_TYPES[gen_type]
+    if spec.train is None:
+        return None
+    if video is None:
+        import Mannequin  # the path only: nothing is rendered
+
+        video = Mannequin.clip_path("target")
+    video = Path(video).resolve()
+    shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
+    return spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != 64 else "")
 
 
 # --------------------------------------------------------------------------- video helpers

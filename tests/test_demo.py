@@ -10,6 +10,7 @@ from conftest import run_script, write_video
 from test_nearest import BASE, FakeTarget, motion
 
 import DanceDemo as D
+import VideoSkeleton as V
 from GenNearest import GenNearest
 from Skeleton import L_WRIST, UserError, body_height, run_cli
 
@@ -163,7 +164,7 @@ def test_gen_type_table_and_training_commands(monkeypatch):
     assert D.train_command(6, D.ROOT / "x.mp4") == "python GenGAN.py x.mp4 --mode wgan-gp --input vector"
     assert isinstance(D.load_generator(1, FakeTarget(target_clip(50))), GenNearest)
     # A generator whose code is not there yet: one line naming the command that will train it.
-    monkeypatch.setitem(D.GEN_TYPES, 5, D.GenType("test", "GenNotWrittenYet", "python GenNotWrittenYet.py {video} --x"))
+    monkeypatch.setitem(D.GEN_TYPES, 5, V.GenType("test", "GenNotWrittenYet", "python GenNotWrittenYet.py {video} --x"))
     with pytest.raises(UserError, match=r"python GenNotWrittenYet.py x.mp4 --x"):
         D.load_generator(5, SimpleNamespace(video_path=D.ROOT / "x.mp4"))
 

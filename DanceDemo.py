@@ -41,7 +41,7 @@ from Skeleton import (
     draw_skeleton,
     run_cli,
 )
-from VideoSkeleton import GEN_TYPES, VideoSkeleton, check_video_path, train_command
+from VideoSkeleton import GEN_TYPES, READ_CHUNK, VideoSkeleton, check_video_path, read_rows, train_command
 
 GEN_TYPE = 1
 SIZE = 64  # generator output side (px); trained models must have been trained at this size
@@ -332,8 +332,10 @@ def transfer(
             timing["generate"] += time.perf_counter() - t
             for j, img in enumerate(images):
                 t = time.perf_counter()
+                if j % READ_CHUNK == 0:  # source frames come from disk a chunk at a time: bounded memory
+                    src = read_rows(source_vs.frames_all, i + j, i + j + READ_CHUNK)
                 frame = draw_panels(
-                    source_vs.frames_all[i + j], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label
+                    src[j % READ_CHUNK], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label
                 )
                 t2 = time.perf_counter()
                 writer.write(frame)

@@ -5,10 +5,14 @@ atomic writes), since this is the lowest module of the import chain
 Skeleton <- Mannequin <- VideoSkeleton <- Gen* <- DanceDemo / Evaluate / app.
 """
 
+import argparse
 import contextlib
 import os
+import re
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 # FFmpeg (inside OpenCV) prints its own lines for unreadable files; we report those in one line ourselves.
@@ -65,23 +69,91 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line on stderr, never a traceback."""
 
 
+def _usage_error(parser, message):
+    """argparse's usage errors as a UserError: one line naming the problem and --help, not the usage block."""
+    raise UserError(f"{message} (see: python {parser.prog} --help)")
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # `kill <pid>` cleans up like Ctrl-C: temporary files removed, previous results kept
+
+
 def run_cli(main, argv=None):
-    """Run `main(argv)`; turn UserError / Ctrl-C into one stderr line and a non-zero exit."""
+    """Run `main(argv)`; turn UserError, bad arguments, Ctrl-C and SIGTERM into one stderr line and a non-zero exit."""
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
+    previous = argparse.ArgumentParser.error, signal.getsignal(signal.SIGTERM)
+    argparse.ArgumentParser.error = _usage_error
+    if main_thread:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        print(
+            "interrupted: nothing half-written was kept, earlier caches and checkpoints are intact "
+            "(a training run continues with --resume)",
+            file=sys.stderr,
+        )
         sys.exit(130)
+    finally:
+        argparse.ArgumentParser.error = previous[0]
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous[1])
+
+
+# atomic_path's temporary names: .tmp-<pid>-<name> (being written), .old-<pid>-<name> (being replaced)
+_TEMP_NAME = re.compile(r"\.(tmp|old)-(\d+)-(.+)")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def clean_stale_temps(folder):
+    """Remove what atomic_path left in `folder` when its process was killed (SIGKILL, power loss): the entries
+    of pids no longer running. An .old- folder whose target is missing (killed between the two renames) is the
+    previous complete result: it is put back. Returns the names removed or restored."""
+    folder = Path(folder)
+    done = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:  # no folder yet: nothing to clean
+        return done
+    for entry in entries:
+        m = _TEMP_NAME.fullmatch(entry.name)
+        if not m or int(m[2]) == os.getpid() or _pid_alive(int(m[2])):
+            continue
+        target = folder / m[3]
+        try:
+            if m[1] == "old" and not target.exists():
+                os.replace(entry, target)
+            elif entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:  # another process cleaned it first
+            continue
+        done.append(entry.name)
+    return done
 
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
+
+    A process killed outright cannot clean up: its leftovers are removed by the next atomic_path in that folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path.parent)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
         yield tmp

@@ -13,12 +13,17 @@ import argparse
 import contextlib
 import hashlib
 import json
+import mmap
 import multiprocessing
 import os
 import shlex
+import shutil
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,7 +31,18 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import DATA_DIR, N_JOINTS, ROOT, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
+from Skeleton import (
+    DATA_DIR,
+    N_JOINTS,
+    ROOT,
+    Skeleton,
+    UserError,
+    atomic_path,
+    clean_stale_temps,
+    parse_bool,
+    render_maps,
+    run_cli,
+)
 
 CACHE_DIR = DATA_DIR / "cache"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
@@ -44,6 +60,12 @@ MIN_FRAMES_PER_WORKER = 48  # below this a second process costs more (start-up) 
 VAL_FRAC = 0.15  # share of usable frames held out as the validation block (the clip's end)
 VAL_GAP = 5  # frames dropped between the train and val blocks so neighbours cannot leak
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+MAX_MISSING = 0.05  # share of the frames a video declares that may fail to decode (containers misstate lengths by
+# a frame or two; more means a damaged file, refused rather than silently cut short)
+READ_CHUNK = 64  # cached frames read from disk at a time when streaming a whole clip (12 MB at 256 px)
+# Still images FFmpeg would read as a one-frame "video": refused by their first bytes, whatever their name.
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF",
+                    b"MM\x00*": "TIFF"}  # fmt: skip
 _MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
@@ -132,13 +154,28 @@ def check_video_path(path):
     return path.resolve()
 
 
+def image_kind(head):
+    """'PNG', 'JPEG', ... if a file's first bytes are a still image's signature, else None."""
+    head = bytes(head[:16])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for sig, kind in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
+
+
 def probe_video(path):
     """(n_frames, fps, width, height) of a readable video; UserError if it is not one."""
+    with open(path, "rb") as f:
+        kind = image_kind(f.read(16))
+    if kind:
+        raise UserError(f"{path} is a {kind} image, not a video: give a video file (mp4, mov, avi, mkv, webm)")
     cap = cv2.VideoCapture(str(path))
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
-            raise UserError(f"cannot read a frame from {path}: not a video, corrupt, or no frames")
+            raise UserError(
+                f"cannot read a frame from {path}: not a video, corrupt or truncated, or no frames; "
+                "use a video file that plays in a video player"
+            )
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         h, w = frame.shape[:2]
@@ -178,6 +215,25 @@ def iter_frames(path, start=0, stop=None, step=1):
             i += 1
     finally:
         cap.release()
+
+
+def read_rows(frames, start, stop):
+    """frames[start:stop] as an in-memory array; a cache's memory-mapped frames.npy is read from its file instead.
+
+    Pages touched through a memory map stay mapped and count as the process's memory, so streaming a long clip
+    through one grows with the clip; reading chunks keeps it bounded.
+    """
+    start, stop = max(0, int(start)), min(int(stop), len(frames))
+    if stop <= start or not isinstance(getattr(frames, "base", None), mmap.mmap):
+        return np.array(frames[start:stop])
+    row = int(np.prod(frames.shape[1:]))  # items per frame
+    count = (stop - start) * row
+    with open(frames.filename, "rb") as f:
+        f.seek(frames.offset + start * row * frames.itemsize)
+        data = np.fromfile(f, frames.dtype, count)
+    if data.size != count:
+        raise UserError(f"{frames.filename} is shorter than its header says: rerun with force_recompute=True")
+    return data.reshape(stop - start, *frames.shape[1:])
 
 
 def file_hash(path, chunk=1 << 20):
@@ -260,47 +316,61 @@ def detect_poses(images, mode=MODE, desc="MediaPipe"):
     return out
 
 
-_progress = None  # per-worker shared counter (set by the pool initializer)
+_progress = _stop = None  # per-worker shared progress counter and stop flag (set by the pool initializer)
 
 
-def _init_worker(counter):
-    """Pool initializer: share the progress counter; silence MediaPipe/TFLite's C++ logging."""
-    global _progress
-    _progress = counter
+def _exit_with_parent(parent):
+    """Worker watchdog: a parent killed outright (SIGKILL) cannot shut its pool down, so the worker ends itself."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _init_worker(counter, stop, parent):
+    """Pool initializer: share the progress counter and stop flag, silence MediaPipe/TFLite's C++ logging.
+
+    Ctrl-C reaches the whole process group: the parent alone handles it (it sets `stop`), workers ignore it.
+    """
+    global _progress, _stop
+    _progress, _stop = counter, stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     os.environ["GLOG_minloglevel"] = "2"
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # the worker's C++ chatter only; its Python exceptions reach the parent
 
 
 def _extract_range(task):
-    """Worker: frames [start, stop) of one video chunk -> part files; one tracker per process."""
+    """Worker: frames [start, stop) of one video chunk -> part files; one tracker per process.
+
+    Frames are appended to a raw file as they come (not kept, not memory-mapped): a worker's memory does not
+    grow with the video's length.
+    """
     video, start, stop, params, part_dir, wid = task
     step, size = params["frame_skip"], params["size"]
     first = start + (-start) % step  # first index in range that is a multiple of step
     n_max = max(0, (stop - first + step - 1) // step)
-    frames = np.lib.format.open_memmap(part_dir / f"frames-{wid}.npy", "w+", np.uint8, (max(n_max, 1), size, size, 3))
-    skel = np.full((max(n_max, 1), N_JOINTS, 3), np.nan, np.float32)
-    index = np.zeros(max(n_max, 1), np.int64)
+    skel = np.full((n_max, N_JOINTS, 3), np.nan, np.float32)
+    index = np.zeros(n_max, np.int64)
     pose = make_pose(params["mode"], params["model_complexity"])
     n = 0
-    for i, frame in iter_frames(video, first, stop, step):
-        if n >= n_max:
-            break
-        det = detect_image(frame)
-        # Store from the already-downscaled image when it is still big enough: saves a costly resize.
-        frames[n] = square_frame(det if min(det.shape[:2]) >= size else frame, size)
-        index[n] = i
-        res = pose.process(cv2.cvtColor(det, cv2.COLOR_BGR2RGB))
-        if res.pose_landmarks is not None:
-            s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
-            skel[n, :, :2], skel[n, :, 2] = frame_to_square(s.xy, frame.shape), s.vis
-        n += 1
-        if _progress is not None:
-            with _progress.get_lock():
-                _progress.value += 1
+    with open(part_dir / f"frames-{wid}.raw", "wb") as frames:
+        for i, frame in iter_frames(video, first, stop, step):
+            if n >= n_max or (_stop is not None and _stop.value):
+                break
+            det = detect_image(frame)
+            # Store from the already-downscaled image when it is still big enough: saves a costly resize.
+            frames.write(square_frame(det if min(det.shape[:2]) >= size else frame, size).tobytes())
+            index[n] = i
+            res = pose.process(cv2.cvtColor(det, cv2.COLOR_BGR2RGB))
+            if res.pose_landmarks is not None:
+                s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
+                skel[n, :, :2], skel[n, :, 2] = frame_to_square(s.xy, frame.shape), s.vis
+            n += 1
+            if _progress is not None:
+                with _progress.get_lock():
+                    _progress.value += 1
     pose.close()
-    frames.flush()
-    del frames
     np.save(part_dir / f"skeletons-{wid}.npy", skel[:n])
     np.save(part_dir / f"index-{wid}.npy", index[:n])
     return n
@@ -321,32 +391,48 @@ def extract(video, params, workers=WORKERS, verbose=True):
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
         tasks = [(str(video), int(bounds[k]), int(bounds[k + 1]), params, tmp, k) for k in range(workers)]
-        counter = multiprocessing.get_context("spawn").Value("q", 0)  # frames done, over all workers
         ctx = multiprocessing.get_context("spawn")
+        counter = ctx.Value("q", 0)  # frames done, over all workers
+        stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
         bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
-        with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,)) as pool:
-            futures = [pool.submit(_extract_range, t) for t in tasks]
-            while not all(f.done() for f in futures):
-                time.sleep(0.1)
-                bar.update(counter.value - bar.n)
-            counts = [f.result() for f in futures]
+        initargs = (counter, stop, os.getpid())
+        with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
+            try:
+                futures = [pool.submit(_extract_range, t) for t in tasks]
+                while not all(f.done() for f in futures):
+                    time.sleep(0.1)
+                    bar.update(counter.value - bar.n)
+                counts = [f.result() for f in futures]
+            except BrokenProcessPool:
+                raise UserError(
+                    f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
+                    "written: rerun, with --workers 1 if memory is short"
+                ) from None
+            except BaseException:
+                stop.value = 1
+                raise
             bar.update(counter.value - bar.n)
         n = sum(counts)
         if n == 0:
             raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
-        # Merge the per-worker parts into one memory-mappable file per array.
-        frames = np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, size, size, 3))
-        skel, index, pos = [], [], 0
-        for k, c in enumerate(counts):
-            if c:
-                frames[pos : pos + c] = np.load(tmp / f"frames-{k}.npy", mmap_mode="r")[:c]
-                skel.append(np.load(tmp / f"skeletons-{k}.npy"))
-                index.append(np.load(tmp / f"index-{k}.npy"))
-                pos += c
-            for part in ("frames", "skeletons", "index"):
-                (tmp / f"{part}-{k}.npy").unlink()
-        frames.flush()
-        del frames
+        if n_keep - n > max(2, MAX_MISSING * n_keep):
+            raise UserError(
+                f"{video} is damaged: only {n} of the {n_keep} frames it declares could be decoded; re-encode it "
+                f"(e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4) or use an undamaged copy"
+            )
+        # Merge the per-worker parts into one memory-mappable file per array, streamed: bounded memory.
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": (n, size, size, 3)}  # fmt: skip
+        skel, index = [], []
+        with open(tmp / "frames.npy", "wb") as frames:
+            np.lib.format.write_array_header_1_0(frames, header)
+            for k in range(workers):
+                with open(tmp / f"frames-{k}.raw", "rb") as part:
+                    shutil.copyfileobj(part, frames, 1 << 22)
+                skel.append(np.load(tmp / f"skeletons-{k}.npy", allow_pickle=False))
+                index.append(np.load(tmp / f"index-{k}.npy", allow_pickle=False))
+                for name in (f"frames-{k}.raw", f"skeletons-{k}.npy", f"index-{k}.npy"):
+                    (tmp / name).unlink()
         skel, index = np.concatenate(skel), np.concatenate(index)
         detected = int(np.isfinite(skel[:, 0, 0]).sum())
         seconds = time.perf_counter() - t0
@@ -407,17 +493,53 @@ def _versions():
     return out
 
 
-def load_cache(video, params):
-    """(cache_dir, meta) if a valid cache for this video content and params exists, else (dir, None)."""
+def cache_problem(cache, meta, digest, params):
+    """Why a cache folder cannot be used as it is (a phrase), or None if it is complete and matches."""
+    if meta.get("version") != CACHE_VERSION:
+        return f"was written by another version (cache version {meta.get('version')}, this one reads {CACHE_VERSION})"
+    if meta.get("sha256") != digest:
+        return "belongs to another video"
+    if meta.get("params") != params:
+        old = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+        changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in params.items() if old.get(k) != v)
+        return f"was extracted with other parameters ({changed})"
+    try:
+        n, size = int(meta["frames"]), int(params["size"])
+        if len(meta["frame_indices"]) != n or not float(meta["fps"]) > 0:
+            raise ValueError("meta.json does not match its frames")
+        frames = np.load(cache / "frames.npy", mmap_mode="r", allow_pickle=False)
+        skel = np.load(cache / "skeletons.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        return f"is damaged ({type(e).__name__}: {str(e)[:80]})"
+    if frames.dtype != np.uint8 or frames.shape != (n, size, size, 3):
+        return f"is damaged (frames.npy holds {frames.dtype} {frames.shape}, meta.json says {n} frames of {size} px)"
+    if skel.dtype != np.float32 or skel.shape != (n, N_JOINTS, 3):
+        return f"is damaged (skeletons.npy holds {skel.dtype} {skel.shape}, expected ({n}, {N_JOINTS}, 3) float32)"
+    return None
+
+
+def load_cache(video, params, verbose=False):
+    """(cache_dir, meta) if a valid cache for this video content and params exists, else (dir, None).
+
+    An existing cache that cannot be used (other version or parameters, damaged files) is reported in one line
+    when verbose; extracting again replaces it.
+    """
     digest = file_hash(video)
+    clean_stale_temps(CACHE_DIR)  # what a killed extraction left, and a cache caught mid-replacement put back
     cache = CACHE_DIR / f"{video.stem}-{digest[:10]}"
     try:
         meta = json.loads((cache / "meta.json").read_text())
-    except (OSError, ValueError):
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
         return cache, None
-    ok = meta.get("version") == CACHE_VERSION and meta.get("sha256") == digest and meta.get("params") == params
-    ok = ok and (cache / "frames.npy").exists() and (cache / "skeletons.npy").exists()
-    return cache, meta if ok else None
+    except (OSError, ValueError) as e:
+        meta, problem = None, f"is damaged (meta.json: {str(e)[:80]})"
+    else:
+        problem = cache_problem(cache, meta, digest, params)
+    if problem and verbose:
+        print(f"cache {cache.name} {problem}: extracting again")
+    return cache, None if problem else meta
 
 
 # --------------------------------------------------------------------------- the VideoSkeleton
@@ -452,7 +574,7 @@ class VideoSkeleton:
             "min_detection_confidence": MIN_DETECTION_CONFIDENCE,
             "min_tracking_confidence": MIN_TRACKING_CONFIDENCE,
         }
-        cache, meta = (None, None) if force else load_cache(self.video_path, params)
+        cache, meta = (None, None) if force else load_cache(self.video_path, params, verbose)
         if meta is None:
             cache = extract(self.video_path, params, workers, verbose)
             meta = json.loads((cache / "meta.json").read_text())
@@ -500,7 +622,12 @@ class VideoSkeleton:
         """(N, size, size, 3) uint8 BGR of all usable frames (resized once, then kept)."""
         size = size or self.frames_all.shape[1]
         if size not in self._resized:
-            self._resized[size] = np.stack([self.frame(i, size) for i in range(len(self))])
+            out, pos = np.empty((len(self), size, size, 3), np.uint8), 0
+            for a in range(0, len(self.valid), READ_CHUNK):  # streamed from the file: only the result is kept
+                for f in read_rows(self.frames_all, a, a + READ_CHUNK)[self.valid[a : a + READ_CHUNK]]:
+                    out[pos] = f if size == f.shape[0] else square_frame(f, size)
+                    pos += 1
+            self._resized[size] = out
         return self._resized[size]
 
     def split(self, val_frac=VAL_FRAC, gap=VAL_GAP):

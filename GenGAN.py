@@ -1,0 +1,1011 @@
+"""Adversarial skeleton -> image generators: gen_types 4-7 (pix2pix-style, BCE or WGAN-GP) and 8 (temporal GAN).
+
+    python GenGAN.py <video> [--mode bce|wgan-gp] [--input image|vector] [--temporal] [--epochs N] [--resume]
+    python GenGAN.py ../shared/data/taichi1.mp4 --mode bce --input image       # gen_type 4
+    python GenGAN.py ../shared/data/taichi1.mp4 --mode wgan-gp --input image   # gen_type 7
+    python GenGAN.py --temporal                                               # gen_type 8 on the built-in sample
+
+gen_type 4 BCE / skeleton image, 5 BCE / 26-vector, 6 WGAN-GP / 26-vector, 7 WGAN-GP / skeleton image, 8 temporal.
+
+netG is GenVanillaNN's network (U-Net from the skeleton map, decoder from the 26-vector). When the matching
+GenVanillaNN checkpoint exists it starts from it (--init_from_vanilla, on by default then): the GAN only has to
+fine-tune the blurry regression towards sharp frames, minutes on a CPU instead of hours. netD is a conditional
+PatchGAN on (skeleton map, image) pairs at two scales (pix2pixHD); vector models are judged on the drawn map too.
+
+  bce      L_G = lambda_L1 * L1 + GAN + lambda_FM * feature matching; lambda_L1 goes 100 -> 30 over training
+  wgan-gp  critic with InstanceNorm, gradient penalty 10, n_critic critic steps per generator step
+  temporal netG sees the skeleton maps of t, t-1, t-2; a second, temporal discriminator judges 3 consecutive
+           frames with their skeletons, and an L1 on frame-to-frame differences keeps the output as steady as
+           the real video. Train it on footage with continuous motion (not 1-in-10 sampled clips like taichi1).
+"""
+
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import GenVanillaNN as V
+from GenVanillaNN import (
+    BOX_MARGIN,
+    TrainLog,
+    autocast,
+    body_box_px,
+    build_net,
+    data_fingerprint,
+    default_model_args,
+    image_metrics,
+    load_checkpoint,
+    lr_at,
+    pick_device,
+    plot_losses,
+    pose_input,
+    predict,
+    random_affine,
+    sample_grid,
+    save_checkpoint,
+    set_seed,
+    to_uint8,
+    warp,
+)
+from Skeleton import N_JOINTS, UserError, atomic_path, run_cli
+from VideoSkeleton import VideoSkeleton
+
+# --------------------------------------------------------------------------- defaults
+
+SIZE = 64
+MODE = "bce"  # "bce" (pix2pix / pix2pixHD) or "wgan-gp"
+INPUT = "image"  # "image" (skeleton map, U-Net) or "vector" (26-vector, decoder)
+EPOCHS = 12  # fine-tuning from a GenVanillaNN checkpoint
+EPOCHS_SCRATCH = 60  # without one
+BATCH = 16
+LR_G = 1e-4  # Adam; lower than pix2pix's 2e-4 because netG usually starts from a trained regression
+LR_D = 2e-4
+BETAS = {"bce": (0.5, 0.999), "wgan-gp": (0.0, 0.9)}  # pix2pix's and Gulrajani et al.'s Adam settings
+WARMUP = 0.05  # share of training with a linear LR warm-up (then cosine decay, GenVanillaNN.lr_at)
+LAMBDA_L1 = (100.0, 30.0)  # L1 weight at the start and the end of training (the reference's dynamic schedule)
+LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
+LAMBDA_GP = 10.0  # WGAN-GP gradient penalty
+LAMBDA_DRIFT = 1e-3  # keeps the critic's values near 0 (Karras et al.): an unbounded critic drifts away
+N_CRITIC = 5  # WGAN-GP: critic steps per generator step
+LAMBDA_T = 50.0  # temporal: L1 between generated and real frame-to-frame differences (flicker)
+NDF = 32  # discriminator base width (pix2pix's 64 is sized for 256 px frames; 32 halves D's CPU time at 64 px)
+# PatchGAN stride-2 layers: log2(size / 16), so 2 at 64 px: 34 px patches, about half the frame (3 layers would
+# see 70 px, more than the whole frame); the half-resolution D then sees the global layout.
+NUM_D = 2  # discriminator scales (full and half resolution)
+HISTORY = 2  # temporal netG also sees the skeletons of t-1 .. t-HISTORY
+D_T_FRAMES = 3  # consecutive frames the temporal discriminator sees
+AUG_PROB = 0.5  # share of training windows shifted/zoomed (GenVanillaNN.random_affine)
+SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (see val_score)
+D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
+SEED = 1337
+N_SAMPLES = 8
+CKPT_FORMAT = "deepdance-gan-1"
+
+MODES = ("bce", "wgan-gp")
+INPUTS = ("image", "vector")
+GEN_TYPES = {("bce", "image"): 4, ("bce", "vector"): 5, ("wgan-gp", "vector"): 6, ("wgan-gp", "image"): 7}
+TEMPORAL_GEN_TYPE = 8
+VARIANT_OF_INPUT = {"vector": 1, "image": 2}  # GenVanillaNN variant of netG
+GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (BT.601)
+
+
+def gen_type_of(mode, input, temporal=False):
+    return TEMPORAL_GEN_TYPE if temporal else GEN_TYPES[(mode, input)]
+
+
+def checkpoint_dir(vs, mode=MODE, input=INPUT, size=SIZE, temporal=False):
+    """data/checkpoints/<target>/gan-<mode>-<input>-<size>/, or gan-temporal-<size>/ for gen_type 8."""
+    return vs.checkpoint_dir(f"gan-temporal-{size}" if temporal else f"gan-{mode}-{input}-{size}")
+
+
+def train_command(vs, gen_type, size=SIZE):
+    """The shell command that trains gen_type on this target, for error messages."""
+    video = os.path.relpath(vs.video_path)
+    if gen_type == TEMPORAL_GEN_TYPE:
+        cmd = f"python GenGAN.py {video} --temporal"
+    else:
+        mode, input = next(k for k, v in GEN_TYPES.items() if v == gen_type)
+        cmd = f"python GenGAN.py {video} --mode {mode} --input {input}"
+    return cmd + (f" --size {size}" if size != SIZE else "")
+
+
+# --------------------------------------------------------------------------- discriminators
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix's PatchGAN: (B, in_ch, S, S) -> every layer's features, the last (B, 1, S/2^n - 2, S/2^n - 2) logits.
+
+    Each logit judges one patch; the intermediate features feed pix2pixHD's feature-matching loss.
+    """
+
+    def __init__(self, in_ch=6, ndf=NDF, n_layers=2, norm="instance"):
+        super().__init__()
+
+        def block(cin, cout, stride, normed):
+            layers = [nn.Conv2d(cin, cout, 4, stride, 1, bias=not normed)]
+            if normed:  # InstanceNorm: per-sample statistics, as the gradient penalty needs (BatchNorm mixes samples)
+                layers.append(nn.InstanceNorm2d(cout, affine=True) if norm == "instance" else nn.BatchNorm2d(cout))
+            return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
+
+        ch = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
+        layers = [block(in_ch, ch[0], 2, False)]
+        layers += [block(ch[i - 1], ch[i], 2, True) for i in range(1, n_layers)]
+        layers += [block(ch[n_layers - 1], ch[n_layers], 1, True), nn.Conv2d(ch[n_layers], 1, 4, 1, 1)]
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """pix2pixHD's discriminator: num_D PatchGANs, each on the input downsampled once more than the previous.
+
+    (B, in_ch, S, S) -> [features of D_1 at S, of D_2 at S/2, ...]; the coarse ones see the global layout.
+    """
+
+    def __init__(self, in_ch=6, ndf=NDF, n_layers=2, norm="instance", num_D=NUM_D):
+        super().__init__()
+        self.nets = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers, norm) for _ in range(num_D))
+
+    def forward(self, x):
+        out = []
+        for i, net in enumerate(self.nets):
+            if i:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(net(x))
+        return out
+
+
+def default_d_args(size=SIZE, temporal=False, frames=D_T_FRAMES):
+    """netD's (or, temporal=True, netD_T's) model_args: conditioned on skeleton maps, 6 channels per frame."""
+    return {"in_ch": 6 * (frames if temporal else 1), "ndf": NDF, "n_layers": max(1, int(math.log2(size / 16))),
+            "norm": "instance", "num_D": 1 if temporal else NUM_D}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def critic_score(pred):
+    """Per-sample score of a multi-scale prediction: mean over patches, averaged over scales. -> (B,)."""
+    return torch.stack([p[-1].float().flatten(1).mean(1) for p in pred]).mean(0)
+
+
+def gan_loss(pred, target_is_real, mode):
+    """Adversarial loss of a multi-scale prediction: BCE on every patch logit, or the Wasserstein critic's mean."""
+    losses = []
+    for p in pred:
+        logits = p[-1].float()
+        if mode == "bce":
+            target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+            losses.append(F.binary_cross_entropy_with_logits(logits, target))
+        else:
+            losses.append(-logits.mean() if target_is_real else logits.mean())
+    return sum(losses) / len(losses)
+
+
+def feature_matching(pred_fake, pred_real):
+    """pix2pixHD: L1 between D's features of fake and (fixed) real pairs, averaged over layers and scales."""
+    losses = [
+        F.l1_loss(f.float(), r.detach().float()) for pf, pr in zip(pred_fake, pred_real, strict=True)
+        for f, r in zip(pf[:-1], pr[:-1], strict=True)
+    ]  # fmt: skip
+    return sum(losses) / len(losses)
+
+
+def gradient_penalty(critic, real, fake, lambda_gp=LAMBDA_GP, generator=None):
+    """WGAN-GP: lambda_gp * E[(||grad_x critic(x)||_2 - 1)^2] at random points x between real and fake samples.
+
+    critic: (B, ...) -> (B,) scores; real, fake: (B, ...) tensors of the same shape (fake detached).
+    """
+    eps = torch.rand(len(real), generator=generator).to(real.device).view(-1, *[1] * (real.dim() - 1))
+    x = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def lambda_L1_at(progress, start=LAMBDA_L1[0], end=LAMBDA_L1[1]):
+    """The reference's dynamic L1 weight: linear from start to end as training progresses (progress in [0, 1])."""
+    return start + (end - start) * min(max(progress, 0.0), 1.0)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def sharpness(fake, real, xy, margin=BOX_MARGIN):
+    """Sobel gradient energy of the luma inside the body boxes, generated / real: 1 = as sharp, < 1 blurrier.
+
+    fake, real: (N, S, S, 3) uint8 BGR; xy: (N, 13, 2) ground-truth joints (they place the boxes).
+    """
+    e = np.zeros(2)
+    for i in range(len(real)):
+        x0, y0, x1, y1 = body_box_px(xy[i], real.shape[1], margin)
+        for k, img in enumerate((fake, real)):
+            gray = img[i, y0:y1, x0:x1].astype(np.float32) @ GRAY
+            gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+            e[k] += float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
+    return float(e[0] / e[1]) if e[1] > 0 else float("nan")
+
+
+def flicker(fake, real, consecutive):
+    """Mean |frame t - frame t-1| of the generated frames / of the real ones, over consecutive pairs ((N-1,) bool).
+
+    1 = changes as much as the real video, > 1 flickers, < 1 steadier (or frozen). NaN without consecutive pairs.
+    """
+    pairs = np.flatnonzero(consecutive)
+    if len(pairs) == 0:
+        return float("nan")
+
+    def tdiff(x):
+        return np.mean([np.abs(x[i + 1].astype(np.int16) - x[i].astype(np.int16)).mean() for i in pairs])
+
+    d_real = tdiff(real)
+    return float(tdiff(fake) / d_real) if d_real > 0 else float("nan")
+
+
+def val_score(metrics, weight=SHARP_WEIGHT):
+    """best.pth's criterion: body-box SSIM, minus weight x |ln sharpness| (blur and over-sharpening both cost).
+
+    SSIM alone would always pick the blurriest epoch, i.e. undo the GAN; the weight trades 0.02 box SSIM for
+    sharpness 0.67 -> 1.
+    """
+    s = metrics.get("sharpness", float("nan"))
+    penalty = abs(math.log(s)) if s > 0 and math.isfinite(s) else 10.0
+    return metrics["box_ssim"] - weight * penalty
+
+
+# --------------------------------------------------------------------------- temporal inputs
+
+
+def sequence_starts(ids):
+    """(N,) bool: frame i starts a new continuous run (its video index does not follow frame i-1's)."""
+    ids = np.asarray(ids)
+    starts = np.ones(len(ids), bool)
+    starts[1:] = np.diff(ids) != 1
+    return starts
+
+
+def history_xy(xy, history=HISTORY, starts=None):
+    """Poses read as one sequence -> the poses of t, t-1, ..., t-history: (N, 13, 2) -> (N, history + 1, 13, 2).
+
+    Before the first pose of a run (starts: (N,) bool, or the batch's first pose) that first pose repeats. A pose
+    with NaN joints (no person) is replaced in later frames' history by the last finite one before it, or by
+    the frame's own pose; its own frame keeps its NaN (it renders black).
+    """
+    xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
+    n = len(xy)
+    idx = np.arange(n)
+    starts = np.zeros(n, bool) if starts is None else np.asarray(starts, bool).copy()
+    starts[:1] = True
+    run = np.maximum.accumulate(np.where(starts, idx, 0))  # first frame of each frame's run
+    ok = np.isfinite(xy).all(axis=(1, 2))
+    last_ok = np.maximum.accumulate(np.where(ok, idx, -1))  # last frame <= i with a person (-1: none yet)
+    out = np.empty((n, history + 1, N_JOINTS, 2), np.float32)
+    out[:, 0] = xy
+    for k in range(1, history + 1):
+        prev = last_ok[np.maximum(idx - k, run)]  # t-k clamped to the run's start, then back to a finite pose
+        fill = (prev >= run) & (prev >= 0)
+        out[:, k] = np.where(fill[:, None, None], xy[np.maximum(prev, 0)], out[:, k - 1])
+    return out
+
+
+def temporal_input(xyw, size):
+    """Skeleton maps of pose windows stacked on channels: (N, K, 13, 2) -> (N, 3K, S, S) float in [-1, 1]."""
+    n, k = xyw.shape[:2]
+    return pose_input(np.asarray(xyw).reshape(-1, N_JOINTS, 2), 2, size).reshape(n, 3 * k, size, size)
+
+
+def train_windows(ids, length):
+    """(M, length) dataset indices of every run of `length` consecutive frames (video indices in `ids` +1 apart)."""
+    ids = np.asarray(ids)
+    if length == 1:
+        return np.arange(len(ids))[:, None]
+    ends = np.arange(length - 1, len(ids))
+    ok = ids[ends] - ids[ends - length + 1] == length - 1  # ids are increasing, so this means no gap
+    ends = ends[ok]
+    return ends[:, None] - np.arange(length - 1, -1, -1)[None]
+
+
+def expand_stem(state, model_args, in_ch):
+    """A vanilla UNet's weights for a UNet with more input channels: the extra ones get zero weights.
+
+    The first 3 channels stay the current skeleton map, so the expanded net starts as the vanilla one.
+    """
+    state = dict(state)
+    w = state["stem.0.weight"]  # (C0, 3 * ps^2, 3, 3): pixel_unshuffle puts channel c at c*ps^2 .. (c+1)*ps^2 - 1
+    extra = w.new_zeros(w.shape[0], (in_ch - model_args["in_ch"]) * model_args["ps"] ** 2, *w.shape[2:])
+    state["stem.0.weight"] = torch.cat([w, extra], dim=1)
+    return state, {**model_args, "in_ch": in_ch}
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+class GenGAN:
+    """A trained GAN as a generator: generate(ske) / generate_batch(xy) -> uint8 BGR frames.
+
+    gen_type 8 reads generate_batch's poses as one consecutive sequence (t-1, t-2 built from it, the first pose
+    repeated before it) and generate() keeps the last poses it saw; `coherent` tells callers to pass whole clips.
+    """
+
+    def __init__(self, checkpoint, device="auto", gen_type=None, size=None):
+        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(
+            checkpoint, CKPT_FORMAT, gen_type=gen_type, size=size
+        )  # fmt: skip
+        self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
+        self.variant, self.temporal = int(ckpt["variant"]), bool(ckpt["temporal"])
+        self.coherent = self.temporal
+        self.device = pick_device(device)
+        self.netG = build_net(self.variant, ckpt["model_args"])
+        self.netG.load_state_dict(ckpt["model"])
+        self.netG.to(self.device, memory_format=torch.channels_last).eval()
+        self.val = ckpt.get("val", {})
+        self.data = ckpt.get("data")  # what it was trained on (Evaluate warns when that overlaps what it measures)
+        self._history = []
+
+    def reset(self):
+        """Forget the poses generate() has seen (gen_type 8): the next one starts a new sequence."""
+        self._history = []
+
+    def generate(self, ske):
+        """One Skeleton -> (S, S, 3) uint8 BGR (gen_type 8: conditioned on the previous calls' poses too)."""
+        if not self.temporal:
+            return self.generate_batch(ske.xy[None])[0]
+        self._history = (self._history + [ske.xy.astype(np.float32)])[-(HISTORY + 1) :]
+        return self._render(history_xy(np.stack(self._history))[-1:])[0]
+
+    def generate_batch(self, xy, batch=64):
+        """(N, 13, 2) float32 joints in [0, 1] -> (N, S, S, 3) uint8 BGR; poses with NaN joints give black frames."""
+        xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
+        return self._render(history_xy(xy) if self.temporal else xy, batch)
+
+    @torch.no_grad()
+    def _render(self, poses, batch=64):
+        """(N, 13, 2) poses, or (N, HISTORY + 1, 13, 2) windows for gen_type 8 -> (N, S, S, 3) uint8 BGR."""
+        current = poses[:, 0] if self.temporal else poses
+        out = np.zeros((len(poses), self.size, self.size, 3), np.uint8)
+        ok = np.flatnonzero(np.isfinite(current).all(axis=(1, 2)))  # windows are finite wherever pose t is
+        for i in range(0, len(ok), batch):
+            idx = ok[i : i + batch]
+            if self.temporal:
+                x = temporal_input(poses[idx], self.size)
+            else:
+                x = pose_input(poses[idx], self.variant, self.size)
+            x = x.to(self.device)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device):
+                out[idx] = to_uint8(self.netG(x))
+        return out
+
+
+def load_generator(vs, gen_type, size=SIZE, device="auto", **options):
+    """The best trained GAN of gen_type 4-8 for this target, ready to generate; UserError names how to train it."""
+    if options:
+        raise UserError(f"GenGAN takes no generator options (got {', '.join(options)})")
+    if gen_type == TEMPORAL_GEN_TYPE:
+        path = checkpoint_dir(vs, size=size, temporal=True) / "best.pth"
+    elif gen_type in GEN_TYPES.values():
+        mode, input = next(k for k, v in GEN_TYPES.items() if v == gen_type)
+        path = checkpoint_dir(vs, mode, input, size) / "best.pth"
+    else:
+        raise UserError(f"GenGAN handles gen_types 4-8, not {gen_type}")
+    if not path.exists():
+        raise UserError(
+            f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: "
+            f"train it with {train_command(vs, gen_type, size)}"
+        )
+    return GenGAN(path, device, gen_type=gen_type, size=size)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class GANConfig:
+    """Everything that shapes a GAN training run (stored in the checkpoint as `config`)."""
+
+    mode: str = MODE
+    input: str = INPUT
+    temporal: bool = False
+    size: int = SIZE
+    epochs: int = 0  # 0: EPOCHS when netG starts from GenVanillaNN, else EPOCHS_SCRATCH
+    time_budget: float = 0.0  # minutes; > 0: train until then (schedules follow the clock), ignoring epochs
+    batch: int = BATCH
+    lr_G: float = LR_G
+    lr_D: float = LR_D
+    lambda_L1: tuple = LAMBDA_L1
+    lambda_FM: float = LAMBDA_FM
+    lambda_GP: float = LAMBDA_GP
+    lambda_T: float = LAMBDA_T
+    n_critic: int = 0  # 0: N_CRITIC for wgan-gp, 1 for bce
+    aug_prob: float = AUG_PROB
+    aug_shift: float = V.AUG_SHIFT
+    aug_scale: float = V.AUG_SCALE
+    init_from_vanilla: bool | None = None  # None: when a matching GenVanillaNN checkpoint exists
+    g_args: dict | None = None  # overrides of netG's model_args (tests use tiny nets); ignored when initialised
+    d_args: dict | None = None  # overrides of netD's (and netD_T's) model_args
+    seed: int = SEED
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.mode not in MODES or self.input not in INPUTS:
+            raise UserError(f"mode must be one of {MODES} and input one of {INPUTS}")
+        if self.temporal and self.input != "image":
+            raise UserError("--temporal works on skeleton images (t, t-1, t-2 stacked): drop --input vector")
+        self.lambda_L1 = tuple(float(v) for v in self.lambda_L1)
+
+    @property
+    def gen_type(self):
+        return gen_type_of(self.mode, self.input, self.temporal)
+
+
+def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
+    """The GenVanillaNN checkpoint netG starts from, or None; UserError if asked for explicitly and unusable."""
+    if cfg.init_from_vanilla is False:
+        return None
+    variant = VARIANT_OF_INPUT[cfg.input]
+    path = V.checkpoint_dir(vs, variant, cfg.size) / "best.pth"
+    problem = None
+    if not path.exists():
+        problem = f"no GenVanillaNN checkpoint at {path}; train it with {V.train_command(vs, variant, cfg.size)}"
+    else:
+        ckpt = load_checkpoint(path, gen_type=V.GEN_TYPE[variant], size=cfg.size)
+        data = ckpt.get("data", {})
+        if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val")):
+            # Other data or another split: its weights may have seen our validation frames.
+            problem = f"{path} was trained on other data or another train/val split than this run"
+    if problem is None:
+        ckpt["_path"] = str(path)
+        return ckpt
+    if cfg.init_from_vanilla:
+        raise UserError(f"--init_from_vanilla: {problem}")
+    if verbose and path.exists():
+        print(f"not initialising netG from GenVanillaNN: {problem}")
+    return None
+
+
+def build_models(cfg, vanilla=None):
+    """(netG, g_args, netD, d_args, netD_T or None, dT_args or None); netG from `vanilla`'s weights when given."""
+    variant = VARIANT_OF_INPUT[cfg.input]
+    in_ch = 3 * (HISTORY + 1) if cfg.temporal else None
+    if vanilla is not None:
+        state, g_args = vanilla["model"], dict(vanilla["model_args"])
+        if cfg.temporal:
+            state, g_args = expand_stem(state, g_args, in_ch)
+        netG = build_net(variant, g_args)
+        netG.load_state_dict(state)
+    else:
+        g_args = {**default_model_args(variant, cfg.size), **(cfg.g_args or {})}
+        if cfg.temporal:
+            g_args["in_ch"] = in_ch
+        netG = build_net(variant, g_args)
+    d_args = {**default_d_args(cfg.size), **(cfg.d_args or {})}
+    netD = MultiscaleDiscriminator(**d_args)
+    dT_args = netD_T = None
+    if cfg.temporal:
+        dT_args = {**default_d_args(cfg.size, temporal=True), **(cfg.d_args or {}), "in_ch": 6 * D_T_FRAMES,
+                   "num_D": 1}  # fmt: skip
+        netD_T = MultiscaleDiscriminator(**dT_args)
+    return netG, g_args, netD, d_args, netD_T, dT_args
+
+
+def set_requires_grad(nets, flag):
+    """Freeze the discriminators during the G step (loss_G gives their weights no gradient), as pix2pix does."""
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class GANModel:
+    """netG, netD (and netD_T for gen_type 8), both optimizers, and one training iteration in pix2pix's order."""
+
+    def __init__(self, cfg, netG, netD, netD_T=None, device="cpu", generator=None):
+        self.cfg, self.device, self.generator = cfg, torch.device(device), generator
+        self.netG, self.netD, self.netD_T = netG, netD, netD_T
+        self.nets_D = [n for n in (netD, netD_T) if n is not None]
+        for net in (netG, *self.nets_D):
+            net.to(self.device, memory_format=torch.channels_last)
+        betas = BETAS[cfg.mode]
+        self.optimizer_G = torch.optim.Adam(netG.parameters(), lr=cfg.lr_G, betas=betas)
+        self.optimizer_D = torch.optim.Adam([p for n in self.nets_D for p in n.parameters()], lr=cfg.lr_D, betas=betas)
+
+    def set_lr(self, lr_G, lr_D):
+        for opt, lr in ((self.optimizer_G, lr_G), (self.optimizer_D, lr_D)):
+            for g in opt.param_groups:
+                g["lr"] = lr
+
+    def D(self, img, temporal=False):
+        """Discriminator output on (skeleton map, image) pairs of self.cond; temporal: on stacked windows."""
+        with autocast(self.device):
+            if temporal:
+                return self.netD_T(stack_frames(self.cond, img))
+            return self.netD(torch.cat([self.cond, img], 1))
+
+    def critic(self, temporal=False):
+        """Images (B, 3, S, S) -> (B,) critic scores, for the gradient penalty; temporal: windows (B, 3T, S, S)."""
+        if temporal:
+            return lambda w: critic_score(self.D(w.reshape(-1, 3, *w.shape[-2:]), True))
+        return lambda img: critic_score(self.D(img))
+
+    def loss_D(self):
+        """D step loss: real pairs judged real, fake.detach() pairs judged fake (+ gradient penalty for WGAN-GP)."""
+        cfg, fake, t = self.cfg, self.fake.detach(), self.terms
+        pred_real, pred_fake = self.D(self.real), self.D(fake)
+        self.pred_real = [[f.detach() for f in p] for p in pred_real]  # feature matching's targets (as pix2pixHD)
+        loss_D_real = gan_loss(pred_real, True, cfg.mode)
+        loss_D_fake = gan_loss(pred_fake, False, cfg.mode)
+        if cfg.mode == "bce":
+            loss_D = 0.5 * (loss_D_real + loss_D_fake)
+            with torch.no_grad():  # how well the full-resolution D tells them apart, for the logs
+                lr, lf = pred_real[0][-1].float(), pred_fake[0][-1].float()
+                t["d_real"], t["d_fake"] = torch.sigmoid(lr).mean(), torch.sigmoid(lf).mean()
+                t["d_acc"] = 0.5 * ((lr > 0).float().mean() + (lf < 0).float().mean())
+        else:
+            loss_D_GP = gradient_penalty(self.critic(), self.real, fake, cfg.lambda_GP, self.generator)
+            drift = LAMBDA_DRIFT * critic_score(pred_real).square().mean()
+            loss_D = loss_D_real + loss_D_fake + loss_D_GP + drift
+            t["loss_D_GP"], t["wdist"] = loss_D_GP, -(loss_D_real + loss_D_fake)  # critic gap E D(real) - E D(fake)
+        if self.netD_T is not None:
+            loss_D_T = gan_loss(self.D(self.real, True), True, cfg.mode) + gan_loss(self.D(fake, True), False, cfg.mode)
+            if cfg.mode == "bce":
+                loss_D_T = 0.5 * loss_D_T
+            else:  # one mixing weight per window, the gradient norm over the window's frames
+                s = fake.shape[-1]
+                real_w, fake_w = (t.reshape(-1, 3 * D_T_FRAMES, s, s) for t in (self.real, fake))
+                loss_D_T = loss_D_T + gradient_penalty(self.critic(True), real_w, fake_w, cfg.lambda_GP, self.generator)
+            loss_D = loss_D + loss_D_T
+            t["loss_D_T"] = loss_D_T
+        t.update(loss_D=loss_D, loss_D_real=loss_D_real, loss_D_fake=loss_D_fake)
+        return loss_D
+
+    def loss_G(self, lambda_L1):
+        """G step loss: fool the (just updated) D, stay close to the real frame in L1 (+ feature matching, temporal)."""
+        cfg, fake, t = self.cfg, self.fake, self.terms
+        pred_fake = self.D(fake)
+        loss_G_GAN = gan_loss(pred_fake, True, cfg.mode)
+        loss_G_L1 = (fake - self.real).abs().mean()
+        loss_G = loss_G_GAN + lambda_L1 * loss_G_L1
+        if cfg.mode == "bce" and cfg.lambda_FM > 0:
+            loss_G_FM = feature_matching(pred_fake, self.pred_real)
+            loss_G = loss_G + cfg.lambda_FM * loss_G_FM
+            t["loss_G_FM"] = loss_G_FM
+        if self.netD_T is not None:
+            loss_G_T_GAN = gan_loss(self.D(fake, True), True, cfg.mode)
+            s = fake.shape[-1]
+            f, r = fake.reshape(-1, D_T_FRAMES, 3, s, s), self.real.reshape(-1, D_T_FRAMES, 3, s, s)
+            # Frame-to-frame change should be the real video's change: the flicker, directly.
+            loss_G_T_L1 = ((f[:, 1:] - f[:, :-1]) - (r[:, 1:] - r[:, :-1])).abs().mean()
+            loss_G = loss_G + loss_G_T_GAN + cfg.lambda_T * loss_G_T_L1
+            t.update(loss_G_T_GAN=loss_G_T_GAN, loss_G_T_L1=loss_G_T_L1)
+        t.update(loss_G=loss_G, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1, train_l1=loss_G_L1 / 2.0)
+        return loss_G
+
+    def optimize_parameters(self, x, cond, real, lambda_L1, do_G=True, check=None):
+        """One iteration: fake = netG(x); a D step on fake.detach(); then, if do_G, a G step. -> {term: float}.
+
+        check(name, loss) runs before each optimizer step, so a NaN / inf loss never reaches the weights.
+        """
+        self.cond, self.real, self.terms = cond, real, {}
+        with torch.set_grad_enabled(do_G), autocast(self.device):
+            self.fake = self.netG(x).float()  # (B*T, 3, S, S) in [-1, 1]
+
+        set_requires_grad(self.nets_D, True)
+        loss_D = self.loss_D()
+        if check:
+            check("loss_D", loss_D)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.optimizer_D.step()
+
+        if do_G:
+            set_requires_grad(self.nets_D, False)
+            loss_G = self.loss_G(lambda_L1)
+            if check:
+                check("loss_G", loss_G)
+            self.optimizer_G.zero_grad(set_to_none=True)
+            loss_G.backward()
+            self.optimizer_G.step()
+        return {k: float(v.detach()) for k, v in self.terms.items()}
+
+    def state(self):
+        """The weights and optimizer states a checkpoint stores."""
+        return {
+            "model": self.netG.state_dict(), "netD": self.netD.state_dict(),
+            "netD_T": None if self.netD_T is None else self.netD_T.state_dict(),
+            "optimizer_G": self.optimizer_G.state_dict(), "optimizer_D": self.optimizer_D.state_dict(),
+        }  # fmt: skip
+
+    def load_state(self, ckpt):
+        self.netG.load_state_dict(ckpt["model"])
+        self.netD.load_state_dict(ckpt["netD"])
+        if self.netD_T is not None:
+            self.netD_T.load_state_dict(ckpt["netD_T"])
+        self.optimizer_G.load_state_dict(ckpt["optimizer_G"])
+        self.optimizer_D.load_state_dict(ckpt["optimizer_D"])
+
+
+def make_batch(ds, win, cfg, rng):
+    """Training tensors for (B, W) windows of dataset indices (W = 1 per-frame, HISTORY + D_T_FRAMES temporal).
+
+    Returns x (netG's input), cond (B*T, 3, S, S) skeleton maps and real (B*T, 3, S, S) frames of the T frames
+    generated per window (T = 1, or D_T_FRAMES ordered t-2, t-1, t), all in [-1, 1]. Augmentation shifts and
+    zooms a whole window alike (images warped, maps redrawn), so motion stays real motion.
+    """
+    b, w = win.shape
+    flat = torch.as_tensor(win.reshape(-1))
+    maps, vec, real = ds.batch(flat)  # (B*W, 3, S, S), (B*W, 26), (B*W, 3, S, S) in [-1, 1]
+    if cfg.aug_prob > 0:
+        xy = ds.xy[flat].reshape(b, w * N_JOINTS, 2)  # one transform per window: all its poses alike
+        xy, theta, on = random_affine(xy, cfg.aug_shift, cfg.aug_scale, cfg.aug_prob, rng)
+        if on.any():
+            on_f, theta_f = on.repeat_interleave(w), theta.repeat_interleave(w, dim=0)
+            xy = xy.reshape(b * w, N_JOINTS, 2)
+            real[on_f] = warp(real[on_f], theta_f[on_f])
+            maps[on_f] = pose_input(xy[on_f].numpy(), 2, cfg.size)  # redrawn, not warped: crisp lines
+            vec = pose_input(xy.numpy(), 1, cfg.size)
+    if not cfg.temporal:
+        return (vec if cfg.input == "vector" else maps), maps, real
+    s = cfg.size
+    maps, real = maps.view(b, w, 3, s, s), real.view(b, w, 3, s, s)
+    # netG's input for output frame k (window position HISTORY + k): the maps of k + HISTORY, ..., k (newest first).
+    x = torch.stack([maps[:, k : k + HISTORY + 1].flip(1).reshape(b, -1, s, s) for k in range(D_T_FRAMES)], 1)
+    out = slice(HISTORY, HISTORY + D_T_FRAMES)
+    return x.reshape(b * D_T_FRAMES, -1, s, s), maps[:, out].reshape(-1, 3, s, s), real[:, out].reshape(-1, 3, s, s)
+
+
+def stack_frames(cond, img, frames=D_T_FRAMES):
+    """netD_T's input: (B*T, 3, S, S) maps and images of T consecutive frames -> (B, 6T, S, S)."""
+    s = img.shape[-1]
+    pairs = torch.cat([cond.reshape(-1, frames, 3, s, s), img.reshape(-1, frames, 3, s, s)], 2)  # (B, T, 6, S, S)
+    return pairs.reshape(-1, 6 * frames, s, s)
+
+
+def val_arrays(vs, ds, val_pos, cfg):
+    """The val block: netG inputs, maps, real frames (N,S,S,3) uint8, xy (N,13,2), consecutive (N-1,) bool."""
+    xy = ds.xy.numpy()
+    ids = vs.ids[val_pos]
+    if cfg.temporal:
+        x = temporal_input(history_xy(xy, starts=sequence_starts(ids)), cfg.size)
+    else:
+        maps, vec, _ = ds.batch(torch.arange(len(ds)))
+        x = vec if cfg.input == "vector" else maps
+    return x, ds.maps.permute(0, 2, 3, 1).numpy(), ds.images.permute(0, 2, 3, 1).numpy(), xy, np.diff(ids) == 1
+
+
+def plot_adversarial(log, path, title=""):
+    """loss_D.png: the adversarial game per epoch: D's and G's GAN losses (left), D's outputs on real / fake (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    panels = (
+        (axes[0], ("loss_D", "loss_D_real", "loss_D_fake", "loss_D_GP", "loss_D_T", "loss_G_GAN"), "loss"),
+        (axes[1], ("d_real", "d_fake", "d_acc", "wdist"), "D(real), D(fake), D accuracy / critic gap"),
+    )
+    for ax, cols, label in panels:
+        for c in cols:
+            x, y = log.column(c)
+            if x:
+                ax.plot(x, y, label=c, marker="." if len(x) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def train(vs, cfg=None, out=None, resume=False, verbose=True):
+    """Train one GAN on a VideoSkeleton -> best.pth, latest.pth, train_log.csv, loss_G.png, loss_D.png, samples.png.
+
+    Returns a summary dict (out, epoch, last epoch's log row, best val metrics, what netG started from).
+    """
+    cfg = cfg or GANConfig()
+    device = pick_device(cfg.device)
+    set_seed(cfg.seed)
+    out = Path(out) if out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
+    train_pos, val_pos = vs.split()
+    if len(train_pos) < 2 or len(val_pos) < 1:
+        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
+    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
+    fingerprint = data_fingerprint(vs, train_pos, val_pos)
+    windows = train_windows(vs.ids[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
+    if len(windows) < 2:
+        raise UserError(
+            f"{vs.video_path.name} has no run of {HISTORY + D_T_FRAMES} consecutive frames with a person to train "
+            "the temporal GAN on: use a continuous clip"
+        )
+
+    state, vanilla = None, None
+    if resume:
+        state = load_checkpoint(out / "latest.pth", CKPT_FORMAT, gen_type=cfg.gen_type, size=cfg.size)
+        if any(state["data"][k] != fingerprint[k] for k in ("sha256", "params")):
+            raise UserError(f"{out / 'latest.pth'} was trained on other data ({state['data']['key']}): use --force")
+        g_args, d_args, dT_args = state["model_args"], state["netD_args"], state["netD_T_args"]
+        netG = build_net(VARIANT_OF_INPUT[cfg.input], g_args)
+        netD = MultiscaleDiscriminator(**d_args)
+        netD_T = MultiscaleDiscriminator(**dT_args) if dT_args else None
+        init_from = state["init_from"]
+    else:
+        vanilla = vanilla_checkpoint(vs, cfg, fingerprint, verbose)
+        netG, g_args, netD, d_args, netD_T, dT_args = build_models(cfg, vanilla)
+        init_from = vanilla and {"path": vanilla["_path"], "epoch": vanilla["epoch"], "val": vanilla.get("val", {})}
+    rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
+    model = GANModel(cfg, netG, netD, netD_T, device, rng)
+    epoch, step, seconds, best = 0, 0, 0.0, {"score": -math.inf}
+    if state is not None:
+        model.load_state(state)
+        rng.set_state(state["rng"])
+        epoch, step, seconds, best = state["epoch"], state["step"], state["train_seconds"], state["best"]
+    log = TrainLog(out / "train_log.csv", resume_epoch=epoch if state is not None else None)
+    last_good = epoch if state is not None else 0  # the epoch whose checkpoint is on disk
+
+    n_critic = cfg.n_critic or (N_CRITIC if cfg.mode == "wgan-gp" else 1)
+    # A temporal window yields D_T_FRAMES generated frames: batch / D_T_FRAMES windows per batch and an epoch of
+    # len / D_T_FRAMES windows keep an iteration's and an epoch's cost (frames through netG) the per-frame GAN's.
+    frames_per_window = D_T_FRAMES if cfg.temporal else 1
+    bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))
+    steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
+    epochs = cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH)
+    budget = 60.0 * cfg.time_budget
+    total_steps = epochs * steps_per_epoch
+    val_in, val_maps, val_real, val_xy, val_consecutive = val_arrays(vs, val_ds, val_pos, cfg)
+    show = np.linspace(0, len(val_ds) - 1, min(N_SAMPLES, len(val_ds))).round().astype(int)
+    what = f"gen_type {cfg.gen_type} ({'temporal, ' if cfg.temporal else ''}{cfg.mode}, {cfg.input}) at {cfg.size} px"
+    if verbose:
+        n_g = sum(p.numel() for p in netG.parameters()) / 1e6
+        n_d = sum(p.numel() for n in model.nets_D for p in n.parameters()) / 1e6
+        plan = f"{budget / 60:g} min" if budget else f"{epochs} epochs"
+        if state is not None:
+            start = f"resumed at epoch {epoch}"
+        elif vanilla is not None:
+            box = vanilla.get("val", {}).get("box_ssim", float("nan"))
+            start = f"netG initialised from GenVanillaNN {init_from['path']} (val box SSIM {box:.3f}): fine-tuning"
+        else:
+            start = "netG from scratch (no GenVanillaNN checkpoint to start from: this takes much longer)"
+        print(
+            f"training {what} on {device}: netG {n_g:.2f}M, netD {n_d:.2f}M parameters, {len(windows)} train "
+            f"windows / {len(val_ds)} val frames, batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
+            f"{plan}\n  {start}\n  -> {out}"
+        )
+
+    def progress(now):
+        return (now / budget) if budget else step / max(total_steps, 1)
+
+    def check(name, loss):
+        v = float(loss.detach())
+        if not math.isfinite(v):
+            kept = f"the last good checkpoint is kept: {out / 'latest.pth'} (epoch {last_good})"
+            raise UserError(
+                f"{name} became {v} at epoch {epoch} step {step + 1}: training stopped, "
+                f"{kept if last_good else 'no checkpoint was written'}; try a lower --lr / --lr_D"
+            )
+
+    t_origin = time.perf_counter() - seconds  # train_seconds carry over a resume
+    last, plot_seconds = None, 0.0
+    while progress(time.perf_counter() - t_origin) < 1.0:
+        epoch += 1
+        perm = torch.randperm(len(windows), generator=rng)
+        sums, counts, n_img, t_data, t_steps = {}, {}, 0, 0.0, 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}" + ("" if budget else f"/{epochs}"), leave=False,
+                   disable=not verbose, dynamic_ncols=True)  # fmt: skip
+        for i in bar:
+            t0 = time.perf_counter()
+            p = progress(t0 - t_origin)
+            lr_G = lr_at(p, cfg.lr_G, WARMUP)
+            model.set_lr(lr_G, lr_at(p, cfg.lr_D, WARMUP))
+            lambda_L1 = lambda_L1_at(p, *cfg.lambda_L1)
+            x, cond, real = make_batch(train_ds, windows[perm[i * bsz : (i + 1) * bsz].numpy()], cfg, rng)
+            x = x.to(device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(device)
+            cond = cond.to(device).contiguous(memory_format=torch.channels_last)
+            real = real.to(device).contiguous(memory_format=torch.channels_last)
+            t1 = time.perf_counter()
+            terms = model.optimize_parameters(x, cond, real, lambda_L1, do_G=step % n_critic == 0, check=check)
+            step += 1
+            n_img += len(real)
+            for k, v in terms.items():
+                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
+            t2 = time.perf_counter()
+            t_data += t1 - t0
+            t_steps += t2 - t0
+            if i % 5 == 0 or i == steps_per_epoch - 1:
+                bar.set_postfix(D=f"{sums['loss_D'] / counts['loss_D']:.3f}", lr=f"{lr_G:.2g}",
+                                G=f"{sums.get('loss_G', 0.0) / max(counts.get('loss_G', 0), 1):.3f}")  # fmt: skip
+            if budget and t2 - t_origin >= budget:
+                break  # out of time: this partial epoch still gets validated and saved
+        bar.close()
+
+        val_fake = predict(netG, val_in, device)
+        metrics = image_metrics(val_fake, val_real, val_xy)
+        metrics["sharpness"] = sharpness(val_fake, val_real, val_xy)
+        metrics["flicker"] = flicker(val_fake, val_real, val_consecutive)
+        metrics["score"] = val_score(metrics)
+        now = time.perf_counter() - t_origin
+        means = {k: sums[k] / counts[k] for k in sums}
+        n_steps = i + 1
+        last = {
+            "epoch": epoch, "step": step, "images": n_img, "seconds": round(now, 2), "lr_G": lr_G,
+            "lambda_L1": lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
+            "it_per_s": n_steps / max(t_steps, 1e-9), "img_per_s": n_img / max(t_steps, 1e-9),
+            "data_share": t_data / max(t_steps, 1e-9),
+        }  # fmt: skip
+        log.append(last)
+        is_best = metrics["score"] > best["score"]
+        if is_best:
+            best = {"epoch": epoch, **metrics}
+        ckpt = {
+            "format": CKPT_FORMAT, "gen_type": cfg.gen_type, "mode": cfg.mode, "input": cfg.input,
+            "temporal": cfg.temporal, "size": cfg.size, "variant": VARIANT_OF_INPUT[cfg.input],
+            "model_class": type(netG).__name__, "model_args": g_args, "netD_args": d_args, "netD_T_args": dT_args,
+            **model.state(),
+            "schedule": {"kind": "warmup-cosine", "progress": progress(now), "total_steps": total_steps,
+                         "budget_s": budget, "lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic},
+            "rng": rng.get_state(), "epoch": epoch, "step": step, "train_seconds": now, "config": asdict(cfg),
+            "data": fingerprint, "init_from": init_from, "val": metrics, "best": best,
+        }  # fmt: skip
+        save_checkpoint(ckpt, out / "latest.pth")
+        if is_best:
+            save_checkpoint(ckpt, out / "best.pth")
+        last_good = epoch
+        title = f"{vs.key}: {what}"
+        if progress(now) >= 1.0 or plot_seconds <= V.PLOT_SHARE * now:  # matplotlib costs ~1 s: not every epoch
+            t_plot = time.perf_counter()
+            plot_losses(log, out / "loss_G.png", title=title + ", netG")
+            plot_adversarial(log, out / "loss_D.png", title=title + ", netD")
+            plot_seconds += time.perf_counter() - t_plot
+        sample_grid([val_maps[show], val_fake[show], val_real[show]], out / "samples.png")
+        if verbose:
+            left = (budget - now) if budget else now / max(step, 1) * (total_steps - step)
+            if cfg.mode == "bce":
+                adv = f"D(real) {means['d_real']:.2f} D(fake) {means['d_fake']:.2f}"
+            else:
+                adv = f"critic gap {means['wdist']:.3f} GP {means['loss_D_GP']:.3f}"
+            tqdm.write(
+                f"epoch {epoch:3d}  {now / 60:5.1f} min  D {means['loss_D']:.3f}  "
+                f"G_GAN {means.get('loss_G_GAN', float('nan')):.3f}  {adv}  val L1 {metrics['l1']:.4f}  "
+                f"box SSIM {metrics['box_ssim']:.3f}  sharpness {metrics['sharpness']:.2f}  "
+                f"flicker {metrics['flicker']:.2f}{' *' if is_best else '  '}  {last['it_per_s']:.2f} it/s  "
+                f"ETA {max(0.0, left) / 60:.1f} min"
+            )
+            if cfg.mode == "bce" and means["d_acc"] > D_WINS:
+                tqdm.write(
+                    f"  warning: netD overpowers netG (right on {100 * means['d_acc']:.0f}% of patches): its "
+                    "gradient to netG fades; lower --lr_D or raise --lambda_L1 if this persists"
+                )
+    return {"out": str(out), "epoch": epoch, "last": last, "best": best, "init_from": init_from}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    d = GANConfig()
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
+    p.add_argument("--mode", default=MODE, choices=MODES, help=f"adversarial loss (default {MODE})")
+    p.add_argument("--input", default=INPUT, choices=INPUTS, help=f"netG's input (default {INPUT})")
+    p.add_argument("--temporal", action="store_true", help="gen_type 8: skeletons t, t-1, t-2 + temporal D")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help=f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)",
+    )
+    p.add_argument(
+        "--time_budget",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="train for this many minutes instead (schedules follow the clock) (default off)",
+    )
+    p.add_argument("--batch", type=int, default=d.batch, help=f"frames per batch (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr_G, help=f"netG's Adam learning rate (default {d.lr_G})")
+    p.add_argument("--lr_D", type=float, default=d.lr_D, help=f"netD's Adam learning rate (default {d.lr_D})")
+    p.add_argument("--n_critic", type=int, default=0, help=f"D steps per G step (default {N_CRITIC} wgan-gp, 1 bce)")
+    p.add_argument(
+        "--lambda_L1",
+        type=float,
+        nargs=2,
+        default=d.lambda_L1,
+        metavar=("START", "END"),
+        help=f"L1 weight, linear from START to END over training (default {LAMBDA_L1[0]:g} {LAMBDA_L1[1]:g})",
+    )
+    p.add_argument(
+        "--lambda_FM", type=float, default=d.lambda_FM, help=f"feature matching, bce (default {d.lambda_FM})"
+    )
+    p.add_argument("--lambda_GP", type=float, default=d.lambda_GP, help=f"gradient penalty (default {d.lambda_GP})")
+    p.add_argument(
+        "--lambda_T",
+        type=float,
+        default=d.lambda_T,
+        help=f"temporal: L1 on frame-to-frame differences (default {d.lambda_T})",
+    )
+    p.add_argument(
+        "--aug", type=float, default=d.aug_prob, help=f"share of samples shifted/zoomed (default {d.aug_prob})"
+    )
+    p.add_argument(
+        "--init_from_vanilla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start netG from the GenVanillaNN checkpoint of the same input (default: when one exists)",
+    )
+    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
+    p.add_argument(
+        "--device", default=d.device, choices=("auto", "cpu", "cuda"), help="default auto: cuda if available"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from latest.pth (epochs, both optimizers, schedule)")
+    p.add_argument("--force", action="store_true", help="retrain from scratch over an existing checkpoint")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/<target>/gan-...)")
+    a = p.parse_args(argv)
+    if a.force and a.resume:
+        raise UserError("--force (start over) and --resume (continue) contradict each other: pick one")
+    if a.epochs < 0 or a.batch < 2 or a.n_critic < 0:
+        raise UserError("--epochs and --n_critic must be >= 0, --batch >= 2")
+    if a.lr <= 0 or a.lr_D <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
+        raise UserError("--lr and --lr_D must be > 0, --time_budget >= 0 and --aug in [0, 1]")
+    cfg = GANConfig(
+        mode=a.mode,
+        input=a.input,
+        temporal=a.temporal,
+        size=a.size,
+        epochs=a.epochs,
+        time_budget=a.time_budget,
+        batch=a.batch,
+        lr_G=a.lr,
+        lr_D=a.lr_D,
+        lambda_L1=tuple(a.lambda_L1),
+        lambda_FM=a.lambda_FM,
+        lambda_GP=a.lambda_GP,
+        lambda_T=a.lambda_T,
+        n_critic=a.n_critic,
+        aug_prob=a.aug,
+        init_from_vanilla=a.init_from_vanilla,
+        seed=a.seed,
+        device=a.device,
+    )
+    pick_device(cfg.device)  # fail on a missing GPU before any video work
+    vs = VideoSkeleton(a.video)
+    out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
+    if not a.force and not a.resume and (out / "best.pth").exists():
+        ckpt = load_checkpoint(out / "best.pth", CKPT_FORMAT, gen_type=cfg.gen_type, size=cfg.size)
+        v = ckpt["val"]
+        print(
+            f"already trained: {out / 'best.pth'} (epoch {ckpt['epoch']}, val L1 {v['l1']:.4f}, box SSIM "
+            f"{v['box_ssim']:.3f}, sharpness {v['sharpness']:.2f}); --force retrains, --resume continues"
+        )
+        return 0
+    if a.resume and not (out / "latest.pth").exists():
+        raise UserError(f"nothing to resume in {out}: train first with {train_command(vs, cfg.gen_type, cfg.size)}")
+    summary = train(vs, cfg, out, resume=a.resume)
+    b = summary["best"]
+    print(
+        f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): epoch {b['epoch']}, val L1 {b['l1']:.4f}, PSNR "
+        f"{b['psnr']:.2f}, SSIM {b['ssim']:.3f}, box SSIM {b['box_ssim']:.3f}, sharpness {b['sharpness']:.2f}, "
+        f"flicker {b['flicker']:.2f} -> {Path(summary['out']) / 'best.pth'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

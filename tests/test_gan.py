@@ -1,0 +1,323 @@
+"""GenGAN: discriminators, losses (gradient penalty on a toy critic), temporal inputs, one-epoch training per
+mode, checkpoint round trip, resume, the NaN guard, initialisation from GenVanillaNN, the CLI.
+
+Training runs on a tiny synthetic target (a stick figure moving over a gradient) with tiny networks, never on
+../shared.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_script
+
+import GenGAN as G
+import GenVanillaNN as V
+from Skeleton import Skeleton, UserError, render_maps
+from VideoSkeleton import PoseDataset, VideoSkeleton
+
+# A standing pose, (13, 2) in [0, 1] of the square frame, in Skeleton's joint order.
+POSE = np.array(
+    [[0.50, 0.22], [0.57, 0.33], [0.43, 0.33], [0.63, 0.44], [0.37, 0.44], [0.66, 0.55], [0.34, 0.55],
+     [0.54, 0.57], [0.46, 0.57], [0.55, 0.71], [0.45, 0.71], [0.56, 0.85], [0.44, 0.85]], np.float32,
+)  # fmt: skip
+SIZE = 32
+TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
+TINY_D = {"ndf": 8}
+
+
+class FakeVS:
+    """The slice of VideoSkeleton that training uses, over n synthetic consecutive frames: arms wave, body drifts."""
+
+    def __init__(self, root, n=30):
+        t = np.linspace(0, 2 * np.pi, n, dtype=np.float32)[:, None]
+        self.xy = np.repeat(POSE[None], n, axis=0)
+        self.xy[:, 3:7, 1] += 0.08 * np.sin(t) * np.array([1, -1, 2, -2], np.float32)  # elbows, wrists
+        self.xy[..., 0] += 0.05 * np.sin(0.5 * t)  # the whole body drifts sideways
+        self.ids = np.arange(n)  # video frame numbers: one continuous run
+        self.root, self.video_path = Path(root), Path(root) / "fake.mp4"
+        self.key = "fake-0123456789"
+        self.meta = {"sha256": "f" * 64, "params": {"frame_skip": 1, "size": 256}}
+
+    def __len__(self):
+        return len(self.xy)
+
+    split = VideoSkeleton.split  # the real contiguous-block split (it only needs len)
+
+    def skeletons(self):
+        return self.xy
+
+    def frames(self, size):
+        """(N, S, S, 3) uint8 BGR: a thick coloured figure over a vertical gradient."""
+        bg = np.linspace(40, 160, size, dtype=np.float32)[None, :, None, None] * np.array([1.0, 0.8, 0.5])
+        people = render_maps(self.xy, size, thickness=max(2, size // 16)).astype(np.float32)
+        return np.where(people > 0, people, bg).astype(np.uint8)
+
+    def dataset(self, positions, size=64):
+        return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
+
+    def checkpoint_dir(self, name):
+        return self.root / "checkpoints" / self.key / name
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets gain nothing from a second thread, and on a busy CPU torch's idle threads spin: ~30x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def fake_vs(tmp_path):
+    return FakeVS(tmp_path)
+
+
+def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
+    """A fast run: tiny nets at 32 px, 1 epoch, batch 8, CPU, never from a GenVanillaNN checkpoint."""
+    kw.setdefault("init_from_vanilla", False)
+    return G.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
+                       g_args=TINY_G[input], d_args=TINY_D, device="cpu", **kw)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- networks and losses
+
+
+def test_multiscale_patch_discriminator_shapes():
+    d = G.MultiscaleDiscriminator(**G.default_d_args(64))
+    out = d(torch.randn(2, 6, 64, 64))
+    assert len(out) == G.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
+    assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
+    small = G.MultiscaleDiscriminator(**G.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    assert small[1][-1].shape[-1] >= 1
+    dt = G.MultiscaleDiscriminator(**G.default_d_args(64, temporal=True))
+    assert len(dt(torch.randn(1, 6 * G.D_T_FRAMES, 64, 64))) == 1
+
+
+def test_gradient_penalty_is_exact_on_a_linear_critic():
+    """f(x) = w.x has gradient w everywhere, so the penalty is lambda (|w| - 1)^2 whatever the mixing."""
+    torch.manual_seed(0)
+    real, fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    for scale in (0.3, 1.0, 2.5):
+        w = torch.randn(48)
+        w = (w / w.norm() * scale).requires_grad_(True)
+        gp = G.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
+        assert gp.item() == pytest.approx(10.0 * (scale - 1.0) ** 2, abs=1e-5)
+        # create_graph=True: the penalty's own gradient reaches the critic, d/dw = 2 lambda (|w| - 1) w / |w|.
+        (grad_w,) = torch.autograd.grad(gp, w)
+        torch.testing.assert_close(grad_w, 2 * 10.0 * (scale - 1.0) * w.detach() / scale, atol=1e-5, rtol=1e-4)
+
+
+def test_gan_losses_and_schedules():
+    pred = [[torch.full((2, 1, 3, 3), 4.0)], [torch.full((2, 1, 1, 1), 4.0)]]  # D very sure: real
+    assert G.gan_loss(pred, True, "bce").item() < 0.02 < G.gan_loss(pred, False, "bce").item()
+    assert G.gan_loss(pred, True, "wgan-gp").item() == -4.0 and G.gan_loss(pred, False, "wgan-gp").item() == 4.0
+    assert G.critic_score(pred).tolist() == [4.0, 4.0]
+    assert G.lambda_L1_at(0.0) == 100.0 and G.lambda_L1_at(1.0) == 30.0 and G.lambda_L1_at(0.5) == 65.0
+    feats = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]]
+    assert G.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0  # logits out
+    good, blurry = {"box_ssim": 0.80, "sharpness": 1.0}, {"box_ssim": 0.81, "sharpness": 0.5}
+    assert G.val_score(good) > G.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
+
+
+def test_sharpness_and_flicker_measures():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    xy = np.repeat(POSE[None], 4, axis=0)
+    assert G.sharpness(real, real, xy) == pytest.approx(1.0)
+    flat = np.full_like(real, 128)
+    assert G.sharpness(flat, real, xy) == 0.0
+    consecutive = np.array([True, True, False])
+    assert G.flicker(real, real, consecutive) == pytest.approx(1.0)
+    assert G.flicker(flat, real, consecutive) == 0.0
+    assert np.isnan(G.flicker(real, real, np.zeros(3, bool)))
+
+
+def test_history_windows_and_temporal_inputs():
+    xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
+    h = G.history_xy(xy)
+    assert h.shape == (6, 3, 13, 2)
+    assert h[:, :, 0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]]
+    starts = G.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
+    assert G.history_xy(xy, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
+    holes = xy.copy()
+    holes[2] = np.nan  # no person in frame 2: later frames look past it, frame 2 itself stays empty
+    hh = G.history_xy(holes)
+    assert np.isnan(hh[2, 0]).all() and hh[3, :, 0, 0].tolist() == [3, 1, 1] and hh[4, :, 0, 0].tolist() == [4, 3, 1]
+    first_missing = holes.copy()
+    first_missing[0] = np.nan
+    assert G.history_xy(first_missing)[1, :, 0, 0].tolist() == [1, 1, 1]
+    x = G.temporal_input(G.history_xy(np.repeat(POSE[None], 2, 0)), 32)
+    assert x.shape == (2, 9, 32, 32)
+    torch.testing.assert_close(x[:, :3], V.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
+    w = G.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
+    assert w.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # none across the gap
+    assert G.train_windows(np.arange(3), 1).shape == (3, 1)
+
+
+def test_expanded_stem_starts_as_the_vanilla_unet():
+    torch.manual_seed(0)
+    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
+    vanilla = V.build_net(2, args).eval()
+    state, targs = G.expand_stem(vanilla.state_dict(), args, 9)
+    temporal = V.build_net(2, targs).eval()
+    temporal.load_state_dict(state)
+    cur = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
+    hist = torch.rand(3, 6, SIZE, SIZE) * 2 - 1  # whatever t-1 and t-2 are, the output is the vanilla one
+    with torch.no_grad():
+        torch.testing.assert_close(temporal(torch.cat([cur, hist], 1)), vanilla(cur))
+
+
+def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
+    ds = fake_vs.dataset(np.arange(20), SIZE)
+    cfg = tiny_cfg(temporal=True, aug_prob=1.0)
+    win = G.train_windows(np.arange(20), G.HISTORY + G.D_T_FRAMES)[:4]
+    x, cond, real = G.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
+    assert x.shape == (4 * G.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
+    # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
+    x = x.view(4, G.D_T_FRAMES, 9, SIZE, SIZE)
+    torch.testing.assert_close(x[:, 1, 3:6], x[:, 0, :3])
+    torch.testing.assert_close(x[:, :, :3].reshape(-1, 3, SIZE, SIZE), cond)
+    plain, _, _ = G.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
+    assert not torch.equal(plain.view_as(x)[:, :, :3], x[:, :, :3])  # augmented: shifted and zoomed
+
+
+# --------------------------------------------------------------------------- training
+
+
+MODES = [("bce", "image", False), ("bce", "vector", False), ("wgan-gp", "image", False),
+         ("wgan-gp", "vector", False), ("bce", "image", True), ("wgan-gp", "image", True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode, input, temporal", MODES)
+def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode, input, temporal):
+    summary = G.train(fake_vs, tiny_cfg(mode, input, temporal), verbose=False)
+    gen_type = G.gen_type_of(mode, input, temporal)
+    out = Path(summary["out"])
+    assert out == G.checkpoint_dir(fake_vs, mode, input, SIZE, temporal)
+    assert out.name == (f"gan-temporal-{SIZE}" if temporal else f"gan-{mode}-{input}-{SIZE}")
+    for name in ("best.pth", "latest.pth", "train_log.csv", "loss_G.png", "loss_D.png", "samples.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".tmp-*"))
+    last = summary["last"]
+    assert summary["epoch"] == 1 and last["it_per_s"] > 0 and 0 < last["val_l1"] < 1
+    assert np.isfinite([last["loss_D"], last["loss_G"], last["val_sharpness"], last["val_flicker"]]).all()
+    assert ("d_acc" in last) == (mode == "bce") and ("loss_D_GP" in last) == (mode == "wgan-gp")
+    assert ("loss_G_T_L1" in last) == temporal
+    ckpt = V.load_checkpoint(out / "best.pth", G.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
+    for key in ("model", "netD", "optimizer_G", "optimizer_D", "model_args", "netD_args", "config", "data"):
+        assert ckpt[key] is not None, key
+    assert (ckpt["netD_T"] is not None) == temporal and ckpt["epoch"] == 1
+    gen = G.load_generator(fake_vs, gen_type, size=SIZE, device="cpu")
+    frames = gen.generate_batch(fake_vs.xy[:5])
+    assert frames.shape == (5, SIZE, SIZE, 3) and frames.dtype == np.uint8 and gen.size == SIZE
+    assert gen.coherent == temporal
+    one = [gen.generate(Skeleton(p)) for p in fake_vs.xy[:5]]  # gen_type 8: generate() keeps the history
+    # (batch-size-dependent float rounding may move a pixel by one level)
+    assert np.abs(np.stack(one).astype(int) - frames).max() <= 1
+    # Round trip: the reloaded generator scores exactly what the in-memory one scored when best.pth was written.
+    _, val = fake_vs.split()
+    got = V.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
+    assert got["l1"] == ckpt["val"]["l1"] and got["box_ssim"] == ckpt["val"]["box_ssim"]
+
+
+def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
+    cfg = tiny_cfg("wgan-gp", "image", epochs=2, n_critic=2)
+    straight = G.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
+    steps_per_epoch = straight["last"]["step"] // 2
+    calls, make_batch = [], G.make_batch
+
+    def interrupted(*args):  # Ctrl-C at the first batch of epoch 2
+        calls.append(1)
+        if len(calls) > steps_per_epoch:
+            raise KeyboardInterrupt
+        return make_batch(*args)
+
+    monkeypatch.setattr(G, "make_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        G.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
+    monkeypatch.setattr(G, "make_batch", make_batch)
+    assert torch.load(tmp_path / "split" / "latest.pth", weights_only=True)["epoch"] == 1
+    resumed = G.train(fake_vs, cfg, out=tmp_path / "split", resume=True, verbose=False)
+    assert resumed["epoch"] == 2 and resumed["last"]["step"] == straight["last"]["step"]
+    a = torch.load(tmp_path / "straight" / "latest.pth", weights_only=True)
+    b = torch.load(tmp_path / "split" / "latest.pth", weights_only=True)
+    for part in ("model", "netD"):
+        for k, v in a[part].items():
+            torch.testing.assert_close(b[part][k], v, msg=f"{part}.{k}")
+    for opt in ("optimizer_G", "optimizer_D"):
+        assert b[opt]["state"][0]["step"] == a[opt]["state"][0]["step"] > 0
+    assert a["optimizer_D"]["state"][0]["step"] == 2 * a["optimizer_G"]["state"][0]["step"]  # n_critic = 2
+    rows = (tmp_path / "split" / "train_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, monkeypatch):
+    G.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    before = (tmp_path / "latest.pth").read_bytes()
+    monkeypatch.setattr(G, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
+    with pytest.raises(UserError, match=r"loss_D became nan .* last good checkpoint is kept: .* \(epoch 1\)"):
+        G.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+    assert (tmp_path / "latest.pth").read_bytes() == before
+
+
+def test_init_from_vanilla_checkpoint(fake_vs, capsys):
+    torch.manual_seed(0)
+    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
+    net = V.build_net(2, args)
+    train_pos, val_pos = fake_vs.split()
+    ckpt = {"format": V.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args, "model": net.state_dict(),
+            "epoch": 7, "val": {"box_ssim": 0.5}, "data": V.data_fingerprint(fake_vs, train_pos, val_pos)}  # fmt: skip
+    path = V.checkpoint_dir(fake_vs, 2, SIZE) / "best.pth"
+    V.save_checkpoint(ckpt, path)
+    cfg = tiny_cfg(temporal=True, init_from_vanilla=None, lr_G=1e-12, lr_D=1e-12, aug_prob=0.0)
+    summary = G.train(fake_vs, cfg, verbose=True)
+    assert "netG initialised from GenVanillaNN" in capsys.readouterr().out
+    assert summary["init_from"]["path"] == str(path) and summary["init_from"]["epoch"] == 7
+    gan = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
+    assert gan["model_args"]["ch"] == args["ch"] and gan["model_args"]["in_ch"] == 9
+    w = gan["model"]["stem.0.weight"]  # the vanilla stem on t, (still almost) zero on t-1, t-2
+    torch.testing.assert_close(w[:, :12], net.state_dict()["stem.0.weight"], atol=1e-6, rtol=0)
+    assert w[:, 12:].abs().max() < 1e-6
+    # A checkpoint from another split may have seen the val frames: not used (an error when asked for).
+    ckpt["data"] = {**ckpt["data"], "val": [0, 5]}
+    V.save_checkpoint(ckpt, path)
+    assert G.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
+    with pytest.raises(UserError, match="another train/val split"):
+        G.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
+
+
+def test_bad_requests(fake_vs):
+    with pytest.raises(UserError, match=r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$"):
+        G.load_generator(fake_vs, 6)
+    with pytest.raises(UserError, match=r"--temporal --size 128"):
+        G.load_generator(fake_vs, 8, size=128)
+    with pytest.raises(UserError, match="4-8, not 3"):
+        G.load_generator(fake_vs, 3)
+    with pytest.raises(UserError, match="drop --input vector"):
+        G.GANConfig(input="vector", temporal=True)
+    with pytest.raises(UserError, match="consecutive frames"):
+        G.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False)
+    with pytest.raises(UserError, match="checkpoint not found"):
+        G.train(fake_vs, tiny_cfg(), resume=True, verbose=False)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no/such/video.mp4"], "video not found"),
+        (["x.mp4", "--force", "--resume"], "contradict"),
+        (["x.mp4", "--temporal", "--input", "vector"], "drop --input vector"),
+    ],
+)
+def test_cli_bad_input_is_one_line(args, message):
+    proc = run_script("GenGAN.py", *args, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

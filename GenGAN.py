@@ -21,7 +21,6 @@ PatchGAN on (skeleton map, image) pairs at two scales (pix2pixHD); vector models
 
 import argparse
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ from GenVanillaNN import (
     warp,
 )
 from Skeleton import N_JOINTS, UserError, atomic_path, run_cli
-from VideoSkeleton import VideoSkeleton
+from VideoSkeleton import VideoSkeleton, train_command
 
 # --------------------------------------------------------------------------- defaults
 
@@ -86,6 +85,7 @@ D_T_FRAMES = 3  # consecutive frames the temporal discriminator sees
 AUG_PROB = 0.5  # share of training windows shifted/zoomed (GenVanillaNN.random_affine)
 SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (see val_score)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
+D_GAP_EPOCHS = 3  # wgan-gp: the critic gap growing this many epochs in a row is reported the same way
 SEED = 1337
 N_SAMPLES = 8
 CKPT_FORMAT = "deepdance-gan-1"
@@ -107,15 +107,13 @@ def checkpoint_dir(vs, mode=MODE, input=INPUT, size=SIZE, temporal=False):
     return vs.checkpoint_dir(f"gan-temporal-{size}" if temporal else f"gan-{mode}-{input}-{size}")
 
 
-def train_command(vs, gen_type, size=SIZE):
-    """The shell command that trains gen_type on this target, for error messages."""
-    video = os.path.relpath(vs.video_path)
-    if gen_type == TEMPORAL_GEN_TYPE:
-        cmd = f"python GenGAN.py {video} --temporal"
-    else:
-        mode, input = next(k for k, v in GEN_TYPES.items() if v == gen_type)
-        cmd = f"python GenGAN.py {video} --mode {mode} --input {input}"
-    return cmd + (f" --size {size}" if size != SIZE else "")
+def load_weights(net, state, what):
+    """net.load_state_dict(state), or a one-line UserError when `what` was saved by another version of the network."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))[:160]
+        raise UserError(f"{what} does not fit this version's {type(net).__name__} ({detail}): retrain it") from None
 
 
 # --------------------------------------------------------------------------- discriminators
@@ -349,7 +347,7 @@ class GenGAN:
         self.coherent = self.temporal
         self.device = pick_device(device)
         self.netG = build_net(self.variant, ckpt["model_args"])
-        self.netG.load_state_dict(ckpt["model"])
+        load_weights(self.netG, ckpt["model"], "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint))
         self.netG.to(self.device, memory_format=torch.channels_last).eval()
         self.val = ckpt.get("val", {})
         self.data = ckpt.get("data")  # what it was trained on (Evaluate warns when that overlaps what it measures)
@@ -405,7 +403,7 @@ def load_generator(vs, gen_type, size=SIZE, device="auto", **options):
     if not path.exists():
         raise UserError(
             f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: "
-            f"train it with {train_command(vs, gen_type, size)}"
+            f"train it with {train_command(gen_type, vs.video_path, size)}"
         )
     return GenGAN(path, device, gen_type=gen_type, size=size)
 
@@ -460,7 +458,8 @@ def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
     path = V.checkpoint_dir(vs, variant, cfg.size) / "best.pth"
     problem = None
     if not path.exists():
-        problem = f"no GenVanillaNN checkpoint at {path}; train it with {V.train_command(vs, variant, cfg.size)}"
+        cmd = train_command(V.GEN_TYPE[variant], vs.video_path, cfg.size)
+        problem = f"no GenVanillaNN checkpoint at {path}; train it with {cmd}"
     else:
         ckpt = load_checkpoint(path, gen_type=V.GEN_TYPE[variant], size=cfg.size)
         data = ckpt.get("data", {})
@@ -486,7 +485,7 @@ def build_models(cfg, vanilla=None):
         if cfg.temporal:
             state, g_args = expand_stem(state, g_args, in_ch)
         netG = build_net(variant, g_args)
-        netG.load_state_dict(state)
+        load_weights(netG, state, f"GenVanillaNN checkpoint {vanilla['_path']}")
     else:
         g_args = {**default_model_args(variant, cfg.size), **(cfg.g_args or {})}
         if cfg.temporal:
@@ -550,9 +549,9 @@ class GANModel:
         if cfg.mode == "bce":
             loss_D = 0.5 * (loss_D_real + loss_D_fake)
             with torch.no_grad():  # how well the full-resolution D tells them apart, for the logs
-                lr, lf = pred_real[0][-1].float(), pred_fake[0][-1].float()
-                t["d_real"], t["d_fake"] = torch.sigmoid(lr).mean(), torch.sigmoid(lf).mean()
-                t["d_acc"] = 0.5 * ((lr > 0).float().mean() + (lf < 0).float().mean())
+                logit_real, logit_fake = pred_real[0][-1].float(), pred_fake[0][-1].float()
+                t["d_real"], t["d_fake"] = torch.sigmoid(logit_real).mean(), torch.sigmoid(logit_fake).mean()
+                t["d_acc"] = 0.5 * ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean())
         else:
             loss_D_GP = gradient_penalty(self.critic(), self.real, fake, cfg.lambda_GP, self.generator)
             drift = LAMBDA_DRIFT * critic_score(pred_real).square().mean()
@@ -629,10 +628,10 @@ class GANModel:
         }  # fmt: skip
 
     def load_state(self, ckpt):
-        self.netG.load_state_dict(ckpt["model"])
-        self.netD.load_state_dict(ckpt["netD"])
+        load_weights(self.netG, ckpt["model"], "the checkpoint resumed")
+        load_weights(self.netD, ckpt["netD"], "the checkpoint resumed")
         if self.netD_T is not None:
-            self.netD_T.load_state_dict(ckpt["netD_T"])
+            load_weights(self.netD_T, ckpt["netD_T"], "the checkpoint resumed")
         self.optimizer_G.load_state_dict(ckpt["optimizer_G"])
         self.optimizer_D.load_state_dict(ckpt["optimizer_D"])
 
@@ -683,6 +682,25 @@ def val_arrays(vs, ds, val_pos, cfg):
         maps, vec, _ = ds.batch(torch.arange(len(ds)))
         x = vec if cfg.input == "vector" else maps
     return x, ds.maps.permute(0, 2, 3, 1).numpy(), ds.images.permute(0, 2, 3, 1).numpy(), xy, np.diff(ids) == 1
+
+
+def d_overpowers(log, mode):
+    """A warning line when the discriminator is winning too clearly (from the TrainLog's last epochs), else None.
+
+    bce: D right about more than D_WINS of the patches (its gradient to netG vanishes); wgan-gp: the critic gap
+    E D(real) - E D(fake) growing D_GAP_EPOCHS epochs in a row (netG is not catching up).
+    """
+    if mode == "bce":
+        acc = log.column("d_acc")[1][-1:]
+        if acc and acc[0] > D_WINS:
+            return (f"netD overpowers netG (right on {100 * acc[0]:.0f}% of patches): its gradient to netG fades; "
+                    "lower --lr_D or raise --lambda_L1 if this persists")  # fmt: skip
+        return None
+    gaps = log.column("wdist")[1][-(D_GAP_EPOCHS + 1) :]
+    if len(gaps) > D_GAP_EPOCHS and all(np.diff(gaps) > 0):
+        return (f"the critic pulls away from netG (critic gap up {D_GAP_EPOCHS} epochs running, {gaps[0]:.2f} -> "
+                f"{gaps[-1]:.2f}); lower --n_critic or --lr_D if this persists")  # fmt: skip
+    return None
 
 
 def plot_adversarial(log, path, title=""):
@@ -783,7 +801,8 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
             start = "netG from scratch (no GenVanillaNN checkpoint to start from: this takes much longer)"
         print(
             f"training {what} on {device}: netG {n_g:.2f}M, netD {n_d:.2f}M parameters, {len(windows)} train "
-            f"windows / {len(val_ds)} val frames, batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
+            f"{f'windows of {windows.shape[1]} frames' if cfg.temporal else 'frames'} / {len(val_ds)} val frames, "
+            f"batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
             f"{plan}\n  {start}\n  -> {out}"
         )
 
@@ -885,11 +904,9 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
                 f"flicker {metrics['flicker']:.2f}{' *' if is_best else '  '}  {last['it_per_s']:.2f} it/s  "
                 f"ETA {max(0.0, left) / 60:.1f} min"
             )
-            if cfg.mode == "bce" and means["d_acc"] > D_WINS:
-                tqdm.write(
-                    f"  warning: netD overpowers netG (right on {100 * means['d_acc']:.0f}% of patches): its "
-                    "gradient to netG fades; lower --lr_D or raise --lambda_L1 if this persists"
-                )
+            warning = d_overpowers(log, cfg.mode)
+            if warning:
+                tqdm.write(f"  warning: {warning}")
     return {"out": str(out), "epoch": epoch, "last": last, "best": best, "init_from": init_from}
 
 
@@ -996,7 +1013,9 @@ def main(argv=None):
         )
         return 0
     if a.resume and not (out / "latest.pth").exists():
-        raise UserError(f"nothing to resume in {out}: train first with {train_command(vs, cfg.gen_type, cfg.size)}")
+        raise UserError(
+            f"nothing to resume in {out}: train first with {train_command(cfg.gen_type, vs.video_path, cfg.size)}"
+        )
     summary = train(vs, cfg, out, resume=a.resume)
     b = summary["best"]
     print(

@@ -123,6 +123,20 @@ def test_gan_losses_and_schedules():
     assert G.val_score(good) > G.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
 
 
+def test_d_overpowering_g_is_reported(tmp_path):
+    log = V.TrainLog(tmp_path / "log.csv")
+    for epoch, acc in enumerate((0.6, 0.97), 1):
+        log.append({"epoch": epoch, "d_acc": acc})
+        warning = G.d_overpowers(log, "bce")
+    assert warning and "right on 97% of patches" in warning
+    log = V.TrainLog(tmp_path / "wgan.csv")
+    for epoch, gap in enumerate((0.5, 0.4, 0.9, 1.5, 2.2), 1):
+        log.append({"epoch": epoch, "wdist": gap})
+        if epoch == 4:
+            assert G.d_overpowers(log, "wgan-gp") is None  # 0.5 -> 0.4 -> ... is not growing 3 epochs running
+    assert "0.40 -> 2.20" in G.d_overpowers(log, "wgan-gp")
+
+
 def test_sharpness_and_flicker_measures():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
@@ -303,6 +317,13 @@ def test_bad_requests(fake_vs):
         G.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False)
     with pytest.raises(UserError, match="checkpoint not found"):
         G.train(fake_vs, tiny_cfg(), resume=True, verbose=False)
+    # Weights saved by another version of the network: one line, not a traceback.
+    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
+    other = V.build_net(2, {**args, "ch": [8, 8]}).state_dict()
+    ckpt = {"format": G.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
+            "model_args": args, "model": other}  # fmt: skip
+    with pytest.raises(UserError, match="does not fit this version's UNet .*retrain it"):
+        G.GenGAN(ckpt, device="cpu")
 
 
 # --------------------------------------------------------------------------- CLI

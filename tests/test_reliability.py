@@ -489,7 +489,8 @@ CKPT_CASES = {
 # GenVanillaNN rebuilds the net and loads the weights without catching what a damaged state dict raises
 # (RuntimeError: size mismatch, TypeError: unexpected keyword): a traceback until its loader validates them.
 NEEDS_LOADER_FIX = pytest.mark.xfail(
-    strict=True, reason="GenVanillaNN.GenVanillaNN.__init__: build_net / load_state_dict errors are not UserErrors"
+    strict=True,
+    reason="GenVanillaNN: build_net / load_state_dict (on --resume also state['data'], ...) raise, not UserError",
 )
 CKPT_ENTRIES = {
     "DanceDemo": ("DanceDemo", ["--gen_type", "3", "--video_path", "{target}", "--out", "{out}/demo.mp4"]),

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from DanceDemo import PoseNormalizer, generator_module, load_generator
-from GenVanillaNN import BOX_MARGIN, body_box_px, image_metrics
+from GenVanillaNN import BOX_MARGIN, body_box_px, body_boxes, flicker, image_metrics, sharpness_ratio, temporal_diff  # noqa: F401
 from Skeleton import ROOT, UserError, atomic_path, body_height, render_maps, run_cli
 from VideoSkeleton import GEN_TYPES, MODE, VideoSkeleton, check_video_path, detect_poses
 
@@ -72,16 +72,10 @@ COLUMNS = (
     ("ms_per_frame", "ms/frame", "{:.1f}"),
 )
 CHART_METRICS = ("l1", "psnr", "ssim", "box_ssim", "sharpness", "flicker")  # the bar chart's panels
-GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (ITU-R BT.601)
 
 
 # --------------------------------------------------------------------------- metrics (the new ones; the
 # whole-image L1 / PSNR / SSIM and body-box SSIM are GenVanillaNN.image_metrics, shared with training)
-
-
-def body_boxes(xy, size, margin=BOX_MARGIN):
-    """(N, 4) int32 pixel boxes (x0, y0, x1, y1), end-exclusive, of ground-truth poses (N,13,2): the body crop."""
-    return np.array([body_box_px(p, size, margin) for p in np.asarray(xy, np.float32)], np.int32).reshape(-1, 4)
 
 
 def box_l1(fake, real, boxes):
@@ -91,39 +85,6 @@ def box_l1(fake, real, boxes):
         d = fake[i, y0:y1, x0:x1].astype(np.float32) - real[i, y0:y1, x0:x1].astype(np.float32)
         out[i] = np.abs(d).mean() / 255.0
     return out
-
-
-def gradient_energy(images, boxes):
-    """(N,) mean squared Sobel gradient magnitude of the luma inside each box (0-255 scale): detail, not blur."""
-    out = np.empty(len(images))
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        gray = images[i, y0:y1, x0:x1].astype(np.float32) @ GRAY  # (h, w) in [0, 255]
-        gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-        out[i] = float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
-    return out
-
-
-def sharpness_ratio(fake, real, boxes):
-    """Gradient energy in the body boxes, generated / real, over all frames: ~1 as sharp as real, < 1 blurrier."""
-    e_real = gradient_energy(real, boxes).sum()
-    return float(gradient_energy(fake, boxes).sum() / e_real) if e_real > 0 else float("nan")
-
-
-def temporal_diff(images, consecutive):
-    """Mean |frame t+1 - frame t| (pixels in [0, 1]) over the pairs marked consecutive ((N-1,) bool); NaN if none."""
-    pairs = np.flatnonzero(consecutive)
-    if len(pairs) == 0:
-        return float("nan")
-    d = [np.abs(images[i + 1].astype(np.int16) - images[i].astype(np.int16)).mean() for i in pairs]
-    return float(np.mean(d) / 255.0)
-
-
-def flicker(fake, real, consecutive):
-    """Frame-to-frame change of the outputs / of the real frames: 1 = as steady as real, 0 = frozen, > 1 flickers."""
-    d_fake, d_real = temporal_diff(fake, consecutive), temporal_diff(real, consecutive)
-    ratio = d_fake / d_real if d_real > 0 else float("nan")
-    return {"flicker": float(ratio), "tdiff": d_fake, "tdiff_real": d_real}
 
 
 def pose_consistency(found_xy, xy):

@@ -25,7 +25,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -34,13 +33,13 @@ from tqdm import tqdm
 
 import GenVanillaNN as V
 from GenVanillaNN import (
-    BOX_MARGIN,
     TrainLog,
     autocast,
-    body_box_px,
+    body_boxes,
     build_net,
     data_fingerprint,
     default_model_args,
+    flicker,
     image_metrics,
     load_checkpoint,
     lr_at,
@@ -52,6 +51,7 @@ from GenVanillaNN import (
     sample_grid,
     save_checkpoint,
     set_seed,
+    sharpness_ratio,
     to_uint8,
     warp,
 )
@@ -95,7 +95,6 @@ INPUTS = ("image", "vector")
 GEN_TYPES = {("bce", "image"): 4, ("bce", "vector"): 5, ("wgan-gp", "vector"): 6, ("wgan-gp", "image"): 7}
 TEMPORAL_GEN_TYPE = 8
 VARIANT_OF_INPUT = {"vector": 1, "image": 2}  # GenVanillaNN variant of netG
-GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (BT.601)
 
 
 def gen_type_of(mode, input, temporal=False):
@@ -220,37 +219,6 @@ def lambda_L1_at(progress, start=LAMBDA_L1[0], end=LAMBDA_L1[1]):
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def sharpness(fake, real, xy, margin=BOX_MARGIN):
-    """Sobel gradient energy of the luma inside the body boxes, generated / real: 1 = as sharp, < 1 blurrier.
-
-    fake, real: (N, S, S, 3) uint8 BGR; xy: (N, 13, 2) ground-truth joints (they place the boxes).
-    """
-    e = np.zeros(2)
-    for i in range(len(real)):
-        x0, y0, x1, y1 = body_box_px(xy[i], real.shape[1], margin)
-        for k, img in enumerate((fake, real)):
-            gray = img[i, y0:y1, x0:x1].astype(np.float32) @ GRAY
-            gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-            e[k] += float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
-    return float(e[0] / e[1]) if e[1] > 0 else float("nan")
-
-
-def flicker(fake, real, consecutive):
-    """Mean |frame t - frame t-1| of the generated frames / of the real ones, over consecutive pairs ((N-1,) bool).
-
-    1 = changes as much as the real video, > 1 flickers, < 1 steadier (or frozen). NaN without consecutive pairs.
-    """
-    pairs = np.flatnonzero(consecutive)
-    if len(pairs) == 0:
-        return float("nan")
-
-    def tdiff(x):
-        return np.mean([np.abs(x[i + 1].astype(np.int16) - x[i].astype(np.int16)).mean() for i in pairs])
-
-    d_real = tdiff(real)
-    return float(tdiff(fake) / d_real) if d_real > 0 else float("nan")
 
 
 def val_score(metrics, weight=SHARP_WEIGHT):
@@ -854,8 +822,8 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
 
         val_fake = predict(netG, val_in, device)
         metrics = image_metrics(val_fake, val_real, val_xy)
-        metrics["sharpness"] = sharpness(val_fake, val_real, val_xy)
-        metrics["flicker"] = flicker(val_fake, val_real, val_consecutive)
+        metrics["sharpness"] = sharpness_ratio(val_fake, val_real, body_boxes(val_xy, val_real.shape[1]))
+        metrics["flicker"] = flicker(val_fake, val_real, val_consecutive)["flicker"]
         metrics["score"] = val_score(metrics)
         now = time.perf_counter() - t_origin
         means = {k: sums[k] / counts[k] for k in sums}

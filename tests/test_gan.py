@@ -137,19 +137,6 @@ def test_d_overpowering_g_is_reported(tmp_path):
     assert "0.40 -> 2.20" in G.d_overpowers(log, "wgan-gp")
 
 
-def test_sharpness_and_flicker_measures():
-    rng = np.random.default_rng(0)
-    real = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    xy = np.repeat(POSE[None], 4, axis=0)
-    assert G.sharpness(real, real, xy) == pytest.approx(1.0)
-    flat = np.full_like(real, 128)
-    assert G.sharpness(flat, real, xy) == 0.0
-    consecutive = np.array([True, True, False])
-    assert G.flicker(real, real, consecutive) == pytest.approx(1.0)
-    assert G.flicker(flat, real, consecutive) == 0.0
-    assert np.isnan(G.flicker(real, real, np.zeros(3, bool)))
-
-
 def test_history_windows_and_temporal_inputs():
     xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
     h = G.history_xy(xy)

@@ -3,8 +3,8 @@
 Bad input must give one line on stderr naming the problem (and the fix), a non-zero exit, no traceback and
 nothing half-written. Most of the matrix runs each script's main() in-process through run_cli, exactly what
 `python <script>.py` runs, with file descriptors 1 and 2 captured (capfd: native libraries' output counts too)
-and any exception other than the clean exit failing the test; one case per script, the interrupts and the
-kill-and-resume run as real processes.
+and any exception other than the clean exit failing the test. A few cases, the interrupts and the kill-and-resume
+run as real processes.
 """
 
 import ast
@@ -537,8 +537,9 @@ def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, dat
         "other size",
         pytest.param("lacks variant", marks=pytest.mark.xfail(strict=True, reason="GenGAN.GenGAN.__init__ reads "
                      "ckpt['variant'] / ['temporal'] that load_checkpoint was not asked to check: KeyError")),
-        pytest.param("tampered shapes", marks=pytest.mark.xfail(strict=True, reason="GenGAN.GenGAN.__init__: "
-                     "load_state_dict errors are not UserErrors")),
+        "tampered shapes",
+        pytest.param("tampered model_args", marks=pytest.mark.xfail(strict=True, reason="GenGAN.GenGAN.__init__: "
+                     "build_net(**model_args) errors (TypeError) are not UserErrors")),
     ],
 )  # fmt: skip
 def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_clip, tmp_path, capfd):
@@ -551,6 +552,7 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
         "other size": {**ckpt, "size": 128},
         "lacks variant": {k: v for k, v in ckpt.items() if k != "variant"},
         "tampered shapes": {**ckpt, "model": {"stem.0.weight": torch.zeros(3, 3)}},
+        "tampered model_args": {**ckpt, "model_args": {"size": 64, "ch": "rm -rf"}},
     }[case]
     path = GenGAN.checkpoint_dir(target_vs, "bce", "image", 64) / "best.pth"
     path.parent.mkdir(parents=True)
@@ -622,8 +624,8 @@ def test_nothing_in_the_project_unpickles():
 
 
 def train_cmd(clip, out, *extra):
-    """GenVanillaNN.py on a tiny clip (12 train frames, batch 4: 3 steps an epoch) as a process: argv."""
-    args = [clip, "false", "2", "--epochs", "3", "--batch", "4", "--device", "cpu", *extra, "--out", out]
+    """GenVanillaNN.py on a tiny clip (12 train frames, batch 4: 3 steps an epoch, 2 epochs) as a process: argv."""
+    args = [clip, "false", "2", "--epochs", "2", "--batch", "4", "--device", "cpu", *extra, "--out", out]
     return [sys.executable, str(ROOT / "GenVanillaNN.py"), *map(str, args)]
 
 
@@ -664,15 +666,15 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
         code, _, err = straight.result()
     assert code == 0, err[-2000:]
     killed = torch.load(split_out / "latest.pth", weights_only=True)  # intact, whatever the kill interrupted
-    assert killed["epoch"] in (1, 2), "the kill came too late to test anything"
+    assert killed["epoch"] == 1, "the kill came too late to test anything"
 
     code, out, err = run_training(train_cmd(clip, split_out, "--resume"))
     assert code == 0, err[-2000:]
-    assert f"from epoch {killed['epoch']}" in out
+    assert "from epoch 1" in out
     assert not list(split_out.glob(".tmp-*"))  # what the kill may have left mid-write is gone
     a = torch.load(straight_out / "latest.pth", weights_only=True)
     b = torch.load(split_out / "latest.pth", weights_only=True)
-    assert (b["epoch"], b["step"]) == (a["epoch"], a["step"]) == (3, 9)
+    assert (b["epoch"], b["step"]) == (a["epoch"], a["step"]) == (2, 6)
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, msg=k)
     for s_a, s_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
@@ -680,12 +682,12 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
             torch.testing.assert_close(s_b[k], s_a[k], msg=k)
     assert b["schedule"]["lr"] == pytest.approx(a["schedule"]["lr"]) and torch.equal(b["rng"], a["rng"])
     epochs = [row.split(",")[0] for row in log.read_text().splitlines()[1:]]
-    assert epochs == ["1", "2", "3"]
+    assert epochs == ["1", "2"]
 
     # NaN / inf in the loss (a learning rate of 1e38 overflows the weights): one line, the checkpoints untouched.
     kept = {p.name: p.read_bytes() for p in split_out.glob("*.pth")}
     cmd = train_cmd(clip, split_out, "--resume", "--lr", "1e38")
-    cmd[cmd.index("--epochs") + 1] = "4"
+    cmd[cmd.index("--epochs") + 1] = "3"
     code, _, err = run_training(cmd)
     assert_one_line(code, err, "loss became")
     assert "last good checkpoint kept" in err

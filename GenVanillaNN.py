@@ -12,20 +12,26 @@ sample_grid, save_checkpoint / load_checkpoint, and the UNet generator itself.
 import argparse
 import csv
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
+# Set before torch loads its OpenMP runtime. The CPU is shared: OpenMP threads that spin-wait for a descheduled
+# sibling made 2-thread training 4-7x slower than 1 thread on the busy 2-core machine (10-19 vs 70 images/s at load
+# ~5); passive waiting gave 70-75. Only effective if torch is not imported yet; OMP_WAIT_POLICY=ACTIVE overrides.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from Skeleton import N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli
-from VideoSkeleton import VideoSkeleton
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from Skeleton import N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli  # noqa: E402
+from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 

@@ -54,6 +54,16 @@ class FakeVS:
         return self.root / "checkpoints" / self.key / name
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy machine (subprocesses too)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def fake_vs(tmp_path):
     return FakeVS(tmp_path)

@@ -687,7 +687,8 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
         if not cfg.epochs and not cfg.time_budget:  # a plain --resume finishes the interrupted run's plan
             cfg = replace(cfg, epochs=state["config"]["epochs"], time_budget=state["config"]["time_budget"])
     net = build_net(cfg.variant, model_args).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel per step instead of ~10 per tensor (CPU: 7 vs 16-22 ms a step at 2 threads)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling + augmentation, apart from the init's stream
     epoch, step, seconds, best = 0, 0, 0.0, {"box_ssim": -1.0}
     if state is not None:

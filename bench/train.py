@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see GenVanillaNN's imports
 
 import torch  # noqa: E402
 
@@ -63,7 +64,8 @@ def main(argv=None):
     print(
         f"{vs}: train frames {train_pos[0]}-{train_pos[-1]}, val {val_pos[0]}-{val_pos[-1]} ({len(val_pos)}); "
         f"{a.size} px, {a.minutes:g} min per variant on {device} ({torch.get_num_threads()} threads, "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f})"
+        f"{os.cpu_count()} cores, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"load average {os.getloadavg()[0]:.2f})"
     )
     lines = []
     for variant in a.variants:

@@ -161,6 +161,15 @@ def test_one_epoch_smoke_train_writes_everything(fake_vs):
     assert grid.shape[0] == 3 * 64 * 2  # skeleton / generated / real rows, upscaled x2
 
 
+def test_128_px_trains_and_generates(fake_vs):
+    G.train(fake_vs, tiny_cfg(2, size=128), verbose=False)
+    gen = G.load_generator(fake_vs, 3, size=128, device="cpu")
+    assert gen.size == 128 and gen.generate_batch(fake_vs.xy[:3]).shape == (3, 128, 128, 3)
+    best = fake_vs.checkpoint_dir("vanilla-image-128") / "best.pth"
+    with pytest.raises(UserError, match="size 128, not 64"):
+        G.GenVanillaNN(best, device="cpu", size=64)
+
+
 @pytest.mark.parametrize("variant", [1, 2])
 def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, variant):
     torch.manual_seed(1)
@@ -256,6 +265,11 @@ def test_checkpoint_validation_and_missing_model_message(fake_vs, tmp_path):
         (["no/such/video.mp4"], "video not found"),
         (["no/such/video.mp4", "true", "2", "--resume"], "contradict"),
         (["no/such/video.mp4", "maybe"], "expected true/false"),
+        pytest.param(
+            ["no/such/video.mp4", "--device", "cuda"],
+            "no CUDA GPU is visible",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message):

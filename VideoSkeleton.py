@@ -376,13 +376,16 @@ def _extract_range(task):
     return n
 
 
-def extract(video, params, workers=WORKERS, verbose=True):
-    """Run MediaPipe over a video in `workers` processes; write its cache atomically, return its dir."""
+def extract(video, params, workers=WORKERS, verbose=True, progress=None):
+    """Run MediaPipe over a video in `workers` processes; write its cache atomically, return its dir.
+
+    progress(done, total), if given, is called from this process as frames are done (the app's bar).
+    """
     video = check_video_path(video)
     check_model_complexity(params["model_complexity"])
     n_video, fps, w, h = probe_video(video)
     digest = file_hash(video)
-    cache = CACHE_DIR / f"{video.stem}-{digest[:10]}"
+    cache = cache_dir_for(video, digest, params)
     step, size = params["frame_skip"], params["size"]
     n_keep = (n_video + step - 1) // step
     workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
@@ -402,7 +405,11 @@ def extract(video, params, workers=WORKERS, verbose=True):
                 while not all(f.done() for f in futures):
                     time.sleep(0.1)
                     bar.update(counter.value - bar.n)
+                    if progress is not None:
+                        progress(counter.value, n_keep)
                 counts = [f.result() for f in futures]
+                if progress is not None:
+                    progress(counter.value, n_keep)
             except BrokenProcessPool:
                 raise UserError(
                     f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
@@ -493,6 +500,37 @@ def _versions():
     return out
 
 
+def extraction_params(frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=MODEL_COMPLEXITY, mode=MODE):
+    """What a cache was extracted with (stored in meta.json; a mismatch means extracting again)."""
+    return {
+        "frame_skip": int(frame_skip),
+        "size": int(size),
+        "model_complexity": int(model_complexity),
+        "mode": mode,
+        "min_detection_confidence": MIN_DETECTION_CONFIDENCE,
+        "min_tracking_confidence": MIN_TRACKING_CONFIDENCE,
+    }
+
+
+def cache_dir_for(video, digest, params):
+    """data/cache/<stem>-<hash>[-k5][-s128][-static][-mc2]: non-default sampling gets a cache (and models) of its own.
+
+    One folder per video would let `DanceDemo.py --stride 5` on a training clip replace the cache its models were
+    trained from; the tag keeps both.
+    """
+    tag = "".join(
+        f"-{t}"
+        for t, default in (
+            (f"k{params['frame_skip']}", f"k{FRAME_SKIP}"),
+            (f"s{params['size']}", f"s{FRAME_SIZE}"),
+            (params["mode"], MODE),
+            (f"mc{params['model_complexity']}", f"mc{MODEL_COMPLEXITY}"),
+        )
+        if t != default
+    )
+    return CACHE_DIR / f"{video.stem}-{digest[:10]}{tag}"
+
+
 def cache_problem(cache, meta, digest, params):
     """Why a cache folder cannot be used as it is (a phrase), or None if it is complete and matches."""
     if meta.get("version") != CACHE_VERSION:
@@ -526,7 +564,7 @@ def load_cache(video, params, verbose=False):
     """
     digest = file_hash(video)
     clean_stale_temps(CACHE_DIR)  # what a killed extraction left, and a cache caught mid-replacement put back
-    cache = CACHE_DIR / f"{video.stem}-{digest[:10]}"
+    cache = cache_dir_for(video, digest, params)
     try:
         meta = json.loads((cache / "meta.json").read_text())
         if not isinstance(meta, dict):
@@ -562,21 +600,15 @@ class VideoSkeleton:
         mode=MODE,
         workers=WORKERS,
         verbose=True,
+        progress=None,
     ):
         self.video_path = check_video_path(video if video is not None else default_video())
         if frame_skip < 1:
             raise UserError(f"frame_skip must be >= 1, got {frame_skip}")
-        params = {
-            "frame_skip": int(frame_skip),
-            "size": int(size),
-            "model_complexity": int(model_complexity),
-            "mode": mode,
-            "min_detection_confidence": MIN_DETECTION_CONFIDENCE,
-            "min_tracking_confidence": MIN_TRACKING_CONFIDENCE,
-        }
+        params = extraction_params(frame_skip, size, model_complexity, mode)
         cache, meta = (None, None) if force else load_cache(self.video_path, params, verbose)
         if meta is None:
-            cache = extract(self.video_path, params, workers, verbose)
+            cache = extract(self.video_path, params, workers, verbose, progress)
             meta = json.loads((cache / "meta.json").read_text())
         elif verbose:
             print(f"loaded {meta['detected']}/{meta['frames']} frames with a person from {cache}")
@@ -594,7 +626,7 @@ class VideoSkeleton:
 
     @property
     def key(self):
-        """'<video stem>-<content hash>': names this target's cache and checkpoint folders."""
+        """'<video stem>-<content hash>[-<non-default params>]': names this target's cache and checkpoint folders."""
         return self.cache_dir.name
 
     def checkpoint_dir(self, name):

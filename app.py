@@ -246,7 +246,13 @@ def run_transfer(
         source = Mannequin.ensure_sample("source")
     n_video = probe_video(source)[0]
     report(0.0, f"source poses: MediaPipe on {-(-n_video // stride)} frames (cached after the first run)")
-    source_vs = VideoSkeleton(source, frame_skip=stride, verbose=False)
+    # The bar: source poses up to one half (skipped when cached), rendering the other half.
+    source_vs = VideoSkeleton(
+        source,
+        frame_skip=stride,
+        verbose=False,
+        progress=lambda done, total: report(0.5 * done / total, f"source poses: MediaPipe on {done}/{total} frames"),
+    )
     t_poses = time.perf_counter() - t0
     try:
         with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
@@ -259,7 +265,7 @@ def run_transfer(
                 smooth=smooth,
                 normalize=normalize,
                 label=label,
-                progress=lambda done, total: report(done / total, f"rendering: {done}/{total} frames"),
+                progress=lambda done, total: report(0.5 + 0.5 * done / total, f"rendering: {done}/{total} frames"),
                 verbose=False,
             )
             data = out.read_bytes()

@@ -20,7 +20,6 @@ sys.path.insert(0, str(ROOT))
 # Work in a private data dir: the benchmark deletes the source's cache and must not touch the user's.
 os.environ.setdefault("DEEPDANCE_DATA", tempfile.mkdtemp(prefix="deepdance-bench-"))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import DanceDemo as D  # noqa: E402
@@ -42,19 +41,10 @@ def clips(case):
     return Mannequin.ensure_sample("target"), Mannequin.ensure_sample("source")
 
 
-def count_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
-
-
 def end_to_end(target, source, out):
     """Time `python DanceDemo.py --gen_type 1 ...` with the source uncached: (wall s, CPU s, frames, last line)."""
     V.VideoSkeleton(target, verbose=False)  # the target is cached, as in the issue's measure
-    cache, _ = V.load_cache(V.check_video_path(source), {})
+    cache, _ = V.load_cache(V.check_video_path(source), V.extraction_params())
     shutil.rmtree(cache, ignore_errors=True)
     cmd = [sys.executable, str(ROOT / "DanceDemo.py"), "--gen_type", "1", "--video_path", str(target),
            "--source", str(source), "--out", str(out)]  # fmt: skip
@@ -66,7 +56,7 @@ def end_to_end(target, source, out):
     if r.returncode != 0:
         raise UserError(f"DanceDemo.py failed: {r.stderr.strip().splitlines()[-1]}")
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, count_frames(out), r.stdout.strip().splitlines()[-1]
+    return wall, cpu, V.count_frames(out), r.stdout.strip().splitlines()[-1]
 
 
 def jitter_rows(target, source):

@@ -39,11 +39,18 @@ def test_cache_roundtrip_is_fast_and_identical(short_clip, monkeypatch):
     assert again.meta["frame_indices"] == list(range(60))
 
 
-def test_changed_params_or_content_invalidate(short_clip, tmp_path):
+def test_changed_params_or_content_invalidate(short_clip, tmp_path, monkeypatch):
     base = VideoSkeleton(short_clip, verbose=False)
     skipped = VideoSkeleton(short_clip, frame_skip=3, verbose=False)
-    assert skipped.cache_dir == base.cache_dir  # same video: the cache is replaced, not duplicated
+    # Other sampling: a cache (and models) of its own, next to the default one, which stays usable.
+    assert skipped.cache_dir.name == base.cache_dir.name + "-k3"
     assert skipped.meta["frame_indices"] == list(range(0, 60, 3)) and skipped.meta["params"]["frame_skip"] == 3
+    again = VideoSkeleton(short_clip, verbose=False)
+    assert again.meta["extract_seconds"] == base.meta["extract_seconds"]  # reloaded, not extracted again
+    # A parameter that is not in the name (a threshold): the same folder, extracted again.
+    monkeypatch.setattr(V, "MIN_DETECTION_CONFIDENCE", 0.6)
+    stricter = VideoSkeleton(short_clip, verbose=False)
+    assert stricter.cache_dir == base.cache_dir and stricter.meta["params"]["min_detection_confidence"] == 0.6
     # Different content under the same name -> a different cache folder.
     from VideoSkeleton import iter_frames
 
@@ -155,3 +162,13 @@ def test_reference_cli_runs_on_a_clip(short_clip):
     proc = run_script("VideoSkeleton.py", short_clip, "True", "2")
     assert proc.returncode == 0, proc.stderr
     assert "detected" in proc.stdout and "frames/s" in proc.stdout
+
+
+def test_extraction_reports_progress(short_clip):
+    seen = []
+    vs = VideoSkeleton(short_clip, force=True, verbose=False, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (len(vs.valid), len(vs.valid)) == (60, 60)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    seen.clear()
+    VideoSkeleton(short_clip, verbose=False, progress=lambda done, total: seen.append((done, total)))
+    assert seen == []  # from the cache: nothing to report

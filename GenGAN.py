@@ -23,6 +23,7 @@ import argparse
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,29 +34,39 @@ from tqdm import tqdm
 
 import GenVanillaNN as V
 from GenVanillaNN import (
-    TrainLog,
+    CKPT_KEYS,
+    TrainRun,
+    add_training_args,
     autocast,
     body_boxes,
+    build_from_checkpoint,
     build_net,
-    data_fingerprint,
+    check_training_args,
+    config_from_args,
     default_model_args,
+    describe,
     flicker,
     image_metrics,
     load_checkpoint,
     lr_at,
+    net_class,
     pick_device,
+    plot_curves,
     plot_losses,
     pose_input,
     predict,
     random_affine,
-    sample_grid,
-    save_checkpoint,
+    report_trained,
+    restore_progress,
+    resume_checkpoint,
     set_seed,
     sharpness_ratio,
+    split_data,
     to_uint8,
+    unusable,
     warp,
 )
-from Skeleton import N_JOINTS, UserError, atomic_path, run_cli
+from Skeleton import N_JOINTS, UserError, run_cli
 from VideoSkeleton import VideoSkeleton, train_command
 
 # --------------------------------------------------------------------------- defaults
@@ -86,9 +97,13 @@ AUG_PROB = 0.5  # share of training windows shifted/zoomed (GenVanillaNN.random_
 SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (see val_score)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
 D_GAP_EPOCHS = 3  # wgan-gp: the critic gap growing this many epochs in a row is reported the same way
-SEED = 1337
-N_SAMPLES = 8
 CKPT_FORMAT = "deepdance-gan-1"
+GAN_KEYS = (*CKPT_KEYS, "variant", "temporal")  # what every GAN checkpoint needs to rebuild its generator
+# What --resume needs besides GenVanillaNN.RESUME_KEYS.
+GAN_RESUME_KEYS = ("variant", "temporal", "netD", "netD_T", "optimizer_G", "optimizer_D", "netD_args", "netD_T_args",
+                   "init_from")  # fmt: skip
+RETRAIN = "retrain it (GenGAN.py with --force)"  # the fix for a best.pth this version cannot use
+VANILLA_FIX = "retrain it (GenVanillaNN.py with force=true) or pass --no-init_from_vanilla"  # its GenVanillaNN start
 
 MODES = ("bce", "wgan-gp")
 INPUTS = ("image", "vector")
@@ -104,15 +119,6 @@ def gen_type_of(mode, input, temporal=False):
 def checkpoint_dir(vs, mode=MODE, input=INPUT, size=SIZE, temporal=False):
     """data/checkpoints/<target>/gan-<mode>-<input>-<size>/, or gan-temporal-<size>/ for gen_type 8."""
     return vs.checkpoint_dir(f"gan-temporal-{size}" if temporal else f"gan-{mode}-{input}-{size}")
-
-
-def load_weights(net, state, what):
-    """net.load_state_dict(state), or a one-line UserError when `what` was saved by another version of the network."""
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))[:160]
-        raise UserError(f"{what} does not fit this version's {type(net).__name__} ({detail}): retrain it") from None
 
 
 # --------------------------------------------------------------------------- discriminators
@@ -308,15 +314,17 @@ class GenGAN:
 
     def __init__(self, checkpoint, device="auto", gen_type=None, size=None):
         ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(
-            checkpoint, CKPT_FORMAT, gen_type=gen_type, size=size
+            checkpoint, CKPT_FORMAT, gen_type=gen_type, size=size, keys=GAN_KEYS, fix=RETRAIN
         )  # fmt: skip
-        self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
-        self.variant, self.temporal = int(ckpt["variant"]), bool(ckpt["temporal"])
+        what = "checkpoint" if isinstance(checkpoint, dict) else f"checkpoint {checkpoint}"
+        with unusable(what, RETRAIN):
+            self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
+            self.variant, self.temporal = int(ckpt["variant"]), bool(ckpt["temporal"])
         self.coherent = self.temporal
         self.device = pick_device(device)
-        self.netG = build_net(self.variant, ckpt["model_args"])
-        load_weights(self.netG, ckpt["model"], "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint))
+        self.netG = build_from_checkpoint(net_class(self.variant), ckpt["model_args"], ckpt["model"], what, RETRAIN)
         self.netG.to(self.device, memory_format=torch.channels_last).eval()
+        self.epoch = ckpt.get("epoch")  # when it was saved
         self.val = ckpt.get("val", {})
         self.data = ckpt.get("data")  # what it was trained on (Evaluate warns when that overlaps what it measures)
         self._history = []
@@ -380,16 +388,15 @@ def load_generator(vs, gen_type, size=SIZE, device="auto", **options):
 
 
 @dataclass
-class GANConfig:
-    """Everything that shapes a GAN training run (stored in the checkpoint as `config`)."""
+class GANConfig(V.RunConfig):
+    """Everything that shapes a GAN training run (stored in the checkpoint as `config`); epochs 0: EPOCHS when netG
+    starts from GenVanillaNN, else EPOCHS_SCRATCH."""
 
     mode: str = MODE
     input: str = INPUT
     temporal: bool = False
-    size: int = SIZE
-    epochs: int = 0  # 0: EPOCHS when netG starts from GenVanillaNN, else EPOCHS_SCRATCH
-    time_budget: float = 0.0  # minutes; > 0: train until then (schedules follow the clock), ignoring epochs
     batch: int = BATCH
+    aug_prob: float = AUG_PROB
     lr_G: float = LR_G
     lr_D: float = LR_D
     lambda_L1: tuple = LAMBDA_L1
@@ -397,14 +404,9 @@ class GANConfig:
     lambda_GP: float = LAMBDA_GP
     lambda_T: float = LAMBDA_T
     n_critic: int = 0  # 0: N_CRITIC for wgan-gp, 1 for bce
-    aug_prob: float = AUG_PROB
-    aug_shift: float = V.AUG_SHIFT
-    aug_scale: float = V.AUG_SCALE
     init_from_vanilla: bool | None = None  # None: when a matching GenVanillaNN checkpoint exists
     g_args: dict | None = None  # overrides of netG's model_args (tests use tiny nets); ignored when initialised
     d_args: dict | None = None  # overrides of netD's (and netD_T's) model_args
-    seed: int = SEED
-    device: str = "auto"
 
     def __post_init__(self):
         if self.mode not in MODES or self.input not in INPUTS:
@@ -429,11 +431,12 @@ def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
         cmd = train_command(V.GEN_TYPE[variant], vs.video_path, cfg.size)
         problem = f"no GenVanillaNN checkpoint at {path}; train it with {cmd}"
     else:
-        ckpt = load_checkpoint(path, gen_type=V.GEN_TYPE[variant], size=cfg.size)
-        data = ckpt.get("data", {})
-        if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val")):
-            # Other data or another split: its weights may have seen our validation frames.
-            problem = f"{path} was trained on other data or another train/val split than this run"
+        ckpt = load_checkpoint(path, gen_type=V.GEN_TYPE[variant], size=cfg.size, fix=VANILLA_FIX)
+        with unusable(f"GenVanillaNN checkpoint {path}", VANILLA_FIX):
+            data = ckpt.get("data", {})
+            if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val")):
+                # Other data or another split: its weights may have seen our validation frames.
+                problem = f"{path} was trained on other data or another train/val split than this run"
     if problem is None:
         ckpt["_path"] = str(path)
         return ckpt
@@ -449,11 +452,12 @@ def build_models(cfg, vanilla=None):
     variant = VARIANT_OF_INPUT[cfg.input]
     in_ch = 3 * (HISTORY + 1) if cfg.temporal else None
     if vanilla is not None:
-        state, g_args = vanilla["model"], dict(vanilla["model_args"])
-        if cfg.temporal:
-            state, g_args = expand_stem(state, g_args, in_ch)
-        netG = build_net(variant, g_args)
-        load_weights(netG, state, f"GenVanillaNN checkpoint {vanilla['_path']}")
+        what = f"GenVanillaNN checkpoint {vanilla['_path']}"
+        with unusable(what, VANILLA_FIX):
+            state, g_args = vanilla["model"], dict(vanilla["model_args"])
+            if cfg.temporal:
+                state, g_args = expand_stem(state, g_args, in_ch)
+        netG = build_from_checkpoint(net_class(variant), g_args, state, what, VANILLA_FIX)
     else:
         g_args = {**default_model_args(variant, cfg.size), **(cfg.g_args or {})}
         if cfg.temporal:
@@ -595,13 +599,9 @@ class GANModel:
             "optimizer_G": self.optimizer_G.state_dict(), "optimizer_D": self.optimizer_D.state_dict(),
         }  # fmt: skip
 
-    def load_state(self, ckpt):
-        load_weights(self.netG, ckpt["model"], "the checkpoint resumed")
-        load_weights(self.netD, ckpt["netD"], "the checkpoint resumed")
-        if self.netD_T is not None:
-            load_weights(self.netD_T, ckpt["netD_T"], "the checkpoint resumed")
-        self.optimizer_G.load_state_dict(ckpt["optimizer_G"])
-        self.optimizer_D.load_state_dict(ckpt["optimizer_D"])
+    def optimizers(self):
+        """(optimizer, checkpoint key) pairs, for GenVanillaNN.restore_progress."""
+        return [(self.optimizer_G, "optimizer_G"), (self.optimizer_D, "optimizer_D")]
 
 
 def make_batch(ds, win, cfg, rng):
@@ -673,30 +673,11 @@ def d_overpowers(log, mode):
 
 def plot_adversarial(log, path, title=""):
     """loss_D.png: the adversarial game per epoch: D's and G's GAN losses (left), D's outputs on real / fake (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    panels = (
-        (axes[0], ("loss_D", "loss_D_real", "loss_D_fake", "loss_D_GP", "loss_D_T", "loss_G_GAN"), "loss"),
-        (axes[1], ("d_real", "d_fake", "d_acc", "wdist"), "D(real), D(fake), D accuracy / critic gap"),
-    )
-    for ax, cols, label in panels:
-        for c in cols:
-            x, y = log.column(c)
-            if x:
-                ax.plot(x, y, label=c, marker="." if len(x) < 30 else None)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    panels = [
+        (("loss_D", "loss_D_real", "loss_D_fake", "loss_D_GP", "loss_D_T", "loss_G_GAN"), "loss", False),
+        (("d_real", "d_fake", "d_acc", "wdist"), "D(real), D(fake), D accuracy / critic gap", False),
+    ]
+    plot_curves(log, path, panels, title, legend_size=8)
 
 
 def train(vs, cfg=None, out=None, resume=False, verbose=True):
@@ -708,11 +689,7 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
     device = pick_device(cfg.device)
     set_seed(cfg.seed)
     out = Path(out) if out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
-    train_pos, val_pos = vs.split()
-    if len(train_pos) < 2 or len(val_pos) < 1:
-        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
-    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
-    fingerprint = data_fingerprint(vs, train_pos, val_pos)
+    train_pos, val_pos, fingerprint = split_data(vs)
     windows = train_windows(vs.ids[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
     if len(windows) < 2:
         raise UserError(
@@ -720,15 +697,18 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
             "the temporal GAN on: use a continuous clip"
         )
 
-    state, vanilla = None, None
+    state, vanilla, latest = None, None, out / "latest.pth"
     if resume:
-        state = load_checkpoint(out / "latest.pth", CKPT_FORMAT, gen_type=cfg.gen_type, size=cfg.size)
-        if any(state["data"][k] != fingerprint[k] for k in ("sha256", "params")):
-            raise UserError(f"{out / 'latest.pth'} was trained on other data ({state['data']['key']}): use --force")
+        default_out = checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
+        state = resume_checkpoint(vs, out, default_out, fingerprint, CKPT_FORMAT, cfg.gen_type, cfg.size, "--force",
+                                  keys=GAN_RESUME_KEYS)  # fmt: skip
         g_args, d_args, dT_args = state["model_args"], state["netD_args"], state["netD_T_args"]
-        netG = build_net(VARIANT_OF_INPUT[cfg.input], g_args)
-        netD = MultiscaleDiscriminator(**d_args)
-        netD_T = MultiscaleDiscriminator(**dT_args) if dT_args else None
+        what, fix = f"checkpoint {latest}", "start over with --force"
+        netG = build_from_checkpoint(net_class(VARIANT_OF_INPUT[cfg.input]), g_args, state["model"], what, fix)
+        netD = build_from_checkpoint(MultiscaleDiscriminator, d_args, state["netD"], what, fix)
+        netD_T = None
+        if dT_args:
+            netD_T = build_from_checkpoint(MultiscaleDiscriminator, dT_args, state["netD_T"], what, fix)
         init_from = state["init_from"]
     else:
         vanilla = vanilla_checkpoint(vs, cfg, fingerprint, verbose)
@@ -736,13 +716,8 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
         init_from = vanilla and {"path": vanilla["_path"], "epoch": vanilla["epoch"], "val": vanilla.get("val", {})}
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
     model = GANModel(cfg, netG, netD, netD_T, device, rng)
-    epoch, step, seconds, best = 0, 0, 0.0, {"score": -math.inf}
-    if state is not None:
-        model.load_state(state)
-        rng.set_state(state["rng"])
-        epoch, step, seconds, best = state["epoch"], state["step"], state["train_seconds"], state["best"]
-    log = TrainLog(out / "train_log.csv", resume_epoch=epoch if state is not None else None)
-    last_good = epoch if state is not None else 0  # the epoch whose checkpoint is on disk
+    restored = state and restore_progress(state, latest, "--force", rng, model.optimizers(), "score")
+    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
 
     n_critic = cfg.n_critic or (N_CRITIC if cfg.mode == "wgan-gp" else 1)
     # A temporal window yields D_T_FRAMES generated frames: batch / D_T_FRAMES windows per batch and an epoch of
@@ -751,17 +726,15 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
     bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))
     steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
     epochs = cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH)
-    budget = 60.0 * cfg.time_budget
-    total_steps = epochs * steps_per_epoch
+    run = TrainRun(out, epochs, steps_per_epoch, cfg.time_budget, {"score": -math.inf}, restored,
+                   "try a lower --lr / --lr_D", verbose)  # fmt: skip
     val_in, val_maps, val_real, val_xy, val_consecutive = val_arrays(vs, val_ds, val_pos, cfg)
-    show = np.linspace(0, len(val_ds) - 1, min(N_SAMPLES, len(val_ds))).round().astype(int)
     what = f"gen_type {cfg.gen_type} ({'temporal, ' if cfg.temporal else ''}{cfg.mode}, {cfg.input}) at {cfg.size} px"
     if verbose:
         n_g = sum(p.numel() for p in netG.parameters()) / 1e6
         n_d = sum(p.numel() for n in model.nets_D for p in n.parameters()) / 1e6
-        plan = f"{budget / 60:g} min" if budget else f"{epochs} epochs"
         if state is not None:
-            start = f"resumed at epoch {epoch}"
+            start = f"resumed at epoch {run.epoch}"
         elif vanilla is not None:
             box = vanilla.get("val", {}).get("box_ssim", float("nan"))
             start = f"netG initialised from GenVanillaNN {init_from['path']} (val box SSIM {box:.3f}): fine-tuning"
@@ -771,32 +744,26 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
             f"training {what} on {device}: netG {n_g:.2f}M, netD {n_d:.2f}M parameters, {len(windows)} train "
             f"{f'windows of {windows.shape[1]} frames' if cfg.temporal else 'frames'} / {len(val_ds)} val frames, "
             f"batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
-            f"{plan}\n  {start}\n  -> {out}"
+            f"{run.plan()}\n  {start}\n  -> {out}"
         )
 
-    def progress(now):
-        return (now / budget) if budget else step / max(total_steps, 1)
+    def check(name, loss):  # before each optimizer step: a NaN / inf loss never reaches the weights
+        run.check(name, float(loss.detach()), lr_G)
 
-    def check(name, loss):
-        v = float(loss.detach())
-        if not math.isfinite(v):
-            kept = f"the last good checkpoint is kept: {out / 'latest.pth'} (epoch {last_good})"
-            raise UserError(
-                f"{name} became {v} at epoch {epoch} step {step + 1}: training stopped, "
-                f"{kept if last_good else 'no checkpoint was written'}; try a lower --lr / --lr_D"
-            )
+    title = f"{vs.key}: {what}"
 
-    t_origin = time.perf_counter() - seconds  # train_seconds carry over a resume
-    last, plot_seconds = None, 0.0
-    while progress(time.perf_counter() - t_origin) < 1.0:
-        epoch += 1
+    def plot(log):
+        plot_losses(log, out / "loss_G.png", title=title + ", netG")
+        plot_adversarial(log, out / "loss_D.png", title=title + ", netD")
+
+    last = None
+    for epoch in run.epochs():
         perm = torch.randperm(len(windows), generator=rng)
-        sums, counts, n_img, t_data, t_steps = {}, {}, 0, 0.0, 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}" + ("" if budget else f"/{epochs}"), leave=False,
-                   disable=not verbose, dynamic_ncols=True)  # fmt: skip
+        sums, counts = {}, {}
+        bar = run.bar()
         for i in bar:
             t0 = time.perf_counter()
-            p = progress(t0 - t_origin)
+            p = run.progress(t0 - run.t_origin)
             lr_G = lr_at(p, cfg.lr_G, WARMUP)
             model.set_lr(lr_G, lr_at(p, cfg.lr_D, WARMUP))
             lambda_L1 = lambda_L1_at(p, *cfg.lambda_L1)
@@ -805,18 +772,15 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
             cond = cond.to(device).contiguous(memory_format=torch.channels_last)
             real = real.to(device).contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
-            terms = model.optimize_parameters(x, cond, real, lambda_L1, do_G=step % n_critic == 0, check=check)
-            step += 1
-            n_img += len(real)
+            terms = model.optimize_parameters(x, cond, real, lambda_L1, do_G=run.step % n_critic == 0, check=check)
             for k, v in terms.items():
                 sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
             t2 = time.perf_counter()
-            t_data += t1 - t0
-            t_steps += t2 - t0
+            run.count(len(real), t0, t1, t2)
             if i % 5 == 0 or i == steps_per_epoch - 1:
                 bar.set_postfix(D=f"{sums['loss_D'] / counts['loss_D']:.3f}", lr=f"{lr_G:.2g}",
                                 G=f"{sums.get('loss_G', 0.0) / max(counts.get('loss_G', 0), 1):.3f}")  # fmt: skip
-            if budget and t2 - t_origin >= budget:
+            if run.out_of_time(t2):
                 break  # out of time: this partial epoch still gets validated and saved
         bar.close()
 
@@ -825,42 +789,22 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
         metrics["sharpness"] = sharpness_ratio(val_fake, val_real, body_boxes(val_xy, val_real.shape[1]))
         metrics["flicker"] = flicker(val_fake, val_real, val_consecutive)["flicker"]
         metrics["score"] = val_score(metrics)
-        now = time.perf_counter() - t_origin
+        now = run.elapsed()
         means = {k: sums[k] / counts[k] for k in sums}
-        n_steps = i + 1
         last = {
-            "epoch": epoch, "step": step, "images": n_img, "seconds": round(now, 2), "lr_G": lr_G,
+            "epoch": epoch, "step": run.step, "images": run.n_img, "seconds": round(now, 2), "lr_G": lr_G,
             "lambda_L1": lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
-            "it_per_s": n_steps / max(t_steps, 1e-9), "img_per_s": n_img / max(t_steps, 1e-9),
-            "data_share": t_data / max(t_steps, 1e-9),
+            "it_per_s": (i + 1) / max(run.t_steps, 1e-9), **run.rates(),
         }  # fmt: skip
-        log.append(last)
-        is_best = metrics["score"] > best["score"]
-        if is_best:
-            best = {"epoch": epoch, **metrics}
         ckpt = {
             "format": CKPT_FORMAT, "gen_type": cfg.gen_type, "mode": cfg.mode, "input": cfg.input,
             "temporal": cfg.temporal, "size": cfg.size, "variant": VARIANT_OF_INPUT[cfg.input],
             "model_class": type(netG).__name__, "model_args": g_args, "netD_args": d_args, "netD_T_args": dT_args,
-            **model.state(),
-            "schedule": {"kind": "warmup-cosine", "progress": progress(now), "total_steps": total_steps,
-                         "budget_s": budget, "lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic},
-            "rng": rng.get_state(), "epoch": epoch, "step": step, "train_seconds": now, "config": asdict(cfg),
-            "data": fingerprint, "init_from": init_from, "val": metrics, "best": best,
+            **model.state(), "rng": rng.get_state(), "config": asdict(cfg), "data": fingerprint, "init_from": init_from,
         }  # fmt: skip
-        save_checkpoint(ckpt, out / "latest.pth")
-        if is_best:
-            save_checkpoint(ckpt, out / "best.pth")
-        last_good = epoch
-        title = f"{vs.key}: {what}"
-        if progress(now) >= 1.0 or plot_seconds <= V.PLOT_SHARE * now:  # matplotlib costs ~1 s: not every epoch
-            t_plot = time.perf_counter()
-            plot_losses(log, out / "loss_G.png", title=title + ", netG")
-            plot_adversarial(log, out / "loss_D.png", title=title + ", netD")
-            plot_seconds += time.perf_counter() - t_plot
-        sample_grid([val_maps[show], val_fake[show], val_real[show]], out / "samples.png")
+        schedule = {"lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic}
+        is_best = run.end_epoch(now, last, metrics, "score", ckpt, schedule, plot, (val_maps, val_fake, val_real))
         if verbose:
-            left = (budget - now) if budget else now / max(step, 1) * (total_steps - step)
             if cfg.mode == "bce":
                 adv = f"D(real) {means['d_real']:.2f} D(fake) {means['d_fake']:.2f}"
             else:
@@ -870,12 +814,12 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
                 f"G_GAN {means.get('loss_G_GAN', float('nan')):.3f}  {adv}  val L1 {metrics['l1']:.4f}  "
                 f"box SSIM {metrics['box_ssim']:.3f}  sharpness {metrics['sharpness']:.2f}  "
                 f"flicker {metrics['flicker']:.2f}{' *' if is_best else '  '}  {last['it_per_s']:.2f} it/s  "
-                f"ETA {max(0.0, left) / 60:.1f} min"
+                f"{run.eta(now)}"
             )
-            warning = d_overpowers(log, cfg.mode)
+            warning = d_overpowers(run.log, cfg.mode)
             if warning:
                 tqdm.write(f"  warning: {warning}")
-    return {"out": str(out), "epoch": epoch, "last": last, "best": best, "init_from": init_from}
+    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "init_from": init_from}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -886,25 +830,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
+    add_training_args(p, d, d.lr_G, "netG's Adam learning rate",
+                      f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)",
+                      "gan-...")  # fmt: skip
     p.add_argument("--mode", default=MODE, choices=MODES, help=f"adversarial loss (default {MODE})")
     p.add_argument("--input", default=INPUT, choices=INPUTS, help=f"netG's input (default {INPUT})")
     p.add_argument("--temporal", action="store_true", help="gen_type 8: skeletons t, t-1, t-2 + temporal D")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=0,
-        help=f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)",
-    )
-    p.add_argument(
-        "--time_budget",
-        type=float,
-        default=0.0,
-        metavar="MINUTES",
-        help="train for this many minutes instead (schedules follow the clock) (default off)",
-    )
-    p.add_argument("--batch", type=int, default=d.batch, help=f"frames per batch (default {d.batch})")
-    p.add_argument("--lr", type=float, default=d.lr_G, help=f"netG's Adam learning rate (default {d.lr_G})")
     p.add_argument("--lr_D", type=float, default=d.lr_D, help=f"netD's Adam learning rate (default {d.lr_D})")
     p.add_argument("--n_critic", type=int, default=0, help=f"D steps per G step (default {N_CRITIC} wgan-gp, 1 bce)")
     p.add_argument(
@@ -915,82 +846,31 @@ def main(argv=None):
         metavar=("START", "END"),
         help=f"L1 weight, linear from START to END over training (default {LAMBDA_L1[0]:g} {LAMBDA_L1[1]:g})",
     )
-    p.add_argument(
-        "--lambda_FM", type=float, default=d.lambda_FM, help=f"feature matching, bce (default {d.lambda_FM})"
-    )
+    p.add_argument("--lambda_FM", type=float, default=d.lambda_FM, help=f"bce feature matching (default {d.lambda_FM})")
     p.add_argument("--lambda_GP", type=float, default=d.lambda_GP, help=f"gradient penalty (default {d.lambda_GP})")
-    p.add_argument(
-        "--lambda_T",
-        type=float,
-        default=d.lambda_T,
-        help=f"temporal: L1 on frame-to-frame differences (default {d.lambda_T})",
-    )
-    p.add_argument(
-        "--aug", type=float, default=d.aug_prob, help=f"share of samples shifted/zoomed (default {d.aug_prob})"
-    )
+    p.add_argument("--lambda_T", type=float, default=d.lambda_T, help=f"temporal: flicker L1 (default {d.lambda_T})")
     p.add_argument(
         "--init_from_vanilla",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="start netG from the GenVanillaNN checkpoint of the same input (default: when one exists)",
     )
-    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
-    p.add_argument(
-        "--device", default=d.device, choices=("auto", "cpu", "cuda"), help="default auto: cuda if available"
-    )
-    p.add_argument("--resume", action="store_true", help="continue from latest.pth (epochs, both optimizers, schedule)")
     p.add_argument("--force", action="store_true", help="retrain from scratch over an existing checkpoint")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/<target>/gan-...)")
     a = p.parse_args(argv)
-    if a.force and a.resume:
-        raise UserError("--force (start over) and --resume (continue) contradict each other: pick one")
-    if a.epochs < 0 or a.batch < 2 or a.n_critic < 0:
-        raise UserError("--epochs and --n_critic must be >= 0, --batch >= 2")
-    if a.lr <= 0 or a.lr_D <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
-        raise UserError("--lr and --lr_D must be > 0, --time_budget >= 0 and --aug in [0, 1]")
-    cfg = GANConfig(
-        mode=a.mode,
-        input=a.input,
-        temporal=a.temporal,
-        size=a.size,
-        epochs=a.epochs,
-        time_budget=a.time_budget,
-        batch=a.batch,
-        lr_G=a.lr,
-        lr_D=a.lr_D,
-        lambda_L1=tuple(a.lambda_L1),
-        lambda_FM=a.lambda_FM,
-        lambda_GP=a.lambda_GP,
-        lambda_T=a.lambda_T,
-        n_critic=a.n_critic,
-        aug_prob=a.aug,
-        init_from_vanilla=a.init_from_vanilla,
-        seed=a.seed,
-        device=a.device,
-    )
+    check_training_args(a, a.force, "--force")
+    if a.n_critic < 0 or a.lr_D <= 0:
+        raise UserError("need --n_critic >= 0 and --lr_D > 0")
+    cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video)
     out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
     if not a.force and not a.resume and (out / "best.pth").exists():
-        ckpt = load_checkpoint(out / "best.pth", CKPT_FORMAT, gen_type=cfg.gen_type, size=cfg.size)
-        v = ckpt["val"]
-        print(
-            f"already trained: {out / 'best.pth'} (epoch {ckpt['epoch']}, val L1 {v['l1']:.4f}, box SSIM "
-            f"{v['box_ssim']:.3f}, sharpness {v['sharpness']:.2f}); --force retrains, --resume continues"
-        )
+        load = partial(GenGAN, device="cpu", gen_type=cfg.gen_type, size=cfg.size)
+        report_trained(out / "best.pth", load, describe, "--force")
         return 0
-    if a.resume and not (out / "latest.pth").exists():
-        raise UserError(
-            f"nothing to resume in {out}: train first with {train_command(cfg.gen_type, vs.video_path, cfg.size)}"
-        )
     summary = train(vs, cfg, out, resume=a.resume)
-    b = summary["best"]
-    print(
-        f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): epoch {b['epoch']}, val L1 {b['l1']:.4f}, PSNR "
-        f"{b['psnr']:.2f}, SSIM {b['ssim']:.3f}, box SSIM {b['box_ssim']:.3f}, sharpness {b['sharpness']:.2f}, "
-        f"flicker {b['flicker']:.2f} -> {Path(summary['out']) / 'best.pth'}"
-    )
+    best = Path(summary["out"]) / "best.pth"
+    print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe(summary['best'])} -> {best}")
     return 0
 
 

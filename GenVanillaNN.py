@@ -5,8 +5,9 @@
     python GenVanillaNN.py                                    # the built-in sample, variant 2
     python GenVanillaNN.py data/taichi1.mp4 false 2 --time_budget 7
 
-Also the training hygiene GenGAN reuses: set_seed, pick_device, image_metrics, TrainLog, plot_losses,
-sample_grid, save_checkpoint / load_checkpoint, and the UNet generator itself.
+Also what GenGAN reuses: set_seed, pick_device, image_metrics, the checkpoint loaders (load_checkpoint,
+build_from_checkpoint, resume_checkpoint, restore_progress), TrainRun (a run's bookkeeping: schedule clock, NaN guard,
+log, checkpoints, plots), the shared CLI arguments, and the UNet generator itself.
 """
 
 import argparse
@@ -14,8 +15,11 @@ import csv
 import math
 import os
 import random
+import shlex
 import time
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 
 # Set before torch loads its OpenMP runtime. The CPU is shared: OpenMP threads that spin-wait for a descheduled
@@ -30,8 +34,8 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from Skeleton import N_JOINTS, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton  # noqa: E402
+from Skeleton import N_JOINTS, ROOT, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli  # noqa: E402
+from VideoSkeleton import VideoSkeleton, train_command  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 
@@ -56,6 +60,9 @@ N_SAMPLES = 8  # validation frames shown in samples.png
 PLOT_SHARE = 0.03  # loss.png is redrawn (~0.5-2 s with matplotlib) only while that stays under this share of
 # the training time, and always after the last epoch: on short CPU epochs that is every few epochs
 CKPT_FORMAT = "deepdance-vanilla-1"
+CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
+RESUME_KEYS = ("rng", "epoch", "step", "train_seconds", "best", "config", "data")  # what --resume needs as well
+RETRAIN = "retrain it (GenVanillaNN.py with force=true)"  # the fix for a best.pth this version cannot use
 
 VARIANTS = {1: "vector", 2: "image"}
 GEN_TYPE = {1: 2, 2: 3}  # variant -> gen_type of the project-wide table
@@ -387,9 +394,14 @@ def default_model_args(variant, size=SIZE):
             "ch": [256 // 2**i for i in range(ups + 1)], "ps": 2, "fourier": 6}  # fmt: skip
 
 
+def net_class(variant):
+    """The network class of a variant: 1 -> VectorToImage, 2 -> UNet."""
+    return VectorToImage if variant == 1 else UNet
+
+
 def build_net(variant, model_args):
     """The network of a variant, rebuilt from its model_args (as nanoGPT's GPT(GPTConfig(**model_args)))."""
-    return (VectorToImage if variant == 1 else UNet)(**model_args)
+    return net_class(variant)(**model_args)
 
 
 def pose_input(xy, variant, size):
@@ -464,30 +476,36 @@ class TrainLog:
         return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def plot_losses(log, path, loss_cols=("train_l1", "val_l1"), metric_cols=("val_ssim", "val_box_ssim"), title=""):
-    """loss.png: loss curves (left) and validation metrics (right) per epoch, from a TrainLog."""
+def plot_curves(log, path, panels, title="", legend_size=None):
+    """A PNG of TrainLog columns per epoch: side-by-side panels, one per (columns, y label, log scale?)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, cols, label in ((axes[0], loss_cols, "L1 (pixels in [0, 1])"), (axes[1], metric_cols, "SSIM")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.6), squeeze=False)
+    for ax, (cols, label, log_scale) in zip(axes[0], panels, strict=True):
         for c in cols:
             x, y = log.column(c)
             if x:
                 ax.plot(x, y, label=c, marker="." if len(x) < 30 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        if ax is axes[0]:
-            ax.set_yscale("log")  # the first epochs' losses would flatten the rest of the curve
+        if log_scale:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=legend_size)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+def plot_losses(log, path, loss_cols=("train_l1", "val_l1"), metric_cols=("val_ssim", "val_box_ssim"), title=""):
+    """loss.png: loss curves (left) and validation metrics (right) per epoch, from a TrainLog."""
+    # Losses on a log scale: the first epochs' would flatten the rest of the curve.
+    plot_curves(log, path, [(loss_cols, "L1 (pixels in [0, 1])", True), (metric_cols, "SSIM", False)], title)
 
 
 def sample_grid(rows, path, scale=2):
@@ -506,25 +524,93 @@ def save_checkpoint(ckpt, path):
         torch.save(ckpt, tmp)
 
 
-def load_checkpoint(path, fmt=CKPT_FORMAT, gen_type=None, size=None, keys=("model", "model_args", "gen_type", "size")):
-    """Load a checkpoint dict safely (weights_only) and check it is what the caller expects; UserError if not."""
+def load_checkpoint(path, fmt=CKPT_FORMAT, gen_type=None, size=None, keys=CKPT_KEYS, fix=None):
+    """Load a checkpoint dict safely (weights_only) and check it is what the caller expects; UserError if not.
+
+    fix: what to do about an unreadable or incomplete file (e.g. RETRAIN), appended to those messages.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    then = f"; {fix}" if fix else ""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, foreign pickle, ...: one line, not a traceback
-        raise UserError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}") from None
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        raise UserError(f"cannot read checkpoint {path}: {error}{then}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
-        raise UserError(f"{path} is not a {fmt} checkpoint")
+        raise UserError(f"{path} is not a {fmt} checkpoint{then}")
+    # Another gen_type or size first: that names the fix, where a list of missing keys would not.
+    if gen_type is not None and ckpt.get("gen_type", gen_type) != gen_type:
+        raise UserError(f"checkpoint {path} is for gen_type {ckpt['gen_type']}, not {gen_type}")
+    if size is not None and ckpt.get("size", size) != size:
+        raise UserError(f"checkpoint {path} is for size {ckpt['size']}, not {size}: pass --size {ckpt['size']}")
     missing = [k for k in keys if k not in ckpt]
     if missing:
-        raise UserError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or from another version")
-    if gen_type is not None and ckpt["gen_type"] != gen_type:
-        raise UserError(f"checkpoint {path} is for gen_type {ckpt['gen_type']}, not {gen_type}")
-    if size is not None and ckpt["size"] != size:
-        raise UserError(f"checkpoint {path} is for size {ckpt['size']}, not {size}: pass --size {ckpt['size']}")
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or from another version{then}")
     return ckpt
+
+
+@contextmanager
+def unusable(what, fix, net=None):
+    """Turns what a damaged or foreign checkpoint raises while it is used into one UserError naming it and the fix.
+
+    what: e.g. "checkpoint <path>"; net: the class it was meant for, named in the message.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:  # size mismatch (RuntimeError), unknown model_args (TypeError), missing entry (KeyError)...
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        # load_state_dict's first line only says "Error(s) in loading state_dict"; the second names the tensor.
+        detail = f"{type(e).__name__}: {lines[min(1, len(lines) - 1)] if lines else ''}"
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        whose = f"'s {net}" if net else ""
+        raise UserError(f"{what} does not fit this version{whose} ({detail}): {fix}") from None
+
+
+def build_from_checkpoint(cls, model_args, state, what, fix=RETRAIN):
+    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild); UserError if the checkpoint does not fit."""
+    with unusable(what, fix, cls.__name__):
+        net = cls(**model_args)
+        net.load_state_dict(state)
+    return net
+
+
+def resume_checkpoint(vs, out, default_out, fingerprint, fmt, gen_type, size, force, keys=()):
+    """out/latest.pth checked for --resume: there, readable, complete and trained on this data; else a UserError.
+
+    force: the option that starts over ("force=true", "--force"), named in the messages.
+    """
+    path = Path(out) / "latest.pth"
+    if not path.is_file():
+        scratch = train_command(gen_type, vs.video_path, size)
+        if Path(out).resolve() != Path(default_out).resolve():
+            shown = Path(out).resolve()
+            scratch += f" --out {shlex.quote(str(shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown))}"
+        raise UserError(f"nothing to resume: checkpoint not found: {path}; train from scratch with {scratch}")
+    fix = f"start over with {force}"
+    state = load_checkpoint(path, fmt, gen_type, size, keys=(*CKPT_KEYS, *RESUME_KEYS, *keys), fix=fix)
+    with unusable(f"checkpoint {path}", fix):
+        data = state["data"]
+        if data["sha256"] != fingerprint["sha256"] or data["params"] != fingerprint["params"]:
+            raise UserError(f"{path} was trained on other data ({data['key']}): use {force}")
+    return state
+
+
+def restore_progress(state, path, force, rng, optimizers, score):
+    """Optimizer and RNG states of the checkpoint being resumed -> (epoch, step, train_seconds, best).
+
+    optimizers: (optimizer, checkpoint key) pairs; score: the key of `best` that picks best.pth.
+    """
+    with unusable(f"checkpoint {path}", f"start over with {force}"):
+        for opt, key in optimizers:
+            opt.load_state_dict(state[key])
+        rng.set_state(state["rng"])
+        best = dict(state["best"])
+        best[score] = float(best[score])  # checked now, not when the first epoch ends
+        return int(state["epoch"]), int(state["step"]), float(state["train_seconds"]), best
 
 
 def data_fingerprint(vs, train_pos, val_pos):
@@ -538,6 +624,112 @@ def data_fingerprint(vs, train_pos, val_pos):
     }
 
 
+def split_data(vs):
+    """(train positions, val positions, data_fingerprint) of a target; UserError if too few frames to train on."""
+    train_pos, val_pos = vs.split()
+    if len(train_pos) < 2 or len(val_pos) < 1:
+        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
+    return train_pos, val_pos, data_fingerprint(vs, train_pos, val_pos)
+
+
+class TrainRun:
+    """The bookkeeping both trainers share (GenGAN's too): the plan (epochs, or minutes with the schedules on the
+    clock), progress, step timing, the NaN guard, and per epoch train_log.csv, latest.pth / best.pth, the plots
+    and samples.png. `restored` = restore_progress(...) continues a resumed run's epoch, step, clock and best.
+    """
+
+    def __init__(self, out, epochs, steps_per_epoch, time_budget, best, restored=None, nan_hint="", verbose=True):
+        self.out, self.nan_hint, self.verbose = Path(out), nan_hint, verbose
+        self.n_epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.budget = 60.0 * time_budget  # s; 0: run n_epochs epochs
+        self.total_steps = epochs * steps_per_epoch
+        self.epoch, self.step, self.seconds, self.best = restored or (0, 0, 0.0, best)
+        self.last_good = self.epoch  # the epoch whose checkpoint is on disk (0: none written)
+        self.log = TrainLog(self.out / "train_log.csv", resume_epoch=self.epoch if restored else None)
+        self.t_origin, self.plot_seconds = None, 0.0
+        self.totals = {"images": 0, "step_seconds": 0.0, "data_seconds": 0.0}  # this call's steps
+
+    def plan(self):
+        return f"{self.budget / 60:g} min" if self.budget else f"{self.n_epochs} epochs"
+
+    def progress(self, now):
+        """Share of the plan done (0 -> 1) at `now` seconds of training: by the clock with a budget, else by steps."""
+        return (now / self.budget) if self.budget else self.step / max(self.total_steps, 1)
+
+    def elapsed(self):
+        return time.perf_counter() - self.t_origin
+
+    def epochs(self):
+        """Epoch numbers until the plan is done; starts the clock (a resumed run's train_seconds carry over)."""
+        self.t_origin = time.perf_counter() - self.seconds
+        while self.progress(self.elapsed()) < 1.0:
+            self.epoch += 1
+            self.n_img, self.t_data, self.t_steps = 0, 0.0, 0.0  # this epoch's
+            yield self.epoch
+
+    def bar(self):
+        """This epoch's progress bar over its steps."""
+        desc = f"epoch {self.epoch}" + ("" if self.budget else f"/{self.n_epochs}")
+        return tqdm(range(self.steps_per_epoch), desc=desc, leave=False, disable=not self.verbose, dynamic_ncols=True)
+
+    def check(self, name, value, lr):
+        """The NaN guard: a NaN / inf loss stops training (UserError) before any checkpoint holds its weights."""
+        if not math.isfinite(value):
+            latest = self.out / "latest.pth"
+            kept = "no checkpoint written"
+            if self.last_good:
+                kept = f"last good checkpoint kept: {latest} (epoch {self.last_good})"
+            raise UserError(f"{name} became {value} at epoch {self.epoch} step {self.step + 1} (lr {lr:.2g}): training "
+                            f"stopped, {kept}; {self.nan_hint}")  # fmt: skip
+
+    def count(self, n_img, t0, t1, t2):
+        """A step done: n_img images, begun at t0, its batch ready at t1, finished at t2 (time.perf_counter)."""
+        self.step += 1
+        self.n_img += n_img
+        self.t_data += t1 - t0
+        self.t_steps += t2 - t0
+        self.totals["images"] += n_img
+        self.totals["step_seconds"] += t2 - t0
+        self.totals["data_seconds"] += t1 - t0
+
+    def out_of_time(self, t):
+        return self.budget and t - self.t_origin >= self.budget
+
+    def rates(self):
+        """This epoch's training images / s and the share of step time spent preparing batches."""
+        return {"img_per_s": self.n_img / max(self.t_steps, 1e-9), "data_share": self.t_data / max(self.t_steps, 1e-9)}
+
+    def end_epoch(self, now, row, metrics, score, ckpt, schedule, plot, samples):
+        """Log the epoch's row, write latest.pth (best.pth too when metrics[score] beats the best so far), redraw
+        the plots when due (plot(log)) and samples.png (samples: maps, fake, real (N, S, S, 3) uint8) -> is_best.
+
+        ckpt: the trainer's part of the checkpoint; schedule: its part of ckpt["schedule"].
+        """
+        self.log.append(row)
+        is_best = metrics[score] > self.best[score]
+        if is_best:
+            self.best = {"epoch": self.epoch, **metrics}
+        schedule = {"kind": "warmup-cosine", "progress": self.progress(now), "total_steps": self.total_steps,
+                    "budget_s": self.budget, **schedule}  # fmt: skip
+        ckpt = {**ckpt, "schedule": schedule, "epoch": self.epoch, "step": self.step, "train_seconds": now,
+                "val": metrics, "best": self.best}  # fmt: skip
+        save_checkpoint(ckpt, self.out / "latest.pth")
+        if is_best:
+            save_checkpoint(ckpt, self.out / "best.pth")
+        self.last_good = self.epoch
+        if self.progress(now) >= 1.0 or self.plot_seconds <= PLOT_SHARE * now:
+            t_plot = time.perf_counter()
+            plot(self.log)
+            self.plot_seconds += time.perf_counter() - t_plot
+        show = np.linspace(0, len(samples[0]) - 1, min(N_SAMPLES, len(samples[0]))).round().astype(int)
+        sample_grid([rows[show] for rows in samples], self.out / "samples.png")
+        return is_best
+
+    def eta(self, now):
+        left = (self.budget - now) if self.budget else now / max(self.step, 1) * (self.total_steps - self.step)
+        return f"ETA {max(0.0, left) / 60:.1f} min"
+
+
 # --------------------------------------------------------------------------- the generator
 
 
@@ -548,15 +740,19 @@ class GenVanillaNN:
     """
 
     def __init__(self, checkpoint, device="auto", gen_type=None, size=None):
-        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, gen_type=gen_type, size=size)
-        self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
+        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(
+            checkpoint, gen_type=gen_type, size=size, fix=RETRAIN
+        )  # fmt: skip
+        what = "checkpoint" if isinstance(checkpoint, dict) else f"checkpoint {checkpoint}"
+        with unusable(what, RETRAIN):
+            self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
         if self.gen_type not in VARIANT_OF:
-            raise UserError(f"checkpoint has gen_type {self.gen_type}; GenVanillaNN handles 2 and 3")
+            raise UserError(f"{what} has gen_type {self.gen_type}; GenVanillaNN handles 2 and 3")
         self.variant = VARIANT_OF[self.gen_type]
         self.device = pick_device(device)
-        self.net = build_net(self.variant, ckpt["model_args"])
-        self.net.load_state_dict(ckpt["model"])
+        self.net = build_from_checkpoint(net_class(self.variant), ckpt["model_args"], ckpt["model"], what)
         self.net.to(self.device, memory_format=torch.channels_last).eval()
+        self.epoch = ckpt.get("epoch")  # when it was saved
         self.val = ckpt.get("val", {})  # its validation metrics
         self.data = ckpt.get("data", {})  # what it trained on: sha256, params, [start, stop) of train and val
 
@@ -583,14 +779,6 @@ def checkpoint_dir(vs, variant, size=SIZE):
     return vs.checkpoint_dir(f"vanilla-{VARIANTS[variant]}-{size}")
 
 
-def train_command(vs, variant, size=SIZE):
-    """The shell command that trains this model, for error messages."""
-    import os
-
-    video = os.path.relpath(vs.video_path)
-    return f"python GenVanillaNN.py {video} false {variant}" + (f" --size {size}" if size != SIZE else "")
-
-
 def load_generator(vs, gen_type, size=SIZE, device="auto"):
     """The best trained model of gen_type 2 or 3 for this target, ready to generate; UserError names how to train it."""
     if gen_type not in VARIANT_OF:
@@ -598,7 +786,7 @@ def load_generator(vs, gen_type, size=SIZE, device="auto"):
     variant = VARIANT_OF[gen_type]
     path = checkpoint_dir(vs, variant, size) / "best.pth"
     if not path.exists():
-        cmd = train_command(vs, variant, size)
+        cmd = train_command(gen_type, vs.video_path, size)
         raise UserError(f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: train it with {cmd}")
     return GenVanillaNN(path, device, gen_type=gen_type, size=size)
 
@@ -607,23 +795,29 @@ def load_generator(vs, gen_type, size=SIZE, device="auto"):
 
 
 @dataclass
-class TrainConfig:
-    """Everything that shapes a training run (stored in the checkpoint as `config`)."""
+class RunConfig:
+    """What shapes any training run, GenGAN's too (add_training_args' options); subclasses add the model's own."""
 
-    variant: int = VARIANT
     size: int = SIZE
-    epochs: int = 0  # 0: the variant's default (EPOCHS)
-    time_budget: float = 0.0  # minutes; > 0: train until then (LR schedule follows the clock), ignoring epochs
+    epochs: int = 0  # 0: the trainer's default (EPOCHS)
+    time_budget: float = 0.0  # minutes; > 0: train until then (schedules follow the clock), ignoring epochs
     batch: int = BATCH
-    lr: float = LR
-    weight_decay: float = WEIGHT_DECAY
-    lambda_L1: float = LAMBDA_L1
-    lambda_grad: float = LAMBDA_GRAD
     aug_prob: float = AUG_PROB
     aug_shift: float = AUG_SHIFT
     aug_scale: float = AUG_SCALE
     seed: int = SEED
     device: str = "auto"
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Everything that shapes a VanillaNN training run (stored in the checkpoint as `config`)."""
+
+    variant: int = VARIANT
+    lr: float = LR
+    weight_decay: float = WEIGHT_DECAY
+    lambda_L1: float = LAMBDA_L1
+    lambda_grad: float = LAMBDA_GRAD
     model_args: dict | None = None  # overrides of default_model_args (experiments; not on the command line)
 
 
@@ -672,63 +866,50 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
     set_seed(cfg.seed)
     out = Path(out) if out else checkpoint_dir(vs, cfg.variant, cfg.size)
     gen_type = GEN_TYPE[cfg.variant]
-    train_pos, val_pos = vs.split()
-    if len(train_pos) < 2 or len(val_pos) < 1:
-        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
-    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
-    fingerprint = data_fingerprint(vs, train_pos, val_pos)
+    train_pos, val_pos, fingerprint = split_data(vs)
 
-    state = None
+    state, latest, fix = None, out / "latest.pth", "start over with force=true"  # fix: for a damaged latest.pth
     model_args = {**default_model_args(cfg.variant, cfg.size), **(cfg.model_args or {})}
     if resume:
-        state = load_checkpoint(out / "latest.pth", gen_type=gen_type, size=cfg.size)
-        if state["data"]["sha256"] != fingerprint["sha256"] or state["data"]["params"] != fingerprint["params"]:
-            raise UserError(f"{out / 'latest.pth'} was trained on other data ({state['data']['key']}): use force=true")
+        default_out = checkpoint_dir(vs, cfg.variant, cfg.size)
+        state = resume_checkpoint(vs, out, default_out, fingerprint, CKPT_FORMAT, gen_type, cfg.size, "force=true",
+                                  keys=("optimizer",))  # fmt: skip
         model_args = state["model_args"]
         if not cfg.epochs and not cfg.time_budget:  # a plain --resume finishes the interrupted run's plan
-            cfg = replace(cfg, epochs=state["config"]["epochs"], time_budget=state["config"]["time_budget"])
-    net = build_net(cfg.variant, model_args).to(device, memory_format=torch.channels_last)
+            with unusable(f"checkpoint {latest}", fix):
+                cfg = replace(cfg, epochs=state["config"]["epochs"], time_budget=state["config"]["time_budget"])
+        net = build_from_checkpoint(net_class(cfg.variant), model_args, state["model"], f"checkpoint {latest}", fix)
+    else:
+        net = build_net(cfg.variant, model_args)
+    net = net.to(device, memory_format=torch.channels_last)
     # fused: one kernel per step instead of ~10 per tensor (CPU: 7 vs 16-22 ms a step at 2 threads)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling + augmentation, apart from the init's stream
-    epoch, step, seconds, best = 0, 0, 0.0, {"box_ssim": -1.0}
-    if state is not None:
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        rng.set_state(state["rng"])
-        epoch, step, seconds, best = state["epoch"], state["step"], state["train_seconds"], state["best"]
-    log = TrainLog(out / "train_log.csv", resume_epoch=epoch if state is not None else None)
+    restored = state and restore_progress(state, latest, "force=true", rng, [(opt, "optimizer")], "box_ssim")
 
+    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
     bsz = min(cfg.batch, len(train_ds))
-    steps_per_epoch = len(train_ds) // bsz
-    epochs = cfg.epochs or EPOCHS[cfg.variant]
-    budget = 60.0 * cfg.time_budget
-    total_steps = epochs * steps_per_epoch
+    run = TrainRun(out, cfg.epochs or EPOCHS[cfg.variant], len(train_ds) // bsz, cfg.time_budget, {"box_ssim": -1.0},
+                   restored, "try a lower --lr", verbose)  # fmt: skip
     val_in, val_maps, val_real, val_xy = dataset_arrays(val_ds, cfg.variant)
-    show = np.linspace(0, len(val_ds) - 1, min(N_SAMPLES, len(val_ds))).round().astype(int)
     what = f"variant {cfg.variant} ({VARIANTS[cfg.variant]}, gen_type {gen_type}) at {cfg.size} px"
-    plan = f"{budget / 60:g} min" if budget else f"{epochs} epochs"
     n_params = sum(p.numel() for p in net.parameters())
     if verbose:
-        resumed = f" from epoch {epoch}" if state else ""
+        resumed = f" from epoch {run.epoch}" if state else ""
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
-              f"{len(val_ds)} val frames, batch {bsz}, {plan}{resumed} -> {out}")  # fmt: skip
+              f"{len(val_ds)} val frames, batch {bsz}, {run.plan()}{resumed} -> {out}")  # fmt: skip
 
-    def progress(now):
-        return (now / budget) if budget else step / total_steps
+    def plot(log):
+        plot_losses(log, out / "loss.png", title=f"{vs.key}: {what}")
 
-    t_origin = time.perf_counter() - seconds  # train_seconds carry over a resume
-    plot_seconds, last, totals = 0.0, None, {"images": 0, "step_seconds": 0.0, "data_seconds": 0.0}  # this call's steps
-    while progress(time.perf_counter() - t_origin) < 1.0:
-        epoch += 1
+    last = None
+    for epoch in run.epochs():
         perm = torch.randperm(len(train_ds), generator=rng)
-        t_data = t_steps = 0.0
-        n_img, loss_sum, l1_sum = 0, torch.zeros((), device=device), torch.zeros((), device=device)  # no per-step sync
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}" + ("" if budget else f"/{epochs}"), leave=False,
-                   disable=not verbose, dynamic_ncols=True)  # fmt: skip
+        loss_sum, l1_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # no per-step sync
+        bar = run.bar()
         for i in bar:
             t0 = time.perf_counter()
-            lr = lr_at(progress(t0 - t_origin), cfg.lr)
+            lr = lr_at(run.progress(t0 - run.t_origin), cfg.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = perm[i * bsz : (i + 1) * bsz]
@@ -753,75 +934,90 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            step += 1
-            n_img += len(idx)
             loss_sum += loss.detach()
             l1_sum += l1.detach()
             t2 = time.perf_counter()
-            t_data += t1 - t0
-            t_steps += t2 - t0
-            if i % 10 == 0 or i == steps_per_epoch - 1:
-                if not math.isfinite(loss_sum.item()):
-                    raise UserError(
-                        f"loss became {loss_sum.item()} at epoch {epoch} step {step} (lr {lr:.2g}): training stopped, "
-                        f"last good checkpoint kept in {out}; try a lower --lr"
-                    )
+            if i % 10 == 0 or i == run.steps_per_epoch - 1:  # the NaN guard syncs: not every step
+                run.check("loss", loss_sum.item(), lr)
                 bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}", lr=f"{lr:.2g}")
-            if budget and t2 - t_origin >= budget:
+            run.count(len(idx), t0, t1, t2)
+            if run.out_of_time(t2):
                 break  # out of time: this partial epoch still gets validated and saved
         bar.close()
-        totals["images"] += n_img
-        totals["step_seconds"] += t_steps
-        totals["data_seconds"] += t_data
 
         val_fake = predict(net, val_in, device)
         metrics = image_metrics(val_fake, val_real, val_xy)
-        now = time.perf_counter() - t_origin
+        now = run.elapsed()
         n_steps = max(1, i + 1)
         last = {
-            "epoch": epoch, "step": step, "images": step * bsz, "seconds": round(now, 2), "lr": lr,
+            "epoch": epoch, "step": run.step, "images": run.step * bsz, "seconds": round(now, 2), "lr": lr,
             "train_loss": loss_sum.item() / n_steps, "train_l1": l1_sum.item() / n_steps / 2.0,  # [-1,1] -> [0,1]
-            **{f"val_{k}": v for k, v in metrics.items()},
-            "img_per_s": n_img / max(t_steps, 1e-9), "data_share": t_data / max(t_steps, 1e-9),
+            **{f"val_{k}": v for k, v in metrics.items()}, **run.rates(),
         }  # fmt: skip
-        log.append(last)
-        is_best = metrics["box_ssim"] > best["box_ssim"]
-        if is_best:
-            best = {"epoch": epoch, **metrics}
         ckpt = {
             "format": CKPT_FORMAT, "gen_type": gen_type, "variant": cfg.variant, "size": cfg.size,
             "model_class": type(net).__name__, "model_args": model_args, "model": net.state_dict(),
-            "optimizer": opt.state_dict(), "schedule": {"kind": "warmup-cosine", "progress": progress(now),
-            "total_steps": total_steps, "budget_s": budget, "lr": lr}, "rng": rng.get_state(),
-            "epoch": epoch, "step": step, "train_seconds": now, "config": asdict(cfg), "data": fingerprint,
-            "val": metrics, "best": best,
+            "optimizer": opt.state_dict(), "rng": rng.get_state(), "config": asdict(cfg), "data": fingerprint,
         }  # fmt: skip
-        save_checkpoint(ckpt, out / "latest.pth")
-        if is_best:
-            save_checkpoint(ckpt, out / "best.pth")
-        if progress(now) >= 1.0 or plot_seconds <= PLOT_SHARE * now:
-            t_plot = time.perf_counter()
-            plot_losses(log, out / "loss.png", title=f"{vs.key}: {what}")
-            plot_seconds += time.perf_counter() - t_plot
-        sample_grid([val_maps[show], val_fake[show], val_real[show]], out / "samples.png")
+        is_best = run.end_epoch(now, last, metrics, "box_ssim", ckpt, {"lr": lr}, plot, (val_maps, val_fake, val_real))
         if verbose:
-            left = (budget - now) if budget else now / max(step, 1) * (total_steps - step)
             tqdm.write(
                 f"epoch {epoch:3d}  {now / 60:5.1f} min  loss {last['train_loss']:.4f}  val L1 {metrics['l1']:.4f}  "
                 f"PSNR {metrics['psnr']:5.2f}  SSIM {metrics['ssim']:.3f}  box SSIM {metrics['box_ssim']:.3f}"
                 f"{' *' if is_best else '  '}  {last['img_per_s']:.0f} img/s  data {100 * last['data_share']:.1f}%"
-                f"  ETA {max(0.0, left) / 60:.1f} min"
+                f"  {run.eta(now)}"
             )
-    return {"out": str(out), "epoch": epoch, "last": last, "best": best, "parameters": n_params, **totals}
+    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "parameters": n_params, **run.totals}
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- CLI (shared with GenGAN)
+
+
+def add_training_args(p, d, lr, lr_help, epochs_help, folder):
+    """The arguments both trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
+    p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
+    p.add_argument("--epochs", type=int, default=0, help=epochs_help)
+    p.add_argument("--time_budget", type=float, default=0.0, metavar="MINUTES",
+                   help="train this long instead of --epochs; schedules follow the clock (default off)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=d.batch, help=f"frames per batch (default {d.batch})")
+    p.add_argument("--lr", type=float, default=lr, help=f"{lr_help} (default {lr})")
+    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="(default auto: cuda if any)")
+    p.add_argument("--resume", action="store_true", help="continue latest.pth: its epochs, optimizers, schedule, RNG")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--out", default=None, help=f"checkpoint folder (default data/checkpoints/<target>/{folder})")
+    p.add_argument("--aug", type=float, default=d.aug_prob, help=f"share of samples augmented (default {d.aug_prob})")
+
+
+def check_training_args(a, force, force_option):
+    """UserError for what add_training_args' values cannot mean; force: whether force_option (start over) is on."""
+    if force and a.resume:
+        raise UserError(f"{force_option} (start over) and --resume (continue) contradict each other: pick one")
+    if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
+        raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug in [0, 1]")
+
+
+def config_from_args(cls, a, **options):
+    """A config dataclass from parsed arguments: each field from the argument of its name, or of options[field]."""
+    given = vars(a)
+    names = {f.name: options.get(f.name, f.name) for f in fields(cls)}
+    return cls(**{field: given[name] for field, name in names.items() if name in given})
+
+
+def report_trained(path, load, describe, force_option):
+    """Print `already trained` for best.pth once it has loaded whole (load(path) rebuilds its net): a damaged file
+    is reported now, not by the next demo. describe(metrics) -> one line of its epoch and validation metrics."""
+    gen = load(path)
+    with unusable(f"checkpoint {path}", f"retrain it ({force_option})"):
+        line = describe({"epoch": gen.epoch, **gen.val})
+    print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")
 
 
 def main(argv=None):
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
+    add_training_args(p, d, d.lr, "AdamW peak learning rate", f"(default {EPOCHS[1]} for variant 1, {EPOCHS[2]} for 2)",
+                      "vanilla-...")  # fmt: skip
     p.add_argument("force", nargs="?", default="false", help="true: retrain from scratch (default false)")
     p.add_argument(
         "variant",
@@ -831,43 +1027,18 @@ def main(argv=None):
         choices=(1, 2),
         help=f"1 = 26-vector -> image (gen_type 2), 2 = skeleton map -> image (gen_type 3) (default {VARIANT})",
     )
-    p.add_argument("--epochs", type=int, default=0, help=f"(default {EPOCHS[1]} for variant 1, {EPOCHS[2]} for 2)")
-    p.add_argument(
-        "--time_budget",
-        type=float,
-        default=0.0,
-        metavar="MINUTES",
-        help="train this long instead of --epochs; the LR schedule follows the clock (default off)",
-    )
-    p.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW peak learning rate (default {d.lr})")
-    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
-    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="(default auto: cuda if any)")
-    p.add_argument("--resume", action="store_true", help="continue latest.pth: its epoch count, optimizer, schedule")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/<target>/vanilla-...)")
     p.add_argument("--lambda_L1", type=float, default=d.lambda_L1, help=f"pixel L1 weight (default {d.lambda_L1})")
     p.add_argument("--lambda_grad", type=float, default=d.lambda_grad, help=f"gradient L1 (default {d.lambda_grad})")
-    p.add_argument(
-        "--aug", type=float, default=d.aug_prob, help=f"share of samples shifted/zoomed (default {d.aug_prob})"
-    )
-    a = p.parse_args(argv)  # fmt: skip
+    a = p.parse_args(argv)
     force = parse_bool(a.force)
-    if force and a.resume:
-        raise UserError("force=true (start over) and --resume (continue) contradict each other: pick one")
-    if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
-        raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug in [0, 1]")
-    cfg = TrainConfig(variant=a.variant, size=a.size, epochs=a.epochs, time_budget=a.time_budget, batch=a.batch,
-                      lr=a.lr, lambda_L1=a.lambda_L1, lambda_grad=a.lambda_grad, aug_prob=a.aug, seed=a.seed,
-                      device=a.device)  # fmt: skip
+    check_training_args(a, force, "force=true")
+    cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video)
     out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.variant, cfg.size)
     if not force and not a.resume and (out / "best.pth").exists():
-        ckpt = load_checkpoint(out / "best.pth", gen_type=GEN_TYPE[cfg.variant], size=cfg.size)
-        print(
-            f"already trained: {out / 'best.pth'} ({describe(ckpt['best'])}); force=true retrains, --resume continues"
-        )
+        load = partial(GenVanillaNN, device="cpu", gen_type=GEN_TYPE[cfg.variant], size=cfg.size)
+        report_trained(out / "best.pth", load, describe, "force=true")
         return 0
     summary = train(vs, cfg, out, resume=a.resume)
     print(f"best: {describe(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
@@ -875,9 +1046,10 @@ def main(argv=None):
 
 
 def describe(m):
-    """One line of validation metrics."""
+    """One line of validation metrics (with GenGAN's sharpness and flicker when there)."""
+    extra = "".join(f", {k} {m[k]:.2f}" for k in ("sharpness", "flicker") if k in m)
     return (f"epoch {m['epoch']}, val L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f}, SSIM {m['ssim']:.3f}, "
-            f"body-box SSIM {m['box_ssim']:.3f}")  # fmt: skip
+            f"body-box SSIM {m['box_ssim']:.3f}{extra}")  # fmt: skip
 
 
 if __name__ == "__main__":

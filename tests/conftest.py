@@ -1,4 +1,5 @@
-"""Shared fixtures: a private data dir for the whole run, the built-in sample, tiny test videos."""
+"""Shared fixtures: a private data dir for the whole run, the built-in sample, tiny test videos, and the tiny
+synthetic target the trainers' tests train on."""
 
 import os
 import subprocess
@@ -28,6 +29,20 @@ def write_video(path, frames, fps=25.0):
         out.write(np.ascontiguousarray(f))
     out.release()
     return Path(path)
+
+
+def read_video(path):
+    """Decode a whole video with OpenCV: (frames (N, H, W, 3) uint8 BGR, fps)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return np.array(frames), fps
 
 
 def run_script(script, *args, timeout=300):
@@ -76,6 +91,69 @@ def short_clip(tmp_path_factory, sample_target):
 
     frames = [f for _, f in iter_frames(sample_target, 0, 60)]
     return write_video(tmp_path_factory.mktemp("clips") / "short.mp4", frames)
+
+
+# --------------------------------------------------------------------------- a tiny synthetic target (trainers)
+
+# A standing pose, (13, 2) in [0, 1] of the square frame, in Skeleton's joint order.
+POSE = np.array(
+    [[0.50, 0.22], [0.57, 0.33], [0.43, 0.33], [0.63, 0.44], [0.37, 0.44], [0.66, 0.55], [0.34, 0.55],
+     [0.54, 0.57], [0.46, 0.57], [0.55, 0.71], [0.45, 0.71], [0.56, 0.85], [0.44, 0.85]], np.float32,
+)  # fmt: skip
+
+
+class FakeVS:
+    """The slice of VideoSkeleton that training uses, over n synthetic consecutive frames: arms wave, body drifts."""
+
+    def __init__(self, root, n=40):
+        t = np.linspace(0, 2 * np.pi, n, dtype=np.float32)[:, None]
+        self.xy = np.repeat(POSE[None], n, axis=0)
+        self.xy[:, 3:7, 1] += 0.08 * np.sin(t) * np.array([1, -1, 2, -2], np.float32)  # elbows, wrists
+        self.xy[..., 0] += 0.05 * np.sin(0.5 * t)  # the whole body drifts sideways
+        self.ids = np.arange(n)  # video frame numbers: one continuous run
+        self.root, self.video_path = Path(root), Path(root) / "fake.mp4"
+        self.key = "fake-0123456789"
+        self.meta = {"sha256": "f" * 64, "params": {"frame_skip": 1, "size": 256}}
+
+    def __len__(self):
+        return len(self.xy)
+
+    def split(self):
+        """The real contiguous-block split (it only needs len)."""
+        from VideoSkeleton import VideoSkeleton
+
+        return VideoSkeleton.split(self)
+
+    def skeletons(self):
+        return self.xy
+
+    def frames(self, size):
+        """(N, S, S, 3) uint8 BGR: a thick coloured figure over a vertical gradient."""
+        from Skeleton import render_maps
+
+        bg = np.linspace(40, 160, size, dtype=np.float32)[None, :, None, None] * np.array([1.0, 0.8, 0.5])
+        people = render_maps(self.xy, size, thickness=max(2, size // 16)).astype(np.float32)
+        return np.where(people > 0, people, bg).astype(np.uint8)
+
+    def dataset(self, positions, size=64):
+        from VideoSkeleton import PoseDataset
+
+        return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
+
+    def checkpoint_dir(self, name):
+        return self.root / "checkpoints" / self.key / name
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy machine (subprocesses too)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(n)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -7,9 +7,8 @@ import shutil
 import tempfile
 
 import cv2
-import numpy as np
 import pytest
-from conftest import ROOT, run_script, write_video
+from conftest import ROOT, read_video, run_script, write_video
 
 import app
 import DanceDemo as D
@@ -18,21 +17,14 @@ from Skeleton import UserError
 RUN_TIMEOUT = 240  # s: one script run of the page, a source extraction included (2 slow shared cores)
 
 
-def read_video(data, tmp_path):
+def decode_video(data, tmp_path):
     """Decode mp4 bytes: (frames (N,H,W,3), fps)."""
     path = tmp_path / "decoded.mp4"
     path.write_bytes(data)
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    path.unlink()
-    return np.array(frames), fps
+    try:
+        return read_video(path)
+    finally:
+        path.unlink()
 
 
 def upload_dirs():
@@ -157,7 +149,7 @@ def test_run_transfer_reports_progress_and_can_forget_the_source(sample_vs, clip
     data, stats = app.run_transfer(
         src, sample_vs, GenNearest(sample_vs), "generated", stride=2, progress=lambda f, t: seen.append(f), forget=True
     )
-    video, fps = read_video(data, tmp_path)
+    video, fps = decode_video(data, tmp_path)
     assert video.shape == (12, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
     assert stats["frames"] == 12 and "12 frames in" in app.describe(stats)
     assert seen[-1] == 1.0 and seen == sorted(seen)
@@ -199,7 +191,7 @@ def test_page_runs_the_sample_transfer(sample_vs, tmp_path):
     result = at.session_state["result"]
     assert result["file_name"] == f"deepdance-{sample_vs.video_path.stem}-gen1.mp4"
     assert "100 frames in" in result["stats"] and any(result["stats"] in c.value for c in at.caption)
-    video, fps = read_video(result["video"], tmp_path)  # the sample source: 400 frames at 25 fps
+    video, fps = decode_video(result["video"], tmp_path)  # the sample source: 400 frames at 25 fps
     assert video.shape == (100, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
     # The result stays on the page across reruns (e.g. after changing a setting).
     at.checkbox(key="smooth").uncheck().run()
@@ -272,5 +264,5 @@ def test_page_offers_a_trained_model_with_its_training_summary(trained_clip, tmp
     no_problem(at)
     result = at.session_state["result"]
     assert result["file_name"] == "deepdance-app_target-gen2.mp4" and "50 frames in" in result["stats"]
-    video, _ = read_video(result["video"], tmp_path)
+    video, _ = decode_video(result["video"], tmp_path)
     assert video.shape == (50, D.PANEL, 3 * D.PANEL, 3)

@@ -3,10 +3,9 @@
 import os
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
-from conftest import run_script, write_video
+from conftest import read_video, run_script, write_video
 from test_nearest import BASE, FakeTarget, motion
 
 import DanceDemo as D
@@ -28,19 +27,6 @@ def error_lines(stderr):
     """The user-facing error lines of a run (progress bars aside); never a traceback."""
     assert "Traceback" not in stderr, stderr
     return [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("error:")]
-
-
-def read_video(path):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return np.array(frames), fps
 
 
 # --------------------------------------------------------------------------- normalisation

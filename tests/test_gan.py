@@ -10,69 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
+from conftest import POSE, FakeVS, run_script
 
 import GenGAN as G
 import GenVanillaNN as V
-from Skeleton import Skeleton, UserError, render_maps
-from VideoSkeleton import PoseDataset, VideoSkeleton
+from Skeleton import Skeleton, UserError
 
-# A standing pose, (13, 2) in [0, 1] of the square frame, in Skeleton's joint order.
-POSE = np.array(
-    [[0.50, 0.22], [0.57, 0.33], [0.43, 0.33], [0.63, 0.44], [0.37, 0.44], [0.66, 0.55], [0.34, 0.55],
-     [0.54, 0.57], [0.46, 0.57], [0.55, 0.71], [0.45, 0.71], [0.56, 0.85], [0.44, 0.85]], np.float32,
-)  # fmt: skip
 SIZE = 32
 TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
 TINY_D = {"ndf": 8}
-
-
-class FakeVS:
-    """The slice of VideoSkeleton that training uses, over n synthetic consecutive frames: arms wave, body drifts."""
-
-    def __init__(self, root, n=30):
-        t = np.linspace(0, 2 * np.pi, n, dtype=np.float32)[:, None]
-        self.xy = np.repeat(POSE[None], n, axis=0)
-        self.xy[:, 3:7, 1] += 0.08 * np.sin(t) * np.array([1, -1, 2, -2], np.float32)  # elbows, wrists
-        self.xy[..., 0] += 0.05 * np.sin(0.5 * t)  # the whole body drifts sideways
-        self.ids = np.arange(n)  # video frame numbers: one continuous run
-        self.root, self.video_path = Path(root), Path(root) / "fake.mp4"
-        self.key = "fake-0123456789"
-        self.meta = {"sha256": "f" * 64, "params": {"frame_skip": 1, "size": 256}}
-
-    def __len__(self):
-        return len(self.xy)
-
-    split = VideoSkeleton.split  # the real contiguous-block split (it only needs len)
-
-    def skeletons(self):
-        return self.xy
-
-    def frames(self, size):
-        """(N, S, S, 3) uint8 BGR: a thick coloured figure over a vertical gradient."""
-        bg = np.linspace(40, 160, size, dtype=np.float32)[None, :, None, None] * np.array([1.0, 0.8, 0.5])
-        people = render_maps(self.xy, size, thickness=max(2, size // 16)).astype(np.float32)
-        return np.where(people > 0, people, bg).astype(np.uint8)
-
-    def dataset(self, positions, size=64):
-        return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
-
-    def checkpoint_dir(self, name):
-        return self.root / "checkpoints" / self.key / name
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from a second thread, and on a busy CPU torch's idle threads spin: ~30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
 def fake_vs(tmp_path):
-    return FakeVS(tmp_path)
+    return FakeVS(tmp_path, n=30)
 
 
 def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
@@ -260,7 +212,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
     G.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
     before = (tmp_path / "latest.pth").read_bytes()
     monkeypatch.setattr(G, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
-    with pytest.raises(UserError, match=r"loss_D became nan .* last good checkpoint is kept: .* \(epoch 1\)"):
+    with pytest.raises(UserError, match=r"loss_D became nan .* last good checkpoint kept: .* \(epoch 1\)"):
         G.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
     assert (tmp_path / "latest.pth").read_bytes() == before
 
@@ -292,25 +244,43 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
 
 
 def test_bad_requests(fake_vs):
-    with pytest.raises(UserError, match=r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$"):
-        G.load_generator(fake_vs, 6)
-    with pytest.raises(UserError, match=r"--temporal --size 128"):
-        G.load_generator(fake_vs, 8, size=128)
-    with pytest.raises(UserError, match="4-8, not 3"):
-        G.load_generator(fake_vs, 3)
-    with pytest.raises(UserError, match="drop --input vector"):
-        G.GANConfig(input="vector", temporal=True)
-    with pytest.raises(UserError, match="consecutive frames"):
-        G.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False)
-    with pytest.raises(UserError, match="checkpoint not found"):
-        G.train(fake_vs, tiny_cfg(), resume=True, verbose=False)
-    # Weights saved by another version of the network: one line, not a traceback.
     args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
-    other = V.build_net(2, {**args, "ch": [8, 8]}).state_dict()
+    other = V.build_net(2, {**args, "ch": [8, 8]}).state_dict()  # weights saved by another version of the network
     ckpt = {"format": G.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
             "model_args": args, "model": other}  # fmt: skip
-    with pytest.raises(UserError, match="does not fit this version's UNet .*retrain it"):
-        G.GenGAN(ckpt, device="cpu")
+    requests = {  # message: request
+        r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: G.load_generator(fake_vs, 6),
+        r"--temporal --size 128": lambda: G.load_generator(fake_vs, 8, size=128),
+        "4-8, not 3": lambda: G.load_generator(fake_vs, 3),
+        "drop --input vector": lambda: G.GANConfig(input="vector", temporal=True),
+        "consecutive frames": lambda: G.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False),
+        r"nothing to resume: .* train from scratch with python GenGAN.py \S+ --mode bce --input image --size 32 --out ":
+            lambda: G.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
+        r"checkpoint does not fit this version's UNet .*: retrain it \(GenGAN.py with --force\)$":
+            lambda: G.GenGAN(ckpt, device="cpu"),
+        "checkpoint does not fit this version's UNet .*unexpected keyword argument 'depth'":
+            lambda: G.GenGAN({**ckpt, "model_args": {**args, "depth": 3}}, device="cpu"),
+    }  # fmt: skip
+    for message, request in requests.items():
+        with pytest.raises(UserError, match=message):
+            request()
+
+
+def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
+    G.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    good = torch.load(tmp_path / "latest.pth", weights_only=True)
+    damage = {
+        "lacks netD": ({k: v for k, v in good.items() if k != "netD"}, "lacks netD"),
+        "netD of other shapes": ({**good, "netD_args": {**good["netD_args"], "ndf": 16}}, "MultiscaleDiscriminator"),
+        "optimizer of another net": ({**good, "optimizer_D": good["optimizer_G"]}, "ValueError"),
+        "rng of another size": ({**good, "rng": torch.zeros(3, dtype=torch.uint8)}, "RuntimeError"),
+        "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
+    }
+    for name, (ckpt, message) in damage.items():
+        V.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        with pytest.raises(UserError, match=message) as e:
+            G.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+        assert "--force" in str(e.value), name
 
 
 # --------------------------------------------------------------------------- CLI

@@ -1,8 +1,8 @@
 """Tests of the sample-footage renderer: determinism, geometry, left/right, files on disk."""
 
-import cv2
 import numpy as np
 import pytest
+from conftest import read_video
 
 import Mannequin
 from Skeleton import (
@@ -105,14 +105,7 @@ def test_ensure_sample_writes_readable_files(tmp_path, monkeypatch):
     assert video == tmp_path / "source.mp4" and video.exists()
     joints = np.load(tmp_path / "source_joints.npy", allow_pickle=False)
     assert joints.shape == (12, 13, 2) and joints.dtype == np.float32
-    cap = cv2.VideoCapture(str(video))
-    decoded = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        decoded.append(frame)
-    cap.release()
+    decoded, _ = read_video(video)
     assert len(decoded) == len(joints)
     assert decoded[0].shape == (Mannequin.FRAME_H, Mannequin.FRAME_W, 3)
     frames, gt = Mannequin.render_clip("source", [0, 11])

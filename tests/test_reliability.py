@@ -486,12 +486,6 @@ CKPT_CASES = {
     "tampered shapes": "checkpoint",
     "tampered model_args": "checkpoint",
 }
-# GenVanillaNN rebuilds the net and loads the weights without catching what a damaged state dict raises
-# (RuntimeError: size mismatch, TypeError: unexpected keyword): a traceback until its loader validates them.
-NEEDS_LOADER_FIX = pytest.mark.xfail(
-    strict=True,
-    reason="GenVanillaNN: build_net / load_state_dict (on --resume also state['data'], ...) raise, not UserError",
-)
 CKPT_ENTRIES = {
     "DanceDemo": ("DanceDemo", ["--gen_type", "3", "--video_path", "{target}", "--out", "{out}/demo.mp4"]),
     "Evaluate": ("Evaluate", ["--gen_type", "3", "--video_path", "{target}", "--out", "{out}/eval"]),
@@ -510,9 +504,7 @@ def vanilla_dir(target_vs):
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=NEEDS_LOADER_FIX) if c.startswith("tampered") else c for c in CKPT_CASES]
-)
+@pytest.mark.parametrize("case", CKPT_CASES)
 @pytest.mark.parametrize("entry", CKPT_ENTRIES)
 def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, data_dir, tmp_path, capfd):
     if case == "missing" and entry == "GenVanillaNN":
@@ -524,8 +516,13 @@ def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, dat
     out = tmp_path / "out"
     argv = [a.format(target=short_clip, out=out) for a in CKPT_ENTRIES[entry][1]]
     code, _, err = run_main(CKPT_ENTRIES[entry][0], argv, capfd)
-    needle = "checkpoint not found" if case == "missing" and name == "latest.pth" else CKPT_CASES[case]
-    assert_one_line(code, err, needle.lower())
+    if case == "missing" and name == "latest.pth":  # the fix is the command that trains from scratch
+        assert_one_line(code, err, "nothing to resume: checkpoint not found")
+        assert err.strip().endswith(f"train from scratch with python GenVanillaNN.py {short_clip.resolve()} false 2")
+    else:
+        assert_one_line(code, err, CKPT_CASES[case].lower())
+    if case.startswith("tampered") and name == "best.pth":  # the net could not be rebuilt: say so, and the fix
+        assert "does not fit this version's unet" in err.lower() and "retrain it" in err
     assert not marker.exists(), "unpickling ran code from the checkpoint"
     assert tree(data_dir) == before and not out.exists()
 
@@ -535,13 +532,11 @@ def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, dat
     [
         "runs code",
         "other size",
-        pytest.param("lacks variant", marks=pytest.mark.xfail(strict=True, reason="GenGAN.GenGAN.__init__ reads "
-                     "ckpt['variant'] / ['temporal'] that load_checkpoint was not asked to check: KeyError")),
+        "lacks variant",
         "tampered shapes",
-        pytest.param("tampered model_args", marks=pytest.mark.xfail(strict=True, reason="GenGAN.GenGAN.__init__: "
-                     "build_net(**model_args) errors (TypeError) are not UserErrors")),
+        "tampered model_args",
     ],
-)  # fmt: skip
+)
 def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_clip, tmp_path, capfd):
     import GenGAN
 
@@ -560,6 +555,8 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
     argv = ["--gen_type", "4", "--video_path", short_clip, "--out", tmp_path / "demo.mp4"]
     code, _, err = run_main("DanceDemo", argv, capfd)
     assert_one_line(code, err, "cannot read checkpoint" if case == "runs code" else "checkpoint")
+    if case.startswith("tampered"):
+        assert "does not fit this version's unet" in err.lower() and "retrain it (GenGAN.py with --force)" in err
     assert not marker.exists() and not (tmp_path / "demo.mp4").exists()
 
 

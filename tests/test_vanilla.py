@@ -8,60 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
+from conftest import POSE, FakeVS, run_script
 
 import GenVanillaNN as G
-from Skeleton import UserError, render_maps
-from VideoSkeleton import PoseDataset, VideoSkeleton
+from Skeleton import UserError
 
-# A standing pose, (13, 2) in [0, 1] of the square frame, in Skeleton's joint order.
-POSE = np.array(
-    [[0.50, 0.22], [0.57, 0.33], [0.43, 0.33], [0.63, 0.44], [0.37, 0.44], [0.66, 0.55], [0.34, 0.55],
-     [0.54, 0.57], [0.46, 0.57], [0.55, 0.71], [0.45, 0.71], [0.56, 0.85], [0.44, 0.85]], np.float32,
-)  # fmt: skip
-
-
-class FakeVS:
-    """The slice of VideoSkeleton that training uses, over n synthetic frames: arms wave, the body drifts."""
-
-    def __init__(self, root, n=40):
-        t = np.linspace(0, 2 * np.pi, n, dtype=np.float32)[:, None]
-        self.xy = np.repeat(POSE[None], n, axis=0)
-        self.xy[:, 3:7, 1] += 0.08 * np.sin(t) * np.array([1, -1, 2, -2], np.float32)  # elbows, wrists
-        self.xy[..., 0] += 0.05 * np.sin(0.5 * t)  # the whole body drifts sideways
-        self.root, self.video_path = Path(root), Path(root) / "fake.mp4"
-        self.key = "fake-0123456789"
-        self.meta = {"sha256": "f" * 64, "params": {"frame_skip": 1, "size": 256}}
-
-    def __len__(self):
-        return len(self.xy)
-
-    split = VideoSkeleton.split  # the real contiguous-block split (it only needs len)
-
-    def skeletons(self):
-        return self.xy
-
-    def frames(self, size):
-        """(N, S, S, 3) uint8 BGR: a thick coloured figure over a vertical gradient."""
-        bg = np.linspace(40, 160, size, dtype=np.float32)[None, :, None, None] * np.array([1.0, 0.8, 0.5])
-        people = render_maps(self.xy, size, thickness=max(2, size // 16)).astype(np.float32)
-        return np.where(people > 0, people, bg).astype(np.uint8)
-
-    def dataset(self, positions, size=64):
-        return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
-
-    def checkpoint_dir(self, name):
-        return self.root / "checkpoints" / self.key / name
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy machine (subprocesses too)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -231,6 +183,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
     with pytest.raises(UserError, match="loss became nan"):
         G.train(fake_vs, tiny_cfg(2, epochs=2, lambda_grad=0.5), out=tmp_path, resume=True, verbose=False)
     assert (tmp_path / "latest.pth").read_bytes() == before
+
+
+def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
+    G.train(fake_vs, tiny_cfg(1), out=tmp_path, verbose=False)
+    good = torch.load(tmp_path / "latest.pth", weights_only=True)
+    damage = {
+        "lacks optimizer": ({k: v for k, v in good.items() if k != "optimizer"}, "lacks optimizer"),
+        "weights of other shapes": ({**good, "model_args": {**good["model_args"], "hidden": 64}}, "VectorToImage"),
+        "unknown model_args": ({**good, "model_args": {**good["model_args"], "depth": 3}}, "unexpected keyword"),
+        "optimizer of another net": ({**good, "optimizer": {"state": {}, "param_groups": []}}, "ValueError"),
+        "config not a dict": ({**good, "config": [1, 2]}, "TypeError"),
+        "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
+    }
+    for name, (ckpt, message) in damage.items():
+        G.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        with pytest.raises(UserError, match=message) as e:
+            G.train(fake_vs, tiny_cfg(1, epochs=0), out=tmp_path, resume=True, verbose=False)
+        assert "force=true" in str(e.value), name
+    (tmp_path / "latest.pth").unlink()
+    with pytest.raises(UserError, match=r"nothing to resume: .* train from scratch with python GenVanillaNN.py \S+ "
+                                        r"false 1 --out \S+$"):  # fmt: skip
+        G.train(fake_vs, tiny_cfg(1), out=tmp_path, resume=True, verbose=False)
 
 
 def test_checkpoint_validation_and_missing_model_message(fake_vs, tmp_path):

@@ -40,8 +40,8 @@ GEN_TYPE = "all"  # which gen_types to measure: "all" or a comma list such as "1
 SIZE = 64  # px: the image space the generators were trained in
 OUT_DIR = ROOT / "out" / "eval"  # results go to OUT_DIR/<target key>/ unless --out says otherwise
 BATCH = 64  # poses per generate_batch call
-STRIP_FRAMES = 8  # frames (rows) in strip.png, evenly spaced over the evaluated block (8 rows x all 10 columns
-# of 64 px sample frames: ~170 KB of PNG)
+STRIP_FRAMES = 8  # frames (rows) in strip.png, evenly spaced over the evaluated block
+FIGURE_MAX_BYTES = 300_000  # --figures pictures go into the repository: the strip drops rows until it fits
 STRIP_MAX_TILE = 128  # px: strip tiles larger than this are shrunk, so the PNG stays small
 POSE_MIN_SIZE = 128  # px: MediaPipe finds nobody in 64 px frames (0% of real taichi1 frames; 87% at 128)
 POSE_MODE = MODE  # MediaPipe tracking over the block, as the extraction (static finds 22% of real taichi1 at 128 px)
@@ -304,6 +304,15 @@ def strip_image(es, outputs, n=STRIP_FRAMES, max_tile=STRIP_MAX_TILE):
     return np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
 
 
+def fit_strip(es, outputs, n, max_bytes):
+    """strip_image with as many of its n rows as fit in max_bytes of PNG (at least one)."""
+    while True:
+        strip = strip_image(es, outputs, n)
+        if n == 1 or len(cv2.imencode(".png", strip, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1]) <= max_bytes:
+            return strip
+        n -= 1
+
+
 def write_png(path, image):
     """Write a PNG atomically (maximum compression: the pictures may end up in the repository)."""
     with atomic_path(path) as tmp:
@@ -320,13 +329,13 @@ def write_chart(path, results, title):
 
     names = {k: h for k, h, _ in COLUMNS}
     gens = list(results)
-    fig, axes = plt.subplots(1, len(CHART_METRICS), figsize=(1.7 * len(CHART_METRICS), 2.4), dpi=CHART_DPI)
+    fig, axes = plt.subplots(1, len(CHART_METRICS), figsize=(2.0 * len(CHART_METRICS), 2.6), dpi=CHART_DPI)
     for ax, key in zip(axes, CHART_METRICS, strict=True):
         vals = [results[g].get(key, np.nan) for g in gens]
         vals = [v if v is not None and np.isfinite(v) else 0.0 for v in vals]
         bars = ax.bar(range(len(gens)), vals, color=[f"C{g - 1}" for g in gens])
-        ax.bar_label(bars, fmt="%.3g", fontsize=6)
-        ax.margins(y=0.15)
+        ax.bar_label(bars, fmt="%.3g", fontsize=6, rotation=90, padding=2)
+        ax.margins(y=0.35)
         ax.set_xticks(range(len(gens)), [str(g) for g in gens], fontsize=8)
         ax.set_title(names[key] + (" (1 = real)" if key in ("sharpness", "flicker") else ""), fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
@@ -485,7 +494,7 @@ def main(argv=None):
     written = [out / n for n in ("metrics.json", "table.md", "strip.png", "chart.png")]
     if a.figures:
         figures = Path(a.figures).expanduser().resolve()
-        write_png(figures / "eval_strip.png", strip)
+        write_png(figures / "eval_strip.png", fit_strip(es, outputs, a.strip_frames, FIGURE_MAX_BYTES))
         write_chart(figures / "eval_chart.png", results, title)
         written += [figures / "eval_strip.png", figures / "eval_chart.png"]
     if a.dump:

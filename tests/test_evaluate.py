@@ -1,6 +1,7 @@
 """Evaluate: metrics on synthetic cases with known answers, the held-out block, the CLI, the dump round trip."""
 
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -167,6 +168,22 @@ def test_gen_type_parsing():
     for bad, message in (("9", "unknown gen_type 9"), ("1,x", "must be 'all' or numbers")):
         with pytest.raises(UserError, match=message):
             E.parse_gen_types(bad)
+
+
+def test_figure_strip_drops_rows_to_fit_its_byte_budget():
+    class Frames(SimpleNamespace):  # what strip_image reads of an EvalSet
+        def __len__(self):
+            return len(self.real)
+
+    es = Frames(xy=full_frame_poses(8), size=S, real=texture(8))
+    outputs = {1: texture(8, seed=1), 3: texture(8, seed=2)}  # noise textures: a PNG that compresses badly
+    full = E.strip_image(es, outputs, 8)
+    size_of = lambda img: len(cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])  # noqa: E731
+    assert E.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
+    fitted = E.fit_strip(es, outputs, 8, size_of(full) // 2)
+    assert fitted.shape[1] == full.shape[1] and fitted.shape[0] < full.shape[0]
+    assert size_of(fitted) <= size_of(full) // 2
+    assert E.fit_strip(es, outputs, 8, 1).shape == E.strip_image(es, outputs, 1).shape  # never fewer than one row
 
 
 def test_chart_is_deterministic(tmp_path):

@@ -11,6 +11,7 @@ in [0, 1] of that square.
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import mmap
@@ -236,8 +237,18 @@ def read_rows(frames, start, stop):
     return data.reshape(stop - start, *frames.shape[1:])
 
 
-def file_hash(path, chunk=1 << 20):
-    """Hex SHA-256 of the file's bytes (identifies a video's content, not its name)."""
+def file_hash(path):
+    """Hex SHA-256 of the file's bytes (identifies a video's content, not its name).
+
+    Remembered per (path, size, mtime) in this process: a first extraction asks twice (cache lookup, then the
+    cache it writes), and the app asks on every run.
+    """
+    st = os.stat(path)
+    return _file_hash(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash(path, size, mtime_ns, chunk=1 << 20):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -71,7 +71,7 @@ from VideoSkeleton import VideoSkeleton, train_command
 
 # --------------------------------------------------------------------------- defaults
 
-SIZE = 64
+SIZE = V.SIZE  # px, the GenVanillaNN networks it fine-tunes
 MODE = "bce"  # "bce" (pix2pix / pix2pixHD) or "wgan-gp"
 INPUT = "image"  # "image" (skeleton map, U-Net) or "vector" (26-vector, decoder)
 EPOCHS = 12  # fine-tuning from a GenVanillaNN checkpoint

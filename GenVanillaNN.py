@@ -34,7 +34,17 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from Skeleton import N_JOINTS, ROOT, Skeleton, UserError, atomic_path, parse_bool, render_maps, run_cli  # noqa: E402
+from Skeleton import (  # noqa: E402
+    N_JOINTS,
+    ROOT,
+    Skeleton,
+    UserError,
+    atomic_path,
+    maps_to_tensor_layout,
+    parse_bool,
+    render_maps,
+    run_cli,
+)
 from VideoSkeleton import VideoSkeleton, train_command  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
@@ -412,7 +422,7 @@ def pose_input(xy, variant, size):
     xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
     if variant == 1:
         return torch.from_numpy(xy.reshape(len(xy), -1) * 2.0 - 1.0)
-    return torch.from_numpy(render_maps(xy, size)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.from_numpy(maps_to_tensor_layout(render_maps(xy, size)))
 
 
 # --------------------------------------------------------------------------- losses and augmentation

@@ -62,7 +62,6 @@ from GenVanillaNN import (
     set_seed,
     sharpness_ratio,
     split_data,
-    to_uint8,
     unusable,
     warp,
 )
@@ -350,20 +349,12 @@ class GenGAN:
     def _render(self, poses, batch=64):
         """(N, 13, 2) poses, or (N, HISTORY + 1, 13, 2) windows for gen_type 8 -> (N, S, S, 3) uint8 BGR."""
         current = poses[:, 0] if self.temporal else poses
-        out = np.zeros((len(poses), self.size, self.size, 3), np.uint8)
-        ok = np.flatnonzero(np.isfinite(current).all(axis=(1, 2)))  # windows are finite wherever pose t is
-        for i in range(0, len(ok), batch):
-            idx = ok[i : i + batch]
-            if self.temporal:
-                x = temporal_input(poses[idx], self.size)
-            else:
-                x = pose_input(poses[idx], self.variant, self.size)
-            x = x.to(self.device)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(self.device):
-                out[idx] = to_uint8(self.netG(x))
-        return out
+        valid = np.isfinite(current).all(axis=(1, 2))  # windows are finite wherever pose t is
+        if self.temporal:
+            to_input = lambda p: temporal_input(p, self.size)  # noqa: E731
+        else:
+            to_input = lambda p: pose_input(p, self.variant, self.size)  # noqa: E731
+        return V.render_poses(self.netG, poses, valid, to_input, self.size, self.device, batch)
 
 
 def load_generator(vs, gen_type, size=SIZE, device="auto", **options):

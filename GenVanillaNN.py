@@ -770,18 +770,28 @@ class GenVanillaNN:
         """One Skeleton -> (S, S, 3) uint8 BGR."""
         return self.generate_batch(ske.xy[None])[0]
 
-    @torch.no_grad()
     def generate_batch(self, xy, batch=64):
         """(N, 13, 2) float32 joints in [0, 1] -> (N, S, S, 3) uint8 BGR; poses with NaN joints give black frames."""
         xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
-        out = np.zeros((len(xy), self.size, self.size, 3), np.uint8)
-        ok = np.flatnonzero(np.isfinite(xy).all(axis=(1, 2)))
-        for i in range(0, len(ok), batch):
-            idx = ok[i : i + batch]
-            x = pose_input(xy[idx], self.variant, self.size).to(self.device)
-            with autocast(self.device):
-                out[idx] = to_uint8(self.net(x))
-        return out
+        valid = np.isfinite(xy).all(axis=(1, 2))
+        return render_poses(
+            self.net, xy, valid, lambda p: pose_input(p, self.variant, self.size), self.size, self.device, batch
+        )
+
+
+@torch.no_grad()
+def render_poses(net, poses, valid, to_input, size, device, batch=64):
+    """net over poses[valid] in batches -> (N, S, S, 3) uint8 BGR, black frames where not valid (both generators)."""
+    out = np.zeros((len(poses), size, size, 3), np.uint8)
+    ok = np.flatnonzero(valid)
+    for i in range(0, len(ok), batch):
+        idx = ok[i : i + batch]
+        x = to_input(poses[idx]).to(device)
+        if x.dim() == 4:  # the nets are channels_last
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            out[idx] = to_uint8(net(x))
+    return out
 
 
 def checkpoint_dir(vs, variant, size=SIZE):

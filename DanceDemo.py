@@ -15,21 +15,25 @@ gen_type (shared by every script and the README):
   5 GAN (BCE), 26-vector       6 WGAN-GP, 26-vector       7 WGAN-GP, skeleton image     8 temporal GAN
 """
 
-import argparse
-import functools
-import importlib
 import os
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+# Before torch loads (a trained gen_type imports it): passive OpenMP waiting, as in the trainers (GenVanillaNN.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from Skeleton import (
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
+from Skeleton import (  # noqa: E402
     L_ANKLE,
     L_HIP,
     R_ANKLE,
@@ -41,61 +45,26 @@ from Skeleton import (
     draw_skeleton,
     run_cli,
 )
-from VideoSkeleton import GEN_TYPES, READ_CHUNK, VideoSkeleton, check_video_path, read_rows, train_command
+from VideoSkeleton import READ_CHUNK, VideoSkeleton, check_video_path, read_rows  # noqa: E402
 
-GEN_TYPE = 1
-SIZE = 64  # generator output side (px); trained models must have been trained at this size
+DEFAULT_GEN_TYPE = 1  # nearest neighbour: nothing to train
 STRIDE = 1  # use every k-th source frame
 OUT = ROOT / "out" / "demo.mp4"
 PANEL = 256  # px side of each of the three panels in the output video
 WHITE, RED = (255, 255, 255), (60, 60, 255)  # BGR caption colours
 LABEL_H = 22  # px: the caption strip at the top of each panel
 WINDOW = "DeepDance (q closes this window)"
-BATCH = 64  # poses per generate_batch call
 CRF = 20  # H.264 quality of the output (lower = better, bigger)
 HEIGHT_QUANTILE = 0.9  # robust standing height: this quantile of body_height over a clip (crouched or
 # foreshortened frames read shorter, a few mis-detections longer)
 MAX_INTERP_S = 0.5  # gaps without a person up to this long are interpolated; longer ones hold the last pose
 # One-Euro filter (Casiez et al. 2012), speeds in body heights per second so the settings do not depend on
 # how large the person is in the frame. Run forwards then backwards over a clip (zero phase: no lag), these
-# keep the sample source's error to its true joints (0.76% of body height, MediaPipe's own tracking already
-# smooths) while removing the excess jitter (mean |2nd difference| 0.41% -> 0.25%, the true motion's 0.26%),
-# and cut taichi2's from 0.69% to 0.22% of body height (see bench/demo.py).
+# bring the sample source's jitter to its ground truth's level without moving the joints off it and cut
+# taichi2's by two thirds (README "Motion transfer", measured by bench/demo.py).
 MIN_CUTOFF = 2.0  # Hz: cutoff when still (lower = smoother, more lag)
 BETA = 8.0  # cutoff gained per (body height / s) of joint speed: fast moves keep their detail
 D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate itself
-
-
-# --------------------------------------------------------------------------- generators
-
-
-def generator_module(gen_type, video=None):
-    """Import the module that provides gen_type; UserError naming the training command if it is absent."""
-    if gen_type not in GEN_TYPES:
-        raise UserError(f"unknown gen_type {gen_type}; expected one of {sorted(GEN_TYPES)}")
-    spec = GEN_TYPES[gen_type]
-    try:
-        return importlib.import_module(spec.module)
-    except ModuleNotFoundError as e:
-        if e.name != spec.module:
-            raise
-        raise UserError(
-            f"gen_type {gen_type} ({spec.description}) needs {spec.module}.py, which this checkout lacks; "
-            f"once it is there, train it with: {train_command(gen_type, video)}"
-        ) from None
-
-
-def load_generator(gen_type, target_vs, size=SIZE, device="auto", **options):
-    """A ready generator of gen_type for target_vs (lazy import; its loader names the training command if needed)."""
-    video = getattr(target_vs, "video_path", None)
-    module = generator_module(gen_type, video)
-    loader = getattr(module, "load_generator", None)
-    if loader is None:  # a generator module still being written
-        raise UserError(
-            f"{GEN_TYPES[gen_type].module}.py does not provide load_generator yet, so gen_type {gen_type} "
-            f"cannot be loaded; its training command: {train_command(gen_type, video)}"
-        )
-    return loader(target_vs, gen_type, size=size, device=device, **options)
 
 
 # --------------------------------------------------------------------------- source poses
@@ -304,7 +273,7 @@ def transfer(
     *,
     smooth=True,
     normalize=True,
-    batch=BATCH,
+    batch=RENDER_BATCH,
     show=False,
     label=None,
     progress=None,
@@ -362,9 +331,9 @@ def main(argv=None):
     p.add_argument(
         "--gen_type",
         type=int,
-        default=GEN_TYPE,
+        default=DEFAULT_GEN_TYPE,
         choices=sorted(GEN_TYPES),
-        help=f"generator, see the table above (default {GEN_TYPE})",
+        help=f"generator, see the table above (default {DEFAULT_GEN_TYPE})",
     )
     p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
     p.add_argument("--source", default=None, help="source video: the moves (default: the built-in sample source)")
@@ -413,7 +382,8 @@ def main(argv=None):
     options = {"coherent": True} if a.coherent else {}
     trained = GEN_TYPES[a.gen_type].train is not None
     # A missing checkpoint must fail now, not after the source's extraction.
-    gen = load_generator(a.gen_type, target_vs, a.size, a.device, **options) if trained else None
+    load = functools.partial(load_generator, target_vs, a.gen_type, size=a.size, device=a.device, **options)
+    gen = load() if trained else None
     if source is None:
         import Mannequin  # only for the default clips
 
@@ -421,7 +391,7 @@ def main(argv=None):
     with ThreadPoolExecutor(1) as pool:
         # Nothing trained, so nothing can be missing: build it (KD-tree, ~2 s of imports) while the extraction
         # workers start up rather than before them.
-        pending = None if trained else pool.submit(load_generator, a.gen_type, target_vs, a.size, a.device, **options)
+        pending = None if trained else pool.submit(load)
         t = time.perf_counter()
         source_vs = VideoSkeleton(source, frame_skip=a.stride)
         t_extract = time.perf_counter() - t

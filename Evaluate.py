@@ -19,34 +19,36 @@ as real); at >= 128 px, pose consistency (MediaPipe on the generated frame vs th
 Outputs in --out: metrics.json, table.md, strip.png (skeleton | each generator | real), chart.png.
 """
 
-import argparse
-import json
 import os
-import shlex
-import sys
-import time
-from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+# Before torch loads (the trained gen_types import it): passive OpenMP waiting, as in the trainers (GenVanillaNN.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from DanceDemo import PoseNormalizer, generator_module, load_generator
-from GenVanillaNN import BOX_MARGIN, body_box_px, body_boxes, flicker, image_metrics, sharpness_ratio, temporal_diff  # noqa: F401
-from Skeleton import ROOT, UserError, atomic_path, body_height, render_maps, run_cli
-from VideoSkeleton import GEN_TYPES, MODE, VideoSkeleton, check_video_path, detect_poses
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-GEN_TYPE = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
-SIZE = 64  # px: the image space the generators were trained in
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from DanceDemo import PoseNormalizer  # noqa: E402
+from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
+from Metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency  # noqa: E402
+from Skeleton import ROOT, UserError, atomic_path, render_maps, run_cli, write_png  # noqa: E402
+from VideoSkeleton import POSE_MODE, VideoSkeleton, check_video_path, detect_poses  # noqa: E402
+
+EVAL_GEN_TYPES = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
 OUT_DIR = ROOT / "out" / "eval"  # results go to OUT_DIR/<target key>/ unless --out says otherwise
-BATCH = 64  # poses per generate_batch call
 STRIP_FRAMES = 8  # frames (rows) in strip.png, evenly spaced over the evaluated block
 FIGURE_MAX_BYTES = 300_000  # --figures pictures go into the repository: the strip drops rows until it fits
 STRIP_MAX_TILE = 128  # px: strip tiles larger than this are shrunk, so the PNG stays small
 POSE_MIN_SIZE = 128  # px: MediaPipe finds nobody in 64 px frames (0% of real taichi1 frames; 87% at 128)
-POSE_MODE = MODE  # MediaPipe tracking over the block, as the extraction (static finds 22% of real taichi1 at 128 px)
 CHART_DPI = 80
-# Short names for the strip's and chart's column labels (the full descriptions are DanceDemo.GEN_TYPES).
+# Short names for the strip's and chart's column labels (the full descriptions are GenTypes.GEN_TYPES).
 LABELS = {
     1: "nearest",
     2: "NN vec",
@@ -74,38 +76,6 @@ COLUMNS = (
 CHART_METRICS = ("l1", "psnr", "ssim", "box_ssim", "sharpness", "flicker")  # the bar chart's panels
 
 
-# --------------------------------------------------------------------------- metrics (the new ones; the
-# whole-image L1 / PSNR / SSIM and body-box SSIM are GenVanillaNN.image_metrics, shared with training)
-
-
-def box_l1(fake, real, boxes):
-    """(N,) mean |fake - real| inside each body box, pixels in [0, 1]."""
-    out = np.empty(len(real))
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        d = fake[i, y0:y1, x0:x1].astype(np.float32) - real[i, y0:y1, x0:x1].astype(np.float32)
-        out[i] = np.abs(d).mean() / 255.0
-    return out
-
-
-def pose_consistency(found_xy, xy):
-    """Share of frames where a person was found, and their mean joint error in units of the input's body height."""
-    found = np.all(np.isfinite(found_xy), axis=(1, 2))
-    if not found.any():
-        return {"pose_found": 0.0, "pose_err": float("nan")}
-    err = np.linalg.norm(found_xy[found] - xy[found], axis=-1).mean(axis=-1) / np.maximum(body_height(xy[found]), 1e-6)
-    return {"pose_found": float(found.mean()), "pose_err": float(err.mean())}
-
-
-def all_metrics(fake, real, xy, consecutive, boxes=None):
-    """Every image metric of generated vs real frames (N,S,S,3) uint8, GT joints xy (N,13,2): a dict of floats."""
-    boxes = body_boxes(xy, real.shape[1]) if boxes is None else boxes
-    out = image_metrics(fake, real, xy, BOX_MARGIN)
-    out["box_l1"] = float(box_l1(fake, real, boxes).mean())
-    out["sharpness"] = sharpness_ratio(fake, real, boxes)
-    out.update(flicker(fake, real, consecutive))
-    return out
-
-
 # --------------------------------------------------------------------------- what is evaluated
 
 
@@ -125,7 +95,7 @@ class EvalSet:
         self.xy_in = np.ascontiguousarray(xy_in, np.float32)
         self.real = real
         self.back = back
-        self.consecutive = np.diff(vs.ids[self.positions]) == 1
+        self.consecutive = np.diff(vs.rows[self.positions]) == 1
         self.size = real.shape[1]
 
     def __len__(self):
@@ -169,7 +139,7 @@ def clip_set(test_vs, target_vs, size, normalize=False):
     return EvalSet("test", test_vs, positions, xy_in, test_vs.frames(size), back, target_vs)
 
 
-def generate(gen, xy, batch=BATCH, desc="generate"):
+def generate(gen, xy, batch=RENDER_BATCH, desc="generate"):
     """Poses (N,13,2) through gen.generate_batch -> ((N,S,S,3) uint8, seconds); a coherent generator gets one clip."""
     step = len(xy) if getattr(gen, "coherent", False) else batch
     t = time.perf_counter()
@@ -229,7 +199,7 @@ def evaluate(es, gen_types, train, device="auto", pose=None):
     for g in gen_types:
         options = {"positions": train} if GEN_TYPES[g].module == "GenNearest" else {}
         try:
-            gen = load_generator(g, es.target_vs, es.size, device, **options)
+            gen = load_generator(es.target_vs, g, size=es.size, device=device, **options)
         except UserError as e:
             skipped[g] = str(e)
             continue
@@ -313,13 +283,6 @@ def fit_strip(es, outputs, n, max_bytes):
         n -= 1
 
 
-def write_png(path, image):
-    """Write a PNG atomically (maximum compression: the pictures may end up in the repository)."""
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-            raise UserError(f"cannot write {path}: is the folder writable?")
-
-
 def write_chart(path, results, title):
     """Bar chart PNG of the main metrics, one panel per metric, one bar per gen_type (deterministic bytes)."""
     import matplotlib
@@ -379,7 +342,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video_path", default=None, help="target video (default: the built-in sample target)")
     p.add_argument(
-        "--gen_type", default=GEN_TYPE, help=f"'all' or a comma list of {sorted(GEN_TYPES)} (default {GEN_TYPE})"
+        "--gen_type",
+        default=EVAL_GEN_TYPES,
+        help=f"'all' or a comma list of {sorted(GEN_TYPES)} (default {EVAL_GEN_TYPES})",
     )
     p.add_argument("--test", default=None, help="held-out clip of the same person (default: the target's val block)")
     p.add_argument("--normalize", action="store_true", help="--test: map its poses onto the target's placement")

@@ -19,59 +19,72 @@ PatchGAN on (skeleton map, image) pairs at two scales (pix2pixHD); vector models
            the real video. Train it on footage with continuous motion (not 1-in-10 sampled clips like taichi1).
 """
 
-import argparse
-import math
-import time
-from dataclasses import asdict, dataclass
-from functools import partial
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
+# Before torch loads its OpenMP runtime (ruff keeps this above the imports): see GenVanillaNN.py.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import GenVanillaNN as V
-from GenVanillaNN import (
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command  # noqa: E402
+from GenVanillaNN import (  # noqa: E402
+    CKPT_FORMAT as VANILLA_FORMAT,
+)
+from GenVanillaNN import (  # noqa: E402
+    VARIANTS,
+    build_net,
+    default_model_args,
+    gen_type_of_variant,
+    net_class,
+    pose_input,
+)
+from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa: E402
+from Skeleton import N_JOINTS, UserError, run_cli  # noqa: E402
+from Train import (  # noqa: E402
     CKPT_KEYS,
+    RunConfig,
+    TrainedGenerator,
     TrainRun,
     add_training_args,
+    augment,
     autocast,
-    body_boxes,
+    best_checkpoint,
     build_from_checkpoint,
-    build_net,
     check_training_args,
     config_from_args,
-    default_model_args,
     describe,
-    flicker,
-    image_metrics,
+    lambda_at,
+    lambda_pair,
     load_checkpoint,
     lr_at,
-    net_class,
     pick_device,
     plot_curves,
     plot_losses,
-    pose_input,
-    predict,
-    random_affine,
+    render_poses,
     report_trained,
     restore_progress,
     resume_checkpoint,
     set_seed,
-    sharpness_ratio,
     split_data,
     unusable,
-    warp,
+    val_block,
 )
-from Skeleton import N_JOINTS, UserError, run_cli
-from VideoSkeleton import VideoSkeleton, train_command
+from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 
-SIZE = V.SIZE  # px, the GenVanillaNN networks it fine-tunes
-MODE = "bce"  # "bce" (pix2pix / pix2pixHD) or "wgan-gp"
+GAN_MODE = "bce"  # "bce" (pix2pix / pix2pixHD) or "wgan-gp"
 INPUT = "image"  # "image" (skeleton map, U-Net) or "vector" (26-vector, decoder)
 EPOCHS = 12  # fine-tuning from a GenVanillaNN checkpoint
 EPOCHS_SCRATCH = 60  # without one
@@ -79,7 +92,8 @@ BATCH = 16
 LR_G = 1e-4  # Adam; lower than pix2pix's 2e-4 because netG usually starts from a trained regression
 LR_D = 2e-4
 BETAS = {"bce": (0.5, 0.999), "wgan-gp": (0.0, 0.9)}  # pix2pix's and Gulrajani et al.'s Adam settings
-WARMUP = 0.05  # share of training with a linear LR warm-up (then cosine decay, GenVanillaNN.lr_at)
+WARMUP = 0.05  # share of training with a linear LR warm-up (then cosine decay to LR x LR_FLOOR, Train.lr_at)
+LR_FLOOR = 0.02
 LAMBDA_L1 = (100.0, 30.0)  # L1 weight at the start and the end of training (the reference's dynamic schedule)
 LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
 LAMBDA_GP = 10.0  # WGAN-GP gradient penalty
@@ -105,20 +119,9 @@ GAN_RESUME_KEYS = ("variant", "temporal", "netD", "netD_T", "optimizer_G", "opti
 RETRAIN = "retrain it (GenGAN.py with --force)"  # the fix for a best.pth this version cannot use
 VANILLA_FIX = "retrain it (GenVanillaNN.py with force=true) or pass --no-init_from_vanilla"  # its GenVanillaNN start
 
-MODES = ("bce", "wgan-gp")
+GAN_MODES = ("bce", "wgan-gp")
 INPUTS = ("image", "vector")
-GEN_TYPES = {("bce", "image"): 4, ("bce", "vector"): 5, ("wgan-gp", "vector"): 6, ("wgan-gp", "image"): 7}
-TEMPORAL_GEN_TYPE = 8
-VARIANT_OF_INPUT = {"vector": 1, "image": 2}  # GenVanillaNN variant of netG
-
-
-def gen_type_of(mode, input, temporal=False):
-    return TEMPORAL_GEN_TYPE if temporal else GEN_TYPES[(mode, input)]
-
-
-def checkpoint_dir(vs, mode=MODE, input=INPUT, size=SIZE, temporal=False):
-    """data/checkpoints/<target>/gan-<mode>-<input>-<size>/, or gan-temporal-<size>/ for gen_type 8."""
-    return vs.checkpoint_dir(f"gan-temporal-{size}" if temporal else f"gan-{mode}-{input}-{size}")
+VARIANT_OF_INPUT = {v: k for k, v in VARIANTS.items()}  # GenVanillaNN variant of netG
 
 
 # --------------------------------------------------------------------------- discriminators
@@ -219,11 +222,6 @@ def gradient_penalty(critic, real, fake, lambda_gp=LAMBDA_GP, generator=None):
     return lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def lambda_L1_at(progress, start=LAMBDA_L1[0], end=LAMBDA_L1[1]):
-    """The reference's dynamic L1 weight: linear from start to end as training progresses (progress in [0, 1])."""
-    return start + (end - start) * min(max(progress, 0.0), 1.0)
-
-
 # --------------------------------------------------------------------------- metrics
 
 
@@ -305,29 +303,20 @@ def expand_stem(state, model_args, in_ch):
 # --------------------------------------------------------------------------- the generator
 
 
-class GenGAN:
+class GenGAN(TrainedGenerator):
     """A trained GAN as a generator: generate(ske) / generate_batch(xy) -> uint8 BGR frames.
 
     gen_type 8 reads generate_batch's poses as one consecutive sequence (t-1, t-2 built from it, the first pose
     repeated before it) and generate() keeps the last poses it saw; `coherent` tells callers to pass whole clips.
     """
 
-    def __init__(self, checkpoint, device="auto", gen_type=None, size=None):
-        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(
-            checkpoint, CKPT_FORMAT, gen_type=gen_type, size=size, keys=GAN_KEYS, fix=RETRAIN
-        )  # fmt: skip
-        what = "checkpoint" if isinstance(checkpoint, dict) else f"checkpoint {checkpoint}"
-        with unusable(what, RETRAIN):
-            self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
-            self.variant, self.temporal = int(ckpt["variant"]), bool(ckpt["temporal"])
+    FORMAT, KEYS, RETRAIN = CKPT_FORMAT, GAN_KEYS, RETRAIN
+
+    def net_class(self, ckpt):
+        self.variant, self.temporal = int(ckpt["variant"]), bool(ckpt["temporal"])
         self.coherent = self.temporal
-        self.device = pick_device(device)
-        self.netG = build_from_checkpoint(net_class(self.variant), ckpt["model_args"], ckpt["model"], what, RETRAIN)
-        self.netG.to(self.device, memory_format=torch.channels_last).eval()
-        self.epoch = ckpt.get("epoch")  # when it was saved
-        self.val = ckpt.get("val", {})
-        self.data = ckpt.get("data")  # what it was trained on (Evaluate warns when that overlaps what it measures)
         self._history = []
+        return net_class(self.variant)
 
     def reset(self):
         """Forget the poses generate() has seen (gen_type 8): the next one starts a new sequence."""
@@ -338,53 +327,39 @@ class GenGAN:
         if not self.temporal:
             return self.generate_batch(ske.xy[None])[0]
         self._history = (self._history + [ske.xy.astype(np.float32)])[-(HISTORY + 1) :]
-        return self._render(history_xy(np.stack(self._history))[-1:])[0]
+        windows = history_xy(np.stack(self._history))[-1:]
+        return self.render(windows, np.isfinite(windows[:, 0]).all(axis=(1, 2)))[0]
 
     def generate_batch(self, xy, batch=64):
         """(N, 13, 2) float32 joints in [0, 1] -> (N, S, S, 3) uint8 BGR; poses with NaN joints give black frames."""
-        xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
-        return self._render(history_xy(xy) if self.temporal else xy, batch)
+        if not self.temporal:
+            return super().generate_batch(xy, batch)
+        windows = history_xy(np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2))  # (N, HISTORY + 1, 13, 2)
+        return self.render(windows, np.isfinite(windows[:, 0]).all(axis=(1, 2)), batch)  # finite where pose t is
 
-    @torch.no_grad()
-    def _render(self, poses, batch=64):
-        """(N, 13, 2) poses, or (N, HISTORY + 1, 13, 2) windows for gen_type 8 -> (N, S, S, 3) uint8 BGR."""
-        current = poses[:, 0] if self.temporal else poses
-        valid = np.isfinite(current).all(axis=(1, 2))  # windows are finite wherever pose t is
-        if self.temporal:
-            to_input = lambda p: temporal_input(p, self.size)  # noqa: E731
-        else:
-            to_input = lambda p: pose_input(p, self.variant, self.size)  # noqa: E731
-        return V.render_poses(self.netG, poses, valid, to_input, self.size, self.device, batch)
+    def inputs(self, poses):
+        """(B, 13, 2) poses, or (B, HISTORY + 1, 13, 2) windows for gen_type 8 -> netG's input batch."""
+        return temporal_input(poses, self.size) if self.temporal else pose_input(poses, self.variant, self.size)
 
 
-def load_generator(vs, gen_type, size=SIZE, device="auto", **options):
+def load_generator(vs, gen_type, *, size=SIZE, device="auto", **options):
     """The best trained GAN of gen_type 4-8 for this target, ready to generate; UserError names how to train it."""
     if options:
         raise UserError(f"GenGAN takes no generator options (got {', '.join(options)})")
-    if gen_type == TEMPORAL_GEN_TYPE:
-        path = checkpoint_dir(vs, size=size, temporal=True) / "best.pth"
-    elif gen_type in GEN_TYPES.values():
-        mode, input = next(k for k, v in GEN_TYPES.items() if v == gen_type)
-        path = checkpoint_dir(vs, mode, input, size) / "best.pth"
-    else:
+    if gen_type not in range(4, 9):
         raise UserError(f"GenGAN handles gen_types 4-8, not {gen_type}")
-    if not path.exists():
-        raise UserError(
-            f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: "
-            f"train it with {train_command(gen_type, vs.video_path, size)}"
-        )
-    return GenGAN(path, device, gen_type=gen_type, size=size)
+    return GenGAN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
 
 
 # --------------------------------------------------------------------------- training
 
 
 @dataclass
-class GANConfig(V.RunConfig):
+class GANConfig(RunConfig):
     """Everything that shapes a GAN training run (stored in the checkpoint as `config`); epochs 0: EPOCHS when netG
     starts from GenVanillaNN, else EPOCHS_SCRATCH."""
 
-    mode: str = MODE
+    mode: str = GAN_MODE
     input: str = INPUT
     temporal: bool = False
     batch: int = BATCH
@@ -401,29 +376,29 @@ class GANConfig(V.RunConfig):
     d_args: dict | None = None  # overrides of netD's (and netD_T's) model_args
 
     def __post_init__(self):
-        if self.mode not in MODES or self.input not in INPUTS:
-            raise UserError(f"mode must be one of {MODES} and input one of {INPUTS}")
+        if self.mode not in GAN_MODES or self.input not in INPUTS:
+            raise UserError(f"mode must be one of {GAN_MODES} and input one of {INPUTS}")
         if self.temporal and self.input != "image":
             raise UserError("--temporal works on skeleton images (t, t-1, t-2 stacked): drop --input vector")
-        self.lambda_L1 = tuple(float(v) for v in self.lambda_L1)
+        self.lambda_L1 = lambda_pair(self.lambda_L1)
 
     @property
     def gen_type(self):
-        return gen_type_of(self.mode, self.input, self.temporal)
+        return gen_type_of("GenGAN", mode=self.mode, input=self.input, temporal=self.temporal)
 
 
 def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
     """The GenVanillaNN checkpoint netG starts from, or None; UserError if asked for explicitly and unusable."""
     if cfg.init_from_vanilla is False:
         return None
-    variant = VARIANT_OF_INPUT[cfg.input]
-    path = V.checkpoint_dir(vs, variant, cfg.size) / "best.pth"
+    vanilla_type = gen_type_of_variant(VARIANT_OF_INPUT[cfg.input])
+    path = checkpoint_dir(vs, vanilla_type, cfg.size) / "best.pth"
     problem = None
     if not path.exists():
-        cmd = train_command(V.GEN_TYPE[variant], vs.video_path, cfg.size)
+        cmd = train_command(vanilla_type, vs.video_path, cfg.size)
         problem = f"no GenVanillaNN checkpoint at {path}; train it with {cmd}"
     else:
-        ckpt = load_checkpoint(path, gen_type=V.GEN_TYPE[variant], size=cfg.size, fix=VANILLA_FIX)
+        ckpt = load_checkpoint(path, fmt=VANILLA_FORMAT, gen_type=vanilla_type, size=cfg.size, fix=VANILLA_FIX)
         with unusable(f"GenVanillaNN checkpoint {path}", VANILLA_FIX):
             data = ckpt.get("data", {})
             if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val")):
@@ -449,7 +424,7 @@ def build_models(cfg, vanilla=None):
             state, g_args = vanilla["model"], dict(vanilla["model_args"])
             if cfg.temporal:
                 state, g_args = expand_stem(state, g_args, in_ch)
-        netG = build_from_checkpoint(net_class(variant), g_args, state, what, VANILLA_FIX)
+        netG = build_from_checkpoint(net_class(variant), g_args, state, what=what, fix=VANILLA_FIX)
     else:
         g_args = {**default_model_args(variant, cfg.size), **(cfg.g_args or {})}
         if cfg.temporal:
@@ -607,13 +582,9 @@ def make_batch(ds, win, cfg, rng):
     flat = torch.as_tensor(win.reshape(-1))
     maps, vec, real = ds.batch(flat)  # (B*W, 3, S, S), (B*W, 26), (B*W, 3, S, S) in [-1, 1]
     if cfg.aug_prob > 0:
-        xy = ds.xy[flat].reshape(b, w * N_JOINTS, 2)  # one transform per window: all its poses alike
-        xy, theta, on = random_affine(xy, cfg.aug_shift, cfg.aug_scale, cfg.aug_prob, rng)
+        xy, on = augment(ds.xy[flat].reshape(b, w, N_JOINTS, 2), real, cfg, rng)  # a window's poses alike
         if on.any():
-            on_f, theta_f = on.repeat_interleave(w), theta.repeat_interleave(w, dim=0)
-            xy = xy.reshape(b * w, N_JOINTS, 2)
-            real[on_f] = warp(real[on_f], theta_f[on_f])
-            maps[on_f] = pose_input(xy[on_f].numpy(), 2, cfg.size)  # redrawn, not warped: crisp lines
+            maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)  # redrawn, not warped: crisp lines
             vec = pose_input(xy.numpy(), 1, cfg.size)
     if not cfg.temporal:
         return (vec if cfg.input == "vector" else maps), maps, real
@@ -632,16 +603,11 @@ def stack_frames(cond, img, frames=D_T_FRAMES):
     return pairs.reshape(-1, 6 * frames, s, s)
 
 
-def val_arrays(vs, ds, val_pos, cfg):
-    """The val block: netG inputs, maps, real frames (N,S,S,3) uint8, xy (N,13,2), consecutive (N-1,) bool."""
-    xy = ds.xy.numpy()
-    ids = vs.ids[val_pos]
+def val_inputs(val, cfg):
+    """netG's inputs for a ValBlock: its maps or vectors, or for gen_type 8 the stacked maps of t, t-1, t-2."""
     if cfg.temporal:
-        x = temporal_input(history_xy(xy, starts=sequence_starts(ids)), cfg.size)
-    else:
-        maps, vec, _ = ds.batch(torch.arange(len(ds)))
-        x = vec if cfg.input == "vector" else maps
-    return x, ds.maps.permute(0, 2, 3, 1).numpy(), ds.images.permute(0, 2, 3, 1).numpy(), xy, np.diff(ids) == 1
+        return temporal_input(history_xy(val.xy, starts=sequence_starts(val.rows)), cfg.size)
+    return val.inputs[cfg.input]
 
 
 def d_overpowers(log, mode):
@@ -672,44 +638,80 @@ def plot_adversarial(log, path, title=""):
     plot_curves(log, path, panels, title, legend_size=8)
 
 
-def train(vs, cfg=None, out=None, resume=False, verbose=True):
+def setup_models(vs, cfg, *, out, fingerprint, resume, verbose):
+    """netG, netD (and netD_T) fresh, from the matching GenVanillaNN checkpoint, or from out/latest.pth (--resume).
+
+    Returns (state: the resumed checkpoint or None, vanilla: the GenVanillaNN checkpoint or None,
+    nets: (netG, netD, netD_T), args: their model_args, init_from: what netG started from).
+    """
+    if not resume:
+        vanilla = vanilla_checkpoint(vs, cfg, fingerprint, verbose)
+        netG, g_args, netD, d_args, netD_T, dT_args = build_models(cfg, vanilla)
+        init_from = vanilla and {"path": vanilla["_path"], "epoch": vanilla["epoch"], "val": vanilla.get("val", {})}
+        return None, vanilla, (netG, netD, netD_T), (g_args, d_args, dT_args), init_from
+    state = resume_checkpoint(vs, out=out, fingerprint=fingerprint, fmt=CKPT_FORMAT, gen_type=cfg.gen_type,
+                              size=cfg.size, force="--force", keys=GAN_RESUME_KEYS)  # fmt: skip
+    g_args, d_args, dT_args = state["model_args"], state["netD_args"], state["netD_T_args"]
+    what, fix = f"checkpoint {Path(out) / 'latest.pth'}", "start over with --force"
+    netG = build_from_checkpoint(net_class(VARIANT_OF_INPUT[cfg.input]), g_args, state["model"], what=what, fix=fix)
+    netD = build_from_checkpoint(MultiscaleDiscriminator, d_args, state["netD"], what=what, fix=fix)
+    netD_T = None
+    if dT_args:
+        netD_T = build_from_checkpoint(MultiscaleDiscriminator, dT_args, state["netD_T"], what=what, fix=fix)
+    return state, None, (netG, netD, netD_T), (g_args, d_args, dT_args), state["init_from"]
+
+
+def val_metrics(val, val_fake):
+    """Validation metrics of netG's outputs on the ValBlock, with best.pth's score (val_score)."""
+    metrics = image_metrics(val_fake, val.real, val.xy)
+    metrics["sharpness"] = sharpness_ratio(val_fake, val.real, body_boxes(val.xy, val.real.shape[1]))
+    metrics["flicker"] = flicker(val_fake, val.real, val.consecutive)["flicker"]
+    metrics["score"] = val_score(metrics)
+    return metrics
+
+
+def epoch_line(epoch, now, means, metrics, last, is_best, run, mode):
+    """The one line printed per epoch."""
+    if mode == "bce":
+        adv = f"D(real) {means['d_real']:.2f} D(fake) {means['d_fake']:.2f}"
+    else:
+        adv = f"critic gap {means['wdist']:.3f} GP {means['loss_D_GP']:.3f}"
+    return (
+        f"epoch {epoch:3d}  {now / 60:5.1f} min  D {means['loss_D']:.3f}  "
+        f"G_GAN {means.get('loss_G_GAN', float('nan')):.3f}  {adv}  val L1 {metrics['l1']:.4f}  "
+        f"box SSIM {metrics['box_ssim']:.3f}  sharpness {metrics['sharpness']:.2f}  "
+        f"flicker {metrics['flicker']:.2f}{' *' if is_best else '  '}  {last['it_per_s']:.2f} it/s  "
+        f"{run.eta(now)}"
+    )
+
+
+def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     """Train one GAN on a VideoSkeleton -> best.pth, latest.pth, train_log.csv, loss_G.png, loss_D.png, samples.png.
 
     Returns a summary dict (out, epoch, last epoch's log row, best val metrics, what netG started from).
     """
+    # ---- setup: data, the three nets (fresh, from GenVanillaNN, or resumed), optimizers, the run's bookkeeping
     cfg = cfg or GANConfig()
     device = pick_device(cfg.device)
     set_seed(cfg.seed)
-    out = Path(out) if out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
+    out = Path(out) if out else checkpoint_dir(vs, cfg.gen_type, cfg.size)
     train_pos, val_pos, fingerprint = split_data(vs)
-    windows = train_windows(vs.ids[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
+    windows = train_windows(vs.rows[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
     if len(windows) < 2:
         raise UserError(
             f"{vs.video_path.name} has no run of {HISTORY + D_T_FRAMES} consecutive frames with a person to train "
             "the temporal GAN on: use a continuous clip"
         )
-
-    state, vanilla, latest = None, None, out / "latest.pth"
-    if resume:
-        default_out = checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
-        state = resume_checkpoint(vs, out, default_out, fingerprint, CKPT_FORMAT, cfg.gen_type, cfg.size, "--force",
-                                  keys=GAN_RESUME_KEYS)  # fmt: skip
-        g_args, d_args, dT_args = state["model_args"], state["netD_args"], state["netD_T_args"]
-        what, fix = f"checkpoint {latest}", "start over with --force"
-        netG = build_from_checkpoint(net_class(VARIANT_OF_INPUT[cfg.input]), g_args, state["model"], what, fix)
-        netD = build_from_checkpoint(MultiscaleDiscriminator, d_args, state["netD"], what, fix)
-        netD_T = None
-        if dT_args:
-            netD_T = build_from_checkpoint(MultiscaleDiscriminator, dT_args, state["netD_T"], what, fix)
-        init_from = state["init_from"]
-    else:
-        vanilla = vanilla_checkpoint(vs, cfg, fingerprint, verbose)
-        netG, g_args, netD, d_args, netD_T, dT_args = build_models(cfg, vanilla)
-        init_from = vanilla and {"path": vanilla["_path"], "epoch": vanilla["epoch"], "val": vanilla.get("val", {})}
+    state, vanilla, (netG, netD, netD_T), (g_args, d_args, dT_args), init_from = setup_models(
+        vs, cfg, out=out, fingerprint=fingerprint, resume=resume, verbose=verbose
+    )
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
     model = GANModel(cfg, netG, netD, netD_T, device, rng)
-    restored = state and restore_progress(state, latest, "--force", rng, model.optimizers(), "score")
+    restored = state and restore_progress(state, path=out / "latest.pth", force="--force", rng=rng,
+                                          optimizers=model.optimizers(), score="score")  # fmt: skip
     train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
+    val = val_block(vs, val_ds, val_pos)
+    val_in = val_inputs(val, cfg)
 
     n_critic = cfg.n_critic or (N_CRITIC if cfg.mode == "wgan-gp" else 1)
     # A temporal window yields D_T_FRAMES generated frames: batch / D_T_FRAMES windows per batch and an epoch of
@@ -717,10 +719,9 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
     frames_per_window = D_T_FRAMES if cfg.temporal else 1
     bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))
     steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
-    epochs = cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH)
-    run = TrainRun(out, epochs, steps_per_epoch, cfg.time_budget, {"score": -math.inf}, restored,
-                   "try a lower --lr / --lr_D", verbose)  # fmt: skip
-    val_in, val_maps, val_real, val_xy, val_consecutive = val_arrays(vs, val_ds, val_pos, cfg)
+    run = TrainRun(out, epochs=cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH), steps_per_epoch=steps_per_epoch,
+                   images_per_step=bsz * frames_per_window, time_budget=cfg.time_budget, best={"score": -math.inf},
+                   restored=restored, nan_hint="try a lower --lr / --lr_D", verbose=verbose)  # fmt: skip
     what = f"gen_type {cfg.gen_type} ({'temporal, ' if cfg.temporal else ''}{cfg.mode}, {cfg.input}) at {cfg.size} px"
     if verbose:
         n_g = sum(p.numel() for p in netG.parameters()) / 1e6
@@ -748,6 +749,7 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
         plot_losses(log, out / "loss_G.png", title=title + ", netG")
         plot_adversarial(log, out / "loss_D.png", title=title + ", netD")
 
+    # ---- the epoch loop: per batch, a D step on fake.detach(), then a G step (GANModel.optimize_parameters)
     last = None
     for epoch in run.epochs():
         perm = torch.randperm(len(windows), generator=rng)
@@ -756,9 +758,9 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
         for i in bar:
             t0 = time.perf_counter()
             p = run.progress(t0 - run.t_origin)
-            lr_G = lr_at(p, cfg.lr_G, WARMUP)
-            model.set_lr(lr_G, lr_at(p, cfg.lr_D, WARMUP))
-            lambda_L1 = lambda_L1_at(p, *cfg.lambda_L1)
+            lr_G = lr_at(p, cfg.lr_G, warmup=WARMUP, floor=LR_FLOOR)
+            model.set_lr(lr_G, lr_at(p, cfg.lr_D, warmup=WARMUP, floor=LR_FLOOR))
+            lambda_L1 = lambda_at(p, cfg.lambda_L1)
             x, cond, real = make_batch(train_ds, windows[perm[i * bsz : (i + 1) * bsz].numpy()], cfg, rng)
             x = x.to(device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(device)
             cond = cond.to(device).contiguous(memory_format=torch.channels_last)
@@ -776,38 +778,36 @@ def train(vs, cfg=None, out=None, resume=False, verbose=True):
                 break  # out of time: this partial epoch still gets validated and saved
         bar.close()
 
-        val_fake = predict(netG, val_in, device)
-        metrics = image_metrics(val_fake, val_real, val_xy)
-        metrics["sharpness"] = sharpness_ratio(val_fake, val_real, body_boxes(val_xy, val_real.shape[1]))
-        metrics["flicker"] = flicker(val_fake, val_real, val_consecutive)["flicker"]
-        metrics["score"] = val_score(metrics)
+        # ---- the epoch's tail: validate, log, checkpoint, plot
+        val_fake = render_poses(netG, val_in, lambda x: x, size=cfg.size, device=device)
+        metrics = val_metrics(val, val_fake)
         now = run.elapsed()
         means = {k: sums[k] / counts[k] for k in sums}
-        last = {
-            "epoch": epoch, "step": run.step, "images": run.n_img, "seconds": round(now, 2), "lr_G": lr_G,
-            "lambda_L1": lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
-            "it_per_s": (i + 1) / max(run.t_steps, 1e-9), **run.rates(),
-        }  # fmt: skip
+        last = run.row(now, lr_G=lr_G, lambda_L1=lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
+                       it_per_s=run.steps_done / max(run.t_steps, 1e-9))  # fmt: skip
         ckpt = {
-            "format": CKPT_FORMAT, "gen_type": cfg.gen_type, "mode": cfg.mode, "input": cfg.input,
-            "temporal": cfg.temporal, "size": cfg.size, "variant": VARIANT_OF_INPUT[cfg.input],
-            "model_class": type(netG).__name__, "model_args": g_args, "netD_args": d_args, "netD_T_args": dT_args,
-            **model.state(), "rng": rng.get_state(), "config": asdict(cfg), "data": fingerprint, "init_from": init_from,
-        }  # fmt: skip
+            "format": CKPT_FORMAT,
+            "gen_type": cfg.gen_type,
+            "mode": cfg.mode,
+            "input": cfg.input,
+            "temporal": cfg.temporal,
+            "size": cfg.size,
+            "variant": VARIANT_OF_INPUT[cfg.input],
+            "model_class": type(netG).__name__,
+            "model_args": g_args,
+            "netD_args": d_args,
+            "netD_T_args": dT_args,
+            **model.state(),
+            "rng": rng.get_state(),
+            "config": asdict(cfg),
+            "data": fingerprint,
+            "init_from": init_from,
+        }
         schedule = {"lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic}
-        is_best = run.end_epoch(now, last, metrics, "score", ckpt, schedule, plot, (val_maps, val_fake, val_real))
+        is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="score", ckpt=ckpt, schedule=schedule,
+                                plot=plot, samples=(val.maps, val_fake, val.real))  # fmt: skip
         if verbose:
-            if cfg.mode == "bce":
-                adv = f"D(real) {means['d_real']:.2f} D(fake) {means['d_fake']:.2f}"
-            else:
-                adv = f"critic gap {means['wdist']:.3f} GP {means['loss_D_GP']:.3f}"
-            tqdm.write(
-                f"epoch {epoch:3d}  {now / 60:5.1f} min  D {means['loss_D']:.3f}  "
-                f"G_GAN {means.get('loss_G_GAN', float('nan')):.3f}  {adv}  val L1 {metrics['l1']:.4f}  "
-                f"box SSIM {metrics['box_ssim']:.3f}  sharpness {metrics['sharpness']:.2f}  "
-                f"flicker {metrics['flicker']:.2f}{' *' if is_best else '  '}  {last['it_per_s']:.2f} it/s  "
-                f"{run.eta(now)}"
-            )
+            tqdm.write(epoch_line(epoch, now, means, metrics, last, is_best, run, cfg.mode))
             warning = d_overpowers(run.log, cfg.mode)
             if warning:
                 tqdm.write(f"  warning: {warning}")
@@ -822,22 +822,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    add_training_args(p, d, d.lr_G, "netG's Adam learning rate",
-                      f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)",
-                      "gan-...")  # fmt: skip
-    p.add_argument("--mode", default=MODE, choices=MODES, help=f"adversarial loss (default {MODE})")
+    epochs_help = f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)"
+    add_training_args(p, d, lr=d.lr_G, lr_help="netG's Adam learning rate", epochs_help=epochs_help, folder="gan-...")
+    p.add_argument("--mode", default=GAN_MODE, choices=GAN_MODES, help=f"adversarial loss (default {GAN_MODE})")
     p.add_argument("--input", default=INPUT, choices=INPUTS, help=f"netG's input (default {INPUT})")
     p.add_argument("--temporal", action="store_true", help="gen_type 8: skeletons t, t-1, t-2 + temporal D")
     p.add_argument("--lr_D", type=float, default=d.lr_D, help=f"netD's Adam learning rate (default {d.lr_D})")
     p.add_argument("--n_critic", type=int, default=0, help=f"D steps per G step (default {N_CRITIC} wgan-gp, 1 bce)")
-    p.add_argument(
-        "--lambda_L1",
-        type=float,
-        nargs=2,
-        default=d.lambda_L1,
-        metavar=("START", "END"),
-        help=f"L1 weight, linear from START to END over training (default {LAMBDA_L1[0]:g} {LAMBDA_L1[1]:g})",
-    )
     p.add_argument("--lambda_FM", type=float, default=d.lambda_FM, help=f"bce feature matching (default {d.lambda_FM})")
     p.add_argument("--lambda_GP", type=float, default=d.lambda_GP, help=f"gradient penalty (default {d.lambda_GP})")
     p.add_argument("--lambda_T", type=float, default=d.lambda_T, help=f"temporal: flicker L1 (default {d.lambda_T})")
@@ -855,12 +846,12 @@ def main(argv=None):
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video)
-    out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.mode, cfg.input, cfg.size, cfg.temporal)
+    out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.gen_type, cfg.size)
     if not a.force and not a.resume and (out / "best.pth").exists():
         load = partial(GenGAN, device="cpu", gen_type=cfg.gen_type, size=cfg.size)
-        report_trained(out / "best.pth", load, describe, "--force")
+        report_trained(out / "best.pth", load, "--force")
         return 0
-    summary = train(vs, cfg, out, resume=a.resume)
+    summary = train(vs, cfg, out=out, resume=a.resume)
     best = Path(summary["out"]) / "best.pth"
     print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe(summary['best'])} -> {best}")
     return 0

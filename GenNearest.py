@@ -14,10 +14,11 @@ import argparse
 import cv2
 import numpy as np
 
-from Skeleton import L_HIP, R_HIP, Skeleton, UserError, atomic_path, body_height, normalize, render_maps, run_cli
+from GenTypes import SIZE
+from Metrics import pose_error, temporal_diff
+from Skeleton import L_HIP, R_HIP, Skeleton, UserError, body_height, normalize, render_maps, run_cli, write_png
 from VideoSkeleton import VideoSkeleton
 
-SIZE = 64  # px side of the returned frames
 FEATURES = "absolute"  # what is matched: "absolute" = the 26-vector in the target's frame (the reference's;
 # the query must already be mapped onto the target's placement), "pose" = hip-centred and height-scaled
 # (placement-blind), "mixed" = "pose" plus the hip position weighted by POSITION_WEIGHT. "absolute" gave
@@ -29,7 +30,7 @@ COHERENT = False  # plain nearest neighbour by default, as the reference
 K = 16  # coherent mode: candidates per step (the K nearest target frames)
 JUMP_WEIGHT = 2.0  # coherent mode: cost of a 1 s jump in the target's time, in units of the clip's median
 # nearest-neighbour distance (so it means the same on a close and on a loose match). On taichi2 -> taichi1
-# K=16, 2.0 cut the mean jump by ~73% and the frame-to-frame difference by ~63% for +4% joint error.
+# K=16, 2.0 cut the jumps by three quarters for a few % more joint error (README "Motion transfer", bench/demo.py).
 JUMP_CAP = 2.0  # s: a longer jump costs the same as this one (a cut is a cut, however far)
 
 
@@ -105,7 +106,7 @@ class GenNearest:
         self.xy = vs.skeletons()[self.positions]  # (M, 13, 2) in [0, 1]
         frames = vs.frames(self.size)  # (N, S, S, 3) uint8 BGR, kept by vs: index it only when restricted
         self.images = frames if positions is None else frames[self.positions]
-        self.times = np.asarray(vs.ids, np.float64)[self.positions] / float(vs.fps)  # (M,) s into the target video
+        self.times = np.asarray(vs.rows, np.float64)[self.positions] / float(vs.fps)  # (M,) s into the target video
         self.height = float(np.median(body_height(self.xy)))
         self.index = NearestNeighbors(algorithm="kd_tree").fit(self._features(self.xy))
 
@@ -140,7 +141,7 @@ class GenNearest:
         return f"GenNearest({len(self.positions)} frames, {self.features} features, {mode}, {self.size}px)"
 
 
-def load_generator(vs, gen_type=1, size=SIZE, device="auto", **options):
+def load_generator(vs, gen_type=1, *, size=SIZE, device="auto", **options):
     """The project-wide loader: a ready GenNearest (nothing to train; device is unused, it runs on CPU)."""
     if gen_type != 1:
         raise UserError(f"GenNearest provides gen_type 1 only, not {gen_type}")
@@ -154,20 +155,14 @@ def jitter(rows, images, times=None):
     """Flicker of a generated clip: mean |jump| between consecutive picks and mean |frame difference|.
 
     rows (N,) picks, images (N,S,S,3) uint8 the frames shown; times (M,) target times of the rows, if any.
-    Returns {"frame_diff": mean |difference| on the 0-255 scale, "jump_s": mean |jump| in target seconds
-    (only with times; times target fps = target frames)}.
+    Returns {"frame_diff": mean |frame-to-frame difference| (pixels in [0, 1], Metrics.temporal_diff), "jump_s":
+    mean |jump| in target seconds (only with times; times target fps = target frames)}.
     """
-    out = {"frame_diff": float(np.abs(np.diff(images.astype(np.int16), axis=0)).mean()) if len(images) > 1 else 0.0}
+    out = {"frame_diff": temporal_diff(images) if len(images) > 1 else 0.0}
     if times is not None and len(rows) > 1:
         t = np.asarray(times)[rows]
         out["jump_s"] = float(np.abs(np.diff(t)).mean())
     return out
-
-
-def pose_error(query_xy, shown_xy):
-    """Mean joint distance between the queries and the poses actually shown, in units of body height."""
-    d = np.linalg.norm(np.asarray(query_xy) - np.asarray(shown_xy), axis=-1).mean(axis=-1)
-    return float(np.mean(d / np.maximum(body_height(query_xy), 1e-6)))
 
 
 def self_retrieval(vs, size=SIZE, k=K, jump_weight=JUMP_WEIGHT, features=FEATURES):
@@ -202,9 +197,7 @@ def write_preview(path, gen, query, truth, rows, n=8, size=128):
     true = [cv2.resize(truth[i], (size, size)) for i in picks]
     maps = render_maps(query[picks], size)
     grid = np.concatenate([np.concatenate(row, axis=1) for row in (list(maps), found, true)], axis=0)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), grid):
-            raise UserError(f"cannot write {path}: use a .png name in a writable folder")
+    write_png(path, grid)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -233,7 +226,7 @@ def main(argv=None):
     for mode, r in res.items():
         print(
             f"  {mode:8s} pose error {100 * r['pose_error']:5.2f}% of body height | image L1 {r['image_l1']:5.1f}/255"
-            f" | mean jump {r['jump_frames']:6.2f} target frames | frame-to-frame diff {r['frame_diff']:5.2f}/255"
+            f" | mean jump {r['jump_frames']:6.2f} target frames | frame-to-frame diff {r['frame_diff']:.4f}"
         )
     if a.preview:
         write_preview(a.preview, gen, query, truth, res["plain"]["rows"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from Skeleton import DATA_DIR, JOINT_NAMES, N_JOINTS, UserError, VideoWriter, atomic_path, run_cli
+from Skeleton import DATA_DIR, JOINT_NAMES, N_JOINTS, UserError, VideoWriter, atomic_path, run_cli, write_png
 
 SAMPLE_DIR = DATA_DIR / "sample"
 FRAME_W, FRAME_H, FPS = 320, 256, 25
@@ -609,9 +609,7 @@ def main(argv=None):
         if args.preview:
             out = Path(args.preview)
             out = out.with_name(f"{out.stem}_{which}{out.suffix or '.png'}") if args.which == "both" else out
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(out), contact_sheet(which)):
-                raise UserError(f"could not write the preview {out} (unknown image extension?)")
+            write_png(out, contact_sheet(which))
             print(f"{which}: preview written to {out}")
         existed = clip_path(which).exists() and joints_path(which).exists()
         video = ensure_sample(which, force=args.force)

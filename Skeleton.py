@@ -172,6 +172,15 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def write_png(path, image, compression=9):
+    """Write a (H, W, 3) uint8 BGR image as a PNG, atomically (encoded first: a bad image leaves no file)."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise UserError(f"cannot encode {Path(path).name} as PNG (image of shape {np.shape(image)})")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
 def parse_bool(text):
     """Parse the reference CLI's booleans ('True', 'false', '1', 'no', ...)."""
     t = str(text).strip().lower()

@@ -26,7 +26,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -35,7 +34,6 @@ from tqdm import tqdm
 from Skeleton import (
     DATA_DIR,
     N_JOINTS,
-    ROOT,
     Skeleton,
     UserError,
     atomic_path,
@@ -43,6 +41,7 @@ from Skeleton import (
     parse_bool,
     render_maps,
     run_cli,
+    write_png,
 )
 
 CACHE_DIR = DATA_DIR / "cache"
@@ -51,7 +50,7 @@ CACHE_VERSION = 1
 FRAME_SIZE = 256  # stored frame side (px)
 FRAME_SKIP = 1  # keep every k-th frame
 MODEL_COMPLEXITY = 1  # 1 = "full", the only pose model mediapipe 0.10.21 ships in its wheel
-MODE = "tracking"  # tracking finds a person in ~100% of real frames, static in ~83%
+POSE_MODE = "tracking"  # tracking finds a person in ~100% of real frames, static in ~83%
 DETECT_MAX_SIDE = 640  # MediaPipe sees the whole frame (not the crop: the crop loses ~5x more
 # detections on taichi1), downscaled to at most this side since its models run at 256 px anyway
 MIN_DETECTION_CONFIDENCE = 0.5
@@ -68,41 +67,6 @@ READ_CHUNK = 64  # cached frames read from disk at a time when streaming a whole
 IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF",
                     b"MM\x00*": "TIFF"}  # fmt: skip
 _MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
-
-
-# --------------------------------------------------------------------------- the gen_type table
-
-
-class GenType(NamedTuple):
-    description: str
-    module: str
-    train: str | None  # training command template ({video} = the target video), None when nothing to train
-
-
-GEN_TYPES = {
-    1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None),
-    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1"),
-    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2"),
-    4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image"),
-    5: GenType("GAN (BCE), 26-vector", "GenGAN", "python GenGAN.py {video} --mode bce --input vector"),
-    6: GenType("WGAN-GP, 26-vector", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input vector"),
-    7: GenType("WGAN-GP, skeleton image", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input image"),
-    8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal"),
-}
-
-
-def train_command(gen_type, video=None, size=64):
-    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
-    spec = GEN_TYPES[gen_type]
-    if spec.train is None:
-        return None
-    if video is None:
-        import Mannequin  # the path only: nothing is rendered
-
-        video = Mannequin.clip_path("target")
-    video = Path(video).resolve()
-    shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
-    return spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != 64 else "")
 
 
 # --------------------------------------------------------------------------- video helpers
@@ -281,7 +245,7 @@ def default_video():
     return Mannequin.ensure_sample("target")
 
 
-def make_pose(mode=MODE, model_complexity=MODEL_COMPLEXITY):
+def make_pose(mode=POSE_MODE, model_complexity=MODEL_COMPLEXITY):
     """A MediaPipe Pose tracker with the extraction's settings."""
     import mediapipe as mp
 
@@ -307,7 +271,7 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-def detect_poses(images, mode=MODE, desc="MediaPipe"):
+def detect_poses(images, mode=POSE_MODE, desc="MediaPipe"):
     """MediaPipe on square frames (N,S,S,3) uint8 BGR, in order -> (N,13,2) float32 joints in [0,1], NaN if none.
 
     The extraction's model and thresholds, so that generated and real frames are judged alike.
@@ -511,7 +475,7 @@ def _versions():
     return out
 
 
-def extraction_params(frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=MODEL_COMPLEXITY, mode=MODE):
+def extraction_params(frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=MODEL_COMPLEXITY, mode=POSE_MODE):
     """What a cache was extracted with (stored in meta.json; a mismatch means extracting again)."""
     return {
         "frame_skip": int(frame_skip),
@@ -534,7 +498,7 @@ def cache_dir_for(video, digest, params):
         for t, default in (
             (f"k{params['frame_skip']}", f"k{FRAME_SKIP}"),
             (f"s{params['size']}", f"s{FRAME_SIZE}"),
-            (params["mode"], MODE),
+            (params["mode"], POSE_MODE),
             (f"mc{params['model_complexity']}", f"mc{MODEL_COMPLEXITY}"),
         )
         if t != default
@@ -608,7 +572,7 @@ class VideoSkeleton:
         frame_skip=FRAME_SKIP,
         size=FRAME_SIZE,
         model_complexity=MODEL_COMPLEXITY,
-        mode=MODE,
+        mode=POSE_MODE,
         workers=WORKERS,
         verbose=True,
         progress=None,
@@ -632,7 +596,7 @@ class VideoSkeleton:
             raise UserError(f"cache {cache} is damaged ({e}); rerun with force_recompute=True") from None
         self.frame_indices = np.asarray(meta["frame_indices"], np.int64)
         self.valid = np.isfinite(self.ske_all[:, 0, 0])
-        self.ids = np.flatnonzero(self.valid)
+        self.rows = np.flatnonzero(self.valid)  # (N,) cache rows (sampled frames) of the usable frames
         self._resized = {}
 
     @property
@@ -640,25 +604,25 @@ class VideoSkeleton:
         """'<video stem>-<content hash>[-<non-default params>]': names this target's cache and checkpoint folders."""
         return self.cache_dir.name
 
-    def checkpoint_dir(self, name):
-        """Folder for one model trained on this target: data/checkpoints/<key>/<name>/."""
+    def model_dir(self, name):
+        """Folder for one model trained on this target: data/checkpoints/<key>/<name>/ (see GenTypes.checkpoint_dir)."""
         return CHECKPOINT_DIR / self.key / name
 
     def __len__(self):
-        return len(self.ids)
+        return len(self.rows)
 
     def ske(self, i):
         """Skeleton of usable frame i."""
-        row = self.ske_all[self.ids[i]]
+        row = self.ske_all[self.rows[i]]
         return Skeleton(row[:, :2], row[:, 2])
 
     def skeletons(self):
         """(N, 13, 2) float32 joints of all usable frames, in [0, 1] of the square frame."""
-        return self.ske_all[self.ids, :, :2]
+        return self.ske_all[self.rows, :, :2]
 
     def frame(self, i, size=None):
         """Usable frame i, (size, size, 3) uint8 BGR."""
-        f = self.frames_all[self.ids[i]]
+        f = self.frames_all[self.rows[i]]
         return np.array(f) if size in (None, f.shape[0]) else square_frame(f, size)
 
     def frames(self, size=None):
@@ -733,7 +697,9 @@ def main(argv=None):
     p.add_argument("--frame_skip", type=int, default=FRAME_SKIP, help=f"keep 1 frame in k (default {FRAME_SKIP})")
     p.add_argument("--size", type=int, default=FRAME_SIZE, help=f"stored frame side in px (default {FRAME_SIZE})")
     p.add_argument("--model_complexity", type=int, default=MODEL_COMPLEXITY, choices=(0, 1, 2))
-    p.add_argument("--mode", default=MODE, choices=("tracking", "static"), help=f"MediaPipe mode (default {MODE})")
+    p.add_argument(
+        "--mode", default=POSE_MODE, choices=("tracking", "static"), help=f"MediaPipe mode (default {POSE_MODE})"
+    )
     p.add_argument("--workers", type=int, default=WORKERS, help=f"extraction processes (default {WORKERS})")
     p.add_argument("--preview", default=None, help="also write a PNG grid of frames with their skeletons")
     a = p.parse_args(argv)
@@ -750,9 +716,7 @@ def write_preview(vs, path, n=8, size=128):
     """PNG grid of n evenly spaced usable frames with their skeletons drawn on."""
     picks = np.linspace(0, len(vs) - 1, n).round().astype(int)
     tiles = [vs.ske(i).draw(vs.frame(i, size)) for i in picks]
-    with atomic_path(Path(path)) as tmp:
-        if not cv2.imwrite(str(tmp), np.concatenate(tiles, axis=1)):
-            raise UserError(f"cannot write {path}: use a .png name in a writable folder")
+    write_png(path, np.concatenate(tiles, axis=1))
 
 
 if __name__ == "__main__":

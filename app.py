@@ -11,25 +11,31 @@ without a trained checkpoint are listed with the command that trains them. Uploa
 pose cache included, once the run is over.
 """
 
-import json
 import os
-import re
-import secrets
-import shutil
-import tempfile
-import time
-from pathlib import Path
-from typing import NamedTuple
 
-import DanceDemo as D
-from Skeleton import DATA_DIR, ROOT, UserError
-from VideoSkeleton import (
+# Before torch loads (trained gen_types import it): passive OpenMP waiting, as in the trainers (GenVanillaNN.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import functools  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
+
+import DanceDemo  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, load_generator, train_command  # noqa: E402
+from Skeleton import DATA_DIR, ROOT, UserError  # noqa: E402
+from VideoSkeleton import (  # noqa: E402
     CACHE_DIR,
     CHECKPOINT_DIR,
     FRAME_SIZE,
     FRAME_SKIP,
-    MODE,
     MODEL_COMPLEXITY,
+    POSE_MODE,
     VIDEO_EXTS,
     VideoSkeleton,
     check_video_path,
@@ -39,7 +45,6 @@ from VideoSkeleton import (
 MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, save_upload here)
 STRIDE = 2  # default: every 2nd source frame (half the MediaPipe time on a CPU; 12.5 fps from 25 fps footage)
 MAX_STRIDE = 10
-SIZE = D.SIZE  # generator px: the app loads the models trained at DanceDemo's size
 SNIFF_BYTES = 64  # header bytes read to recognise a container (WebM's DocType sits within the first ~40)
 CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpeg": ".mpg"}
 QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")  # old .mov files start without 'ftyp'
@@ -177,7 +182,7 @@ def checkpoint_stamp(key):
                     files.append((str(p.relative_to(root)), p.stat().st_mtime_ns))
             except OSError:
                 continue  # replaced while we looked: the next rerun sees it
-    modules = sorted({spec.module for spec in D.GEN_TYPES.values()})
+    modules = sorted({spec.module for spec in GEN_TYPES.values()})
     present = tuple((m, (ROOT / f"{m}.py").stat().st_mtime_ns if (ROOT / f"{m}.py").exists() else 0) for m in modules)
     return tuple(sorted(files)), present
 
@@ -185,7 +190,7 @@ def checkpoint_stamp(key):
 def try_load_generator(gen_type, vs, coherent=False):
     """(generator, None) when gen_type loads for this target, else (None, the one-line reason)."""
     try:
-        return D.load_generator(gen_type, vs, SIZE, "auto", **({"coherent": True} if coherent else {})), None
+        return load_generator(vs, gen_type, size=SIZE, **({"coherent": True} if coherent else {})), None
     except UserError as e:
         return None, str(e)
     except Exception as e:  # a Gen* module being written must not take the whole page down
@@ -211,7 +216,7 @@ def training_summaries(key):
         except Exception:
             continue  # damaged or being replaced: loading the generator reports it
         gen_type = ckpt.get("gen_type") if isinstance(ckpt, dict) else None
-        if gen_type not in D.GEN_TYPES or (gen_type in out and ckpt.get("size") != SIZE):
+        if gen_type not in GEN_TYPES or (gen_type in out and ckpt.get("size") != SIZE):
             continue
         folder = best.parent
         out[gen_type] = {
@@ -257,7 +262,7 @@ def run_transfer(
     try:
         with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
             out = Path(tmp) / "result.mp4"
-            stats = D.transfer(
+            stats = DanceDemo.transfer(
                 source_vs,
                 target_vs.skeletons(),
                 gen,
@@ -287,7 +292,9 @@ def describe(stats):
 # --------------------------------------------------------------------------- the page
 
 
-def main():
+@functools.cache
+def cached_loaders():
+    """The page's Streamlit caches (made once per process: Streamlit sessions are threads sharing them)."""
     import streamlit as st
 
     @st.cache_resource(show_spinner=False, max_entries=4)
@@ -299,7 +306,7 @@ def main():
             frame_skip=p.get("frame_skip", FRAME_SKIP),
             size=p.get("size", FRAME_SIZE),
             model_complexity=p.get("model_complexity", MODEL_COMPLEXITY),
-            mode=p.get("mode", MODE),
+            mode=p.get("mode", POSE_MODE),
             verbose=False,
         )
 
@@ -312,12 +319,11 @@ def main():
     def summaries(key, stamp):
         return training_summaries(key)
 
-    st.set_page_config(page_title="DeepDance", layout="wide")
-    st.title("DeepDance")
-    st.caption("Motion transfer: the target person performs the source video's moves (Everybody Dance Now, 64 px).")
+    return load_target, load_gen, summaries
 
-    # ---- target and generator
-    side = st.sidebar
+
+def target_section(st, side, load_target, load_gen):
+    """Sidebar: the target and the generator -> (target, target_vs, ckpt_stamp, gen_type, coherent, unavailable)."""
     targets = processed_targets()
     target = side.selectbox("Target (who appears)", targets, format_func=lambda t: t.label, key="target")
     video = None if target.video is None else str(target.video)
@@ -331,21 +337,24 @@ def main():
         st.stop()
     ckpt_stamp = checkpoint_stamp(target_vs.key)
     with st.spinner("finding the trained generators..."):
-        status = {g: load_gen(target_vs.key, g, False, ckpt_stamp, target_vs) for g in D.GEN_TYPES}
+        status = {g: load_gen(target_vs.key, g, False, ckpt_stamp, target_vs) for g in GEN_TYPES}
     ready = [g for g, (gen, _) in status.items() if gen is not None]
     unavailable = {g: why for g, (gen, why) in status.items() if gen is None}
     gen_type = side.selectbox(
         "Generator",
         ready,
-        format_func=lambda g: f"{g}: {D.GEN_TYPES[g].description}",
+        format_func=lambda g: f"{g}: {GEN_TYPES[g].description}",
         key="gen_type",
         help="Only generators with a trained checkpoint for this target; the others are listed below the result.",
     )
     coherent = gen_type == 1 and side.checkbox(
         "temporally coherent (Viterbi)", key="coherent", help="gen_type 1: fewer jumps between look-alike frames"
     )
+    return target, target_vs, ckpt_stamp, gen_type, coherent, unavailable
 
-    # ---- source
+
+def source_section(st, side):
+    """Sidebar: the source -> (source path or None, upload or None, its error or None, a hint or None)."""
     kind = side.radio("Source (the moves)", SOURCE_KINDS, key="source_kind")
     source, upload, source_error, hint = None, None, None, None
     if kind == SOURCE_KINDS[1]:
@@ -382,63 +391,52 @@ def main():
                     checked = (upload.file_id, str(e))
                 st.session_state["upload_checked"] = checked
             source_error = checked[1]
+    return source, upload, source_error, hint
 
-    # ---- settings
-    stride = side.number_input(
-        "Stride (use 1 source frame in k)", 1, MAX_STRIDE, STRIDE, key="stride", help="higher: faster, choppier"
-    )
-    normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize")
-    smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth")
-    blocked = gen_type is None or source_error is not None or hint is not None
-    run = side.button("Run", type="primary", key="run", disabled=blocked)
 
-    # ---- main area: problems, the run, the result
-    if source_error:
-        st.error(source_error)
-    elif hint:
-        st.info(hint)
-    if gen_type is None:
-        st.error("no generator can be loaded for this target (see the list below)")
-    if run:
-        gen = load_gen(target_vs.key, gen_type, coherent, ckpt_stamp, target_vs)[0]
-        label = f"generated: gen_type {gen_type}" + (" coherent" if coherent else "")
-        bar = st.progress(0.0, text="starting")
-        folder = None
-        try:
-            if upload is not None:
-                source = save_upload(upload.getbuffer(), upload.name)
-                folder = source.parent
-            data, stats = run_transfer(
-                source,
-                target_vs,
-                gen,
-                label,
-                stride=int(stride),
-                smooth=smooth,
-                normalize=normalize,
-                progress=lambda f, text: bar.progress(min(1.0, max(0.0, f)), text=text),
-                forget=upload is not None,
-            )
-        except UserError as e:
-            bar.empty()
-            st.error(str(e))
-        except OSError as e:  # a full or read-only temp folder, a video that went away mid-run
-            bar.empty()
-            st.error(f"the run failed: {e.strerror or e}")
-        else:
-            bar.empty()
-            name = re.sub(r"[^\w.-]+", "_", target_vs.video_path.stem)
-            st.session_state["result"] = {
-                "video": data,
-                "file_name": f"deepdance-{name}-gen{gen_type}.mp4",
-                "what": f"{target.label} | gen_type {gen_type}{' coherent' if coherent else ''} | stride {stride}"
-                f"{'' if normalize else ' | no normalisation'}{'' if smooth else ' | no smoothing'}",
-                "stats": describe(stats),
-            }
-        finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+def run_section(st, *, target, target_vs, gen, gen_type, coherent, source, upload, stride, smooth, normalize):
+    """The run behind the Run button: progress bar, errors in the page, the result kept in the session."""
+    label = f"generated: gen_type {gen_type}" + (" coherent" if coherent else "")
+    bar = st.progress(0.0, text="starting")
+    folder = None
+    try:
+        if upload is not None:
+            source = save_upload(upload.getbuffer(), upload.name)
+            folder = source.parent
+        data, stats = run_transfer(
+            source,
+            target_vs,
+            gen,
+            label,
+            stride=int(stride),
+            smooth=smooth,
+            normalize=normalize,
+            progress=lambda f, text: bar.progress(min(1.0, max(0.0, f)), text=text),
+            forget=upload is not None,
+        )
+    except UserError as e:
+        bar.empty()
+        st.error(str(e))
+    except OSError as e:  # a full or read-only temp folder, a video that went away mid-run
+        bar.empty()
+        st.error(f"the run failed: {e.strerror or e}")
+    else:
+        bar.empty()
+        name = re.sub(r"[^\w.-]+", "_", target_vs.video_path.stem)
+        st.session_state["result"] = {
+            "video": data,
+            "file_name": f"deepdance-{name}-gen{gen_type}.mp4",
+            "what": f"{target.label} | gen_type {gen_type}{' coherent' if coherent else ''} | stride {stride}"
+            f"{'' if normalize else ' | no normalisation'}{'' if smooth else ' | no smoothing'}",
+            "stats": describe(stats),
+        }
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
+
+def result_section(st):
+    """The last result of this session: the video, what it is, the download button."""
     result = st.session_state.get("result")
     if result:
         st.subheader("Result")
@@ -450,14 +448,15 @@ def main():
     else:
         st.info(f"Pick a target, a generator and a source on the left, then press Run. The video shows: {PANELS}.")
 
-    # ---- training summaries and the generators still to train
-    trained = summaries(target_vs.key, ckpt_stamp)
+
+def models_section(st, *, trained, unavailable, target_vs, gen_type):
+    """Training summaries of the trained generators, and the ones still to train with their commands."""
     if trained:
         st.subheader("Training summary")
         for g, s in sorted(trained.items()):
             minutes = f", {s['seconds'] / 60:.1f} min of training" if s["seconds"] else ""
             with st.expander(
-                f"gen_type {g}: {D.GEN_TYPES[g].description}: {s['name']}, best epoch {s['epoch']}{minutes}",
+                f"gen_type {g}: {GEN_TYPES[g].description}: {s['name']}, best epoch {s['epoch']}{minutes}",
                 expanded=g == gen_type,
             ):
                 if s["val"]:
@@ -471,12 +470,46 @@ def main():
     if unavailable:
         with st.expander(f"Generators not available for this target ({len(unavailable)})"):
             for g, why in unavailable.items():
-                command = D.train_command(g, target_vs.video_path)
+                command = train_command(g, target_vs.video_path)
                 if command is None or g in trained:  # nothing to train, or trained: it failed for another reason
-                    st.markdown(f"**{g}** {D.GEN_TYPES[g].description}: cannot be loaded")
+                    st.markdown(f"**{g}** {GEN_TYPES[g].description}: cannot be loaded")
                 else:
-                    st.markdown(f"**{g}** {D.GEN_TYPES[g].description}: not trained yet: `{command}`")
+                    st.markdown(f"**{g}** {GEN_TYPES[g].description}: not trained yet: `{command}`")
                 st.caption(why)
+
+
+def main():
+    import streamlit as st
+
+    load_target, load_gen, summaries = cached_loaders()
+    st.set_page_config(page_title="DeepDance", layout="wide")
+    st.title("DeepDance")
+    st.caption("Motion transfer: the target person performs the source video's moves (Everybody Dance Now, 64 px).")
+
+    side = st.sidebar
+    target, target_vs, ckpt_stamp, gen_type, coherent, unavailable = target_section(st, side, load_target, load_gen)
+    source, upload, source_error, hint = source_section(st, side)
+    stride = side.number_input(
+        "Stride (use 1 source frame in k)", 1, MAX_STRIDE, STRIDE, key="stride", help="higher: faster, choppier"
+    )
+    normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize")
+    smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth")
+    blocked = gen_type is None or source_error is not None or hint is not None
+    run = side.button("Run", type="primary", key="run", disabled=blocked)
+
+    if source_error:
+        st.error(source_error)
+    elif hint:
+        st.info(hint)
+    if gen_type is None:
+        st.error("no generator can be loaded for this target (see the list below)")
+    if run:
+        gen = load_gen(target_vs.key, gen_type, coherent, ckpt_stamp, target_vs)[0]
+        run_section(st, target=target, target_vs=target_vs, gen=gen, gen_type=gen_type, coherent=coherent,
+                    source=source, upload=upload, stride=stride, smooth=smooth, normalize=normalize)  # fmt: skip
+    result_section(st)
+    trained = summaries(target_vs.key, ckpt_stamp)
+    models_section(st, trained=trained, unavailable=unavailable, target_vs=target_vs, gen_type=gen_type)
 
 
 if __name__ == "__main__":

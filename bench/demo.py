@@ -22,9 +22,9 @@ os.environ.setdefault("DEEPDANCE_DATA", tempfile.mkdtemp(prefix="deepdance-bench
 
 import numpy as np  # noqa: E402
 
-import DanceDemo as D  # noqa: E402
-import GenNearest as G  # noqa: E402
-import VideoSkeleton as V  # noqa: E402
+import DanceDemo  # noqa: E402
+import GenNearest  # noqa: E402
+import VideoSkeleton  # noqa: E402
 from Skeleton import UserError, body_height, run_cli  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,8 +43,8 @@ def clips(case):
 
 def end_to_end(target, source, out):
     """Time `python DanceDemo.py --gen_type 1 ...` with the source uncached: (wall s, CPU s, frames, last line)."""
-    V.VideoSkeleton(target, verbose=False)  # the target is cached, as in the issue's measure
-    cache, _ = V.load_cache(V.check_video_path(source), V.extraction_params())
+    VideoSkeleton.VideoSkeleton(target, verbose=False)  # the target is cached, as in the issue's measure
+    cache, _ = VideoSkeleton.load_cache(VideoSkeleton.check_video_path(source), VideoSkeleton.extraction_params())
     shutil.rmtree(cache, ignore_errors=True)
     cmd = [sys.executable, str(ROOT / "DanceDemo.py"), "--gen_type", "1", "--video_path", str(target),
            "--source", str(source), "--out", str(out)]  # fmt: skip
@@ -56,31 +56,31 @@ def end_to_end(target, source, out):
     if r.returncode != 0:
         raise UserError(f"DanceDemo.py failed: {r.stderr.strip().splitlines()[-1]}")
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, V.count_frames(out), r.stdout.strip().splitlines()[-1]
+    return wall, cpu, VideoSkeleton.count_frames(out), r.stdout.strip().splitlines()[-1]
 
 
 def jitter_rows(target, source):
     """Jitter and pose error of plain NN (raw and smoothed poses) and of the coherent path, as table rows."""
-    tv, sv = V.VideoSkeleton(target, verbose=False), V.VideoSkeleton(source, verbose=False)
-    gen = G.GenNearest(tv)
+    tv, sv = VideoSkeleton.VideoSkeleton(target, verbose=False), VideoSkeleton.VideoSkeleton(source, verbose=False)
+    gen = GenNearest.GenNearest(tv)
     rows = []
     for label, smooth, coherent in (
         ("plain, raw poses", False, False),
         ("plain", True, False),
-        (f"coherent (k={G.K}, jump_weight={G.JUMP_WEIGHT:g})", True, True),
+        (f"coherent (k={GenNearest.K}, jump_weight={GenNearest.JUMP_WEIGHT:g})", True, True),
     ):
-        _, query, _ = D.prepare_poses(sv.ske_all, sv.valid, sv.fps, tv.skeletons(), smooth=smooth)
+        _, query, _ = DanceDemo.prepare_poses(sv.ske_all, sv.valid, sv.fps, tv.skeletons(), smooth=smooth)
         picks = gen.match(query, coherent=coherent)
-        j = G.jitter(picks, gen.images[picks], gen.times)
-        rows.append((label, j["jump_s"] * tv.fps, j["frame_diff"], G.pose_error(query, gen.xy[picks])))
+        j = GenNearest.jitter(picks, gen.images[picks], gen.times)
+        rows.append((label, j["jump_s"] * tv.fps, j["frame_diff"], GenNearest.pose_error(query, gen.xy[picks])))
     return rows
 
 
 def smoothing_line(case, source):
     """Keypoint jitter (mean |2nd difference|) before and after smoothing; on the sample also the error to the truth."""
-    sv = V.VideoSkeleton(source, verbose=False)
-    raw = D.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps)
-    smooth = D.smooth_poses(raw, sv.fps)
+    sv = VideoSkeleton.VideoSkeleton(source, verbose=False)
+    raw = DanceDemo.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps)
+    smooth = DanceDemo.smooth_poses(raw, sv.fps)
     h = float(np.median(body_height(raw)))
 
     def jitter(xy):
@@ -91,7 +91,7 @@ def smoothing_line(case, source):
         import Mannequin
 
         truth = Mannequin.sample_joints("source")[sv.frame_indices] / np.float32((Mannequin.FRAME_W, Mannequin.FRAME_H))
-        truth = V.frame_to_square(truth, (Mannequin.FRAME_H, Mannequin.FRAME_W))
+        truth = VideoSkeleton.frame_to_square(truth, (Mannequin.FRAME_H, Mannequin.FRAME_W))
         bias = np.median(raw - truth, axis=0)  # MediaPipe's joints sit a little off the renderer's: not noise
 
         def error(xy):
@@ -106,7 +106,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="what to run (default: both)")
     a = p.parse_args(argv)
-    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {V.DATA_DIR}")
+    print(
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {VideoSkeleton.DATA_DIR}"
+    )
     out_dir = Path(tempfile.mkdtemp(prefix="deepdance-bench-out-"))
     for case in a.cases:
         pair = clips(case)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 # Work in a private data dir: the benchmark forces extractions and must not touch the user's caches.
 os.environ.setdefault("DEEPDANCE_DATA", tempfile.mkdtemp(prefix="deepdance-bench-"))
 
-import VideoSkeleton as V  # noqa: E402
+import VideoSkeleton  # noqa: E402
 from Skeleton import run_cli  # noqa: E402
 
 TAICHI1 = ROOT.parent / "shared" / "data" / "taichi1.mp4"
@@ -25,22 +25,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", default=None, help="video to extract (default: taichi1 or the sample)")
     p.add_argument("--frame_skip", type=int, default=1, help="keep 1 frame in k (default 1)")
-    p.add_argument("--workers", type=int, default=V.WORKERS, help=f"parallel workers (default {V.WORKERS})")
+    p.add_argument(
+        "--workers", type=int, default=VideoSkeleton.WORKERS, help=f"parallel workers (default {VideoSkeleton.WORKERS})"
+    )
     p.add_argument("--reloads", type=int, default=5, help="cached reloads to time (default 5)")
     a = p.parse_args(argv)
-    video = Path(a.video) if a.video else (TAICHI1 if TAICHI1.exists() else V.default_video())
+    video = Path(a.video) if a.video else (TAICHI1 if TAICHI1.exists() else VideoSkeleton.default_video())
     print(f"video: {video}  ({os.cpu_count()} CPU cores)")
     rows = []
     for workers in sorted({1, a.workers}):
         t = time.perf_counter()
-        vs = V.VideoSkeleton(video, force=True, frame_skip=a.frame_skip, workers=workers, verbose=False)
+        vs = VideoSkeleton.VideoSkeleton(video, force=True, frame_skip=a.frame_skip, workers=workers, verbose=False)
         dt = time.perf_counter() - t
         n = len(vs.valid)
         rows.append((workers, n, dt, n / dt, vs.valid.mean()))
     reload = []
     for _ in range(a.reloads):
         t = time.perf_counter()
-        vs = V.VideoSkeleton(video, frame_skip=a.frame_skip, verbose=False)
+        vs = VideoSkeleton.VideoSkeleton(video, frame_skip=a.frame_skip, verbose=False)
         _ = vs.skeletons(), vs.frame(len(vs) - 1)
         reload.append(time.perf_counter() - t)
     print("| workers | frames | seconds | frames/s | detected |")

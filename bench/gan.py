@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import GenGAN as G  # noqa: E402
-import GenVanillaNN as V  # noqa: E402
-from Evaluate import all_metrics  # noqa: E402
+import GenGAN  # noqa: E402
+import GenVanillaNN  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator  # noqa: E402
+from Metrics import all_metrics  # noqa: E402
 from Skeleton import UserError, run_cli  # noqa: E402
 from VideoSkeleton import VideoSkeleton  # noqa: E402
 
@@ -37,34 +38,29 @@ THROUGHPUT_ITERS = 5  # timed iterations per mode (after one warm-up)
 
 def ensure_vanilla(vs, variant, budget, retrain):
     """GenVanillaNN's best.pth for this target, trained for `budget` minutes when missing (or retrain)."""
-    path = V.checkpoint_dir(vs, variant) / "best.pth"
+    path = checkpoint_dir(vs, GenVanillaNN.gen_type_of_variant(variant)) / "best.pth"
     if retrain or not path.exists():
         print(f"training GenVanillaNN variant {variant} on {vs.key} for {budget:g} min")
-        V.train(vs, V.TrainConfig(variant=variant, time_budget=budget))
+        GenVanillaNN.train(vs, GenVanillaNN.TrainConfig(variant=variant, time_budget=budget))
     return path
 
 
 def gan_args(gen_type):
     """GANConfig fields (mode, input, temporal) of a GAN gen_type."""
-    if gen_type == G.TEMPORAL_GEN_TYPE:
-        return {"mode": "bce", "input": "image", "temporal": True}
-    mode, input = next(k for k, v in G.GEN_TYPES.items() if v == gen_type)
-    return {"mode": mode, "input": input, "temporal": False}
+    return {"mode": "bce", **GEN_TYPES[gen_type].settings}
 
 
 def ckpt_path(vs, gen_type):
-    if gen_type in V.VARIANT_OF:
-        return V.checkpoint_dir(vs, V.VARIANT_OF[gen_type]) / "best.pth"
-    return G.checkpoint_dir(vs, **gan_args(gen_type)) / "best.pth"
+    return checkpoint_dir(vs, gen_type) / "best.pth"
 
 
 def ensure_gan(vs, gen_type, budget, retrain):
     """A GAN's best.pth for this target, trained (from GenVanillaNN's netG) for `budget` minutes when missing."""
     args = gan_args(gen_type)
     if retrain or not ckpt_path(vs, gen_type).exists():
-        ensure_vanilla(vs, G.VARIANT_OF_INPUT[args["input"]], budget, False)
+        ensure_vanilla(vs, GenGAN.VARIANT_OF_INPUT[args["input"]], budget, False)
         print(f"training gen_type {gen_type} on {vs.key} for {budget:g} min")
-        G.train(vs, G.GANConfig(**args, time_budget=budget))
+        GenGAN.train(vs, GenGAN.GANConfig(**args, time_budget=budget))
 
 
 def temporal_error(fake, real, consecutive):
@@ -82,11 +78,11 @@ def temporal_error(fake, real, consecutive):
 def measure(vs, gen_types):
     """{gen_type: metrics} on the target's contiguous val block, fed to each generator as one sequence."""
     _, val = vs.split()
-    xy, real = vs.skeletons()[val], vs.frames(V.SIZE)[val]
-    consecutive = np.diff(vs.ids[val]) == 1
+    xy, real = vs.skeletons()[val], vs.frames(SIZE)[val]
+    consecutive = np.diff(vs.rows[val]) == 1
     results = {}
     for gt in gen_types:
-        gen = (V if gt in V.VARIANT_OF else G).load_generator(vs, gt, device="cpu")
+        gen = load_generator(vs, gt, device="cpu")
         t = time.perf_counter()
         fake = gen.generate_batch(xy)
         ms = 1000 * (time.perf_counter() - t) / len(xy)
@@ -138,7 +134,7 @@ def temporal(vs, budget, retrain):
 
 
 def throughput():
-    """Iterations/s of one training step (D step + G step) per mode on synthetic 64 px batches."""
+    """Iterations/s of one training step (D step + GenGAN step) per mode on synthetic 64 px batches."""
     print(
         f"\nTraining throughput on the CPU ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores), 64 px\n"
     )
@@ -148,10 +144,12 @@ def throughput():
     for gt, (mode, input, temporal) in {4: ("bce", "image", False), 5: ("bce", "vector", False),
                                         6: ("wgan-gp", "vector", False), 7: ("wgan-gp", "image", False),
                                         8: ("bce", "image", True)}.items():  # fmt: skip
-        cfg = G.GANConfig(mode=mode, input=input, temporal=temporal, init_from_vanilla=False, device="cpu")
-        netG, _, netD, _, netD_T, _ = G.build_models(cfg)
-        model = G.GANModel(cfg, netG, netD, netD_T, "cpu", rng)
-        b = cfg.batch // G.D_T_FRAMES * G.D_T_FRAMES if temporal else cfg.batch  # frames per batch, as train()
+        cfg = GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, init_from_vanilla=False, device="cpu")
+        netG, _, netD, _, netD_T, _ = GenGAN.build_models(cfg)
+        model = GenGAN.GANModel(cfg, netG, netD, netD_T, "cpu", rng)
+        b = (
+            cfg.batch // GenGAN.D_T_FRAMES * GenGAN.D_T_FRAMES if temporal else cfg.batch
+        )  # frames per batch, as train()
         x = torch.rand(b, 26) * 2 - 1 if input == "vector" else torch.rand(b, 9 if temporal else 3, 64, 64) * 2 - 1
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -159,7 +157,9 @@ def throughput():
         model.optimize_parameters(x, cond, real, 100.0)
         t = time.perf_counter()
         for i in range(THROUGHPUT_ITERS):
-            model.optimize_parameters(x, cond, real, 100.0, do_G=(i % (G.N_CRITIC if mode == "wgan-gp" else 1)) == 0)
+            model.optimize_parameters(
+                x, cond, real, 100.0, do_G=(i % (GenGAN.N_CRITIC if mode == "wgan-gp" else 1)) == 0
+            )
         dt = (time.perf_counter() - t) / THROUGHPUT_ITERS
         print(f"| {gt} | {mode}{' temporal' if temporal else ''}, {input} | {b} | {1 / dt:.2f} | {b / dt:.1f} |")
 

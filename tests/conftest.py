@@ -110,7 +110,7 @@ class FakeVS:
         self.xy = np.repeat(POSE[None], n, axis=0)
         self.xy[:, 3:7, 1] += 0.08 * np.sin(t) * np.array([1, -1, 2, -2], np.float32)  # elbows, wrists
         self.xy[..., 0] += 0.05 * np.sin(0.5 * t)  # the whole body drifts sideways
-        self.ids = np.arange(n)  # video frame numbers: one continuous run
+        self.rows = np.arange(n)  # cache rows (sampled frames) of the usable frames: one continuous run
         self.root, self.video_path = Path(root), Path(root) / "fake.mp4"
         self.key = "fake-0123456789"
         self.meta = {"sha256": "f" * 64, "params": {"frame_skip": 1, "size": 256}}
@@ -140,8 +140,46 @@ class FakeVS:
 
         return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
 
-    def checkpoint_dir(self, name):
+    def model_dir(self, name):
         return self.root / "checkpoints" / self.key / name
+
+
+def motion(phase):
+    """Poses (N,13,2) swinging both arms with the given phases (radians)."""
+    xy = np.repeat(POSE[None], len(phase), axis=0)
+    for wrist, elbow, sign in ((5, 3, 1.0), (6, 4, -1.0)):
+        xy[:, wrist, 0] += sign * 0.12 * np.sin(phase)
+        xy[:, wrist, 1] -= 0.15 * (1 - np.cos(phase))
+        xy[:, elbow, 0] += sign * 0.06 * np.sin(phase)
+        xy[:, elbow, 1] -= 0.07 * (1 - np.cos(phase))
+    return xy.astype(np.float32)
+
+
+class FakeTarget:
+    """What GenNearest, DanceDemo and Evaluate read from a VideoSkeleton, for synthetic poses; frame i is coloured
+    by i (frame_ids in test_nearest reads it back)."""
+
+    def __init__(self, xy, fps=10.0, stored=32):
+        self.xy = np.asarray(xy, np.float32)
+        self.rows = np.arange(len(xy))
+        self.fps = fps
+        self.valid = np.ones(len(xy), bool)
+        self.video_path = None
+        self._stored = stored
+
+    def __len__(self):
+        return len(self.xy)
+
+    def skeletons(self):
+        return self.xy
+
+    def frames(self, size=None):
+        size = size or self._stored
+        img = np.zeros((len(self), size, size, 3), np.uint8)
+        img[..., 0] = (self.rows % 256)[:, None, None]
+        img[..., 1] = (self.rows // 256)[:, None, None]
+        img[..., 2] = 200
+        return img
 
 
 @pytest.fixture

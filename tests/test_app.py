@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, read_video, run_script, write_video
 
 import app
-import DanceDemo as D
+import DanceDemo
+import Train
 from Skeleton import UserError
 
 RUN_TIMEOUT = 240  # s: one script run of the page, a source extraction included (2 slow shared cores)
@@ -150,7 +151,7 @@ def test_run_transfer_reports_progress_and_can_forget_the_source(sample_vs, clip
         src, sample_vs, GenNearest(sample_vs), "generated", stride=2, progress=lambda f, t: seen.append(f), forget=True
     )
     video, fps = decode_video(data, tmp_path)
-    assert video.shape == (12, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
+    assert video.shape == (12, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
     assert stats["frames"] == 12 and "12 frames in" in app.describe(stats)
     assert seen[-1] == 1.0 and seen == sorted(seen)
     from VideoSkeleton import CACHE_DIR
@@ -168,12 +169,12 @@ def test_page_renders_and_lists_every_generator(sample_vs):
     assert at.title[0].value == "DeepDance"
     assert at.selectbox(key="target").value.label == "built-in sample target"
     offered = at.selectbox(key="gen_type").options
-    assert offered[0] == f"1: {D.GEN_TYPES[1].description}"
+    assert offered[0] == f"1: {DanceDemo.GEN_TYPES[1].description}"
     listed = " ".join(m.value for m in at.markdown)
     video = sample_vs.video_path
     for g in range(2, 9):
-        ready = f"{g}: {D.GEN_TYPES[g].description}" in offered
-        pending = f"not trained yet: `{D.train_command(g, video)}`" in listed
+        ready = f"{g}: {DanceDemo.GEN_TYPES[g].description}" in offered
+        pending = f"not trained yet: `{Train.train_command(g, video)}`" in listed
         assert ready != pending, g  # each trained type is offered, each other one is listed with its command
         if not (app.CHECKPOINT_DIR / sample_vs.key).exists():
             assert pending, g
@@ -192,7 +193,7 @@ def test_page_runs_the_sample_transfer(sample_vs, tmp_path):
     assert result["file_name"] == f"deepdance-{sample_vs.video_path.stem}-gen1.mp4"
     assert "100 frames in" in result["stats"] and any(result["stats"] in c.value for c in at.caption)
     video, fps = decode_video(result["video"], tmp_path)  # the sample source: 400 frames at 25 fps
-    assert video.shape == (100, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
+    assert video.shape == (100, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
     # The result stays on the page across reruns (e.g. after changing a setting).
     at.checkbox(key="smooth").uncheck().run()
     assert len(at.get("video")) == 1
@@ -241,7 +242,7 @@ def trained_clip(tmp_path_factory, sample_target):
     assert r.returncode == 0, r.stderr
     yield vs
     shutil.rmtree(vs.cache_dir, ignore_errors=True)
-    shutil.rmtree(vs.checkpoint_dir(""), ignore_errors=True)
+    shutil.rmtree(vs.model_dir(""), ignore_errors=True)
 
 
 def test_page_offers_a_trained_model_with_its_training_summary(trained_clip, tmp_path):
@@ -251,7 +252,7 @@ def test_page_offers_a_trained_model_with_its_training_summary(trained_clip, tmp
     assert len(pick) == 1 and pick[0].label in at.selectbox(key="target").options
     at.selectbox(key="target").set_value(pick[0]).run()
     no_problem(at)
-    assert f"2: {D.GEN_TYPES[2].description}" in at.selectbox(key="gen_type").options
+    assert f"2: {DanceDemo.GEN_TYPES[2].description}" in at.selectbox(key="gen_type").options
     at.selectbox(key="gen_type").set_value(2).run()
     no_problem(at)
     summary = [e for e in at.expander if e.label.startswith("gen_type 2:")]
@@ -265,4 +266,4 @@ def test_page_offers_a_trained_model_with_its_training_summary(trained_clip, tmp
     result = at.session_state["result"]
     assert result["file_name"] == "deepdance-app_target-gen2.mp4" and "50 frames in" in result["stats"]
     video, _ = decode_video(result["video"], tmp_path)
-    assert video.shape == (50, D.PANEL, 3 * D.PANEL, 3)
+    assert video.shape == (50, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3)

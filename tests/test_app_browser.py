@@ -138,6 +138,7 @@ def small_png(png, width=SCREENSHOT_WIDTH, max_bytes=SCREENSHOT_MAX_BYTES):
     raise AssertionError(f"the screenshot does not fit in {max_bytes} bytes even with 32 colours")
 
 
+@pytest.mark.slow
 def test_sample_transfer_in_a_real_browser(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
 

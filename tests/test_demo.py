@@ -5,11 +5,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import read_video, run_script, write_video
-from test_nearest import BASE, FakeTarget, motion
+from conftest import POSE, FakeTarget, motion, read_video, run_script, write_video
 
-import DanceDemo as D
-import VideoSkeleton as V
+import DanceDemo
+import GenTypes
 from GenNearest import GenNearest
 from Skeleton import L_WRIST, UserError, body_height, run_cli
 
@@ -35,7 +34,7 @@ def error_lines(stderr):
 def test_scaled_shifted_copy_maps_back_onto_the_target():
     target = target_clip()
     source = (target - 0.5) * 0.55 + np.float32([0.62, 0.41])  # a smaller person, off-centre
-    norm = D.PoseNormalizer.fit(source, target)
+    norm = DanceDemo.PoseNormalizer.fit(source, target)
     assert norm.scale == pytest.approx(1 / 0.55, rel=1e-4)
     np.testing.assert_allclose(norm.apply(source), target, atol=1e-5)
 
@@ -46,11 +45,11 @@ def test_normalised_source_takes_the_targets_distribution_without_stretching():
     # Another performance of the same person (a shuffled subset), filmed by a camera further away and to the side.
     other = target_clip(200, seed=3)[rng.permutation(200)]
     source = other * 0.7 + np.float32([0.2, 0.05])
-    out = D.PoseNormalizer.fit(source, target).apply(source)
-    q = D.HEIGHT_QUANTILE
+    out = DanceDemo.PoseNormalizer.fit(source, target).apply(source)
+    q = DanceDemo.HEIGHT_QUANTILE
     assert np.quantile(body_height(out), q) == pytest.approx(np.quantile(body_height(target), q), rel=0.03)
     np.testing.assert_allclose(
-        np.median(D.ground_anchor(out), axis=0), np.median(D.ground_anchor(target), axis=0), atol=0.01
+        np.median(DanceDemo.ground_anchor(out), axis=0), np.median(DanceDemo.ground_anchor(target), axis=0), atol=0.01
     )
     # One uniform scale: every limb grows by the same factor, so proportions are the source's own.
     limbs = lambda xy: np.linalg.norm(xy[:, [1, 3, 7, 9]] - xy[:, [3, 5, 9, 11]], axis=-1)  # noqa: E731
@@ -62,10 +61,10 @@ def test_normaliser_ignores_missing_rows_and_rejects_empty_input():
     target = target_clip()
     source = target.copy()
     source[::3] = np.nan
-    norm = D.PoseNormalizer.fit(source, target)
+    norm = DanceDemo.PoseNormalizer.fit(source, target)
     assert norm.scale == pytest.approx(1.0, abs=0.02)
     with pytest.raises(UserError):
-        D.PoseNormalizer.fit(np.full((5, 13, 2), np.nan, np.float32), target)
+        DanceDemo.PoseNormalizer.fit(np.full((5, 13, 2), np.nan, np.float32), target)
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -74,7 +73,7 @@ def test_normaliser_ignores_missing_rows_and_rejects_empty_input():
 def noisy_wave(n=300, fps=30.0, noise=0.004, seed=0):
     """Truth: the left wrist waving at 0.5 Hz; observations: the same with detector-like jitter."""
     t = np.arange(n) / fps
-    truth = np.repeat(BASE[None], n, axis=0)
+    truth = np.repeat(POSE[None], n, axis=0)
     truth[:, L_WRIST, 1] += 0.08 * np.sin(2 * np.pi * 0.5 * t)
     noisy = truth + np.random.default_rng(seed).normal(0, noise, truth.shape).astype(np.float32)
     return truth, noisy, fps
@@ -82,7 +81,7 @@ def noisy_wave(n=300, fps=30.0, noise=0.004, seed=0):
 
 def test_smoothing_removes_jitter_without_lag():
     truth, noisy, fps = noisy_wave()
-    smooth = D.smooth_poses(noisy, fps)
+    smooth = DanceDemo.smooth_poses(noisy, fps)
     err = lambda xy: np.linalg.norm(xy - truth, axis=-1).mean()  # noqa: E731
     jit = lambda xy: np.linalg.norm(np.diff(xy, 2, axis=0), axis=-1).mean()  # noqa: E731
     assert err(smooth) < 0.6 * err(noisy)
@@ -94,28 +93,28 @@ def test_smoothing_removes_jitter_without_lag():
         return min(range(0, 8), key=lambda s: np.abs(sig[30 + s : 270 + s] - true_y[30:270]).mean())
 
     assert best_shift(y) == 0
-    assert best_shift(D.smooth_poses(noisy, fps, min_cutoff=0.5, beta=0.0, zero_phase=False)[:, L_WRIST, 1]) > 0
+    assert best_shift(DanceDemo.smooth_poses(noisy, fps, min_cutoff=0.5, beta=0.0, zero_phase=False)[:, L_WRIST, 1]) > 0
 
 
 def test_one_euro_filter_keeps_still_poses_and_follows_fast_moves():
-    f = D.OneEuroFilter(30.0, scale=0.6)
+    f = DanceDemo.OneEuroFilter(30.0, scale=0.6)
     for _ in range(10):
-        out = f(BASE)
-    np.testing.assert_allclose(out, BASE, atol=1e-6)
+        out = f(POSE)
+    np.testing.assert_allclose(out, POSE, atol=1e-6)
     # A sudden jump of the whole body: beta raises the cutoff with speed, so it is followed sooner.
-    step = BASE + np.float32([0.1, 0.0])
+    step = POSE + np.float32([0.1, 0.0])
 
     def frames_to_90(beta):
-        g = D.OneEuroFilter(30.0, min_cutoff=1.0, beta=beta, scale=0.6)
-        g(BASE)
+        g = DanceDemo.OneEuroFilter(30.0, min_cutoff=1.0, beta=beta, scale=0.6)
+        g(POSE)
         for i in range(1, 60):
-            if g(step)[0, 0] - BASE[0, 0] >= 0.09:
+            if g(step)[0, 0] - POSE[0, 0] >= 0.09:
                 return i
         return 60
 
     assert frames_to_90(8.0) < frames_to_90(0.0)
     with pytest.raises(UserError):
-        D.OneEuroFilter(0.0)
+        DanceDemo.OneEuroFilter(0.0)
 
 
 # --------------------------------------------------------------------------- missing poses
@@ -123,36 +122,61 @@ def test_one_euro_filter_keeps_still_poses_and_follows_fast_moves():
 
 def test_missing_frames_are_interpolated_or_held():
     n, fps = 40, 10.0
-    xy = np.stack([BASE + np.float32([0.01 * i, 0.0]) for i in range(n)])
+    xy = np.stack([POSE + np.float32([0.01 * i, 0.0]) for i in range(n)])
     valid = np.ones(n, bool)
     valid[:3] = False  # before the first detection
     valid[10:13] = False  # short gap (0.3 s): interpolated
     valid[20:30] = False  # long gap (1 s): held
     valid[-2:] = False  # after the last detection
     seen = np.where(valid[:, None, None], xy, np.nan)
-    out = D.fill_missing(seen, valid, fps, max_interp_s=0.5)
+    out = DanceDemo.fill_missing(seen, valid, fps, max_interp_s=0.5)
     assert np.isfinite(out).all() and out.shape == xy.shape
     np.testing.assert_allclose(out[:3], np.repeat(xy[3:4], 3, axis=0))
     np.testing.assert_allclose(out[10:13], xy[10:13], atol=1e-6)  # linear motion: interpolation is exact
     np.testing.assert_allclose(out[20:30], np.repeat(xy[19:20], 10, axis=0))
     np.testing.assert_allclose(out[-2:], np.repeat(xy[-3:-2], 2, axis=0))
     with pytest.raises(UserError, match="no person"):
-        D.fill_missing(np.full((5, 13, 2), np.nan), np.zeros(5, bool))
+        DanceDemo.fill_missing(np.full((5, 13, 2), np.nan), np.zeros(5, bool))
 
 
 # --------------------------------------------------------------------------- generators
 
 
 def test_gen_type_table_and_training_commands(monkeypatch):
-    assert sorted(D.GEN_TYPES) == list(range(1, 9))
-    assert D.train_command(1) is None
-    assert D.train_command(3, D.ROOT / "data" / "my clip.mp4") == "python GenVanillaNN.py 'data/my clip.mp4' false 2"
-    assert D.train_command(6, D.ROOT / "x.mp4") == "python GenGAN.py x.mp4 --mode wgan-gp --input vector"
-    assert isinstance(D.load_generator(1, FakeTarget(target_clip(50))), GenNearest)
+    assert sorted(GenTypes.GEN_TYPES) == list(range(1, 9))
+    assert GenTypes.train_command(1) is None
+    assert (
+        GenTypes.train_command(3, DanceDemo.ROOT / "data" / "my clip.mp4")
+        == "python GenVanillaNN.py 'data/my clip.mp4' false 2"
+    )
+    assert GenTypes.train_command(6, DanceDemo.ROOT / "x.mp4") == "python GenGAN.py x.mp4 --mode wgan-gp --input vector"
+    assert GenTypes.train_command(4, DanceDemo.ROOT / "x.mp4", size=128).endswith("--input image --size 128")
+    assert isinstance(GenTypes.load_generator(FakeTarget(target_clip(50)), 1), GenNearest)
+    # Each trainer's settings name exactly one gen_type.
+    assert GenTypes.gen_type_of("GenGAN", mode="wgan-gp", input="vector", temporal=False) == 6
+    assert GenTypes.gen_type_of("GenGAN", mode="wgan-gp", input="image", temporal=True) == 8
+    assert GenTypes.gen_type_of("GenVanillaNN", variant=1) == 2
     # A generator whose code is not there yet: one line naming the command that will train it.
-    monkeypatch.setitem(D.GEN_TYPES, 5, V.GenType("test", "GenNotWrittenYet", "python GenNotWrittenYet.py {video} --x"))
+    monkeypatch.setitem(
+        GenTypes.GEN_TYPES,
+        5,
+        GenTypes.GenType("test", "GenNotWrittenYet", "python GenNotWrittenYet.py {video} --x", "x", {}),
+    )
     with pytest.raises(UserError, match=r"python GenNotWrittenYet.py x.mp4 --x"):
-        D.load_generator(5, SimpleNamespace(video_path=D.ROOT / "x.mp4"))
+        GenTypes.load_generator(SimpleNamespace(video_path=DanceDemo.ROOT / "x.mp4"), 5)
+
+
+@pytest.mark.slow
+def test_gen_type_1_never_imports_torch(tmp_path):
+    """DanceDemo with nearest neighbour runs without torch: it must not even be imported (start-up time)."""
+    code = (
+        "import sys, DanceDemo, GenTypes, GenNearest, Evaluate\nassert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], cwd=DanceDemo.ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 # --------------------------------------------------------------------------- the video
@@ -173,20 +197,20 @@ def test_transfer_writes_every_frame_with_three_panels(tmp_path):
     gen = GenNearest(target, size=64)
     calls = []
     out = tmp_path / "demo.mp4"
-    stats = D.transfer(source, target.xy, gen, out, progress=lambda d, n: calls.append((d, n)), verbose=False)
+    stats = DanceDemo.transfer(source, target.xy, gen, out, progress=lambda d, n: calls.append((d, n)), verbose=False)
     assert stats["frames"] == 30 and stats["missing"] == 3
     assert calls[-1] == (30, 30)
     video, fps = read_video(out)
-    assert video.shape == (30, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(10.0)
+    assert video.shape == (30, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(10.0)
     # Every generated panel is a target frame (never a blank or red one), missing-pose frames included.
-    right = video[:, D.LABEL_H + 4 :, 2 * D.PANEL + 4 : -4]
+    right = video[:, DanceDemo.LABEL_H + 4 :, 2 * DanceDemo.PANEL + 4 : -4]
     images = target.frames(64)
-    _, norm_xy, _ = D.prepare_poses(source.ske_all, source.valid, source.fps, target.xy)
+    _, norm_xy, _ = DanceDemo.prepare_poses(source.ske_all, source.valid, source.fps, target.xy)
     expected = images[gen.match(norm_xy)]
     for i in (0, 5, 6, 20, 29):
         assert np.abs(right[i].astype(int).mean(axis=(0, 1)) - expected[i, 0, 0].astype(int)).max() < 6
     # The normalised panel draws the skeleton; the source panel keeps its frame.
-    assert video[:, :, D.PANEL : 2 * D.PANEL].max() > 200
+    assert video[:, :, DanceDemo.PANEL : 2 * DanceDemo.PANEL].max() > 200
 
 
 def test_failed_transfer_leaves_nothing_behind(tmp_path):
@@ -204,7 +228,7 @@ def test_failed_transfer_leaves_nothing_behind(tmp_path):
 
     out = tmp_path / "demo.mp4"
     with pytest.raises(RuntimeError):
-        D.transfer(synthetic_source(200), target_clip(50), Broken(), out, batch=16, verbose=False)
+        DanceDemo.transfer(synthetic_source(200), target_clip(50), Broken(), out, batch=16, verbose=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -217,6 +241,7 @@ def short_source(tmp_path_factory, sample_source):
     return write_video(tmp_path_factory.mktemp("demo") / "source.mp4", frames)
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(short_clip, short_source, tmp_path):
     out = tmp_path / "out" / "demo.mp4"
     r = run_script("DanceDemo.py", "--video_path", short_clip, "--source", short_source, "--out", out, "--stride", 2)
@@ -224,7 +249,7 @@ def test_demo_end_to_end(short_clip, short_source, tmp_path):
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith(f"wrote {out}: 20 frames") and "frames/s" in last
     video, fps = read_video(out)
-    assert video.shape == (20, D.PANEL, 3 * D.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
+    assert video.shape == (20, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
     # Coherent mode, from the cached source poses this time.
     args = ("--video_path", short_clip, "--source", short_source, "--out", out, "--stride", 2, "--coherent")
     r = run_script("DanceDemo.py", *args)
@@ -232,6 +257,7 @@ def test_demo_end_to_end(short_clip, short_source, tmp_path):
     assert "detected" not in r.stdout and read_video(out)[0].shape[0] == 20
 
 
+@pytest.mark.slow
 def test_trained_type_without_checkpoint_names_its_training_command(short_clip, tmp_path):
     out = tmp_path / "demo.mp4"
     for gen_type, command in ((2, "python GenVanillaNN.py"), (7, "python GenGAN.py")):
@@ -242,6 +268,7 @@ def test_trained_type_without_checkpoint_names_its_training_command(short_clip, 
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_source_without_a_person_fails_cleanly(short_clip, tmp_path):
     empty = write_video(tmp_path / "empty.mp4", [np.full((120, 160, 3), 128, np.uint8)] * 12)
     out = tmp_path / "demo.mp4"
@@ -266,7 +293,7 @@ def test_cli_bad_input_is_one_line(argv, message, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(SystemExit) as e:
-        run_cli(D.main, argv)
+        run_cli(DanceDemo.main, argv)
     assert e.value.code != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -281,7 +308,7 @@ def test_cli_refuses_non_videos_and_overwriting_inputs(tmp_path, capsys):
         (["--gen_type", "12"], "invalid choice"),
     ):
         with pytest.raises(SystemExit) as e:
-            run_cli(D.main, argv)
+            run_cli(DanceDemo.main, argv)
         assert e.value.code != 0
         assert message in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["notes.mp4"]

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import FakeTarget, run_script
 
-import Evaluate as E
+import Evaluate
+import Metrics
 from bench import verify_dump
 from DanceDemo import PoseNormalizer
 from GenVanillaNN import image_metrics
@@ -39,7 +40,7 @@ def full_frame_poses(n):
 def test_identical_images_score_perfectly():
     real = texture()
     xy = full_frame_poses(len(real))
-    m = E.all_metrics(real.copy(), real, xy, np.ones(len(real) - 1, bool))
+    m = Evaluate.all_metrics(real.copy(), real, xy, np.ones(len(real) - 1, bool))
     assert m["l1"] == 0 and m["box_l1"] == 0
     assert m["ssim"] == pytest.approx(1.0) and m["box_ssim"] == pytest.approx(1.0)
     assert np.isfinite(m["psnr"]) and m["psnr"] > 100  # MSE floored: high, not inf
@@ -50,7 +51,7 @@ def test_shifted_image_keeps_its_sharpness_but_loses_similarity():
     real = texture()
     fake = np.roll(real, 3, axis=2)  # 3 px to the right
     xy = full_frame_poses(len(real))
-    m = E.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    m = Evaluate.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
     assert m["ssim"] < 0.5 and m["box_ssim"] < 0.5 and m["l1"] > 0.02 and m["psnr"] < 25
     assert m["sharpness"] == pytest.approx(1.0, abs=0.05)
 
@@ -59,7 +60,7 @@ def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
     real = texture()
     fake = np.full_like(real, 128)
     xy = full_frame_poses(len(real))
-    m = E.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    m = Evaluate.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
     assert m["sharpness"] == 0.0
     assert m["flicker"] == 0.0 and m["tdiff"] == 0.0 and m["tdiff_real"] > 0
     assert m["ssim"] < 0.3  # structure (covariance) term is 0; only the matching mean is left
@@ -68,16 +69,16 @@ def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
 def test_flicker_counts_consecutive_pairs_only():
     real = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 104)])  # brightening by 2 per frame
     fake = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 150)])  # a jump between frames 1 and 2
-    f = E.flicker(fake, real, np.array([True, True]))
+    f = Metrics.flicker(fake, real, np.array([True, True]))
     assert f["tdiff_real"] == pytest.approx(2 / 255) and f["flicker"] == pytest.approx((2 + 48) / 2 / 2)
-    assert E.flicker(fake, real, np.array([True, False]))["flicker"] == pytest.approx(1.0)
-    assert np.isnan(E.flicker(fake, real, np.array([False, False]))["flicker"])
+    assert Metrics.flicker(fake, real, np.array([True, False]))["flicker"] == pytest.approx(1.0)
+    assert np.isnan(Metrics.flicker(fake, real, np.array([False, False]))["flicker"])
 
 
 def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
     xy = full_frame_poses(2) * 0.5 + 0.2
     xy[1] = xy[1] * 0.1  # a tiny pose in the corner: the box still has SSIM's 7 px
-    boxes = E.body_boxes(xy, S)
+    boxes = Evaluate.body_boxes(xy, S)
     assert boxes.dtype == np.int32 and (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= S).all()
     assert (boxes[:, 2] - boxes[:, 0] >= 7).all() and (boxes[:, 3] - boxes[:, 1] >= 7).all()
     px = xy[0] * S
@@ -89,9 +90,9 @@ def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_on
     _, val = sample_vs.split()
     pick = val[:12]
     real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
-    good = E.pose_consistency(E.detect_poses(real), xy)
+    good = Evaluate.pose_consistency(Evaluate.detect_poses(real), xy)
     assert good["pose_found"] == 1.0 and good["pose_err"] < 0.03
-    black = E.pose_consistency(E.detect_poses(np.zeros_like(real[:4])), xy[:4])
+    black = Evaluate.pose_consistency(Evaluate.detect_poses(np.zeros_like(real[:4])), xy[:4])
     assert black["pose_found"] == 0.0 and np.isnan(black["pose_err"])
 
 
@@ -99,18 +100,18 @@ def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_on
 
 
 def test_val_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_those(sample_vs):
-    es, train = E.val_set(sample_vs, S)
+    es, train = Evaluate.val_set(sample_vs, S)
     val = sample_vs.split()[1]
     assert np.array_equal(es.positions, val) and np.all(np.diff(es.positions) == 1)
     assert not set(train.tolist()) & set(es.positions.tolist())
     assert es.positions[0] - train[-1] > VAL_GAP  # a gap of VAL_GAP frames between the blocks
     assert es.consecutive.all() and len(es.consecutive) == len(es) - 1
-    results, outputs, skipped, warnings = E.evaluate(es, [1], train)
+    results, outputs, skipped, warnings = Evaluate.evaluate(es, [1], train)
     assert not skipped and not warnings and outputs[1].shape == es.real.shape
     train_frames = {f.tobytes() for f in sample_vs.frames(S)[train]}
     assert all(f.tobytes() in train_frames for f in outputs[1])
     # The control: retrieving from every frame, the val block finds itself (a leak scores a perfect L1), and is flagged.
-    leak, _, _, flagged = E.evaluate(es, [1], np.arange(len(sample_vs)))
+    leak, _, _, flagged = Evaluate.evaluate(es, [1], np.arange(len(sample_vs)))
     assert leak[1]["l1"] == 0 and results[1]["l1"] > 0
     assert "copies frames from the evaluated block" in flagged[1]
 
@@ -118,37 +119,20 @@ def test_val_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_
 def test_a_checkpoint_trained_on_the_evaluated_block_is_flagged(sample_vs):
     from types import SimpleNamespace
 
-    es, train = E.val_set(sample_vs, S)
+    es, train = Evaluate.val_set(sample_vs, S)
     sha = sample_vs.meta["sha256"]
     held_out = SimpleNamespace(data={"sha256": sha, "train": [0, int(train[-1]) + 1]})
     leaky = SimpleNamespace(data={"sha256": sha, "train": [0, len(sample_vs)]})
     other = SimpleNamespace(data={"sha256": "0" * 64, "key": "other-0000", "train": [0, 10]})
-    assert E.leak_warning(held_out, es) is None and E.leak_warning(SimpleNamespace(), es) is None
-    assert "overlap the evaluated block" in E.leak_warning(leaky, es)
-    assert "other footage (other-0000)" in E.leak_warning(other, es)
-
-
-class FakeVS:
-    """What clip_set reads from a VideoSkeleton: skeletons, frames, ids."""
-
-    def __init__(self, xy):
-        self.xy = np.asarray(xy, np.float32)
-        self.ids = np.arange(len(xy))
-
-    def __len__(self):
-        return len(self.xy)
-
-    def skeletons(self):
-        return self.xy
-
-    def frames(self, size):
-        return np.zeros((len(self), size, size, 3), np.uint8)
+    assert Evaluate.leak_warning(held_out, es) is None and Evaluate.leak_warning(SimpleNamespace(), es) is None
+    assert "overlap the evaluated block" in Evaluate.leak_warning(leaky, es)
+    assert "other footage (other-0000)" in Evaluate.leak_warning(other, es)
 
 
 def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
     test_xy = full_frame_poses(5) * 0.5 + np.float32([0.1, 0.3])  # small, low left
     target_xy = test_xy * 1.6 - np.float32([0.05, 0.5])  # larger, elsewhere
-    es = E.clip_set(FakeVS(test_xy), FakeVS(target_xy), S, normalize=True)
+    es = Evaluate.clip_set(FakeTarget(test_xy), FakeTarget(target_xy), S, normalize=True)
     norm = PoseNormalizer.fit(test_xy, target_xy)
     assert norm.scale == pytest.approx(1.6, rel=1e-4)
     np.testing.assert_allclose(es.xy_in, target_xy, atol=1e-5)
@@ -163,11 +147,11 @@ def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
 
 
 def test_gen_type_parsing():
-    assert E.parse_gen_types("all") == list(range(1, 9))
-    assert E.parse_gen_types("3,1,3") == [1, 3]
+    assert Evaluate.parse_gen_types("all") == list(range(1, 9))
+    assert Evaluate.parse_gen_types("3,1,3") == [1, 3]
     for bad, message in (("9", "unknown gen_type 9"), ("1,x", "must be 'all' or numbers")):
         with pytest.raises(UserError, match=message):
-            E.parse_gen_types(bad)
+            Evaluate.parse_gen_types(bad)
 
 
 def test_figure_strip_drops_rows_to_fit_its_byte_budget():
@@ -177,20 +161,22 @@ def test_figure_strip_drops_rows_to_fit_its_byte_budget():
 
     es = Frames(xy=full_frame_poses(8), size=S, real=texture(8))
     outputs = {1: texture(8, seed=1), 3: texture(8, seed=2)}  # noise textures: a PNG that compresses badly
-    full = E.strip_image(es, outputs, 8)
+    full = Evaluate.strip_image(es, outputs, 8)
     size_of = lambda img: len(cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])  # noqa: E731
-    assert E.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
-    fitted = E.fit_strip(es, outputs, 8, size_of(full) // 2)
+    assert Evaluate.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
+    fitted = Evaluate.fit_strip(es, outputs, 8, size_of(full) // 2)
     assert fitted.shape[1] == full.shape[1] and fitted.shape[0] < full.shape[0]
     assert size_of(fitted) <= size_of(full) // 2
-    assert E.fit_strip(es, outputs, 8, 1).shape == E.strip_image(es, outputs, 1).shape  # never fewer than one row
+    assert (
+        Evaluate.fit_strip(es, outputs, 8, 1).shape == Evaluate.strip_image(es, outputs, 1).shape
+    )  # never fewer than one row
 
 
 def test_chart_is_deterministic(tmp_path):
     results = {1: {"l1": 0.02, "psnr": 25.0, "ssim": 0.9, "box_ssim": 0.7, "sharpness": 1.0, "flicker": 1.2}}
     results[3] = {**results[1], "sharpness": 0.6, "flicker": float("nan")}
-    E.write_chart(tmp_path / "a.png", results, "t")
-    E.write_chart(tmp_path / "b.png", results, "t")
+    Evaluate.write_chart(tmp_path / "a.png", results, "t")
+    Evaluate.write_chart(tmp_path / "b.png", results, "t")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert cv2.imread(str(tmp_path / "a.png")) is not None
 
@@ -198,6 +184,7 @@ def test_chart_is_deterministic(tmp_path):
 # --------------------------------------------------------------------------- the command
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
     out, dump = tmp_path / "eval", tmp_path / "frames.npz"
     r = run_script("Evaluate.py", "--gen_type", "1,2,4", "--out", out, "--dump", dump, "--figures", tmp_path / "fig")
@@ -244,7 +231,7 @@ def test_independent_ssim_matches_the_library_on_odd_crops():
 
 
 def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):
-    meta = E.main(["--gen_type", "1", "--test", str(short_clip), "--normalize", "--out", str(tmp_path)])
+    meta = Evaluate.main(["--gen_type", "1", "--test", str(short_clip), "--normalize", "--out", str(tmp_path)])
     assert meta["eval"]["set"] == "test" and meta["eval"]["frames"] == 60 and meta["eval"]["normalize"]
     assert 0 < meta["results"]["1"]["l1"] < 0.2
 
@@ -263,7 +250,7 @@ def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):
 )
 def test_cli_bad_input_is_one_line(argv, message, capsys, sample_vs, tmp_path):
     with pytest.raises(SystemExit) as e:
-        run_cli(E.main, [*argv, "--out", str(tmp_path / "eval")])
+        run_cli(Evaluate.main, [*argv, "--out", str(tmp_path / "eval")])
     assert e.value.code != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err

@@ -12,8 +12,10 @@ import pytest
 import torch
 from conftest import POSE, FakeVS, run_script
 
-import GenGAN as G
-import GenVanillaNN as V
+import GenGAN
+import GenTypes
+import GenVanillaNN
+import Train
 from Skeleton import Skeleton, UserError
 
 SIZE = 32
@@ -30,7 +32,7 @@ def fake_vs(tmp_path):
 def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
     """A fast run: tiny nets at 32 px, 1 epoch, batch 8, CPU, never from a GenVanillaNN checkpoint."""
     kw.setdefault("init_from_vanilla", False)
-    return G.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
+    return GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
                        g_args=TINY_G[input], d_args=TINY_D, device="cpu", **kw)  # fmt: skip
 
 
@@ -38,15 +40,15 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
 
 
 def test_multiscale_patch_discriminator_shapes():
-    d = G.MultiscaleDiscriminator(**G.default_d_args(64))
+    d = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(64))
     out = d(torch.randn(2, 6, 64, 64))
-    assert len(out) == G.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
+    assert len(out) == GenGAN.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
     assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
-    small = G.MultiscaleDiscriminator(**G.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    small = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(32))(torch.randn(1, 6, 32, 32))
     assert small[1][-1].shape[-1] >= 1
-    dt = G.MultiscaleDiscriminator(**G.default_d_args(64, temporal=True))
-    assert len(dt(torch.randn(1, 6 * G.D_T_FRAMES, 64, 64))) == 1
+    dt = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(64, temporal=True))
+    assert len(dt(torch.randn(1, 6 * GenGAN.D_T_FRAMES, 64, 64))) == 1
 
 
 def test_gradient_penalty_is_exact_on_a_linear_critic():
@@ -56,7 +58,7 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
     for scale in (0.3, 1.0, 2.5):
         w = torch.randn(48)
         w = (w / w.norm() * scale).requires_grad_(True)
-        gp = G.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
+        gp = GenGAN.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
         assert gp.item() == pytest.approx(10.0 * (scale - 1.0) ** 2, abs=1e-5)
         # create_graph=True: the penalty's own gradient reaches the critic, d/dw = 2 lambda (|w| - 1) w / |w|.
         (grad_w,) = torch.autograd.grad(gp, w)
@@ -65,58 +67,65 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
 
 def test_gan_losses_and_schedules():
     pred = [[torch.full((2, 1, 3, 3), 4.0)], [torch.full((2, 1, 1, 1), 4.0)]]  # D very sure: real
-    assert G.gan_loss(pred, True, "bce").item() < 0.02 < G.gan_loss(pred, False, "bce").item()
-    assert G.gan_loss(pred, True, "wgan-gp").item() == -4.0 and G.gan_loss(pred, False, "wgan-gp").item() == 4.0
-    assert G.critic_score(pred).tolist() == [4.0, 4.0]
-    assert G.lambda_L1_at(0.0) == 100.0 and G.lambda_L1_at(1.0) == 30.0 and G.lambda_L1_at(0.5) == 65.0
+    assert GenGAN.gan_loss(pred, True, "bce").item() < 0.02 < GenGAN.gan_loss(pred, False, "bce").item()
+    assert (
+        GenGAN.gan_loss(pred, True, "wgan-gp").item() == -4.0 and GenGAN.gan_loss(pred, False, "wgan-gp").item() == 4.0
+    )
+    assert GenGAN.critic_score(pred).tolist() == [4.0, 4.0]
+    lam = GenGAN.LAMBDA_L1
+    assert (
+        Train.lambda_at(0.0, lam) == 100.0 and Train.lambda_at(1.0, lam) == 30.0 and Train.lambda_at(0.5, lam) == 65.0
+    )
     feats = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]]
-    assert G.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0  # logits out
+    assert (
+        GenGAN.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0
+    )  # logits out
     good, blurry = {"box_ssim": 0.80, "sharpness": 1.0}, {"box_ssim": 0.81, "sharpness": 0.5}
-    assert G.val_score(good) > G.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
+    assert GenGAN.val_score(good) > GenGAN.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
 
 
 def test_d_overpowering_g_is_reported(tmp_path):
-    log = V.TrainLog(tmp_path / "log.csv")
+    log = Train.TrainLog(tmp_path / "log.csv")
     for epoch, acc in enumerate((0.6, 0.97), 1):
         log.append({"epoch": epoch, "d_acc": acc})
-        warning = G.d_overpowers(log, "bce")
+        warning = GenGAN.d_overpowers(log, "bce")
     assert warning and "right on 97% of patches" in warning
-    log = V.TrainLog(tmp_path / "wgan.csv")
+    log = Train.TrainLog(tmp_path / "wgan.csv")
     for epoch, gap in enumerate((0.5, 0.4, 0.9, 1.5, 2.2), 1):
         log.append({"epoch": epoch, "wdist": gap})
         if epoch == 4:
-            assert G.d_overpowers(log, "wgan-gp") is None  # 0.5 -> 0.4 -> ... is not growing 3 epochs running
-    assert "0.40 -> 2.20" in G.d_overpowers(log, "wgan-gp")
+            assert GenGAN.d_overpowers(log, "wgan-gp") is None  # 0.5 -> 0.4 -> ... is not growing 3 epochs running
+    assert "0.40 -> 2.20" in GenGAN.d_overpowers(log, "wgan-gp")
 
 
 def test_history_windows_and_temporal_inputs():
     xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
-    h = G.history_xy(xy)
+    h = GenGAN.history_xy(xy)
     assert h.shape == (6, 3, 13, 2)
     assert h[:, :, 0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]]
-    starts = G.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
-    assert G.history_xy(xy, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
+    starts = GenGAN.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
+    assert GenGAN.history_xy(xy, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
     holes = xy.copy()
     holes[2] = np.nan  # no person in frame 2: later frames look past it, frame 2 itself stays empty
-    hh = G.history_xy(holes)
+    hh = GenGAN.history_xy(holes)
     assert np.isnan(hh[2, 0]).all() and hh[3, :, 0, 0].tolist() == [3, 1, 1] and hh[4, :, 0, 0].tolist() == [4, 3, 1]
     first_missing = holes.copy()
     first_missing[0] = np.nan
-    assert G.history_xy(first_missing)[1, :, 0, 0].tolist() == [1, 1, 1]
-    x = G.temporal_input(G.history_xy(np.repeat(POSE[None], 2, 0)), 32)
+    assert GenGAN.history_xy(first_missing)[1, :, 0, 0].tolist() == [1, 1, 1]
+    x = GenGAN.temporal_input(GenGAN.history_xy(np.repeat(POSE[None], 2, 0)), 32)
     assert x.shape == (2, 9, 32, 32)
-    torch.testing.assert_close(x[:, :3], V.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
-    w = G.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
+    torch.testing.assert_close(x[:, :3], GenVanillaNN.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
+    w = GenGAN.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
     assert w.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # none across the gap
-    assert G.train_windows(np.arange(3), 1).shape == (3, 1)
+    assert GenGAN.train_windows(np.arange(3), 1).shape == (3, 1)
 
 
 def test_expanded_stem_starts_as_the_vanilla_unet():
     torch.manual_seed(0)
-    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
-    vanilla = V.build_net(2, args).eval()
-    state, targs = G.expand_stem(vanilla.state_dict(), args, 9)
-    temporal = V.build_net(2, targs).eval()
+    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
+    vanilla = GenVanillaNN.build_net(2, args).eval()
+    state, targs = GenGAN.expand_stem(vanilla.state_dict(), args, 9)
+    temporal = GenVanillaNN.build_net(2, targs).eval()
     temporal.load_state_dict(state)
     cur = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
     hist = torch.rand(3, 6, SIZE, SIZE) * 2 - 1  # whatever t-1 and t-2 are, the output is the vanilla one
@@ -127,14 +136,14 @@ def test_expanded_stem_starts_as_the_vanilla_unet():
 def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
     ds = fake_vs.dataset(np.arange(20), SIZE)
     cfg = tiny_cfg(temporal=True, aug_prob=1.0)
-    win = G.train_windows(np.arange(20), G.HISTORY + G.D_T_FRAMES)[:4]
-    x, cond, real = G.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
-    assert x.shape == (4 * G.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
+    win = GenGAN.train_windows(np.arange(20), GenGAN.HISTORY + GenGAN.D_T_FRAMES)[:4]
+    x, cond, real = GenGAN.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
+    assert x.shape == (4 * GenGAN.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
     # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
-    x = x.view(4, G.D_T_FRAMES, 9, SIZE, SIZE)
+    x = x.view(4, GenGAN.D_T_FRAMES, 9, SIZE, SIZE)
     torch.testing.assert_close(x[:, 1, 3:6], x[:, 0, :3])
     torch.testing.assert_close(x[:, :, :3].reshape(-1, 3, SIZE, SIZE), cond)
-    plain, _, _ = G.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
+    plain, _, _ = GenGAN.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
     assert not torch.equal(plain.view_as(x)[:, :, :3], x[:, :, :3])  # augmented: shifted and zoomed
 
 
@@ -147,10 +156,10 @@ MODES = [("bce", "image", False), ("bce", "vector", False), ("wgan-gp", "image",
 
 @pytest.mark.parametrize("mode, input, temporal", MODES)
 def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode, input, temporal):
-    summary = G.train(fake_vs, tiny_cfg(mode, input, temporal), verbose=False)
-    gen_type = G.gen_type_of(mode, input, temporal)
+    summary = GenGAN.train(fake_vs, tiny_cfg(mode, input, temporal), verbose=False)
+    gen_type = GenTypes.gen_type_of("GenGAN", mode=mode, input=input, temporal=temporal)
     out = Path(summary["out"])
-    assert out == G.checkpoint_dir(fake_vs, mode, input, SIZE, temporal)
+    assert out == GenTypes.checkpoint_dir(fake_vs, gen_type, SIZE)
     assert out.name == (f"gan-temporal-{SIZE}" if temporal else f"gan-{mode}-{input}-{SIZE}")
     for name in ("best.pth", "latest.pth", "train_log.csv", "loss_G.png", "loss_D.png", "samples.png"):
         assert (out / name).stat().st_size > 0, name
@@ -160,11 +169,11 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     assert np.isfinite([last["loss_D"], last["loss_G"], last["val_sharpness"], last["val_flicker"]]).all()
     assert ("d_acc" in last) == (mode == "bce") and ("loss_D_GP" in last) == (mode == "wgan-gp")
     assert ("loss_G_T_L1" in last) == temporal
-    ckpt = V.load_checkpoint(out / "best.pth", G.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
+    ckpt = Train.load_checkpoint(out / "best.pth", fmt=GenGAN.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
     for key in ("model", "netD", "optimizer_G", "optimizer_D", "model_args", "netD_args", "config", "data"):
         assert ckpt[key] is not None, key
     assert (ckpt["netD_T"] is not None) == temporal and ckpt["epoch"] == 1
-    gen = G.load_generator(fake_vs, gen_type, size=SIZE, device="cpu")
+    gen = GenGAN.load_generator(fake_vs, gen_type, size=SIZE, device="cpu")
     frames = gen.generate_batch(fake_vs.xy[:5])
     assert frames.shape == (5, SIZE, SIZE, 3) and frames.dtype == np.uint8 and gen.size == SIZE
     assert gen.coherent == temporal
@@ -173,15 +182,15 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     assert np.abs(np.stack(one).astype(int) - frames).max() <= 1
     # Round trip: the reloaded generator scores exactly what the in-memory one scored when best.pth was written.
     _, val = fake_vs.split()
-    got = V.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
+    got = GenVanillaNN.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
     assert got["l1"] == ckpt["val"]["l1"] and got["box_ssim"] == ckpt["val"]["box_ssim"]
 
 
 def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
     cfg = tiny_cfg("wgan-gp", "image", epochs=2, n_critic=2)
-    straight = G.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
+    straight = GenGAN.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
     steps_per_epoch = straight["last"]["step"] // 2
-    calls, make_batch = [], G.make_batch
+    calls, make_batch = [], GenGAN.make_batch
 
     def interrupted(*args):  # Ctrl-C at the first batch of epoch 2
         calls.append(1)
@@ -189,12 +198,12 @@ def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return make_batch(*args)
 
-    monkeypatch.setattr(G, "make_batch", interrupted)
+    monkeypatch.setattr(GenGAN, "make_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        G.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
-    monkeypatch.setattr(G, "make_batch", make_batch)
+        GenGAN.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
+    monkeypatch.setattr(GenGAN, "make_batch", make_batch)
     assert torch.load(tmp_path / "split" / "latest.pth", weights_only=True)["epoch"] == 1
-    resumed = G.train(fake_vs, cfg, out=tmp_path / "split", resume=True, verbose=False)
+    resumed = GenGAN.train(fake_vs, cfg, out=tmp_path / "split", resume=True, verbose=False)
     assert resumed["epoch"] == 2 and resumed["last"]["step"] == straight["last"]["step"]
     a = torch.load(tmp_path / "straight" / "latest.pth", weights_only=True)
     b = torch.load(tmp_path / "split" / "latest.pth", weights_only=True)
@@ -209,25 +218,26 @@ def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, monkeypatch):
-    G.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    GenGAN.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
     before = (tmp_path / "latest.pth").read_bytes()
-    monkeypatch.setattr(G, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
+    monkeypatch.setattr(GenGAN, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
     with pytest.raises(UserError, match=r"loss_D became nan .* last good checkpoint kept: .* \(epoch 1\)"):
-        G.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+        GenGAN.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
     assert (tmp_path / "latest.pth").read_bytes() == before
 
 
 def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
-    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
-    net = V.build_net(2, args)
+    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
+    net = GenVanillaNN.build_net(2, args)
     train_pos, val_pos = fake_vs.split()
-    ckpt = {"format": V.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args, "model": net.state_dict(),
-            "epoch": 7, "val": {"box_ssim": 0.5}, "data": V.data_fingerprint(fake_vs, train_pos, val_pos)}  # fmt: skip
-    path = V.checkpoint_dir(fake_vs, 2, SIZE) / "best.pth"
-    V.save_checkpoint(ckpt, path)
+    data = Train.data_fingerprint(fake_vs, train_pos, val_pos)
+    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
+            "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
+    path = GenTypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
+    Train.save_checkpoint(ckpt, path)
     cfg = tiny_cfg(temporal=True, init_from_vanilla=None, lr_G=1e-12, lr_D=1e-12, aug_prob=0.0)
-    summary = G.train(fake_vs, cfg, verbose=True)
+    summary = GenGAN.train(fake_vs, cfg, verbose=True)
     assert "netG initialised from GenVanillaNN" in capsys.readouterr().out
     assert summary["init_from"]["path"] == str(path) and summary["init_from"]["epoch"] == 7
     gan = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
@@ -237,29 +247,31 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     assert w[:, 12:].abs().max() < 1e-6
     # A checkpoint from another split may have seen the val frames: not used (an error when asked for).
     ckpt["data"] = {**ckpt["data"], "val": [0, 5]}
-    V.save_checkpoint(ckpt, path)
-    assert G.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
+    Train.save_checkpoint(ckpt, path)
+    assert GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
     with pytest.raises(UserError, match="another train/val split"):
-        G.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
+        GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
 
 
 def test_bad_requests(fake_vs):
-    args = {**V.default_model_args(2, SIZE), **TINY_G["image"]}
-    other = V.build_net(2, {**args, "ch": [8, 8]}).state_dict()  # weights saved by another version of the network
-    ckpt = {"format": G.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
+    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
+    other = GenVanillaNN.build_net(
+        2, {**args, "ch": [8, 8]}
+    ).state_dict()  # weights saved by another version of the network
+    ckpt = {"format": GenGAN.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
             "model_args": args, "model": other}  # fmt: skip
     requests = {  # message: request
-        r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: G.load_generator(fake_vs, 6),
-        r"--temporal --size 128": lambda: G.load_generator(fake_vs, 8, size=128),
-        "4-8, not 3": lambda: G.load_generator(fake_vs, 3),
-        "drop --input vector": lambda: G.GANConfig(input="vector", temporal=True),
-        "consecutive frames": lambda: G.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False),
+        r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: GenGAN.load_generator(fake_vs, 6),
+        r"--temporal --size 128": lambda: GenGAN.load_generator(fake_vs, 8, size=128),
+        "4-8, not 3": lambda: GenGAN.load_generator(fake_vs, 3),
+        "drop --input vector": lambda: GenGAN.GANConfig(input="vector", temporal=True),
+        "consecutive frames": lambda: GenGAN.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False),
         r"nothing to resume: .* train from scratch with python GenGAN.py \S+ --mode bce --input image --size 32 --out ":
-            lambda: G.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
+            lambda: GenGAN.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
         r"checkpoint does not fit this version's UNet .*: retrain it \(GenGAN.py with --force\)$":
-            lambda: G.GenGAN(ckpt, device="cpu"),
+            lambda: GenGAN.GenGAN(ckpt, device="cpu"),
         "checkpoint does not fit this version's UNet .*unexpected keyword argument 'depth'":
-            lambda: G.GenGAN({**ckpt, "model_args": {**args, "depth": 3}}, device="cpu"),
+            lambda: GenGAN.GenGAN({**ckpt, "model_args": {**args, "depth": 3}}, device="cpu"),
     }  # fmt: skip
     for message, request in requests.items():
         with pytest.raises(UserError, match=message):
@@ -267,7 +279,7 @@ def test_bad_requests(fake_vs):
 
 
 def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
-    G.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    GenGAN.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
     good = torch.load(tmp_path / "latest.pth", weights_only=True)
     damage = {
         "lacks netD": ({k: v for k, v in good.items() if k != "netD"}, "lacks netD"),
@@ -277,9 +289,9 @@ def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
         "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
     }
     for name, (ckpt, message) in damage.items():
-        V.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        Train.save_checkpoint(ckpt, tmp_path / "latest.pth")
         with pytest.raises(UserError, match=message) as e:
-            G.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+            GenGAN.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
         assert "--force" in str(e.value), name
 
 
@@ -294,6 +306,7 @@ def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
         (["x.mp4", "--temporal", "--input", "vector"], "drop --input vector"),
     ],
 )
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line(args, message):
     proc = run_script("GenGAN.py", *args, timeout=60)
     assert proc.returncode == 2, proc.stderr

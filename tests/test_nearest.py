@@ -4,54 +4,12 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import FakeTarget, motion
 
-import GenNearest as G
-from GenNearest import GenNearest, viterbi
+import GenNearest
+import Metrics
+from GenNearest import viterbi
 from Skeleton import Skeleton, UserError, run_cli
-
-# A standing pose in [0,1] of the square frame (JOINT_NAMES order), about 0.6 of the frame tall.
-BASE = np.array(
-    [[0.50, 0.22], [0.56, 0.32], [0.44, 0.32], [0.60, 0.44], [0.40, 0.44], [0.62, 0.55], [0.38, 0.55],
-     [0.54, 0.56], [0.46, 0.56], [0.55, 0.70], [0.45, 0.70], [0.55, 0.84], [0.45, 0.84]],
-    np.float32,
-)  # fmt: skip
-
-
-def motion(phase):
-    """Poses (N,13,2) swinging both arms with the given phases (radians)."""
-    xy = np.repeat(BASE[None], len(phase), axis=0)
-    for wrist, elbow, sign in ((5, 3, 1.0), (6, 4, -1.0)):
-        xy[:, wrist, 0] += sign * 0.12 * np.sin(phase)
-        xy[:, wrist, 1] -= 0.15 * (1 - np.cos(phase))
-        xy[:, elbow, 0] += sign * 0.06 * np.sin(phase)
-        xy[:, elbow, 1] -= 0.07 * (1 - np.cos(phase))
-    return xy.astype(np.float32)
-
-
-class FakeTarget:
-    """What GenNearest reads from a VideoSkeleton, for synthetic poses; frame i is coloured by i."""
-
-    def __init__(self, xy, fps=10.0, stored=32):
-        self.xy = np.asarray(xy, np.float32)
-        self.ids = np.arange(len(xy))
-        self.fps = fps
-        self.valid = np.ones(len(xy), bool)
-        self.video_path = None
-        self._stored = stored
-
-    def __len__(self):
-        return len(self.xy)
-
-    def skeletons(self):
-        return self.xy
-
-    def frames(self, size=None):
-        size = size or self._stored
-        img = np.zeros((len(self), size, size, 3), np.uint8)
-        img[..., 0] = (self.ids % 256)[:, None, None]
-        img[..., 1] = (self.ids // 256)[:, None, None]
-        img[..., 2] = 200
-        return img
 
 
 def frame_ids(images):
@@ -70,7 +28,7 @@ def two_takes(n=100, noise=0.004, seed=0):
 def test_plain_mode_is_the_exact_nearest_neighbour():
     rng = np.random.default_rng(1)
     target = FakeTarget(motion(rng.uniform(0, 2 * np.pi, 300)))
-    gen = GenNearest(target, size=16)
+    gen = GenNearest.GenNearest(target, size=16)
     query = motion(rng.uniform(0, 2 * np.pi, 50)) + rng.normal(0, 0.01, (50, 13, 2)).astype(np.float32)
     brute = np.linalg.norm(query.reshape(50, 1, 26) - target.xy.reshape(1, 300, 26), axis=-1).argmin(axis=1)
     out = gen.generate_batch(query)
@@ -103,49 +61,52 @@ def test_coherent_mode_stops_the_flicker_between_look_alike_frames():
     target, phase = two_takes()
     rng = np.random.default_rng(3)
     query = motion(np.concatenate([phase, phase])) + rng.normal(0, 0.004, (200, 13, 2)).astype(np.float32)
-    gen = GenNearest(target, size=8)
+    gen = GenNearest.GenNearest(target, size=8)
     plain, coherent = gen.match(query, coherent=False), gen.match(query, coherent=True)
     jump_plain = np.abs(np.diff(plain)).mean()
     jump_coherent = np.abs(np.diff(coherent)).mean()
     # Plain NN hops between the two takes (~100 frames apart); the coherent path keeps to one take at a time.
     assert jump_plain > 20
     assert jump_coherent < 0.2 * jump_plain
-    err_plain, err_coherent = G.pose_error(query, gen.xy[plain]), G.pose_error(query, gen.xy[coherent])
+    err_plain, err_coherent = (
+        Metrics.pose_error(query, gen.xy[plain]),
+        Metrics.pose_error(query, gen.xy[coherent]),
+    )
     assert err_coherent < 1.5 * err_plain  # the poses shown stay about as close
     # generate_batch reads the batch as one clip when the generator is coherent.
-    coherent_gen = GenNearest(target, size=8, coherent=True)
+    coherent_gen = GenNearest.GenNearest(target, size=8, coherent=True)
     np.testing.assert_array_equal(frame_ids(coherent_gen.generate_batch(query)), coherent)
 
 
 def test_degenerate_coherent_settings_fall_back_to_plain():
     target, phase = two_takes(60)
     query = motion(phase)
-    plain = GenNearest(target).match(query, coherent=False)
-    np.testing.assert_array_equal(GenNearest(target, k=1).match(query, coherent=True), plain)
-    np.testing.assert_array_equal(GenNearest(target, jump_weight=0.0).match(query, coherent=True), plain)
+    plain = GenNearest.GenNearest(target).match(query, coherent=False)
+    np.testing.assert_array_equal(GenNearest.GenNearest(target, k=1).match(query, coherent=True), plain)
+    np.testing.assert_array_equal(GenNearest.GenNearest(target, jump_weight=0.0).match(query, coherent=True), plain)
 
 
 def test_feature_choices_and_positions():
     target = FakeTarget(motion(np.linspace(0, 2 * np.pi, 80)))
     shifted = target.xy[10:11] + np.float32([0.2, 0.0])  # same pose, elsewhere in the frame
     # "pose" ignores where the person stands, "absolute" does not.
-    assert frame_ids(GenNearest(target, features="pose").generate_batch(shifted))[0] == 10
-    assert G.pose_features(target.xy, "mixed").shape == (80, 28)
+    assert frame_ids(GenNearest.GenNearest(target, features="pose").generate_batch(shifted))[0] == 10
+    assert GenNearest.pose_features(target.xy, "mixed").shape == (80, 28)
     # Restricting the frames searched (Evaluate's train split) never returns a frame outside them.
-    gen = GenNearest(target, positions=np.arange(40))
+    gen = GenNearest.GenNearest(target, positions=np.arange(40))
     assert frame_ids(gen.generate_batch(target.xy[60:70])).max() < 40
 
 
 def test_contract_and_bad_input():
     target = FakeTarget(motion(np.linspace(0, 2 * np.pi, 30)))
-    gen = G.load_generator(target, 1, size=64, device="auto")
-    assert isinstance(gen, GenNearest) and gen.size == 64
+    gen = GenNearest.load_generator(target, 1, size=64, device="auto")
+    assert isinstance(gen, GenNearest.GenNearest) and gen.size == 64
     with pytest.raises(UserError):
-        G.load_generator(target, 2)
+        GenNearest.load_generator(target, 2)
     with pytest.raises(UserError):
-        GenNearest(target, k=0)
+        GenNearest.GenNearest(target, k=0)
     with pytest.raises(UserError):
-        GenNearest(target, features="colour")
+        GenNearest.GenNearest(target, features="colour")
     bad = target.xy[:2].copy()
     bad[1, 3] = np.nan
     with pytest.raises(ValueError, match="fill the missing poses"):
@@ -157,7 +118,7 @@ def test_real_clip_retrieves_its_own_frames(short_clip):
     from VideoSkeleton import VideoSkeleton
 
     vs = VideoSkeleton(short_clip, verbose=False)
-    gen = GenNearest(vs, size=32)
+    gen = GenNearest.GenNearest(vs, size=32)
     rows = gen.match(vs.skeletons())
     # Each frame's own skeleton is at distance 0, so it is found (up to exact duplicates).
     same = np.all(gen.xy[rows] == vs.skeletons(), axis=(1, 2))
@@ -176,7 +137,7 @@ def test_real_clip_retrieves_its_own_frames(short_clip):
 )
 def test_cli_bad_input_is_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
-        run_cli(G.main, argv)
+        run_cli(GenNearest.main, argv)
     assert e.value.code != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

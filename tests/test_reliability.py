@@ -27,7 +27,8 @@ import pytest
 import torch
 from conftest import ROOT, run_script, write_video
 
-import VideoSkeleton as V
+import GenTypes
+import VideoSkeleton
 from Skeleton import UserError, VideoWriter, clean_stale_temps, run_cli
 
 # --------------------------------------------------------------------------- helpers
@@ -108,7 +109,7 @@ def clips(tmp_path_factory, short_clip):
     import Mannequin
 
     d = tmp_path_factory.mktemp("reliability")
-    frames = [f for _, f in V.iter_frames(short_clip)]
+    frames = [f for _, f in VideoSkeleton.iter_frames(short_clip)]
     noise = np.random.default_rng(8).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     mp4v = write_video(d / "whole.mp4", frames[:30]).read_bytes()
     # An H.264 file with its index first (as phones and our VideoWriter write it), cut short: it opens, declares
@@ -146,7 +147,7 @@ def clips(tmp_path_factory, short_clip):
 @pytest.fixture(scope="module")
 def target_vs(short_clip):
     """The short sample clip as a target, extracted once."""
-    return V.VideoSkeleton(short_clip, verbose=False)
+    return VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
 
 
 # --------------------------------------------------------------------------- the bad-input matrix
@@ -250,7 +251,7 @@ def test_unknown_choices_are_one_line_naming_help(module, argv, needle, capfd):
 def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, target_vs, tmp_path, capfd):
     code, out, err = run_main("VideoSkeleton", [clips["person leaves"]], capfd)
     assert code == 0 and "Traceback" not in err, err
-    vs = V.VideoSkeleton(clips["person leaves"], verbose=False)
+    vs = VideoSkeleton.VideoSkeleton(clips["person leaves"], verbose=False)
     missing = int((~vs.valid).sum())
     # The empty stretch (frames 20-39), give or take a frame or two of tracking at its ends.
     assert vs.valid[:18].all() and not vs.valid[22:38].any() and vs.valid[42:].all() and 16 <= missing <= 24
@@ -261,18 +262,20 @@ def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, t
         "DanceDemo", ["--video_path", short_clip, "--source", clips["person leaves"], "--out", demo], capfd
     )
     assert code == 0 and f"{missing} without a person filled in" in out, err
-    assert V.probe_video(demo)[0] == 60
+    assert VideoSkeleton.probe_video(demo)[0] == 60
     code, out, err = run_main("GenNearest", [clips["person leaves"]], capfd)
     assert code == 0 and "validation block" in out, err
 
 
 @pytest.mark.parametrize("case, side", [("32x32", 32), ("4K", 3840)])
 def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_path, capfd):
-    assert V.probe_video(clips[case])[2] == side
+    assert VideoSkeleton.probe_video(clips[case])[2] == side
     code, out, err = run_main("VideoSkeleton", [clips[case]], capfd)
     assert code == 0 and "Traceback" not in err, err
-    vs = V.VideoSkeleton(clips[case], verbose=False)
-    assert vs.frames_all.shape[1:] == (V.FRAME_SIZE, V.FRAME_SIZE, 3) and vs.valid.mean() >= 0.75
+    vs = VideoSkeleton.VideoSkeleton(clips[case], verbose=False)
+    assert (
+        vs.frames_all.shape[1:] == (VideoSkeleton.FRAME_SIZE, VideoSkeleton.FRAME_SIZE, 3) and vs.valid.mean() >= 0.75
+    )
     demo = tmp_path / "demo.mp4"
     code, out, err = run_main("DanceDemo", ["--video_path", short_clip, "--source", clips[case], "--out", demo], capfd)
     assert code == 0 and demo.exists(), err
@@ -283,22 +286,22 @@ def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_p
 
 @pytest.fixture
 def mini_clip(tmp_path, short_clip):
-    frames = [f for _, f in V.iter_frames(short_clip, 0, 12)]
+    frames = [f for _, f in VideoSkeleton.iter_frames(short_clip, 0, 12)]
     return write_video(tmp_path / "mini.mp4", frames)
 
 
 def test_cache_from_another_version_is_recomputed_with_a_note(mini_clip, capsys):
-    first = V.VideoSkeleton(mini_clip, verbose=False)
+    first = VideoSkeleton.VideoSkeleton(mini_clip, verbose=False)
     frames, ske = np.array(first.frames_all), first.ske_all.copy()
     (first.cache_dir / "meta.json").write_text(json.dumps({**first.meta, "version": 0}))
     capsys.readouterr()
-    again = V.VideoSkeleton(mini_clip)
+    again = VideoSkeleton.VideoSkeleton(mini_clip)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
         f"cache {first.cache_dir.name} was written by another version (cache version 0, this one reads "
-        f"{V.CACHE_VERSION}): extracting again"
+        f"{VideoSkeleton.CACHE_VERSION}): extracting again"
     )
-    assert again.meta["version"] == V.CACHE_VERSION and again.cache_dir == first.cache_dir
+    assert again.meta["version"] == VideoSkeleton.CACHE_VERSION and again.cache_dir == first.cache_dir
     np.testing.assert_array_equal(np.array(again.frames_all), frames)
     np.testing.assert_array_equal(again.ske_all, ske)
 
@@ -317,30 +320,31 @@ def test_cache_from_another_version_is_recomputed_with_a_note(mini_clip, capsys)
 )
 def test_damaged_cache_is_not_used(damage, note, target_vs, tmp_path, monkeypatch, capsys):
     # A copy of the target's cache in a private cache folder, then damaged.
-    monkeypatch.setattr(V, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(VideoSkeleton, "CACHE_DIR", tmp_path)
     cache = shutil.copytree(target_vs.cache_dir, tmp_path / target_vs.cache_dir.name)
-    cache_dir, meta = V.load_cache(target_vs.video_path, target_vs.meta["params"])
+    cache_dir, meta = VideoSkeleton.load_cache(target_vs.video_path, target_vs.meta["params"])
     assert cache_dir == cache and meta == target_vs.meta  # the intact copy is used
     damage(cache)
     capsys.readouterr()
-    assert V.load_cache(target_vs.video_path, target_vs.meta["params"], verbose=True) == (cache, None)
+    assert VideoSkeleton.load_cache(target_vs.video_path, target_vs.meta["params"], verbose=True) == (cache, None)
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"cache {cache.name} is damaged (") and line.endswith(": extracting again"), line
     assert note in line.lower(), line
 
 
 def test_damaged_cache_is_extracted_again_with_a_note(mini_clip, capsys):
-    first = V.VideoSkeleton(mini_clip, verbose=False)
+    first = VideoSkeleton.VideoSkeleton(mini_clip, verbose=False)
     frames = np.array(first.frames_all)
     npy = first.cache_dir / "frames.npy"
     npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 3])
     capsys.readouterr()
-    again = V.VideoSkeleton(mini_clip)
+    again = VideoSkeleton.VideoSkeleton(mini_clip)
     note = capsys.readouterr().out.splitlines()[0]
     assert note.startswith(f"cache {first.cache_dir.name} is damaged (") and note.endswith("extracting again")
     np.testing.assert_array_equal(np.array(again.frames_all), frames)
 
 
+@pytest.mark.slow
 def test_stale_temporary_files_are_cleaned_and_a_cache_caught_mid_swap_is_restored(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -365,9 +369,9 @@ def test_stale_temporary_files_are_cleaned_and_a_cache_caught_mid_swap_is_restor
 def test_read_rows_equals_slicing(target_vs):
     frames = target_vs.frames_all
     for a, b in ((0, 1), (5, 21), (50, 64), (58, 99), (70, 80)):
-        np.testing.assert_array_equal(V.read_rows(frames, a, b), np.array(frames[a:b]))
+        np.testing.assert_array_equal(VideoSkeleton.read_rows(frames, a, b), np.array(frames[a:b]))
     plain = np.arange(40).reshape(10, 4)
-    np.testing.assert_array_equal(V.read_rows(plain, 3, 7), plain[3:7])
+    np.testing.assert_array_equal(VideoSkeleton.read_rows(plain, 3, 7), plain[3:7])
 
 
 # --------------------------------------------------------------------------- interrupted extraction
@@ -376,8 +380,8 @@ def test_read_rows_equals_slicing(target_vs):
 @pytest.fixture
 def cached_clip(tmp_path, sample_target):
     """A 200-frame clip (about 6 s of extraction on two workers) that already has a cache (1 frame in 10)."""
-    clip = write_video(tmp_path / "longer.mp4", [f for _, f in V.iter_frames(sample_target, 0, 200)])
-    vs = V.VideoSkeleton(clip, frame_skip=10, verbose=False)
+    clip = write_video(tmp_path / "longer.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 200)])
+    vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
     files = {p.name: p.read_bytes() for p in vs.cache_dir.iterdir()}
     return clip, vs.cache_dir, files
 
@@ -391,12 +395,13 @@ def _start_forced_extraction(clip):
         cwd=ROOT,
         start_new_session=True,
     )
-    tmp = lambda: list(V.CACHE_DIR.glob(f".tmp-{proc.pid}-*/frames-*.raw"))  # noqa: E731
+    tmp = lambda: list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*/frames-*.raw"))  # noqa: E731
     wait_for(lambda: any(p.stat().st_size for p in tmp()) or proc.poll() is not None, 60, "frames being written")
     assert proc.poll() is None, proc.communicate()
     return proc, children(proc.pid)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip):
     clip, cache, files = cached_clip
     proc, kids = _start_forced_extraction(clip)
@@ -405,25 +410,26 @@ def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip):
     assert_one_line(proc.returncode, err.decode(), "nothing half-written", prefix="interrupted:")
     assert proc.returncode == 130
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
-    assert not list(V.CACHE_DIR.glob(f".*-{proc.pid}-*"))
+    assert not list(VideoSkeleton.CACHE_DIR.glob(f".*-{proc.pid}-*"))
     wait_for(lambda: not any(alive(k) for k in kids), 10, "the workers to exit")
 
 
+@pytest.mark.slow
 def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(cached_clip, monkeypatch):
     clip, cache, files = cached_clip
     proc, kids = _start_forced_extraction(clip)
     proc.kill()  # SIGKILL: no clean-up is possible
     proc.communicate(timeout=60)
-    assert list(V.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))  # left behind, as expected
+    assert list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))  # left behind, as expected
     wait_for(lambda: not any(alive(k) for k in kids), 10, "orphaned workers to exit")
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
 
     def no_extract(*a, **k):
         raise AssertionError("the old cache is valid: nothing to extract")
 
-    monkeypatch.setattr(V, "extract", no_extract)
-    vs = V.VideoSkeleton(clip, frame_skip=10, verbose=False)
-    assert vs.cache_dir == cache and not list(V.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))
+    monkeypatch.setattr(VideoSkeleton, "extract", no_extract)
+    vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
+    assert vs.cache_dir == cache and not list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -455,13 +461,14 @@ def pickled_globals(path):
 
 
 def vanilla_checkpoint(gen_type=3, size=64, **changes):
-    import GenVanillaNN as G
+    import GenVanillaNN
 
-    variant = G.VARIANT_OF[gen_type]
-    args = G.default_model_args(variant, size)
+    variant = {2: 1, 3: 2}[gen_type]
+    args = GenVanillaNN.default_model_args(variant, size)
     torch.manual_seed(0)
-    ckpt = {"format": G.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size, "model_args": args,
-            "model": G.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
+    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size,
+            "model_args": args,
+            "model": GenVanillaNN.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
     return {**ckpt, **changes}
 
 
@@ -514,9 +521,8 @@ CKPT_ENTRIES = {
 @pytest.fixture
 def vanilla_dir(target_vs):
     """Where gen_type 3 at 64 px is looked for on the target; emptied afterwards (other tests expect none)."""
-    import GenVanillaNN as G
 
-    path = G.checkpoint_dir(target_vs, 2, 64)
+    path = GenTypes.checkpoint_dir(target_vs, 3, 64)
     yield path
     shutil.rmtree(path.parent, ignore_errors=True)
 
@@ -566,7 +572,7 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
         "tampered shapes": {**ckpt, "model": {"stem.0.weight": torch.zeros(3, 3)}},
         "tampered model_args": {**ckpt, "model_args": {"size": 64, "ch": "rm -rf"}},
     }[case]
-    path = GenGAN.checkpoint_dir(target_vs, "bce", "image", 64) / "best.pth"
+    path = GenTypes.checkpoint_dir(target_vs, 4, 64) / "best.pth"
     path.parent.mkdir(parents=True)
     torch.save(ckpt, path)
     argv = ["--gen_type", "4", "--video_path", short_clip, "--out", tmp_path / "demo.mp4"]
@@ -577,6 +583,7 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
     assert not marker.exists() and not (tmp_path / "demo.mp4").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_dir, short_clip, tmp_path, capfd):
     import app
     import GenGAN
@@ -587,7 +594,7 @@ def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_di
     write_checkpoint("runs code", crafted, marker)
     # Proof the file is hostile, read without running it: its pickle imports open(), which unpickling would call.
     assert "builtins.open" in pickled_globals(crafted) or "io.open" in pickled_globals(crafted)
-    gan_dir = GenGAN.checkpoint_dir(target_vs, "bce", "image", 64)
+    gan_dir = GenTypes.checkpoint_dir(target_vs, 4, 64)
     for folder in (vanilla_dir, gan_dir):
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(crafted, folder / "best.pth")
@@ -651,12 +658,13 @@ def run_training(cmd):
     return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_path):
     """GenVanillaNN.py killed (SIGKILL) after epoch 1's checkpoint, then --resume: the same weights, optimizer,
     schedule, RNG and log as one uninterrupted run. Then NaN in the loss stops it with one line and leaves the
     last good checkpoints as they were."""
-    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in V.iter_frames(sample_target, 0, 24)])
-    V.VideoSkeleton(clip, verbose=False)
+    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 24)])
+    VideoSkeleton.VideoSkeleton(clip, verbose=False)
     straight_out, split_out = tmp_path / "straight", tmp_path / "split"
     log = split_out / "train_log.csv"
 

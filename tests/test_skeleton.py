@@ -2,53 +2,40 @@
 
 import numpy as np
 import pytest
+from conftest import POSE
 
-import Skeleton as S
-from Skeleton import LIMBS, Skeleton, normalize, render_maps
-
-# A standing pose facing the camera: the person's left is on the image right.
-STAND = np.array(
-    [
-        [0.50, 0.15],  # nose
-        [0.58, 0.28], [0.42, 0.28],  # shoulders L, R
-        [0.66, 0.40], [0.34, 0.40],  # elbows
-        [0.72, 0.52], [0.28, 0.52],  # wrists
-        [0.55, 0.55], [0.45, 0.55],  # hips
-        [0.56, 0.72], [0.44, 0.72],  # knees
-        [0.57, 0.90], [0.43, 0.90],  # ankles
-    ],
-    np.float32,
-)  # fmt: skip
+import Skeleton
+from Skeleton import LIMBS, normalize, render_maps
 
 
 def test_vector_roundtrip_and_shape():
-    s = Skeleton(STAND)
+    s = Skeleton.Skeleton(POSE)
     v = s.vector()
     assert v.shape == (26,) and v.dtype == np.float32
-    np.testing.assert_array_equal(Skeleton.from_vector(v).xy, STAND)
+    np.testing.assert_array_equal(Skeleton.Skeleton.from_vector(v).xy, POSE)
 
 
 def test_normalized_is_translation_and_scale_invariant():
-    moved = (STAND - 0.5) * 0.6 + [0.3, 0.45]
-    a, b = Skeleton(STAND).normalized(), Skeleton(moved).normalized()
+    moved = (POSE - 0.5) * 0.6 + [0.3, 0.45]
+    a, b = Skeleton.Skeleton(POSE).normalized(), Skeleton.Skeleton(moved).normalized()
     assert a.shape == (26,)
     np.testing.assert_allclose(a, b, atol=1e-5)
     # hip-centred: the mid-hip sits at the origin
     xy = a.reshape(13, 2)
-    np.testing.assert_allclose(0.5 * (xy[S.L_HIP] + xy[S.R_HIP]), 0.0, atol=1e-6)
+    np.testing.assert_allclose(0.5 * (xy[Skeleton.L_HIP] + xy[Skeleton.R_HIP]), 0.0, atol=1e-6)
 
 
 def test_normalize_batches():
-    batch = np.stack([STAND, STAND * 0.5, STAND + 0.1])
+    batch = np.stack([POSE, POSE * 0.5, POSE + 0.1])
     out = normalize(batch)
     assert out.shape == (3, 26)
     np.testing.assert_allclose(out[0], out[1], atol=1e-5)
 
 
 def test_bbox_and_margin():
-    s = Skeleton(STAND)
+    s = Skeleton.Skeleton(POSE)
     x0, y0, x1, y1 = s.bbox()
-    assert (x0, y0) == pytest.approx((0.28, 0.15)) and (x1, y1) == pytest.approx((0.72, 0.90))
+    assert (x0, y0) == pytest.approx((0.34, 0.22)) and (x1, y1) == pytest.approx((0.66, 0.85))  # wrists, nose, ankles
     wide = s.bbox(margin=0.1)
     assert wide[0] < x0 and wide[1] < y0 and wide[2] > x1 and wide[3] > y1
 
@@ -61,24 +48,24 @@ def _colour_at(img, xy, a, b, t=0.5):
 
 def test_drawing_tells_left_from_right():
     size = 128
-    img = render_maps(STAND[None], size)[0]
-    swapped = STAND[list(S.FLIP_PERM)]  # same places, left/right labels swapped (seen from behind)
+    img = render_maps(POSE[None], size)[0]
+    swapped = POSE[list(Skeleton.FLIP_PERM)]  # same places, left/right labels swapped (seen from behind)
     mirrored = render_maps(swapped[None], size)[0]
     # The person's left forearm (image right) is drawn in the left-forearm colour ...
-    left_col = next(c for a, b, c in LIMBS if (a, b) == (S.L_ELBOW, S.L_WRIST))
-    right_col = next(c for a, b, c in LIMBS if (a, b) == (S.R_ELBOW, S.R_WRIST))
+    left_col = next(c for a, b, c in LIMBS if (a, b) == (Skeleton.L_ELBOW, Skeleton.L_WRIST))
+    right_col = next(c for a, b, c in LIMBS if (a, b) == (Skeleton.R_ELBOW, Skeleton.R_WRIST))
     assert left_col != right_col
-    assert _colour_at(img, STAND, S.L_ELBOW, S.L_WRIST) == left_col
+    assert _colour_at(img, POSE, Skeleton.L_ELBOW, Skeleton.L_WRIST) == left_col
     # ... and with the labels swapped the same image place holds the right forearm, in another colour.
-    assert _colour_at(mirrored, STAND, S.L_ELBOW, S.L_WRIST) == right_col
+    assert _colour_at(mirrored, POSE, Skeleton.L_ELBOW, Skeleton.L_WRIST) == right_col
     assert not np.array_equal(img, mirrored)
 
 
 def test_flipped_mirrors_positions():
-    moved = STAND.copy()
-    moved[S.L_WRIST] = [0.8, 0.2]  # left hand raised
-    f = Skeleton(moved).flipped()
-    np.testing.assert_allclose(f.xy[S.R_WRIST], [0.2, 0.2], atol=1e-6)
+    moved = POSE.copy()
+    moved[Skeleton.L_WRIST] = [0.8, 0.2]  # left hand raised
+    f = Skeleton.Skeleton(moved).flipped()
+    np.testing.assert_allclose(f.xy[Skeleton.R_WRIST], [0.2, 0.2], atol=1e-6)
     np.testing.assert_allclose(f.flipped().xy, moved, atol=1e-6)
 
 
@@ -88,7 +75,7 @@ def test_every_limb_has_its_own_colour():
 
 
 def test_to_image_layout_and_range():
-    m = Skeleton(STAND).to_image(64)
+    m = Skeleton.Skeleton(POSE).to_image(64)
     assert m.shape == (3, 64, 64) and m.dtype == np.float32
     assert m.min() >= -1.0 and m.max() <= 1.0 and (m > -1).any()
 
@@ -96,7 +83,7 @@ def test_to_image_layout_and_range():
 def test_render_maps_is_fast_for_a_whole_video():
     import time
 
-    xy = np.repeat(STAND[None], 2000, axis=0) + np.random.default_rng(0).normal(0, 0.01, (2000, 13, 2))
+    xy = np.repeat(POSE[None], 2000, axis=0) + np.random.default_rng(0).normal(0, 0.01, (2000, 13, 2))
     t = time.perf_counter()
     maps = render_maps(xy.astype(np.float32), 64)
     assert maps.shape == (2000, 64, 64, 3)
@@ -109,17 +96,17 @@ def test_nan_pose_draws_nothing():
 
 
 def test_parse_bool():
-    assert S.parse_bool("True") and S.parse_bool("1") and not S.parse_bool("false")
-    with pytest.raises(S.UserError):
-        S.parse_bool("maybe")
+    assert Skeleton.parse_bool("True") and Skeleton.parse_bool("1") and not Skeleton.parse_bool("false")
+    with pytest.raises(Skeleton.UserError):
+        Skeleton.parse_bool("maybe")
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "x.npy"
-    with pytest.raises(RuntimeError), S.atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), Skeleton.atomic_path(target) as tmp:
         np.save(tmp, np.zeros(3))
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
-    with S.atomic_path(target) as tmp:
+    with Skeleton.atomic_path(target) as tmp:
         np.save(tmp, np.ones(3))
     assert np.load(target).sum() == 3 and [p.name for p in tmp_path.iterdir()] == ["x.npy"]

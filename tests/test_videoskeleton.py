@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from conftest import run_script, write_video
 
-import VideoSkeleton as V
+import VideoSkeleton
 from Skeleton import pck
-from VideoSkeleton import VideoSkeleton
 
 
 def test_extraction_matches_ground_truth_on_sample(sample_vs):
@@ -24,15 +23,15 @@ def test_extraction_matches_ground_truth_on_sample(sample_vs):
 
 
 def test_cache_roundtrip_is_fast_and_identical(short_clip, monkeypatch):
-    first = VideoSkeleton(short_clip, verbose=False)
+    first = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
     assert len(first) > 50 and (first.cache_dir / "meta.json").exists()
 
     def no_extract(*a, **k):
         raise AssertionError("a valid cache must not be recomputed")
 
-    monkeypatch.setattr(V, "extract", no_extract)
+    monkeypatch.setattr(VideoSkeleton, "extract", no_extract)
     t = time.perf_counter()
-    again = VideoSkeleton(short_clip, verbose=False)
+    again = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
     assert time.perf_counter() - t < 1.0
     np.testing.assert_array_equal(again.ske_all, first.ske_all)
     np.testing.assert_array_equal(again.frames_all, first.frames_all)
@@ -40,30 +39,30 @@ def test_cache_roundtrip_is_fast_and_identical(short_clip, monkeypatch):
 
 
 def test_changed_params_or_content_invalidate(short_clip, tmp_path, monkeypatch):
-    base = VideoSkeleton(short_clip, verbose=False)
-    skipped = VideoSkeleton(short_clip, frame_skip=3, verbose=False)
+    base = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    skipped = VideoSkeleton.VideoSkeleton(short_clip, frame_skip=3, verbose=False)
     # Other sampling: a cache (and models) of its own, next to the default one, which stays usable.
     assert skipped.cache_dir.name == base.cache_dir.name + "-k3"
     assert skipped.meta["frame_indices"] == list(range(0, 60, 3)) and skipped.meta["params"]["frame_skip"] == 3
-    again = VideoSkeleton(short_clip, verbose=False)
+    again = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
     assert again.meta["extract_seconds"] == base.meta["extract_seconds"]  # reloaded, not extracted again
     # A parameter that is not in the name (a threshold): the same folder, extracted again.
-    monkeypatch.setattr(V, "MIN_DETECTION_CONFIDENCE", 0.6)
-    stricter = VideoSkeleton(short_clip, verbose=False)
+    monkeypatch.setattr(VideoSkeleton, "MIN_DETECTION_CONFIDENCE", 0.6)
+    stricter = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
     assert stricter.cache_dir == base.cache_dir and stricter.meta["params"]["min_detection_confidence"] == 0.6
     # Different content under the same name -> a different cache folder.
     from VideoSkeleton import iter_frames
 
     other = write_video(tmp_path / short_clip.name, [f for _, f in iter_frames(short_clip, 0, 30)])
-    changed = VideoSkeleton(other, verbose=False)
+    changed = VideoSkeleton.VideoSkeleton(other, verbose=False)
     assert changed.cache_dir != base.cache_dir and len(changed.valid) == 30
 
 
 def test_two_workers_give_the_same_frames_as_one(short_clip, monkeypatch):
-    monkeypatch.setattr(V, "MIN_FRAMES_PER_WORKER", 10)
-    one = VideoSkeleton(short_clip, force=True, workers=1, verbose=False)
+    monkeypatch.setattr(VideoSkeleton, "MIN_FRAMES_PER_WORKER", 10)
+    one = VideoSkeleton.VideoSkeleton(short_clip, force=True, workers=1, verbose=False)
     f1, s1 = np.array(one.frames_all), one.ske_all.copy()
-    two = VideoSkeleton(short_clip, force=True, workers=2, verbose=False)
+    two = VideoSkeleton.VideoSkeleton(short_clip, force=True, workers=2, verbose=False)
     assert two.meta["workers"] == 2
     np.testing.assert_array_equal(np.array(two.frames_all), f1)  # chunk seeking is frame-exact
     both = np.isfinite(s1[:, 0, 0]) & np.isfinite(two.ske_all[:, 0, 0])
@@ -75,9 +74,9 @@ def test_split_is_contiguous_and_disjoint(sample_vs):
     train, val = sample_vs.split()
     assert len(set(train) & set(val)) == 0
     assert np.all(np.diff(val) == 1) and np.all(np.diff(train) == 1)
-    assert val[0] - train[-1] > V.VAL_GAP  # a gap, so neighbouring frames cannot leak
+    assert val[0] - train[-1] > VideoSkeleton.VAL_GAP  # a gap, so neighbouring frames cannot leak
     assert val[-1] == len(sample_vs) - 1
-    assert abs(len(val) - V.VAL_FRAC * len(sample_vs)) <= 1
+    assert abs(len(val) - VideoSkeleton.VAL_FRAC * len(sample_vs)) <= 1
 
 
 def test_dataset_tensors(sample_vs):
@@ -114,11 +113,13 @@ def _assert_clean_failure(proc, needle, data_dir, stem):
     assert leftovers == [], leftovers
 
 
+@pytest.mark.slow
 def test_missing_file(tmp_path, data_dir):
     proc = run_script("VideoSkeleton.py", tmp_path / "nope.mp4")
     _assert_clean_failure(proc, "not found", data_dir, "nope")
 
 
+@pytest.mark.slow
 def test_directory_instead_of_file(tmp_path, data_dir):
     proc = run_script("VideoSkeleton.py", tmp_path)
     _assert_clean_failure(proc, "directory", data_dir, tmp_path.name)
@@ -128,6 +129,7 @@ def test_directory_instead_of_file(tmp_path, data_dir):
     "name,content",
     [("notes.mp4", b"this is not a video\n" * 50), ("noise.mp4", bytes(range(256)) * 64), ("empty.mp4", b"")],
 )
+@pytest.mark.slow
 def test_not_a_video(tmp_path, data_dir, name, content):
     path = tmp_path / name
     path.write_bytes(content)
@@ -135,6 +137,7 @@ def test_not_a_video(tmp_path, data_dir, name, content):
     _assert_clean_failure(proc, "video", data_dir, path.stem)
 
 
+@pytest.mark.slow
 def test_zero_frame_video(tmp_path, data_dir):
     import cv2
 
@@ -144,6 +147,7 @@ def test_zero_frame_video(tmp_path, data_dir):
     _assert_clean_failure(proc, "video", data_dir, "zero")
 
 
+@pytest.mark.slow
 def test_video_with_no_person(tmp_path, data_dir):
     rng = np.random.default_rng(0)
     frames = [np.full((96, 128, 3), 90, np.uint8) + rng.integers(0, 20, (96, 128, 3), dtype=np.uint8)] * 20
@@ -152,12 +156,14 @@ def test_video_with_no_person(tmp_path, data_dir):
     _assert_clean_failure(proc, "no person", data_dir, "empty_room")
 
 
+@pytest.mark.slow
 def test_models_that_would_download_are_refused(short_clip, data_dir, tmp_path):
     clip = shutil.copy(short_clip, tmp_path / "refused.mp4")
     proc = run_script("VideoSkeleton.py", clip, "--model_complexity", "2")
     _assert_clean_failure(proc, "model_complexity 2", data_dir, "refused")
 
 
+@pytest.mark.slow
 def test_reference_cli_runs_on_a_clip(short_clip):
     proc = run_script("VideoSkeleton.py", short_clip, "True", "2")
     assert proc.returncode == 0, proc.stderr
@@ -166,9 +172,11 @@ def test_reference_cli_runs_on_a_clip(short_clip):
 
 def test_extraction_reports_progress(short_clip):
     seen = []
-    vs = VideoSkeleton(short_clip, force=True, verbose=False, progress=lambda done, total: seen.append((done, total)))
+    vs = VideoSkeleton.VideoSkeleton(
+        short_clip, force=True, verbose=False, progress=lambda done, total: seen.append((done, total))
+    )
     assert seen and seen[-1] == (len(vs.valid), len(vs.valid)) == (60, 60)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     seen.clear()
-    VideoSkeleton(short_clip, verbose=False, progress=lambda done, total: seen.append((done, total)))
+    VideoSkeleton.VideoSkeleton(short_clip, verbose=False, progress=lambda done, total: seen.append((done, total)))
     assert seen == []  # from the cache: nothing to report

@@ -1,0 +1,96 @@
+"""The gen_type table: one number per generator, shared by every script, checkpoint and README table.
+
+Each entry names the module that provides the generator, the command that trains it, its checkpoint folder
+and the trainer's settings that select it (GenVanillaNN's variant, GenGAN's mode / input / temporal).
+`load_generator(vs, gen_type)` imports that module only when asked: this file imports no torch, so
+`DanceDemo.py --gen_type 1` never loads it.
+"""
+
+import importlib
+import shlex
+from pathlib import Path
+from typing import NamedTuple
+
+from Skeleton import ROOT, UserError
+
+SIZE = 64  # px: the generators' frame side by default (the course's); 128 is trained with --size 128
+RENDER_BATCH = 64  # poses per generate_batch call when a whole clip is rendered (DanceDemo, Evaluate)
+
+
+class GenType(NamedTuple):
+    description: str
+    module: str  # the top-level script that provides it (load_generator)
+    train: str | None  # training command template ({video} = the target video); None: nothing to train
+    folder: str | None  # checkpoint folder under data/checkpoints/<target>/, without its "-<size>" suffix
+    settings: dict  # the trainer's options that select this type
+
+
+GEN_TYPES = {
+    1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None, None, {}),
+    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1",
+               "vanilla-vector", {"variant": 1}),
+    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2",
+               "vanilla-image", {"variant": 2}),
+    4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image",
+               "gan-bce-image", {"mode": "bce", "input": "image", "temporal": False}),
+    5: GenType("GAN (BCE), 26-vector", "GenGAN", "python GenGAN.py {video} --mode bce --input vector",
+               "gan-bce-vector", {"mode": "bce", "input": "vector", "temporal": False}),
+    6: GenType("WGAN-GP, 26-vector", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input vector",
+               "gan-wgan-gp-vector", {"mode": "wgan-gp", "input": "vector", "temporal": False}),
+    7: GenType("WGAN-GP, skeleton image", "GenGAN", "python GenGAN.py {video} --mode wgan-gp --input image",
+               "gan-wgan-gp-image", {"mode": "wgan-gp", "input": "image", "temporal": False}),
+    8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal", "gan-temporal",
+               {"input": "image", "temporal": True}),
+}  # fmt: skip
+
+
+def gen_type_of(module, **settings):
+    """The gen_type `module` provides with these trainer settings (e.g. GenGAN, mode="bce", input="image")."""
+    for g, spec in GEN_TYPES.items():
+        if spec.module == module and all(settings.get(k) == v for k, v in spec.settings.items()):
+            return g
+    raise UserError(f"{module} provides no gen_type with {settings}")
+
+
+def train_command(gen_type, video=None, size=SIZE):
+    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
+    spec = GEN_TYPES[gen_type]
+    if spec.train is None:
+        return None
+    if video is None:
+        import Mannequin  # the path only: nothing is rendered
+
+        video = Mannequin.clip_path("target")
+    video = Path(video).resolve()
+    shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
+    return spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
+
+
+def checkpoint_dir(vs, gen_type, size=SIZE):
+    """The default folder of gen_type's checkpoints on a target: data/checkpoints/<target key>/<folder>-<size>/."""
+    return vs.model_dir(f"{GEN_TYPES[gen_type].folder}-{size}")
+
+
+def generator_module(gen_type, video=None):
+    """Import the module that provides gen_type; UserError naming the training command if it is absent."""
+    if gen_type not in GEN_TYPES:
+        raise UserError(f"unknown gen_type {gen_type}; expected one of {sorted(GEN_TYPES)}")
+    spec = GEN_TYPES[gen_type]
+    try:
+        return importlib.import_module(spec.module)
+    except ModuleNotFoundError as e:
+        if e.name != spec.module:
+            raise
+        raise UserError(
+            f"gen_type {gen_type} ({spec.description}) needs {spec.module}.py, which this checkout lacks; "
+            f"once it is there, train it with: {train_command(gen_type, video)}"
+        ) from None
+
+
+def load_generator(vs, gen_type, *, size=SIZE, device="auto", **options):
+    """A ready generator of gen_type for the target vs (its module's load_generator, imported on first use).
+
+    A trained type without a checkpoint raises a UserError that names its training command.
+    """
+    module = generator_module(gen_type, getattr(vs, "video_path", None))
+    return module.load_generator(vs, gen_type, size=size, device=device, **options)

@@ -1,0 +1,623 @@
+"""Training machinery both trainers share (GenVanillaNN and GenGAN), and the generator they both load.
+
+    run setup      set_seed, pick_device, autocast, RunConfig, lr_at, the shared CLI arguments
+    data           split_data (+ its fingerprint), val_block, augment (shift/zoom images and joints alike)
+    inference      render_poses: one loop for validation, the demo and Evaluate
+    bookkeeping    TrainRun: the plan, the clock, the NaN guard, train_log.csv, plots, samples.png, checkpoints
+    checkpoints    save_checkpoint, load_checkpoint, build_from_checkpoint, resume_checkpoint, restore_progress
+    generators     TrainedGenerator: a checkpoint rebuilt as generate(ske) / generate_batch(xy)
+
+Nothing here knows a network: the trainers pass their classes and inputs in.
+"""
+
+import csv
+import math
+import random
+import shlex
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from GenTypes import RENDER_BATCH, SIZE, checkpoint_dir, train_command
+from Skeleton import N_JOINTS, ROOT, UserError, atomic_path, write_png
+
+SEED = 1337
+AUG_SHIFT = 0.05  # max random shift, in units of the frame side, applied to image and skeleton alike
+AUG_SCALE = 0.08  # max random zoom, +-
+AUG_PROB = 0.7  # share of training samples augmented (GenGAN sets its own)
+N_SAMPLES = 8  # validation frames shown in samples.png
+PLOT_SHARE = 0.03  # loss plots are redrawn (~0.5-2 s with matplotlib) only while that stays under this share of
+# the training time, and always after the last epoch: on short CPU epochs that is every few epochs
+CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
+RESUME_KEYS = ("rng", "epoch", "step", "train_seconds", "best", "config", "data")  # what --resume needs as well
+
+
+# --------------------------------------------------------------------------- run setup
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and torch (CPU and CUDA) at once."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name="auto"):
+    """'auto' -> cuda when a GPU is visible, else cpu; UserError if an unavailable device is asked for."""
+    name = str(name).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device auto or cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda") from None
+
+
+def autocast(device):
+    """bf16 autocast on CUDA (tensor cores); plain fp32 on CPU, where bf16 has no fast path here (no AVX512-BF16)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def lr_at(progress, lr, *, warmup, floor):
+    """Learning rate at a point of training (progress in [0, 1]): linear warm-up, then cosine down to lr * floor."""
+    if progress < warmup:
+        return lr * max(progress / warmup, 0.05)
+    p = min(1.0, (progress - warmup) / (1.0 - warmup))
+    return lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * p)))
+
+
+@dataclass
+class RunConfig:
+    """What shapes any training run (add_training_args' options); each trainer's config adds its model's own."""
+
+    size: int = SIZE
+    epochs: int = 0  # 0: the trainer's default
+    time_budget: float = 0.0  # minutes; > 0: train until then (schedules follow the clock), ignoring epochs
+    batch: int = 32
+    aug_prob: float = AUG_PROB
+    aug_shift: float = AUG_SHIFT
+    aug_scale: float = AUG_SCALE
+    seed: int = SEED
+    device: str = "auto"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_fingerprint(vs, train_pos, val_pos):
+    """What a checkpoint was trained on: the video's content hash, extraction params and the split."""
+    return {
+        "key": vs.key,
+        "sha256": vs.meta["sha256"],
+        "params": vs.meta["params"],
+        "train": [int(train_pos[0]), int(train_pos[-1]) + 1],
+        "val": [int(val_pos[0]), int(val_pos[-1]) + 1],
+    }
+
+
+def split_data(vs):
+    """(train positions, val positions, data_fingerprint) of a target; UserError if too few frames to train on."""
+    train_pos, val_pos = vs.split()
+    if len(train_pos) < 2 or len(val_pos) < 1:
+        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
+    return train_pos, val_pos, data_fingerprint(vs, train_pos, val_pos)
+
+
+@dataclass
+class ValBlock:
+    """The validation block as the trainers measure it."""
+
+    inputs: dict  # {"image": (N, 3, S, S), "vector": (N, 26)} float tensors in [-1, 1]: the nets' inputs
+    maps: np.ndarray  # (N, S, S, 3) uint8 skeleton maps
+    real: np.ndarray  # (N, S, S, 3) uint8 BGR frames
+    xy: np.ndarray  # (N, 13, 2) joints in [0, 1]
+    rows: np.ndarray  # (N,) cache rows (sampled frames) of the block
+    consecutive: np.ndarray  # (N-1,) bool: frame i+1 directly follows frame i
+
+
+def val_block(vs, ds, positions):
+    """The ValBlock of a PoseDataset `ds` holding the usable-frame `positions` of vs."""
+    maps, vec, _ = ds.batch(torch.arange(len(ds)))
+    rows = np.asarray(vs.rows)[positions]
+    return ValBlock(
+        inputs={"image": maps, "vector": vec},
+        maps=ds.maps.permute(0, 2, 3, 1).numpy(),
+        real=ds.images.permute(0, 2, 3, 1).numpy(),
+        xy=ds.xy.numpy(),
+        rows=rows,
+        consecutive=np.diff(rows) == 1,
+    )
+
+
+def random_affine(xy, shift=AUG_SHIFT, scale=AUG_SCALE, prob=AUG_PROB, generator=None):
+    """Random zoom about the frame centre + shift for a batch of poses.
+
+    xy (B, K, 2) in [0, 1] -> (new xy (B, K, 2), theta (B, 2, 3) for F.affine_grid, which maps output to input
+    coordinates, so warping an image by theta moves its content exactly as the joints moved, on (B,) bool).
+    Samples left alone (probability 1 - prob) get the identity.
+    """
+    b = len(xy)
+    on = (torch.rand(b, generator=generator) < prob).float()
+    s = 1.0 + on * scale * (2 * torch.rand(b, generator=generator) - 1)  # zoom factor
+    t = on[:, None] * shift * (2 * torch.rand(b, 2, generator=generator) - 1)  # (B, 2) in frame units
+    new_xy = 0.5 + s[:, None, None] * (xy - 0.5) + t[:, None, :]
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / s
+    theta[:, :, 2] = -2.0 * t / s[:, None]  # normalised coordinates span 2 per frame side
+    return new_xy, theta, on.bool()
+
+
+def warp(images, theta):
+    """Warp (B, C, S, S) images by affine_grid thetas (bilinear; edge pixels repeat into the uncovered border)."""
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augment(xy, real, cfg, rng):
+    """Shift/zoom windows of frames and their joints alike (one transform per window, so motion stays motion).
+
+    xy (B, W, 13, 2) joints in [0, 1]; real (B*W, 3, S, S) frames, warped in place where augmented.
+    Returns (xy (B*W, 13, 2) moved, on (B*W,) bool): the poses whose network inputs must be redrawn.
+    """
+    b, w = xy.shape[:2]
+    xy, theta, on = random_affine(xy.reshape(b, w * N_JOINTS, 2), cfg.aug_shift, cfg.aug_scale, cfg.aug_prob, rng)
+    on, theta = on.repeat_interleave(w), theta.repeat_interleave(w, dim=0)
+    if on.any():
+        on_dev = on.to(real.device)
+        real[on_dev] = warp(real[on_dev], theta[on])
+    return xy.reshape(b * w, N_JOINTS, 2), on
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def to_uint8(t):
+    """(N, 3, S, S) float in [-1, 1] -> (N, S, S, 3) uint8 numpy (channel order untouched, BGR here)."""
+    t = ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return t.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def render_poses(net, poses, to_input, *, size, device, valid=None, batch=RENDER_BATCH):
+    """net, in eval mode, over poses[valid] in batches -> (N, S, S, 3) uint8 BGR, black frames where not valid.
+
+    poses: (N, ...) anything to_input turns into a batch of net inputs (joints, windows of joints, or the
+    inputs themselves); valid: (N,) bool, None = all. The net's train/eval mode is restored afterwards.
+    """
+    was_training = net.training
+    net.eval()
+    out = np.zeros((len(poses), size, size, 3), np.uint8)
+    ok = np.arange(len(poses)) if valid is None else np.flatnonzero(valid)
+    for i in range(0, len(ok), batch):
+        idx = ok[i : i + batch]
+        x = to_input(poses[idx]).to(device)
+        if x.dim() == 4:  # the nets are channels_last
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            out[idx] = to_uint8(net(x))
+    net.train(was_training)
+    return out
+
+
+# --------------------------------------------------------------------------- logs and pictures
+
+
+class TrainLog:
+    """train_log.csv: one row per epoch, the whole file rewritten atomically each time (never half a row)."""
+
+    def __init__(self, path, resume_epoch=None):
+        self.path, self.rows = Path(path), []
+        if resume_epoch is not None and self.path.exists():
+            with open(self.path, newline="") as f:
+                # Rows past the checkpoint being resumed belong to epochs whose weights were never kept.
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= resume_epoch]
+
+    def append(self, row):
+        self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        names = list(dict.fromkeys(k for r in self.rows for k in r))
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, names)
+            w.writeheader()
+            w.writerows(self.rows)
+
+    def column(self, name):
+        """(epochs, values) of one column, skipping rows without it."""
+        pts = [(float(r["epoch"]), float(r[name])) for r in self.rows if r.get(name) not in (None, "")]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_curves(log, path, panels, title="", legend_size=None):
+    """A PNG of TrainLog columns per epoch: side-by-side panels, one per (columns, y label, log scale?)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.6), squeeze=False)
+    for ax, (cols, label, log_scale) in zip(axes[0], panels, strict=True):
+        for c in cols:
+            x, y = log.column(c)
+            if x:
+                ax.plot(x, y, label=c, marker="." if len(x) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def plot_losses(log, path, loss_cols=("train_l1", "val_l1"), metric_cols=("val_ssim", "val_box_ssim"), title=""):
+    """loss.png: loss curves (left) and validation metrics (right) per epoch, from a TrainLog."""
+    # Losses on a log scale: the first epochs' would flatten the rest of the curve.
+    plot_curves(log, path, [(loss_cols, "L1 (pixels in [0, 1])", True), (metric_cols, "SSIM", False)], title)
+
+
+def sample_grid(rows, path, scale=2):
+    """samples.png: rows of (N, S, S, 3) uint8 BGR tiles (e.g. skeleton / generated / real), upscaled x scale."""
+    import cv2
+
+    img = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    write_png(path, img, compression=3)
+    return img
+
+
+def describe(m):
+    """One line of validation metrics (with GenGAN's sharpness and flicker when there)."""
+    extra = "".join(f", {k} {m[k]:.2f}" for k in ("sharpness", "flicker") if k in m)
+    return (f"epoch {m['epoch']}, val L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f}, SSIM {m['ssim']:.3f}, "
+            f"body-box SSIM {m['box_ssim']:.3f}{extra}")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(ckpt, path):
+    """torch.save one dict atomically: a crash mid-write leaves the previous file intact."""
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path, *, fmt, gen_type=None, size=None, keys=CKPT_KEYS, fix=None):
+    """Load a checkpoint dict safely (weights_only) and check it is what the caller expects; UserError if not.
+
+    fix: what to do about an unreadable or incomplete file (e.g. "retrain it ..."), appended to those messages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    then = f"; {fix}" if fix else ""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, foreign pickle, ...: one line, not a traceback
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        raise UserError(f"cannot read checkpoint {path}: {error}{then}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise UserError(f"{path} is not a {fmt} checkpoint{then}")
+    # Another gen_type or size first: that names the fix, where a list of missing keys would not.
+    if gen_type is not None and ckpt.get("gen_type", gen_type) != gen_type:
+        raise UserError(f"checkpoint {path} is for gen_type {ckpt['gen_type']}, not {gen_type}")
+    if size is not None and ckpt.get("size", size) != size:
+        raise UserError(f"checkpoint {path} is for size {ckpt['size']}, not {size}: pass --size {ckpt['size']}")
+    missing = [k for k in keys if k not in ckpt]
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or from another version{then}")
+    return ckpt
+
+
+@contextmanager
+def unusable(what, fix, net=None):
+    """Turns what a damaged or foreign checkpoint raises while it is used into one UserError naming it and the fix.
+
+    what: e.g. "checkpoint <path>"; net: the class it was meant for, named in the message.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:  # size mismatch (RuntimeError), unknown model_args (TypeError), missing entry (KeyError)...
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        # load_state_dict's first line only says "Error(s) in loading state_dict"; the second names the tensor.
+        detail = f"{type(e).__name__}: {lines[min(1, len(lines) - 1)] if lines else ''}"
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        whose = f"'s {net}" if net else ""
+        raise UserError(f"{what} does not fit this version{whose} ({detail}): {fix}") from None
+
+
+def build_from_checkpoint(cls, model_args, state, *, what, fix):
+    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild); UserError if the checkpoint does not fit."""
+    with unusable(what, fix, cls.__name__):
+        net = cls(**model_args)
+        net.load_state_dict(state)
+    return net
+
+
+def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=()):
+    """out/latest.pth checked for --resume: there, readable, complete and trained on this data; else a UserError.
+
+    force: the option that starts over ("force=true", "--force"), named in the messages.
+    """
+    path = Path(out) / "latest.pth"
+    if not path.is_file():
+        scratch = train_command(gen_type, vs.video_path, size)
+        if Path(out).resolve() != checkpoint_dir(vs, gen_type, size).resolve():
+            shown = Path(out).resolve()
+            scratch += f" --out {shlex.quote(str(shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown))}"
+        raise UserError(f"nothing to resume: checkpoint not found: {path}; train from scratch with {scratch}")
+    fix = f"start over with {force}"
+    state = load_checkpoint(path, fmt=fmt, gen_type=gen_type, size=size, keys=(*CKPT_KEYS, *RESUME_KEYS, *keys),
+                            fix=fix)  # fmt: skip
+    with unusable(f"checkpoint {path}", fix):
+        data = state["data"]
+        if data["sha256"] != fingerprint["sha256"] or data["params"] != fingerprint["params"]:
+            raise UserError(f"{path} was trained on other data ({data['key']}): use {force}")
+    return state
+
+
+def restore_progress(state, *, path, force, rng, optimizers, score):
+    """Optimizer and RNG states of the checkpoint being resumed -> (epoch, step, train_seconds, best).
+
+    optimizers: (optimizer, checkpoint key) pairs; score: the key of `best` that picks best.pth.
+    """
+    with unusable(f"checkpoint {path}", f"start over with {force}"):
+        for opt, key in optimizers:
+            opt.load_state_dict(state[key])
+        rng.set_state(state["rng"])
+        best = dict(state["best"])
+        best[score] = float(best[score])  # checked now, not when the first epoch ends
+        return int(state["epoch"]), int(state["step"]), float(state["train_seconds"]), best
+
+
+def best_checkpoint(vs, gen_type, size):
+    """Path of gen_type's best.pth on this target; UserError with the exact training command if there is none."""
+    path = checkpoint_dir(vs, gen_type, size) / "best.pth"
+    if not path.exists():
+        cmd = train_command(gen_type, vs.video_path, size)
+        raise UserError(f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: train it with {cmd}")
+    return path
+
+
+# --------------------------------------------------------------------------- the run's bookkeeping
+
+
+class TrainRun:
+    """The bookkeeping both trainers share: the plan (epochs, or minutes with the schedules on the clock),
+    progress, step timing, the NaN guard, and per epoch train_log.csv, latest.pth / best.pth, the plots and
+    samples.png. `restored` = restore_progress(...) continues a resumed run's epoch, step, clock and best.
+    """
+
+    def __init__(self, out, *, epochs, steps_per_epoch, images_per_step, time_budget, best, restored=None,
+                 nan_hint="", verbose=True):  # fmt: skip
+        self.out, self.nan_hint, self.verbose = Path(out), nan_hint, verbose
+        self.n_epochs, self.steps_per_epoch, self.images_per_step = epochs, steps_per_epoch, images_per_step
+        self.budget = 60.0 * time_budget  # s; 0: run n_epochs epochs
+        self.total_steps = epochs * steps_per_epoch
+        self.epoch, self.step, self.seconds, self.best = restored or (0, 0, 0.0, best)
+        self.last_good = self.epoch  # the epoch whose checkpoint is on disk (0: none written)
+        self.log = TrainLog(self.out / "train_log.csv", resume_epoch=self.epoch if restored else None)
+        self.t_origin, self.plot_seconds = None, 0.0
+        self.totals = {"images": 0, "step_seconds": 0.0, "data_seconds": 0.0}  # this call's steps
+
+    def plan(self):
+        return f"{self.budget / 60:g} min" if self.budget else f"{self.n_epochs} epochs"
+
+    def progress(self, now):
+        """Share of the plan done (0 -> 1) at `now` seconds of training: by the clock with a budget, else by steps."""
+        return (now / self.budget) if self.budget else self.step / max(self.total_steps, 1)
+
+    def elapsed(self):
+        return time.perf_counter() - self.t_origin
+
+    def epochs(self):
+        """Epoch numbers until the plan is done; starts the clock (a resumed run's train_seconds carry over)."""
+        self.t_origin = time.perf_counter() - self.seconds
+        while self.progress(self.elapsed()) < 1.0:
+            self.epoch += 1
+            self.n_img, self.t_data, self.t_steps, self.steps_done = 0, 0.0, 0.0, 0  # this epoch's
+            yield self.epoch
+
+    def bar(self):
+        """This epoch's progress bar over its steps."""
+        desc = f"epoch {self.epoch}" + ("" if self.budget else f"/{self.n_epochs}")
+        return tqdm(range(self.steps_per_epoch), desc=desc, leave=False, disable=not self.verbose, dynamic_ncols=True)
+
+    def check(self, name, value, lr):
+        """The NaN guard: a NaN / inf loss stops training (UserError) before any checkpoint holds its weights."""
+        if not math.isfinite(value):
+            latest = self.out / "latest.pth"
+            kept = "no checkpoint written"
+            if self.last_good:
+                kept = f"last good checkpoint kept: {latest} (epoch {self.last_good})"
+            raise UserError(f"{name} became {value} at epoch {self.epoch} step {self.step + 1} (lr {lr:.2g}): training "
+                            f"stopped, {kept}; {self.nan_hint}")  # fmt: skip
+
+    def count(self, n_img, t0, t1, t2):
+        """A step done: n_img images, begun at t0, its batch ready at t1, finished at t2 (time.perf_counter)."""
+        self.step += 1
+        self.steps_done += 1
+        self.n_img += n_img
+        self.t_data += t1 - t0
+        self.t_steps += t2 - t0
+        self.totals["images"] += n_img
+        self.totals["step_seconds"] += t2 - t0
+        self.totals["data_seconds"] += t1 - t0
+
+    def out_of_time(self, t):
+        return self.budget and t - self.t_origin >= self.budget
+
+    def row(self, now, **columns):
+        """The epoch's train_log.csv row: epoch, step, images (cumulative: step x images per step), seconds, the
+        trainer's columns, then this epoch's images/s and the share of step time spent preparing batches."""
+        rates = {"img_per_s": self.n_img / max(self.t_steps, 1e-9), "data_share": self.t_data / max(self.t_steps, 1e-9)}
+        return {"epoch": self.epoch, "step": self.step, "images": self.step * self.images_per_step,
+                "seconds": round(now, 2), **columns, **rates}  # fmt: skip
+
+    def end_epoch(self, *, now, row, metrics, score, ckpt, schedule, plot, samples):
+        """Log the epoch's row, write latest.pth (best.pth too when metrics[score] beats the best so far), redraw
+        the plots when due (plot(log)) and samples.png (samples: maps, fake, real (N, S, S, 3) uint8) -> is_best.
+
+        ckpt: the trainer's part of the checkpoint; schedule: its part of ckpt["schedule"].
+        """
+        self.log.append(row)
+        is_best = metrics[score] > self.best[score]
+        if is_best:
+            self.best = {"epoch": self.epoch, **metrics}
+        schedule = {"kind": "warmup-cosine", "progress": self.progress(now), "total_steps": self.total_steps,
+                    "budget_s": self.budget, **schedule}  # fmt: skip
+        ckpt = {
+            **ckpt,
+            "schedule": schedule,
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_seconds": now,
+            "val": metrics,
+            "best": self.best,
+        }
+        save_checkpoint(ckpt, self.out / "latest.pth")
+        if is_best:
+            save_checkpoint(ckpt, self.out / "best.pth")
+        self.last_good = self.epoch
+        if self.progress(now) >= 1.0 or self.plot_seconds <= PLOT_SHARE * now:
+            t_plot = time.perf_counter()
+            plot(self.log)
+            self.plot_seconds += time.perf_counter() - t_plot
+        show = np.linspace(0, len(samples[0]) - 1, min(N_SAMPLES, len(samples[0]))).round().astype(int)
+        sample_grid([rows[show] for rows in samples], self.out / "samples.png")
+        return is_best
+
+    def eta(self, now):
+        left = (self.budget - now) if self.budget else now / max(self.step, 1) * (self.total_steps - self.step)
+        return f"ETA {max(0.0, left) / 60:.1f} min"
+
+
+# --------------------------------------------------------------------------- a trained generator
+
+
+class TrainedGenerator:
+    """A checkpoint rebuilt as a generator: generate(ske) / generate_batch(xy) -> uint8 BGR frames.
+
+    Each trainer's generator class sets FORMAT (its checkpoints' format), KEYS (what it needs), RETRAIN (the
+    fix for a file this version cannot use), and implements net_class(ckpt) and inputs(poses).
+    `checkpoint` is a path or an already loaded checkpoint dict.
+    """
+
+    FORMAT = RETRAIN = None
+    KEYS = CKPT_KEYS
+    coherent = False  # True: generate_batch reads its poses as one clip (pass whole clips)
+
+    def __init__(self, checkpoint, device="auto", *, gen_type=None, size=None):
+        loaded = isinstance(checkpoint, dict)
+        ckpt = checkpoint if loaded else load_checkpoint(
+            checkpoint, fmt=self.FORMAT, gen_type=gen_type, size=size, keys=self.KEYS, fix=self.RETRAIN
+        )  # fmt: skip
+        self.what = "checkpoint" if loaded else f"checkpoint {checkpoint}"
+        with unusable(self.what, self.RETRAIN):
+            self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
+            cls = self.net_class(ckpt)
+        self.device = pick_device(device)
+        self.net = build_from_checkpoint(cls, ckpt["model_args"], ckpt["model"], what=self.what, fix=self.RETRAIN)
+        self.net.to(self.device, memory_format=torch.channels_last).eval()
+        self.epoch = ckpt.get("epoch")  # when it was saved
+        self.val = ckpt.get("val", {})  # its validation metrics
+        self.data = ckpt.get("data", {})  # what it trained on: sha256, params, [start, stop) of train and val
+
+    def net_class(self, ckpt):
+        raise NotImplementedError
+
+    def inputs(self, poses):
+        """A batch of poses (as generate_batch passes them to render_poses) -> the net's input tensor."""
+        raise NotImplementedError
+
+    def generate(self, ske):
+        """One Skeleton -> (S, S, 3) uint8 BGR."""
+        return self.generate_batch(ske.xy[None])[0]
+
+    def generate_batch(self, xy, batch=RENDER_BATCH):
+        """(N, 13, 2) float32 joints in [0, 1] -> (N, S, S, 3) uint8 BGR; poses with NaN joints give black frames."""
+        xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
+        return self.render(xy, np.isfinite(xy).all(axis=(1, 2)), batch)
+
+    def render(self, poses, valid, batch=RENDER_BATCH):
+        return render_poses(self.net, poses, self.inputs, size=self.size, device=self.device, valid=valid, batch=batch)
+
+
+def report_trained(path, load, force_option):
+    """Print `already trained` for best.pth once it has loaded whole (load(path) -> its TrainedGenerator): a damaged
+    file is reported now, not by the next demo."""
+    gen = load(path)
+    with unusable(f"checkpoint {path}", f"retrain it ({force_option})"):
+        line = describe({"epoch": gen.epoch, **gen.val})
+    print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")
+
+
+# --------------------------------------------------------------------------- the CLI both trainers share
+
+
+def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
+    """The arguments both trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
+    p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
+    p.add_argument("--epochs", type=int, default=0, help=epochs_help)
+    p.add_argument("--time_budget", type=float, default=0.0, metavar="MINUTES",
+                   help="train this long instead of --epochs; schedules follow the clock (default off)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=d.batch, help=f"frames per batch (default {d.batch})")
+    p.add_argument("--lr", type=float, default=lr, help=f"{lr_help} (default {lr})")
+    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="(default auto: cuda if any)")
+    p.add_argument("--resume", action="store_true", help="continue latest.pth: its epochs, optimizers, schedule, RNG")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--out", default=None, help=f"checkpoint folder (default data/checkpoints/<target>/{folder})")
+    p.add_argument("--aug", type=float, default=d.aug_prob, help=f"share of samples augmented (default {d.aug_prob})")
+    p.add_argument(
+        "--lambda_L1",
+        type=float,
+        nargs="+",
+        default=list(d.lambda_L1),
+        metavar="W",
+        help=f"pixel L1 weight: one number, or START END for a linear schedule over training (default "
+        f"{' '.join(f'{v:g}' for v in d.lambda_L1)})",
+    )
+
+
+def check_training_args(a, force, force_option):
+    """UserError for what add_training_args' values cannot mean; force: whether force_option (start over) is on."""
+    if force and a.resume:
+        raise UserError(f"{force_option} (start over) and --resume (continue) contradict each other: pick one")
+    if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
+        raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug in [0, 1]")
+    if len(a.lambda_L1) > 2 or min(a.lambda_L1) < 0:
+        raise UserError(f"--lambda_L1 takes one weight or START END, all >= 0; got {' '.join(map(str, a.lambda_L1))}")
+
+
+def lambda_pair(value):
+    """--lambda_L1's one or two numbers (or an older checkpoint's single float) -> (start, end)."""
+    values = [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
+    return (values[0], values[-1])
+
+
+def lambda_at(progress, start_end):
+    """A loss weight scheduled linearly from start to end as training progresses (progress in [0, 1])."""
+    start, end = start_end
+    return start + (end - start) * min(max(progress, 0.0), 1.0)
+
+
+def config_from_args(cls, a, **options):
+    """A config dataclass from parsed arguments: each field from the argument of its name, or of options[field]."""
+    given = vars(a)
+    names = {f.name: options.get(f.name, f.name) for f in fields(cls)}
+    return cls(**{field: given[name] for field, name in names.items() if name in given})

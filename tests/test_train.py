@@ -1,0 +1,65 @@
+"""Train.py, the machinery both trainers share: passive OpenMP waiting in every entry point, the one inference
+loop, the cumulative image count in train_log.csv, keyword-only calls."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, FakeVS
+
+import GenGAN
+import GenVanillaNN
+import Train
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["GenVanillaNN.py", "GenGAN.py", "DanceDemo.py", "Evaluate.py"])
+def test_entry_points_make_openmp_wait_passively(script):
+    """OMP_WAIT_POLICY must be set before torch loads OpenMP: GOMP_SPINCOUNT 0, not the spinning 300000."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"OMP_DISPLAY_ENV": "VERBOSE"}
+    code = f"import runpy, sys; sys.argv = [{script!r}, '--help']; runpy.run_path({script!r}, run_name='__main__')"
+    if script in ("DanceDemo.py", "Evaluate.py"):  # torch is imported by trained gen_types only: load it here
+        code = f"import sys; sys.argv = [{script!r}]; import {script[:-3]}; import torch; torch.zeros(1) + 1"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    spin = [line.strip() for line in r.stderr.splitlines() if "GOMP_SPINCOUNT" in line]
+    assert spin == ["GOMP_SPINCOUNT = '0'"], r.stderr[-2000:]
+
+
+def test_render_poses_batches_skip_invalid_poses_and_restore_the_mode():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3 * 4 * 4), torch.nn.Unflatten(1, (3, 4, 4)), torch.nn.Tanh())
+    net.train()
+    poses = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
+    valid = np.array([1, 1, 0, 1, 1, 1, 0], bool)
+    out = Train.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), valid=valid, batch=2)
+    assert out.shape == (7, 4, 4, 3) and out.dtype == np.uint8
+    assert not out[~valid].any() and out[valid].any()
+    whole = Train.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), batch=64)
+    np.testing.assert_array_equal(out[valid], whole[valid])  # batching does not change a frame
+    assert net.training
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_images_column_is_cumulative_in_both_trainers(tmp_path):
+    vs = FakeVS(tmp_path, n=30)
+    tiny = {"ch": [8, 16], "n_res": 1}
+    vcfg = GenVanillaNN.TrainConfig(epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
+    GenVanillaNN.train(vs, vcfg, out=tmp_path / "v", verbose=False)
+    gcfg = GenGAN.GANConfig(epochs=2, batch=8, size=32, device="cpu", g_args=tiny, d_args={"ndf": 8},
+                            init_from_vanilla=False, temporal=True)  # fmt: skip
+    GenGAN.train(vs, gcfg, out=tmp_path / "g", verbose=False)
+    for folder, per_step in (("v", 8), ("g", 6)):  # the temporal GAN: 2 windows x 3 generated frames a step
+        with open(tmp_path / folder / "train_log.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["images"]) for r in rows] == [int(r["step"]) * per_step for r in rows]
+        assert int(rows[1]["images"]) > int(rows[0]["images"])
+
+
+def test_shared_calls_are_keyword_only():
+    with pytest.raises(TypeError):
+        Train.TrainRun("out", 1, 1, 1, 0.0, {})
+    with pytest.raises(TypeError):
+        Train.load_checkpoint("x.pth", "fmt")

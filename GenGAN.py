@@ -33,7 +33,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -41,15 +40,9 @@ from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command  # noqa: E
 from GenVanillaNN import (  # noqa: E402
     CKPT_FORMAT as VANILLA_FORMAT,
 )
-from GenVanillaNN import (  # noqa: E402
-    VARIANTS,
-    build_net,
-    default_model_args,
-    gen_type_of_variant,
-    net_class,
-    pose_input,
-)
+from GenVanillaNN import VARIANTS, gen_type_of_variant  # noqa: E402
 from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa: E402
+from Networks import NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
 from Skeleton import N_JOINTS, UserError, run_cli  # noqa: E402
 from Train import (  # noqa: E402
     CKPT_KEYS,
@@ -64,6 +57,7 @@ from Train import (  # noqa: E402
     check_training_args,
     config_from_args,
     describe,
+    history_xy,
     lambda_at,
     lambda_pair,
     load_checkpoint,
@@ -75,8 +69,10 @@ from Train import (  # noqa: E402
     report_trained,
     restore_progress,
     resume_checkpoint,
+    sequence_starts,
     set_seed,
     split_data,
+    train_windows,
     unusable,
     val_block,
 )
@@ -99,21 +95,17 @@ LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
 LAMBDA_GP = 10.0  # WGAN-GP gradient penalty
 LAMBDA_DRIFT = 1e-3  # keeps the critic's values near 0 (Karras et al.): an unbounded critic drifts away
 N_CRITIC = 5  # WGAN-GP: critic steps per generator step
-LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); on taichi2
-# 50 left 2.2-2.6x the real video's frame-to-frame change, 500 1.6-1.7x at the same body-box SSIM
-NDF = 32  # discriminator base width (pix2pix's 64 is sized for 256 px frames; 32 halves D's CPU time at 64 px)
-# PatchGAN stride-2 layers: log2(size / 16), so 2 at 64 px: 34 px patches, about half the frame (3 layers would
-# see 70 px, more than the whole frame); the half-resolution D then sees the global layout.
-NUM_D = 2  # discriminator scales (full and half resolution)
+LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); 50 left
+# taichi2's output flickering much more (README "Temporal GAN")
 HISTORY = 2  # temporal netG also sees the skeletons of t-1 .. t-HISTORY
 D_T_FRAMES = 3  # consecutive frames the temporal discriminator sees
-AUG_PROB = 0.5  # share of training windows shifted/zoomed (GenVanillaNN.random_affine)
+AUG_PROB = 0.5  # share of training windows shifted/zoomed (Train.augment)
 SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (see val_score)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
 D_GAP_EPOCHS = 3  # wgan-gp: the critic gap growing this many epochs in a row is reported the same way
 CKPT_FORMAT = "deepdance-gan-1"
 GAN_KEYS = (*CKPT_KEYS, "variant", "temporal")  # what every GAN checkpoint needs to rebuild its generator
-# What --resume needs besides GenVanillaNN.RESUME_KEYS.
+# What --resume needs besides Train.RESUME_KEYS.
 GAN_RESUME_KEYS = ("variant", "temporal", "netD", "netD_T", "optimizer_G", "optimizer_D", "netD_args", "netD_T_args",
                    "init_from")  # fmt: skip
 RETRAIN = "retrain it (GenGAN.py with --force)"  # the fix for a best.pth this version cannot use
@@ -124,59 +116,12 @@ INPUTS = ("image", "vector")
 VARIANT_OF_INPUT = {v: k for k, v in VARIANTS.items()}  # GenVanillaNN variant of netG
 
 
-# --------------------------------------------------------------------------- discriminators
-
-
-class PatchDiscriminator(nn.Module):
-    """pix2pix's PatchGAN: (B, in_ch, S, S) -> every layer's features, the last (B, 1, S/2^n - 2, S/2^n - 2) logits.
-
-    Each logit judges one patch; the intermediate features feed pix2pixHD's feature-matching loss.
-    """
-
-    def __init__(self, in_ch=6, ndf=NDF, n_layers=2, norm="instance"):
-        super().__init__()
-
-        def block(cin, cout, stride, normed):
-            layers = [nn.Conv2d(cin, cout, 4, stride, 1, bias=not normed)]
-            if normed:  # InstanceNorm: per-sample statistics, as the gradient penalty needs (BatchNorm mixes samples)
-                layers.append(nn.InstanceNorm2d(cout, affine=True) if norm == "instance" else nn.BatchNorm2d(cout))
-            return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
-
-        ch = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
-        layers = [block(in_ch, ch[0], 2, False)]
-        layers += [block(ch[i - 1], ch[i], 2, True) for i in range(1, n_layers)]
-        layers += [block(ch[n_layers - 1], ch[n_layers], 1, True), nn.Conv2d(ch[n_layers], 1, 4, 1, 1)]
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x):
-        feats = []
-        for layer in self.layers:
-            x = layer(x)
-            feats.append(x)
-        return feats
-
-
-class MultiscaleDiscriminator(nn.Module):
-    """pix2pixHD's discriminator: num_D PatchGANs, each on the input downsampled once more than the previous.
-
-    (B, in_ch, S, S) -> [features of D_1 at S, of D_2 at S/2, ...]; the coarse ones see the global layout.
-    """
-
-    def __init__(self, in_ch=6, ndf=NDF, n_layers=2, norm="instance", num_D=NUM_D):
-        super().__init__()
-        self.nets = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers, norm) for _ in range(num_D))
-
-    def forward(self, x):
-        out = []
-        for i, net in enumerate(self.nets):
-            if i:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out.append(net(x))
-        return out
-
-
 def default_d_args(size=SIZE, temporal=False, frames=D_T_FRAMES):
-    """netD's (or, temporal=True, netD_T's) model_args: conditioned on skeleton maps, 6 channels per frame."""
+    """netD's (or, temporal=True, netD_T's) model_args: conditioned on skeleton maps, 6 channels per frame.
+
+    log2(size / 16) stride-2 layers: 2 at 64 px, so 34 px patches, about half the frame (3 would see 70 px, more
+    than the frame); the half-resolution D sees the global layout.
+    """
     return {"in_ch": 6 * (frames if temporal else 1), "ndf": NDF, "n_layers": max(1, int(math.log2(size / 16))),
             "norm": "instance", "num_D": 1 if temporal else NUM_D}  # fmt: skip
 
@@ -239,53 +184,10 @@ def val_score(metrics, weight=SHARP_WEIGHT):
 # --------------------------------------------------------------------------- temporal inputs
 
 
-def sequence_starts(ids):
-    """(N,) bool: frame i starts a new continuous run (its video index does not follow frame i-1's)."""
-    ids = np.asarray(ids)
-    starts = np.ones(len(ids), bool)
-    starts[1:] = np.diff(ids) != 1
-    return starts
-
-
-def history_xy(xy, history=HISTORY, starts=None):
-    """Poses read as one sequence -> the poses of t, t-1, ..., t-history: (N, 13, 2) -> (N, history + 1, 13, 2).
-
-    Before the first pose of a run (starts: (N,) bool, or the batch's first pose) that first pose repeats. A pose
-    with NaN joints (no person) is replaced in later frames' history by the last finite one before it, or by
-    the frame's own pose; its own frame keeps its NaN (it renders black).
-    """
-    xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
-    n = len(xy)
-    idx = np.arange(n)
-    starts = np.zeros(n, bool) if starts is None else np.asarray(starts, bool).copy()
-    starts[:1] = True
-    run = np.maximum.accumulate(np.where(starts, idx, 0))  # first frame of each frame's run
-    ok = np.isfinite(xy).all(axis=(1, 2))
-    last_ok = np.maximum.accumulate(np.where(ok, idx, -1))  # last frame <= i with a person (-1: none yet)
-    out = np.empty((n, history + 1, N_JOINTS, 2), np.float32)
-    out[:, 0] = xy
-    for k in range(1, history + 1):
-        prev = last_ok[np.maximum(idx - k, run)]  # t-k clamped to the run's start, then back to a finite pose
-        fill = (prev >= run) & (prev >= 0)
-        out[:, k] = np.where(fill[:, None, None], xy[np.maximum(prev, 0)], out[:, k - 1])
-    return out
-
-
 def temporal_input(xyw, size):
     """Skeleton maps of pose windows stacked on channels: (N, K, 13, 2) -> (N, 3K, S, S) float in [-1, 1]."""
     n, k = xyw.shape[:2]
     return pose_input(np.asarray(xyw).reshape(-1, N_JOINTS, 2), 2, size).reshape(n, 3 * k, size, size)
-
-
-def train_windows(ids, length):
-    """(M, length) dataset indices of every run of `length` consecutive frames (video indices in `ids` +1 apart)."""
-    ids = np.asarray(ids)
-    if length == 1:
-        return np.arange(len(ids))[:, None]
-    ends = np.arange(length - 1, len(ids))
-    ok = ids[ends] - ids[ends - length + 1] == length - 1  # ids are increasing, so this means no gap
-    ends = ends[ok]
-    return ends[:, None] - np.arange(length - 1, -1, -1)[None]
 
 
 def expand_stem(state, model_args, in_ch):
@@ -327,14 +229,14 @@ class GenGAN(TrainedGenerator):
         if not self.temporal:
             return self.generate_batch(ske.xy[None])[0]
         self._history = (self._history + [ske.xy.astype(np.float32)])[-(HISTORY + 1) :]
-        windows = history_xy(np.stack(self._history))[-1:]
+        windows = history_xy(np.stack(self._history), HISTORY)[-1:]
         return self.render(windows, np.isfinite(windows[:, 0]).all(axis=(1, 2)))[0]
 
     def generate_batch(self, xy, batch=64):
         """(N, 13, 2) float32 joints in [0, 1] -> (N, S, S, 3) uint8 BGR; poses with NaN joints give black frames."""
         if not self.temporal:
             return super().generate_batch(xy, batch)
-        windows = history_xy(np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2))  # (N, HISTORY + 1, 13, 2)
+        windows = history_xy(np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2), HISTORY)  # (N, HISTORY + 1, 13, 2)
         return self.render(windows, np.isfinite(windows[:, 0]).all(axis=(1, 2)), batch)  # finite where pose t is
 
     def inputs(self, poses):
@@ -606,7 +508,7 @@ def stack_frames(cond, img, frames=D_T_FRAMES):
 def val_inputs(val, cfg):
     """netG's inputs for a ValBlock: its maps or vectors, or for gen_type 8 the stacked maps of t, t-1, t-2."""
     if cfg.temporal:
-        return temporal_input(history_xy(val.xy, starts=sequence_starts(val.rows)), cfg.size)
+        return temporal_input(history_xy(val.xy, HISTORY, starts=sequence_starts(val.rows)), cfg.size)
     return val.inputs[cfg.input]
 
 

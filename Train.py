@@ -178,6 +178,49 @@ def augment(xy, real, cfg, rng):
     return xy.reshape(b * w, N_JOINTS, 2), on
 
 
+def sequence_starts(rows):
+    """(N,) bool: frame i starts a new continuous run (its cache row does not follow frame i-1's)."""
+    rows = np.asarray(rows)
+    starts = np.ones(len(rows), bool)
+    starts[1:] = np.diff(rows) != 1
+    return starts
+
+
+def history_xy(xy, history, starts=None):
+    """Poses read as one sequence -> the poses of t, t-1, ..., t-history: (N, 13, 2) -> (N, history + 1, 13, 2).
+
+    Before the first pose of a run (starts: (N,) bool, or the batch's first pose) that first pose repeats. A pose
+    with NaN joints (no person) is replaced in later frames' history by the last finite one before it, or by
+    the frame's own pose; its own frame keeps its NaN (it renders black).
+    """
+    xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
+    n = len(xy)
+    idx = np.arange(n)
+    starts = np.zeros(n, bool) if starts is None else np.asarray(starts, bool).copy()
+    starts[:1] = True
+    run = np.maximum.accumulate(np.where(starts, idx, 0))  # first frame of each frame's run
+    ok = np.isfinite(xy).all(axis=(1, 2))
+    last_ok = np.maximum.accumulate(np.where(ok, idx, -1))  # last frame <= i with a person (-1: none yet)
+    out = np.empty((n, history + 1, N_JOINTS, 2), np.float32)
+    out[:, 0] = xy
+    for k in range(1, history + 1):
+        prev = last_ok[np.maximum(idx - k, run)]  # t-k clamped to the run's start, then back to a finite pose
+        fill = (prev >= run) & (prev >= 0)
+        out[:, k] = np.where(fill[:, None, None], xy[np.maximum(prev, 0)], out[:, k - 1])
+    return out
+
+
+def train_windows(rows, length):
+    """(M, length) dataset indices of every run of `length` consecutive frames (cache rows `rows` +1 apart)."""
+    rows = np.asarray(rows)
+    if length == 1:
+        return np.arange(len(rows))[:, None]
+    ends = np.arange(length - 1, len(rows))
+    ok = rows[ends] - rows[ends - length + 1] == length - 1  # rows are increasing, so this means no gap
+    ends = ends[ok]
+    return ends[:, None] - np.arange(length - 1, -1, -1)[None]
+
+
 # --------------------------------------------------------------------------- inference
 
 

@@ -15,6 +15,7 @@ from conftest import POSE, FakeVS, run_script
 import GenGAN
 import GenTypes
 import GenVanillaNN
+import Networks
 import Train
 from Skeleton import Skeleton, UserError
 
@@ -40,14 +41,14 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
 
 
 def test_multiscale_patch_discriminator_shapes():
-    d = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(64))
+    d = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(64))
     out = d(torch.randn(2, 6, 64, 64))
     assert len(out) == GenGAN.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
     assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
-    small = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    small = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(32))(torch.randn(1, 6, 32, 32))
     assert small[1][-1].shape[-1] >= 1
-    dt = GenGAN.MultiscaleDiscriminator(**GenGAN.default_d_args(64, temporal=True))
+    dt = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(64, temporal=True))
     assert len(dt(torch.randn(1, 6 * GenGAN.D_T_FRAMES, 64, 64))) == 1
 
 
@@ -100,32 +101,32 @@ def test_d_overpowering_g_is_reported(tmp_path):
 
 def test_history_windows_and_temporal_inputs():
     xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
-    h = GenGAN.history_xy(xy)
+    h = Train.history_xy(xy, 2)
     assert h.shape == (6, 3, 13, 2)
     assert h[:, :, 0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]]
-    starts = GenGAN.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
-    assert GenGAN.history_xy(xy, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
+    starts = Train.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
+    assert Train.history_xy(xy, 2, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
     holes = xy.copy()
     holes[2] = np.nan  # no person in frame 2: later frames look past it, frame 2 itself stays empty
-    hh = GenGAN.history_xy(holes)
+    hh = Train.history_xy(holes, 2)
     assert np.isnan(hh[2, 0]).all() and hh[3, :, 0, 0].tolist() == [3, 1, 1] and hh[4, :, 0, 0].tolist() == [4, 3, 1]
     first_missing = holes.copy()
     first_missing[0] = np.nan
-    assert GenGAN.history_xy(first_missing)[1, :, 0, 0].tolist() == [1, 1, 1]
-    x = GenGAN.temporal_input(GenGAN.history_xy(np.repeat(POSE[None], 2, 0)), 32)
+    assert Train.history_xy(first_missing, 2)[1, :, 0, 0].tolist() == [1, 1, 1]
+    x = GenGAN.temporal_input(Train.history_xy(np.repeat(POSE[None], 2, 0), 2), 32)
     assert x.shape == (2, 9, 32, 32)
-    torch.testing.assert_close(x[:, :3], GenVanillaNN.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
-    w = GenGAN.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
+    torch.testing.assert_close(x[:, :3], Networks.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
+    w = Train.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
     assert w.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # none across the gap
-    assert GenGAN.train_windows(np.arange(3), 1).shape == (3, 1)
+    assert Train.train_windows(np.arange(3), 1).shape == (3, 1)
 
 
 def test_expanded_stem_starts_as_the_vanilla_unet():
     torch.manual_seed(0)
-    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
-    vanilla = GenVanillaNN.build_net(2, args).eval()
+    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    vanilla = Networks.build_net(2, args).eval()
     state, targs = GenGAN.expand_stem(vanilla.state_dict(), args, 9)
-    temporal = GenVanillaNN.build_net(2, targs).eval()
+    temporal = Networks.build_net(2, targs).eval()
     temporal.load_state_dict(state)
     cur = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
     hist = torch.rand(3, 6, SIZE, SIZE) * 2 - 1  # whatever t-1 and t-2 are, the output is the vanilla one
@@ -136,7 +137,7 @@ def test_expanded_stem_starts_as_the_vanilla_unet():
 def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
     ds = fake_vs.dataset(np.arange(20), SIZE)
     cfg = tiny_cfg(temporal=True, aug_prob=1.0)
-    win = GenGAN.train_windows(np.arange(20), GenGAN.HISTORY + GenGAN.D_T_FRAMES)[:4]
+    win = Train.train_windows(np.arange(20), GenGAN.HISTORY + GenGAN.D_T_FRAMES)[:4]
     x, cond, real = GenGAN.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
     assert x.shape == (4 * GenGAN.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
     # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
@@ -228,8 +229,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
 
 def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
-    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
-    net = GenVanillaNN.build_net(2, args)
+    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    net = Networks.build_net(2, args)
     train_pos, val_pos = fake_vs.split()
     data = Train.data_fingerprint(fake_vs, train_pos, val_pos)
     ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
@@ -254,8 +255,8 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
 
 
 def test_bad_requests(fake_vs):
-    args = {**GenVanillaNN.default_model_args(2, SIZE), **TINY_G["image"]}
-    other = GenVanillaNN.build_net(
+    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    other = Networks.build_net(
         2, {**args, "ch": [8, 8]}
     ).state_dict()  # weights saved by another version of the network
     ckpt = {"format": GenGAN.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,

@@ -28,6 +28,7 @@ import torch
 from conftest import ROOT, run_script, write_video
 
 import GenTypes
+import Networks
 import VideoSkeleton
 from Skeleton import UserError, VideoWriter, clean_stale_temps, run_cli
 
@@ -464,11 +465,11 @@ def vanilla_checkpoint(gen_type=3, size=64, **changes):
     import GenVanillaNN
 
     variant = {2: 1, 3: 2}[gen_type]
-    args = GenVanillaNN.default_model_args(variant, size)
+    args = Networks.default_model_args(variant, size)
     torch.manual_seed(0)
     ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size,
             "model_args": args,
-            "model": GenVanillaNN.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
+            "model": Networks.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
     return {**ckpt, **changes}
 
 

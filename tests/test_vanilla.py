@@ -12,6 +12,7 @@ from conftest import POSE, FakeVS, run_script
 
 import GenVanillaNN
 import Metrics
+import Networks
 import Train
 from Skeleton import UserError
 
@@ -35,7 +36,7 @@ def tiny_cfg(variant=2, **kw):
 @pytest.mark.parametrize("size", [64, 128])
 def test_networks_shapes_and_range(variant, size):
     torch.manual_seed(0)
-    net = GenVanillaNN.build_net(variant, GenVanillaNN.default_model_args(variant, size)).eval()
+    net = Networks.build_net(variant, Networks.default_model_args(variant, size)).eval()
     x = torch.rand(2, 26) * 2 - 1 if variant == 1 else torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
         y = net(x)
@@ -44,7 +45,7 @@ def test_networks_shapes_and_range(variant, size):
 
 
 def test_self_attention_starts_as_identity_and_learns():
-    att = GenVanillaNN.SelfAttention(32)
+    att = Networks.SelfAttention(32)
     x = torch.randn(2, 32, 8, 8, requires_grad=True)
     assert torch.equal(att(x), x)
     att(x).square().sum().backward()
@@ -129,8 +130,8 @@ def test_128_px_trains_and_generates(fake_vs):
 @pytest.mark.parametrize("variant", [1, 2])
 def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, variant):
     torch.manual_seed(1)
-    args = GenVanillaNN.default_model_args(variant, 64)
-    net = GenVanillaNN.build_net(variant, args)
+    args = Networks.default_model_args(variant, 64)
+    net = Networks.build_net(variant, args)
     net.train()
     with torch.no_grad():  # move BatchNorm's running stats off their defaults, so they must be saved too
         net(torch.rand(4, 26) * 2 - 1 if variant == 1 else torch.rand(4, 3, 64, 64) * 2 - 1)
@@ -141,7 +142,7 @@ def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, va
     gen = GenVanillaNN.GenVanillaNN(tmp_path / "m.pth", device="cpu")
     xy = fake_vs.xy[:5]
     want = Train.render_poses(
-        net, GenVanillaNN.pose_input(xy, variant, 64), lambda x: x, size=64, device=torch.device("cpu")
+        net, Networks.pose_input(xy, variant, 64), lambda x: x, size=64, device=torch.device("cpu")
     )
     got = gen.generate_batch(xy)
     assert got.dtype == np.uint8 and got.shape == (5, 64, 64, 3)

@@ -3,6 +3,7 @@
     python DanceDemo.py                                   # the built-in sample clips -> out/demo.mp4
     python DanceDemo.py --gen_type 1 --video_path ../shared/data/taichi1.mp4 --source ../shared/data/taichi2.mp4
     python DanceDemo.py --gen_type 3 --video_path data/taichi1.mp4 --out out/taichi.mp4 --show
+    python DanceDemo.py --live --source 0                 # live from the first webcam (Live.py)
 
 Source poses come from VideoSkeleton (MediaPipe, cached like a target's), then: frames without a person
 get a pose (interpolated across short gaps, held across long ones), keypoints are smoothed with a
@@ -327,6 +328,11 @@ def transfer(
 
 def main(argv=None):
     t_start = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--live" in argv:  # camera, window and recording options of their own: Live.py parses them (it sits above)
+        import Live
+
+        return Live.main([x for x in argv if x != "--live"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--gen_type",
@@ -336,7 +342,16 @@ def main(argv=None):
         help=f"generator, see the table above (default {DEFAULT_GEN_TYPE})",
     )
     p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
-    p.add_argument("--source", default=None, help="source video: the moves (default: the built-in sample source)")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="source video: the moves (default: the built-in sample source); with --live a camera index, URL or video",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="live from a webcam (--source 0), URL or video played in real time (see python DanceDemo.py --live -h)",
+    )
     p.add_argument("--out", default=None, help=f"output mp4 (default {os.path.relpath(OUT, ROOT)} in the project)")
     p.add_argument("--show", action="store_true", help="also show the frames in a window (default: headless)")
     p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")

@@ -1,0 +1,877 @@
+"""Live motion transfer: the target dances as you move in front of a webcam.
+
+    python DanceDemo.py --live                                   # camera 0 -> the built-in sample target, gen_type 1
+    python DanceDemo.py --live --source 1 --gen_type 3 --video_path data/taichi1.mp4 --out out/live.mp4
+    python DanceDemo.py --live --source ../shared/data/taichi2.mp4 --window off   # a file played as if a camera
+    python DanceDemo.py --live --source rtsp://192.168.1.20:8554/cam                # a network camera
+
+--source is a camera index (0 = the first camera), a URL, or a video file; a file or a URL is played at its
+own frame rate as if it were a camera. A reader thread keeps only the newest frame: frames that arrive while
+the pipeline is busy are dropped, never queued, so the latency stays bounded. Per frame: MediaPipe Pose in
+tracking mode, causal One-Euro smoothing (forwards only: the offline zero-phase pass needs the future), an
+online pose normalisation (running robust body height and ground line of the source, settled within about a
+second, then slowly adapting), gap handling (hold the last pose briefly, then show the target at rest), the
+generator, and DanceDemo's three panels with an overlay of fps and latency (capture to display).
+
+Output: a window when a display exists (q or Esc quits, space pauses), headless otherwise; --out records what was
+shown (in real time: a frame shown for three camera frames is recorded three times); --virtual_cam sends it to a
+virtual camera (the pyvirtualcam package) for a video call. Ctrl-C stops cleanly and finishes the recording.
+The last line printed is
+    live: N frames in, M shown, K dropped, X fps shown, latency median A ms, p95 B ms
+"""
+
+import os
+
+# Before torch loads (a trained gen_type imports it): passive OpenMP waiting, as in DanceDemo.py.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+import DanceDemo  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator  # noqa: E402
+from Skeleton import N_JOINTS, Skeleton, UserError, VideoWriter, body_height, normalize, run_cli  # noqa: E402
+from VideoSkeleton import (  # noqa: E402
+    VideoSkeleton,
+    _quiet_native_stderr,
+    check_video_path,
+    detect_image,
+    frame_to_square,
+    make_pose,
+    probe_video,
+    square_frame,
+)
+
+DEFAULT_SOURCE = "0"  # the first camera
+HOLD_S = DanceDemo.MAX_INTERP_S  # s: without a person this long, the last pose is held; longer, the target rests
+SETTLE_S = 1.0  # s of detections during which the normalisation follows its estimate directly (then it is settled)
+WINDOW_S = 20.0  # s: the normalisation's robust statistics run over the detections of this last stretch
+ADAPT_S = 5.0  # s: once settled, the normalisation follows its estimate with this time constant (someone walking
+# towards the camera is followed within seconds; one crouch or a mis-detection does not make the target pump)
+STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as stopped
+OPEN_TIMEOUT_S = 5.0  # s a URL may take to answer (to open, then per read)
+CAMERA_FPS = 30.0  # a camera that does not say its frame rate: the rate its recording is written at
+PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
+RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
+MIN_DT = 1e-3  # s: the smallest step the causal filter is given (two frames with one time stamp)
+WINDOW_CHOICES = ("auto", "on", "off")
+WINDOW = "DeepDance live (q quits, space pauses)"
+KEY_QUIT, KEY_PAUSE = (ord("q"), ord("Q"), 27), ord(" ")  # 27 = Esc
+END_OF_FILE_SHARE = 0.95  # a URL stream that ends after this share of the frames it declared ended normally
+
+
+# --------------------------------------------------------------------------- the source: newest frame only
+
+
+class Clock:
+    """Real time, as the reader and the loop see it; tests pass a fake one that they step by hand."""
+
+    now = staticmethod(time.perf_counter)
+    sleep = staticmethod(time.sleep)
+
+
+CLOCK = Clock()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame."""
+
+    image: np.ndarray  # (H, W, 3) uint8 BGR, as the source sent it
+    index: int  # its number among the frames the source sent: its time slot is index / fps
+    t: float  # clock time it was captured, s
+
+
+class LatestFrame:
+    """A one-frame mailbox between the reader thread and the loop: put() replaces a frame nobody took (a drop).
+
+    Frames are never queued: a slow pipeline shows the newest frame, so the latency stays bounded.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._frame = None
+        self.arrived = self.dropped = self.taken = 0
+        self.closed, self.error = False, None
+
+    def put(self, frame):
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self.arrived += 1
+            self._cond.notify_all()
+
+    def missed(self):
+        """A frame the source sent that the reader skipped to keep up with real time: arrived and dropped."""
+        with self._cond:
+            self.arrived += 1
+            self.dropped += 1
+
+    def take(self, timeout=None):
+        """The newest frame not taken yet; None once the source has ended (see .error); TimeoutError if none came."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._frame is not None or self.closed, timeout):
+                raise TimeoutError
+            frame, self._frame = self._frame, None
+            if frame is not None:
+                self.taken += 1
+            return frame
+
+    def discard(self):
+        """Drop the frame waiting, if any (after a pause: it is old)."""
+        with self._cond:
+            if self._frame is not None:
+                self._frame = None
+                self.dropped += 1
+
+    def close(self, error=None):
+        """The source has ended: normally (error None) or with a problem to report."""
+        with self._cond:
+            self.closed, self.error = True, error
+            self._cond.notify_all()
+
+    def counts(self):
+        """(arrived, dropped, taken) read together."""
+        with self._cond:
+            return self.arrived, self.dropped, self.taken
+
+
+class Reader:
+    """Reads the source into a LatestFrame, in a thread of its own (start()) or stepped by hand (step(), tests).
+
+    pace_fps: play a file or URL at its own frame rate as a camera would (a frame is not read before its time, and
+    frames whose time has passed by more than a frame are skipped, counted as dropped); None: a camera, which paces
+    itself. first: a frame already read from cap (start-up checks), sent first.
+    """
+
+    def __init__(self, cap, slot, *, name, kind, pace_fps=None, first=None, expected=0, clock=CLOCK):
+        self.cap, self.slot, self.name, self.kind = cap, slot, name, kind
+        self.pace_fps, self.first, self.expected, self.clock = pace_fps, first, int(expected), clock
+        self.n = 0  # frames the source has sent (read or skipped)
+        self.t0 = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def step(self):
+        """Read one frame into the slot; False at the end of the source."""
+        clock = self.clock
+        if self.t0 is None:
+            self.t0 = clock.now()
+        if self.pace_fps:
+            late = clock.now() - (self.t0 + self.n / self.pace_fps)
+            if late < 0:
+                clock.sleep(-late)
+            # Behind by whole frame times (a slow decode): a camera would have sent newer frames meanwhile, so
+            # those frames are skipped (counted as dropped) and the one due now is read.
+            for _ in range(int(late * self.pace_fps)):
+                if not self.cap.grab():
+                    return False
+                self.slot.missed()
+                self.n += 1
+        if self.n == 0 and self.first is not None:
+            image, self.first = self.first, None
+        else:
+            ok, image = self.cap.read()
+            if not ok or image is None:
+                return False
+        self.slot.put(Frame(image, self.n, clock.now()))
+        self.n += 1
+        return True
+
+    def run(self):
+        """Read until the source ends or stop(); then close the slot, with the reason when it is a problem."""
+        error = None
+        try:
+            while not self._stop.is_set() and self.step():
+                pass
+            if not self._stop.is_set():
+                error = self.end_problem()
+        except Exception as e:  # noqa: BLE001 (a device that vanished: cv2.error, OSError...) reported by the loop
+            error = f"{self.name} failed after {self.n} frames ({str(e).strip().splitlines()[-1]})"
+        self.slot.close(error)
+
+    def end_problem(self):
+        """None when the source ended normally (a file, a URL of a whole clip), else what to tell the user."""
+        whole = self.kind == "url" and self.expected and self.n >= END_OF_FILE_SHARE * self.expected
+        if self.kind == "file" or whole:
+            return None
+        return f"{self.name} stopped sending frames after {self.n} frames"
+
+    def start(self):
+        self._thread = threading.Thread(target=self.run, name="live-reader", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=1.0):
+        """Ask the thread to stop; True once it has (a camera stuck in read() may not come back: it is a daemon)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+
+def parse_source(text):
+    """--source -> ("camera", index) | ("url", url) | ("file", resolved Path)."""
+    text = str(text).strip()
+    if text.isdigit():
+        return "camera", int(text)
+    if "://" in text:
+        return "url", text
+    return "file", check_video_path(text)
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """OpenCV's own WARN/ERROR lines while probing a camera or URL: the failure is reported in one line by us."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # silent
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)
+
+
+def open_source(kind, where, *, open_timeout_s=OPEN_TIMEOUT_S):
+    """Open --source and read its first frame: (cap, first frame, fps, name, pace_fps, frames declared).
+
+    A camera that does not open, a URL that does not answer, a file that is not a video: one UserError line.
+    """
+    if kind == "file":
+        n, fps, _, _ = probe_video(where)  # UserError for an image, text, a truncated file...
+        cap = cv2.VideoCapture(str(where))
+        name = str(where)
+    elif kind == "camera":
+        name = f"camera {where}"
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(where)
+        if not cap.isOpened():
+            raise UserError(
+                f"{name} did not open: no such camera, or another program is using it; "
+                "try another --source index (0 is the first camera), a URL or a video file"
+            )
+        n, fps = 0, cap.get(cv2.CAP_PROP_FPS)
+    else:
+        name = where
+        ms = int(open_timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(where, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            raise UserError(
+                f"the stream {where} did not answer within {open_timeout_s:g} s: check the address and that "
+                "the server or camera is running and reachable"
+            )
+        n, fps = int(max(0, cap.get(cv2.CAP_PROP_FRAME_COUNT))), cap.get(cv2.CAP_PROP_FPS)
+    with _quiet_opencv():
+        ok, first = cap.read()
+    if not ok or first is None:
+        cap.release()
+        raise UserError(f"{name} opened but sent no frame; check it works in another program")
+    fps = float(fps) if fps and 0 < fps < 1000 else CAMERA_FPS
+    pace = None if kind == "camera" else fps  # a camera paces itself; a file or URL is played at its frame rate
+    return cap, first, fps, name, pace, n
+
+
+# --------------------------------------------------------------------------- per-frame pose processing
+
+
+class PoseTracker:
+    """MediaPipe Pose in tracking mode, one process, on whole frames as the extraction does (VideoSkeleton):
+    (H, W, 3) uint8 BGR -> (13, 2) float32 joints in [0, 1] of the frame's centre square, or None (nobody)."""
+
+    def __init__(self):
+        with _quiet_native_stderr():
+            self.pose = make_pose("tracking")
+        self._started = False
+
+    def __call__(self, image):
+        det = detect_image(image)
+        # The graph logs its start-up lines during the first frame only.
+        with _quiet_native_stderr() if not self._started else contextlib.nullcontext():
+            res = self.pose.process(cv2.cvtColor(det, cv2.COLOR_BGR2RGB))
+        self._started = True
+        if res.pose_landmarks is None:
+            return None
+        return frame_to_square(Skeleton.from_mediapipe(res.pose_landmarks.landmark).xy, image.shape)
+
+    def close(self):
+        self.pose.close()
+
+
+class CausalSmoother:
+    """DanceDemo's One-Euro filter run forwards only (its zero-phase backward pass needs the future), stepped by the
+    capture times: dropped frames make the steps uneven, and the filter's cut-offs are in Hz."""
+
+    def __init__(self, fps, *, min_cutoff=DanceDemo.MIN_CUTOFF, beta=DanceDemo.BETA, d_cutoff=DanceDemo.D_CUTOFF):
+        self.fps, self.params = fps, {"min_cutoff": min_cutoff, "beta": beta, "d_cutoff": d_cutoff}
+        self.reset()
+
+    def reset(self):
+        """Forget the motion (after a gap the person may come back anywhere: no glide from the old pose)."""
+        self.filter = DanceDemo.OneEuroFilter(self.fps, **self.params)
+        self.t = None
+
+    def __call__(self, xy, t, scale=1.0):
+        """Pose (13, 2) captured at t s, scale = body height (the unit of the filter's speeds) -> (13, 2) float32."""
+        if self.t is not None:
+            self.filter.dt = max(t - self.t, MIN_DT)
+        self.filter.scale = max(float(scale), 1e-6)
+        self.t = t
+        return self.filter(xy)
+
+
+class OnlineNormalizer:
+    """DanceDemo.PoseNormalizer estimated on the fly: the source's robust standing height (HEIGHT_QUANTILE of the
+    body heights) and ground line (median hip-x / lower-ankle anchor) over the detections of the last WINDOW_S.
+
+    During the first SETTLE_S of detections the estimate is used as it is (it converges as detections come);
+    after that it is followed with the time constant ADAPT_S, so the target stays steady.
+    """
+
+    def __init__(
+        self, target_xy, *, settle_s=SETTLE_S, window_s=WINDOW_S, adapt_s=ADAPT_S, quantile=DanceDemo.HEIGHT_QUANTILE
+    ):
+        xy = np.asarray(target_xy, np.float32).reshape(-1, N_JOINTS, 2)
+        xy = xy[np.all(np.isfinite(xy), axis=(1, 2))]
+        if len(xy) == 0:
+            raise UserError("the target has no frame with a person: cannot normalise poses")
+        self.dst_height = float(np.quantile(body_height(xy), quantile))
+        self.dst_anchor = tuple(map(float, np.median(DanceDemo.ground_anchor(xy), axis=0)))
+        self.settle_s, self.window_s, self.adapt_s, self.quantile = settle_s, window_s, adapt_s, quantile
+        self._seen = deque()  # (t, body height, anchor x, anchor y) of recent detections
+        self.t_first = self.t_last = None
+        self.height = self.anchor = None  # the current estimate of the source (None before any detection)
+
+    @property
+    def settled(self):
+        return self.t_first is not None and self.t_last - self.t_first >= self.settle_s
+
+    def update(self, xy, t):
+        """Add a detected source pose (13, 2) captured at t s; returns the current PoseNormalizer."""
+        xy = np.asarray(xy, np.float32)
+        h = float(body_height(xy))
+        if not np.isfinite(h) or h <= 1e-6:  # a degenerate detection (all joints at one point) tells nothing
+            return self.normalizer()
+        ax, ay = DanceDemo.ground_anchor(xy)
+        self._seen.append((t, h, float(ax), float(ay)))
+        while self._seen[0][0] < t - self.window_s:
+            self._seen.popleft()
+        seen = np.asarray(self._seen, np.float64)  # (n, 4)
+        est_h = float(np.quantile(seen[:, 1], self.quantile))
+        est_a = np.median(seen[:, 2:], axis=0)
+        if self.t_first is None:
+            self.t_first = t
+        if self.height is None or t - self.t_first <= self.settle_s:
+            self.height, self.anchor = est_h, est_a
+        else:
+            k = 1.0 - math.exp(-max(t - self.t_last, 0.0) / self.adapt_s)
+            self.height += k * (est_h - self.height)
+            self.anchor = self.anchor + k * (est_a - self.anchor)
+        self.t_last = t
+        return self.normalizer()
+
+    def normalizer(self):
+        """The current DanceDemo.PoseNormalizer (identity before the first detection)."""
+        if self.height is None:
+            return DanceDemo.PoseNormalizer.identity()
+        return DanceDemo.PoseNormalizer(self.dst_height / self.height, tuple(map(float, self.anchor)), self.dst_anchor)
+
+
+def rest_index(target_xy):
+    """The target's rest frame: the one whose pose (hip-centred, in body heights) is nearest its median pose."""
+    pose = normalize(np.asarray(target_xy, np.float32))  # (N, 26)
+    return int(np.argmin(np.linalg.norm(pose - np.median(pose, axis=0), axis=1)))
+
+
+def rest_frame(target_vs, size):
+    """(pose (13, 2), image (size, size, 3) uint8 BGR) of the target at rest: shown when nobody is in view."""
+    xy = target_vs.skeletons()
+    i = rest_index(xy)
+    image = target_vs.frame(i, size) if hasattr(target_vs, "frame") else target_vs.frames(size)[i]
+    return np.asarray(xy[i], np.float32), np.asarray(image, np.uint8)
+
+
+class LiveTransfer:
+    """One captured frame -> the three-panel frame (DanceDemo.draw_panels) and the time each stage took.
+
+    pose(image) -> (13, 2) or None is the tracker (PoseTracker; tests pass a fake); gen has generate_batch.
+    States: "tracking" (a person found), "holding" (nobody for up to hold_s: the last pose is held),
+    "rest" (nobody for longer: the target's rest frame, and the smoothing starts afresh).
+    """
+
+    def __init__(self, *, gen, target_xy, rest, pose, fps, smooth=True, normalize=True, hold_s=HOLD_S, label=None):
+        self.gen, self.pose, self.hold_s = gen, pose, hold_s
+        self.rest_xy, self.rest_image = rest
+        self.smoother = CausalSmoother(fps) if smooth else None
+        self.normalizer = OnlineNormalizer(target_xy) if normalize else None
+        self.label = label or "generated"
+        self.last_xy, self.last_seen = None, -math.inf
+        self.states = {"tracking": 0, "holding": 0, "rest": 0}
+
+    def locate(self, image, t):
+        """(state, source pose (13, 2) or None, pose for the generator (13, 2) or None) for the frame taken at t."""
+        xy = self.pose(image)
+        if xy is not None and np.all(np.isfinite(xy)):
+            norm = self.normalizer.update(xy, t) if self.normalizer else DanceDemo.PoseNormalizer.identity()
+            if self.smoother is not None:
+                height = self.normalizer.height if self.normalizer else float(body_height(xy))
+                xy = self.smoother(xy, t, height)
+            self.last_xy, self.last_seen = np.asarray(xy, np.float32), t
+            return "tracking", self.last_xy, norm.apply(self.last_xy)
+        if self.last_xy is not None and t - self.last_seen <= self.hold_s:
+            norm = self.normalizer.normalizer() if self.normalizer else DanceDemo.PoseNormalizer.identity()
+            return "holding", self.last_xy, norm.apply(self.last_xy)
+        if self.smoother is not None:
+            self.smoother.reset()
+        self.last_xy = None
+        return "rest", None, None
+
+    def __call__(self, image, t):
+        """(H, W, 3) uint8 BGR captured at t s -> (panels (P, 3P, 3) uint8, {"pose", "generate", "draw": s}, state)."""
+        t0 = time.perf_counter()
+        state, src_xy, norm_xy = self.locate(image, t)
+        t1 = time.perf_counter()
+        if norm_xy is None:
+            generated, norm_xy, label = self.rest_image, self.rest_xy, f"nobody for {self.hold_s:g} s: target at rest"
+        else:
+            generated, label = self.gen.generate_batch(norm_xy[None])[0], self.label
+        t2 = time.perf_counter()
+        shown_xy = np.full((N_JOINTS, 2), np.nan, np.float32) if src_xy is None else src_xy
+        panels = DanceDemo.draw_panels(
+            square_frame(image, DanceDemo.PANEL), shown_xy, norm_xy, generated, found=state == "tracking", label=label
+        )
+        t3 = time.perf_counter()
+        self.states[state] += 1
+        return panels, {"pose": t1 - t0, "generate": t2 - t1, "draw": t3 - t2}, state
+
+
+# --------------------------------------------------------------------------- output: window, recording, camera
+
+
+def display_available():
+    """True where a window can be opened: off Linux always; on Linux when DISPLAY's X server (or WAYLAND_DISPLAY's
+    socket) answers. Checked first because a Qt window on an unreachable display aborts the process."""
+    if not sys.platform.startswith("linux"):
+        return True
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if wayland:
+        path = Path(wayland) if wayland.startswith("/") else Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / wayland
+        if path.exists():
+            return True
+    display = os.environ.get("DISPLAY", "")
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    if host in ("", "unix"):
+        return Path(f"/tmp/.X11-unix/X{number}").exists()
+    try:
+        with socket.create_connection((host, 6000 + int(number)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Display:
+    """The window and its keys; headless (nothing shown, no keys) when disabled or when no window can open."""
+
+    def __init__(self, enabled, title=WINDOW):
+        self.title, self.enabled = title, bool(enabled)
+        if self.enabled:
+            try:
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+            except cv2.error as e:  # an OpenCV built without a GUI: carry on headless
+                self._fallback(e)
+
+    def _fallback(self, e):
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        print(f"warning: no window can be opened ({why}); running headless (Ctrl-C stops)", file=sys.stderr)
+        self.enabled = False
+
+    def show(self, frame, wait_ms=1):
+        """Show a frame (or only poll the keys when frame is None); 'quit', 'pause' or None."""
+        if not self.enabled:
+            return None
+        try:
+            if frame is not None:
+                cv2.imshow(self.title, frame)
+            key = cv2.waitKey(wait_ms) & 0xFF
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return "quit"  # the user closed the window
+        except cv2.error as e:
+            self._fallback(e)
+            return None
+        return "quit" if key in KEY_QUIT else "pause" if key == KEY_PAUSE else None
+
+    def close(self):
+        if self.enabled:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(self.title)
+            self.enabled = False
+
+
+class Recorder:
+    """--out: the frames shown, in real time at the source's frame rate: a frame stays in the recording until the
+    next one is shown, as it stayed on screen (frames are numbered by the source's time slots). Atomic (VideoWriter):
+    the file appears when finish() completes it."""
+
+    def __init__(self, path, fps):
+        self.path, self.fps = Path(path), float(fps)
+        self.writer = VideoWriter(self.path, self.fps, crf=DanceDemo.CRF)
+        self._pending = None  # (frame, slot) shown last, written once the next one says for how long
+
+    @property
+    def frames(self):
+        return self.writer.n
+
+    def add(self, frame, slot):
+        if self._pending is not None:
+            last, last_slot = self._pending
+            for _ in range(max(1, slot - last_slot)):
+                self.writer.write(last)
+        self._pending = (frame.copy(), slot)
+
+    def cut(self):
+        """A pause: write what is pending once; the next frame starts afresh (the paused time is not recorded)."""
+        if self._pending is not None:
+            self.writer.write(self._pending[0])
+            self._pending = None
+
+    def finish(self):
+        """Complete the file: it is playable and under its name after this."""
+        self.cut()
+        self.writer.close(ok=True)
+
+    def abort(self):
+        self.writer.close(ok=False)
+
+
+def open_virtual_cam(width, height, fps):
+    """--virtual_cam: a pyvirtualcam camera taking BGR frames; UserError if the package or a device is missing."""
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise UserError(
+            "--virtual_cam needs the pyvirtualcam package (pip install pyvirtualcam) and a virtual camera "
+            "(v4l2loopback on Linux, OBS Studio's virtual camera on Windows and macOS)"
+        ) from None
+    try:
+        return pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.BGR)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--virtual_cam: no virtual camera could be started ({e})") from None
+
+
+class StopOnSignal:
+    """Ctrl-C (and SIGTERM) end the loop after the current frame, so the recording is finished; a second Ctrl-C
+    interrupts at once. Handlers can only be set in the main thread: elsewhere only the flag is there."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def draw_overlay(frame, recent):
+    """Write fps shown and latency (the last RECENT frames' means) at the bottom of the frame, in place."""
+    if len(recent) < 2:
+        return frame
+    r = np.asarray(recent, np.float64)  # (n, 6): t shown, latency, wait, pose, generate, draw (s)
+    span = r[-1, 0] - r[0, 0]
+    fps = (len(r) - 1) / span if span > 0 else 0.0
+    lat, wait, pose, gen, draw = 1000 * r[:, 1:].mean(axis=0)
+    lines = (
+        f"{fps:4.1f} fps shown, latency {lat:3.0f} ms",
+        f"wait {wait:.0f} pose {pose:.0f} gen {gen:.0f} draw {draw:.0f} ms",
+    )
+    h, x = frame.shape[0], DanceDemo.PANEL + 6  # on the normalised-pose panel: black, always readable
+    for i, text in enumerate(lines):
+        y = h - 8 - 16 * (len(lines) - 1 - i)
+        cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+def summary_line(*, frames_in, shown, dropped, fps, latencies):
+    """The last line printed: `live: N frames in, M shown, K dropped, X fps shown, latency median A ms, p95 B ms`.
+
+    latencies in s; with no frame shown the latency figures read 0.
+    """
+    lat = np.asarray(latencies, np.float64) * 1000 if len(latencies) else np.zeros(1)
+    return (
+        f"live: {frames_in} frames in, {shown} shown, {dropped} dropped, {fps:.1f} fps shown, "
+        f"latency median {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms"
+    )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def run_live(
+    *, slot, transfer, display, recorder=None, vcam=None, name="source", max_frames=0, stall_s=STALL_S, clock=CLOCK
+):
+    """Show frames from slot (a LatestFrame the reader fills) until the source ends, q/Esc, Ctrl-C or max_frames.
+
+    Returns the stats dict (frames_in, shown, dropped, fps, latencies (s), timing medians, states, error: the
+    source's problem or None). The recording is finished (or aborted on a second Ctrl-C) before it returns.
+    """
+    latencies, parts = [], {"wait": [], "pose": [], "generate": [], "draw": []}
+    recent = deque(maxlen=RECENT)
+    shown, paused_s, error = 0, 0.0, None
+    waited_since = None  # when the current wait for a frame began
+    t_begin = t_end = None
+    panels = None
+    try:
+        with StopOnSignal() as stop:
+            while not stop.requested and not (max_frames and shown >= max_frames):
+                try:
+                    frame = slot.take(timeout=0.1)  # short: Ctrl-C is checked between waits
+                    waited_since = None
+                except TimeoutError:
+                    waited_since = waited_since if waited_since is not None else clock.now()
+                    if clock.now() - waited_since > stall_s:
+                        error = f"{name} sent no frame for {stall_s:g} s (stopped, or unplugged?)"
+                        break
+                    if display.show(None) == "quit":
+                        break
+                    continue
+                if frame is None:  # the source ended
+                    error = slot.error
+                    break
+                t_take = clock.now()
+                if t_begin is None:
+                    t_begin = frame.t
+                panels, timing, _ = transfer(frame.image, frame.t)
+                t_draw = clock.now()
+                draw_overlay(panels, recent)
+                key = display.show(panels)
+                if vcam is not None:
+                    vcam.send(panels)
+                t_shown = clock.now()
+                timing["draw"] += t_shown - t_draw
+                latency = t_shown - frame.t
+                shown += 1
+                latencies.append(latency)
+                parts["wait"].append(t_take - frame.t)
+                for k in ("pose", "generate", "draw"):
+                    parts[k].append(timing[k])
+                recent.append((t_shown, latency, t_take - frame.t, timing["pose"], timing["generate"], timing["draw"]))
+                if recorder is not None:
+                    recorder.add(panels, frame.index)
+                t_end = t_shown
+                if key == "quit":
+                    break
+                if key == "pause":
+                    t_pause = clock.now()
+                    if recorder is not None:
+                        recorder.cut()
+                    while not stop.requested:
+                        key = display.show(None, PAUSE_POLL_MS)
+                        if key in ("pause", "quit") or not display.enabled:
+                            break
+                    slot.discard()  # what waited through the pause is old
+                    recent.clear()
+                    paused_s += clock.now() - t_pause
+                    if key == "quit":
+                        break
+    except KeyboardInterrupt:
+        if recorder is not None:
+            recorder.abort()
+        raise
+    except BaseException:
+        if recorder is not None:  # a crash: keep what was shown, completed (a playable file)
+            with contextlib.suppress(Exception):
+                recorder.finish()
+        raise
+    if recorder is not None:
+        recorder.finish()
+    arrived, _, _ = slot.counts()
+    active = (t_end - t_begin - paused_s) if shown > 1 else 0.0
+    fps = (shown - 1) / active if active > 0 else 0.0
+    return {
+        "frames_in": arrived,
+        "shown": shown,
+        "dropped": arrived - shown,
+        "fps": fps,
+        "latencies": latencies,
+        "median_ms": {k: 1000 * float(np.median(v)) if v else 0.0 for k, v in parts.items()},
+        "error": error,
+        "last": panels,
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="DanceDemo.py --live", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--source",
+        default=DEFAULT_SOURCE,
+        help=f"camera index, URL or video file (default {DEFAULT_SOURCE}: the first camera)",
+    )
+    p.add_argument(
+        "--gen_type",
+        type=int,
+        default=DanceDemo.DEFAULT_GEN_TYPE,
+        choices=sorted(GEN_TYPES),
+        help=f"generator, see python DanceDemo.py --help (default {DanceDemo.DEFAULT_GEN_TYPE})",
+    )
+    p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
+    p.add_argument("--out", default=None, help="also record what is shown to this .mp4 (default: no recording)")
+    p.add_argument(
+        "--window",
+        default="auto",
+        choices=WINDOW_CHOICES,
+        help="show a window: auto = when a display exists, on = required, off = headless (default auto)",
+    )
+    p.add_argument("--show", action="store_true", help="same as --window on (DanceDemo's flag)")
+    p.add_argument(
+        "--virtual_cam", action="store_true", help="also send the frames to a virtual camera (pyvirtualcam; default no)"
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
+    p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
+    p.add_argument(
+        "--smooth", action=argparse.BooleanOptionalAction, default=True, help="causal One-Euro smoothing (default on)"
+    )
+    p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="online pose normalisation onto the target (default on)",
+    )
+    p.add_argument(
+        "--hold", type=float, default=HOLD_S, help=f"s to hold the last pose when nobody is seen (default {HOLD_S:g})"
+    )
+    p.add_argument("--max_frames", type=int, default=0, help="stop after this many frames shown (default 0: no limit)")
+    return p
+
+
+def check_out(out, inputs):
+    """--out as a resolved .mp4 path, or None; UserError for another suffix, a folder or an input's name."""
+    if out is None:
+        return None
+    path = Path(out).expanduser().resolve()
+    if path.suffix.lower() != ".mp4":
+        raise UserError(f"--out must name an .mp4 file, got {out}")
+    if path.is_dir():
+        raise UserError(f"--out {out} is a directory; name an .mp4 file")
+    if path in inputs:
+        raise UserError(f"--out {out} would overwrite an input video; choose another name")
+    return path
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    if a.hold < 0:
+        raise UserError(f"--hold must be >= 0, got {a.hold}")
+    if a.max_frames < 0:
+        raise UserError(f"--max_frames must be >= 0, got {a.max_frames}")
+    window = "on" if a.show else a.window
+    if window == "on" and not display_available():
+        raise UserError("--window on needs a display (none answers at DISPLAY); use --window off or auto")
+    target = check_video_path(a.video_path) if a.video_path else None
+    kind, where = parse_source(a.source)
+    out = check_out(a.out, {target, where} if kind == "file" else {target})
+    generator_module(a.gen_type, target)  # fail before anything slow if the generator's code is missing
+    cap, first, fps, name, pace, expected = open_source(kind, where)  # a camera that does not open fails now
+    reader = None
+    try:
+        target_vs = VideoSkeleton(target)
+        gen = load_generator(target_vs, a.gen_type, size=a.size, device=a.device)
+        rest = rest_frame(target_vs, a.size)
+        pose = PoseTracker()
+        # Warm up (MediaPipe's graph, the network's first pass) before the clock starts: not a frame late.
+        pose(first)
+        gen.generate_batch(rest[0][None])
+        transfer = LiveTransfer(
+            gen=gen,
+            target_xy=target_vs.skeletons(),
+            rest=rest,
+            pose=pose,
+            fps=fps,
+            smooth=a.smooth,
+            normalize=a.normalize,
+            hold_s=a.hold,
+            label=f"generated: gen_type {a.gen_type}",
+        )
+        display = Display(window == "on" or (window == "auto" and display_available()))
+        vcam = open_virtual_cam(3 * DanceDemo.PANEL, DanceDemo.PANEL, fps) if a.virtual_cam else None
+        recorder = Recorder(out, fps) if out else None
+        h, w = first.shape[:2]
+        how = "q or Esc quits, space pauses" if display.enabled else "headless, Ctrl-C stops"
+        onto = target_vs.video_path.name
+        print(f"live from {name} ({w}x{h}, {fps:.3g} fps) onto {onto}, gen_type {a.gen_type}: {how}")
+        slot = LatestFrame()
+        reader = Reader(
+            cap, slot, name=name, kind=kind, pace_fps=pace, first=first if kind != "camera" else None, expected=expected
+        ).start()
+        try:
+            stats = run_live(
+                slot=slot, transfer=transfer, display=display, recorder=recorder, vcam=vcam, name=name,
+                max_frames=a.max_frames,
+            )  # fmt: skip
+        finally:
+            display.close()
+            if vcam is not None:
+                vcam.close()
+            pose.close()
+    except OSError as e:
+        if out is None:
+            raise
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    finally:
+        if reader is None or reader.stop():
+            cap.release()  # not while the reader may still be inside read()
+    m = stats["median_ms"]
+    print(
+        f"latency split (medians): wait {m['wait']:.0f} ms, pose {m['pose']:.0f} ms, generate {m['generate']:.0f} ms, "
+        f"draw {m['draw']:.0f} ms; {transfer.states['holding']} frames held, {transfer.states['rest']} at rest"
+    )
+    if recorder is not None:
+        print(f"recorded {out}: {recorder.frames} frames at {fps:.3g} fps ({recorder.frames / fps:.1f} s)")
+    print(
+        summary_line(
+            frames_in=stats["frames_in"], shown=stats["shown"], dropped=stats["dropped"], fps=stats["fps"],
+            latencies=stats["latencies"],
+        )
+    )  # fmt: skip
+    sys.stdout.flush()
+    if stats["error"]:
+        kept = f"; the recording so far is in {out}" if recorder is not None and recorder.frames else ""
+        raise UserError(stats["error"] + kept)
+    return stats
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -43,7 +43,7 @@ from GenVanillaNN import (  # noqa: E402
 from GenVanillaNN import VARIANTS, gen_type_of_variant  # noqa: E402
 from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa: E402
 from Networks import NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
-from Skeleton import N_JOINTS, UserError, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable, run_cli  # noqa: E402
 from Train import (  # noqa: E402
     CKPT_KEYS,
     RunConfig,
@@ -54,7 +54,9 @@ from Train import (  # noqa: E402
     autocast,
     best_checkpoint,
     build_from_checkpoint,
+    check_same_data,
     check_training_args,
+    checkpoint_bytes,
     config_from_args,
     describe,
     history_xy,
@@ -69,6 +71,8 @@ from Train import (  # noqa: E402
     report_trained,
     restore_progress,
     resume_checkpoint,
+    resumed_config,
+    resumed_log,
     sequence_starts,
     set_seed,
     split_data,
@@ -244,13 +248,16 @@ class GenGAN(TrainedGenerator):
         return temporal_input(poses, self.size) if self.temporal else pose_input(poses, self.variant, self.size)
 
 
-def load_generator(vs, gen_type, *, size=SIZE, device="auto", **options):
-    """The best trained GAN of gen_type 4-8 for this target, ready to generate; UserError names how to train it."""
+def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=False, **options):
+    """The best trained GAN of gen_type 4-8 for this target, ready to generate; UserError names how to train it
+    (or, for a checkpoint trained on other footage, that it is foreign: allow_foreign uses it with a warning)."""
     if options:
         raise UserError(f"GenGAN takes no generator options (got {', '.join(options)})")
     if gen_type not in range(4, 9):
         raise UserError(f"GenGAN handles gen_types 4-8, not {gen_type}")
-    return GenGAN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
+    gen = GenGAN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
+    check_same_data(gen, vs, allow_foreign=allow_foreign)
+    return gen
 
 
 # --------------------------------------------------------------------------- training
@@ -356,6 +363,7 @@ class GANModel:
         self.cfg, self.device, self.generator = cfg, torch.device(device), generator
         self.netG, self.netD, self.netD_T = netG, netD, netD_T
         self.nets_D = [n for n in (netD, netD_T) if n is not None]
+        self.nets = [netG, *self.nets_D]
         for net in (netG, *self.nets_D):
             net.to(self.device, memory_format=torch.channels_last)
         betas = BETAS[cfg.mode]
@@ -607,10 +615,13 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     state, vanilla, (netG, netD, netD_T), (g_args, d_args, dT_args), init_from = setup_models(
         vs, cfg, out=out, fingerprint=fingerprint, resume=resume, verbose=verbose
     )
+    if state is not None:  # the run as it was configured
+        cfg = resumed_config(cfg, state["config"], path=out / "latest.pth", force="--force")
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
     model = GANModel(cfg, netG, netD, netD_T, device, rng)
     restored = state and restore_progress(state, path=out / "latest.pth", force="--force", rng=rng,
                                           optimizers=model.optimizers(), score="score")  # fmt: skip
+    check_writable(out, need_bytes=checkpoint_bytes(*model.nets), what="checkpoints")  # now, not after an epoch
     train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
     val = val_block(vs, val_ds, val_pos)
     val_in = val_inputs(val, cfg)
@@ -623,7 +634,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
     run = TrainRun(out, epochs=cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH), steps_per_epoch=steps_per_epoch,
                    images_per_step=bsz * frames_per_window, time_budget=cfg.time_budget, best={"score": -math.inf},
-                   restored=restored, nan_hint="try a lower --lr / --lr_D", verbose=verbose)  # fmt: skip
+                   restored=restored, log_rows=resumed_log(state, out), nan_hint="try a lower --lr / --lr_D",
+                   verbose=verbose)  # fmt: skip
     what = f"gen_type {cfg.gen_type} ({'temporal, ' if cfg.temporal else ''}{cfg.mode}, {cfg.input}) at {cfg.size} px"
     if verbose:
         n_g = sum(p.numel() for p in netG.parameters()) / 1e6
@@ -653,66 +665,67 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
 
     # ---- the epoch loop: per batch, a D step on fake.detach(), then a G step (GANModel.optimize_parameters)
     last = None
-    for epoch in run.epochs():
-        perm = torch.randperm(len(windows), generator=rng)
-        sums, counts = {}, {}
-        bar = run.bar()
-        for i in bar:
-            t0 = time.perf_counter()
-            p = run.progress(t0 - run.t_origin)
-            lr_G = lr_at(p, cfg.lr_G, warmup=WARMUP, floor=LR_FLOOR)
-            model.set_lr(lr_G, lr_at(p, cfg.lr_D, warmup=WARMUP, floor=LR_FLOOR))
-            lambda_L1 = lambda_at(p, cfg.lambda_L1)
-            x, cond, real = make_batch(train_ds, windows[perm[i * bsz : (i + 1) * bsz].numpy()], cfg, rng)
-            x = x.to(device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(device)
-            cond = cond.to(device).contiguous(memory_format=torch.channels_last)
-            real = real.to(device).contiguous(memory_format=torch.channels_last)
-            t1 = time.perf_counter()
-            terms = model.optimize_parameters(x, cond, real, lambda_L1, do_G=run.step % n_critic == 0, check=check)
-            for k, v in terms.items():
-                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
-            t2 = time.perf_counter()
-            run.count(len(real), t0, t1, t2)
-            if i % 5 == 0 or i == steps_per_epoch - 1:
-                bar.set_postfix(D=f"{sums['loss_D'] / counts['loss_D']:.3f}", lr=f"{lr_G:.2g}",
-                                G=f"{sums.get('loss_G', 0.0) / max(counts.get('loss_G', 0), 1):.3f}")  # fmt: skip
-            if run.out_of_time(t2):
-                break  # out of time: this partial epoch still gets validated and saved
-        bar.close()
+    with run:  # holds the checkpoint folder: a second training into it refuses
+        for epoch in run.epochs():
+            perm = torch.randperm(len(windows), generator=rng)
+            sums, counts = {}, {}
+            bar = run.bar()
+            for i in bar:
+                t0 = time.perf_counter()
+                p = run.progress(t0 - run.t_origin)
+                lr_G = lr_at(p, cfg.lr_G, warmup=WARMUP, floor=LR_FLOOR)
+                model.set_lr(lr_G, lr_at(p, cfg.lr_D, warmup=WARMUP, floor=LR_FLOOR))
+                lambda_L1 = lambda_at(p, cfg.lambda_L1)
+                x, cond, real = make_batch(train_ds, windows[perm[i * bsz : (i + 1) * bsz].numpy()], cfg, rng)
+                x = x.to(device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(device)
+                cond = cond.to(device).contiguous(memory_format=torch.channels_last)
+                real = real.to(device).contiguous(memory_format=torch.channels_last)
+                t1 = time.perf_counter()
+                terms = model.optimize_parameters(x, cond, real, lambda_L1, do_G=run.step % n_critic == 0, check=check)
+                for k, v in terms.items():
+                    sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
+                t2 = time.perf_counter()
+                run.count(len(real), t0, t1, t2)
+                if i % 5 == 0 or i == steps_per_epoch - 1:
+                    bar.set_postfix(D=f"{sums['loss_D'] / counts['loss_D']:.3f}", lr=f"{lr_G:.2g}",
+                                    G=f"{sums.get('loss_G', 0.0) / max(counts.get('loss_G', 0), 1):.3f}")  # fmt: skip
+                if run.out_of_time(t2):
+                    break  # out of time: this partial epoch still gets validated and saved
+            bar.close()
 
-        # ---- the epoch's tail: validate, log, checkpoint, plot
-        val_fake = render_poses(netG, val_in, lambda x: x, size=cfg.size, device=device)
-        metrics = val_metrics(val, val_fake)
-        now = run.elapsed()
-        means = {k: sums[k] / counts[k] for k in sums}
-        last = run.row(now, lr_G=lr_G, lambda_L1=lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
-                       it_per_s=run.steps_done / max(run.t_steps, 1e-9))  # fmt: skip
-        ckpt = {
-            "format": CKPT_FORMAT,
-            "gen_type": cfg.gen_type,
-            "mode": cfg.mode,
-            "input": cfg.input,
-            "temporal": cfg.temporal,
-            "size": cfg.size,
-            "variant": VARIANT_OF_INPUT[cfg.input],
-            "model_class": type(netG).__name__,
-            "model_args": g_args,
-            "netD_args": d_args,
-            "netD_T_args": dT_args,
-            **model.state(),
-            "rng": rng.get_state(),
-            "config": asdict(cfg),
-            "data": fingerprint,
-            "init_from": init_from,
-        }
-        schedule = {"lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic}
-        is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="score", ckpt=ckpt, schedule=schedule,
-                                plot=plot, samples=(val.maps, val_fake, val.real))  # fmt: skip
-        if verbose:
-            tqdm.write(epoch_line(epoch, now, means, metrics, last, is_best, run, cfg.mode))
-            warning = d_overpowers(run.log, cfg.mode)
-            if warning:
-                tqdm.write(f"  warning: {warning}")
+            # ---- the epoch's tail: validate, log, checkpoint, plot
+            val_fake = render_poses(netG, val_in, lambda x: x, size=cfg.size, device=device)
+            metrics = val_metrics(val, val_fake)
+            now = run.elapsed()
+            means = {k: sums[k] / counts[k] for k in sums}
+            last = run.row(now, lr_G=lr_G, lambda_L1=lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
+                           it_per_s=run.steps_done / max(run.t_steps, 1e-9))  # fmt: skip
+            ckpt = {
+                "format": CKPT_FORMAT,
+                "gen_type": cfg.gen_type,
+                "mode": cfg.mode,
+                "input": cfg.input,
+                "temporal": cfg.temporal,
+                "size": cfg.size,
+                "variant": VARIANT_OF_INPUT[cfg.input],
+                "model_class": type(netG).__name__,
+                "model_args": g_args,
+                "netD_args": d_args,
+                "netD_T_args": dT_args,
+                **model.state(),
+                "rng": rng.get_state(),
+                "config": asdict(cfg),
+                "data": fingerprint,
+                "init_from": init_from,
+            }
+            schedule = {"lr_G": lr_G, "lambda_L1": lambda_L1, "n_critic": n_critic}
+            is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="score", ckpt=ckpt, schedule=schedule,
+                                    plot=plot, samples=(val.maps, val_fake, val.real))  # fmt: skip
+            if verbose:
+                tqdm.write(epoch_line(epoch, now, means, metrics, last, is_best, run, cfg.mode))
+                warning = d_overpowers(run.log, cfg.mode)
+                if warning:
+                    tqdm.write(f"  warning: {warning}")
     return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "init_from": init_from}
 
 
@@ -751,7 +764,7 @@ def main(argv=None):
     out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.gen_type, cfg.size)
     if not a.force and not a.resume and (out / "best.pth").exists():
         load = partial(GenGAN, device="cpu", gen_type=cfg.gen_type, size=cfg.size)
-        report_trained(out / "best.pth", load, "--force")
+        report_trained(out / "best.pth", load, "--force", vs=vs)
         return 0
     summary = train(vs, cfg, out=out, resume=a.resume)
     best = Path(summary["out"]) / "best.pth"
@@ -760,4 +773,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, interrupted=INTERRUPTED + " (continue this training with --resume)")

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict, dataclass, replace  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from Metrics import image_metrics  # noqa: E402
 from Networks import build_net, default_model_args, net_class, pose_input  # noqa: E402
-from Skeleton import UserError, parse_bool, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, UserError, check_writable, parse_bool, run_cli  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
     TrainedGenerator,
@@ -39,7 +39,9 @@ from Train import (  # noqa: E402
     autocast,
     best_checkpoint,
     build_from_checkpoint,
+    check_same_data,
     check_training_args,
+    checkpoint_bytes,
     config_from_args,
     describe,
     lambda_at,
@@ -51,9 +53,10 @@ from Train import (  # noqa: E402
     report_trained,
     restore_progress,
     resume_checkpoint,
+    resumed_config,
+    resumed_log,
     set_seed,
     split_data,
-    unusable,
     val_block,
 )
 from VideoSkeleton import VideoSkeleton  # noqa: E402
@@ -108,11 +111,14 @@ class GenVanillaNN(TrainedGenerator):
         return pose_input(poses, self.variant, self.size)
 
 
-def load_generator(vs, gen_type, *, size=SIZE, device="auto"):
-    """The best trained model of gen_type 2 or 3 for this target, ready to generate; UserError names how to train it."""
+def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=False):
+    """The best trained model of gen_type 2 or 3 for this target, ready to generate; UserError names how to train it
+    (or, for a checkpoint trained on other footage, that it is foreign: allow_foreign uses it with a warning)."""
     if gen_type not in (2, 3):
         raise UserError(f"GenVanillaNN handles gen_type 2 (vector) and 3 (skeleton image), not {gen_type}")
-    return GenVanillaNN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
+    gen = GenVanillaNN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
+    check_same_data(gen, vs, allow_foreign=allow_foreign)
+    return gen
 
 
 # --------------------------------------------------------------------------- training
@@ -152,14 +158,13 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         state = resume_checkpoint(vs, out=out, fingerprint=fingerprint, fmt=CKPT_FORMAT, gen_type=gen_type,
                                   size=cfg.size, force="force=true", keys=("optimizer",))  # fmt: skip
         model_args = state["model_args"]
-        if not cfg.epochs and not cfg.time_budget:  # a plain --resume finishes the interrupted run's plan
-            with unusable(f"checkpoint {latest}", fix):
-                cfg = replace(cfg, epochs=state["config"]["epochs"], time_budget=state["config"]["time_budget"])
+        cfg = resumed_config(cfg, state["config"], path=latest, force="force=true")  # the run as it was configured
         net = build_from_checkpoint(net_class(cfg.variant), model_args, state["model"], what=f"checkpoint {latest}",
                                     fix=fix)  # fmt: skip
     else:
         net = build_net(cfg.variant, model_args)
     net = net.to(device, memory_format=torch.channels_last)
+    check_writable(out, need_bytes=checkpoint_bytes(net), what="checkpoints")  # now, not after an epoch
     # fused: one kernel per step instead of ~10 per tensor (CPU: 7 vs 16-22 ms a step at 2 threads)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling + augmentation, apart from the init's stream
@@ -170,7 +175,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     bsz = min(cfg.batch, len(train_ds))
     run = TrainRun(out, epochs=cfg.epochs or EPOCHS[cfg.variant], steps_per_epoch=len(train_ds) // bsz,
                    images_per_step=bsz, time_budget=cfg.time_budget, best={"box_ssim": -1.0}, restored=restored,
-                   nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
+                   log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
     what = f"variant {cfg.variant} ({VARIANTS[cfg.variant]}, gen_type {gen_type}) at {cfg.size} px"
     n_params = sum(p.numel() for p in net.parameters())
     if verbose:
@@ -183,74 +188,76 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
 
     # ---- the epoch loop
     last = None
-    for epoch in run.epochs():
-        perm = torch.randperm(len(train_ds), generator=rng)
-        loss_sum, l1_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # no per-step sync
-        bar = run.bar()
-        for i in bar:
-            t0 = time.perf_counter()
-            progress = run.progress(t0 - run.t_origin)
-            lr = lr_at(progress, cfg.lr, warmup=WARMUP, floor=LR_FLOOR)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            idx = perm[i * bsz : (i + 1) * bsz]
-            x, real = make_batch(train_ds, idx, cfg, rng, device)
-            t1 = time.perf_counter()
-            with autocast(device):
-                fake = net(x)
-            fake = fake.float()
-            l1 = (fake - real).abs().mean()
-            loss = lambda_at(progress, cfg.lambda_L1) * l1
-            if cfg.lambda_grad:
-                loss = loss + cfg.lambda_grad * grad_l1(fake, real)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            l1_sum += l1.detach()
-            t2 = time.perf_counter()
-            if i % 10 == 0 or i == run.steps_per_epoch - 1:  # the NaN guard syncs: not every step
-                run.check("loss", loss_sum.item(), lr)
-                bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}", lr=f"{lr:.2g}")
-            run.count(len(idx), t0, t1, t2)
-            if run.out_of_time(t2):
-                break  # out of time: this partial epoch still gets validated and saved
-        bar.close()
+    with run:  # holds the checkpoint folder: a second training into it refuses
+        for epoch in run.epochs():
+            perm = torch.randperm(len(train_ds), generator=rng)
+            loss_sum, l1_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # no per-step sync
+            bar = run.bar()
+            for i in bar:
+                t0 = time.perf_counter()
+                progress = run.progress(t0 - run.t_origin)
+                lr = lr_at(progress, cfg.lr, warmup=WARMUP, floor=LR_FLOOR)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                idx = perm[i * bsz : (i + 1) * bsz]
+                x, real = make_batch(train_ds, idx, cfg, rng, device)
+                t1 = time.perf_counter()
+                with autocast(device):
+                    fake = net(x)
+                fake = fake.float()
+                l1 = (fake - real).abs().mean()
+                loss = lambda_at(progress, cfg.lambda_L1) * l1
+                if cfg.lambda_grad:
+                    loss = loss + cfg.lambda_grad * grad_l1(fake, real)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach()
+                l1_sum += l1.detach()
+                t2 = time.perf_counter()
+                if i % 10 == 0 or i == run.steps_per_epoch - 1:  # the NaN guard syncs: not every step
+                    run.check("loss", loss_sum.item(), lr)
+                    bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}", lr=f"{lr:.2g}")
+                run.count(len(idx), t0, t1, t2)
+                if run.out_of_time(t2):
+                    break  # out of time: this partial epoch still gets validated and saved
+            bar.close()
 
-        # ---- the epoch's tail: validate, log, checkpoint, plot
-        val_fake = render_poses(net, val.inputs[VARIANTS[cfg.variant]], lambda x: x, size=cfg.size, device=device)
-        metrics = image_metrics(val_fake, val.real, val.xy)
-        now = run.elapsed()
-        n_steps = max(1, run.steps_done)
-        last = run.row(
-            now,
-            lr=lr,
-            train_loss=loss_sum.item() / n_steps,
-            train_l1=l1_sum.item() / n_steps / 2.0,
-            **{f"val_{k}": v for k, v in metrics.items()},
-        )  # fmt: skip  (L1 [-1, 1] -> [0, 1])
-        ckpt = {
-            "format": CKPT_FORMAT,
-            "gen_type": gen_type,
-            "variant": cfg.variant,
-            "size": cfg.size,
-            "model_class": type(net).__name__,
-            "model_args": model_args,
-            "model": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": rng.get_state(),
-            "config": asdict(cfg),
-            "data": fingerprint,
-        }
-        is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="box_ssim", ckpt=ckpt, schedule={"lr": lr},
-                                plot=plot, samples=(val.maps, val_fake, val.real))  # fmt: skip
-        if verbose:
-            tqdm.write(
-                f"epoch {epoch:3d}  {now / 60:5.1f} min  loss {last['train_loss']:.4f}  val L1 {metrics['l1']:.4f}  "
-                f"PSNR {metrics['psnr']:5.2f}  SSIM {metrics['ssim']:.3f}  box SSIM {metrics['box_ssim']:.3f}"
-                f"{' *' if is_best else '  '}  {last['img_per_s']:.0f} img/s  data {100 * last['data_share']:.1f}%"
-                f"  {run.eta(now)}"
-            )
+            # ---- the epoch's tail: validate, log, checkpoint, plot
+            val_fake = render_poses(net, val.inputs[VARIANTS[cfg.variant]], lambda x: x, size=cfg.size, device=device)
+            metrics = image_metrics(val_fake, val.real, val.xy)
+            now = run.elapsed()
+            n_steps = max(1, run.steps_done)
+            last = run.row(
+                now,
+                lr=lr,
+                train_loss=loss_sum.item() / n_steps,
+                train_l1=l1_sum.item() / n_steps / 2.0,
+                **{f"val_{k}": v for k, v in metrics.items()},
+            )  # fmt: skip  (L1 [-1, 1] -> [0, 1])
+            ckpt = {
+                "format": CKPT_FORMAT,
+                "gen_type": gen_type,
+                "variant": cfg.variant,
+                "size": cfg.size,
+                "model_class": type(net).__name__,
+                "model_args": model_args,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": rng.get_state(),
+                "config": asdict(cfg),
+                "data": fingerprint,
+            }
+            is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="box_ssim", ckpt=ckpt,
+                                    schedule={"lr": lr}, plot=plot, samples=(val.maps, val_fake, val.real))  # fmt: skip
+            if verbose:
+                tqdm.write(
+                    f"epoch {epoch:3d}  {now / 60:5.1f} min  loss {last['train_loss']:.4f}  "
+                    f"val L1 {metrics['l1']:.4f}  "
+                    f"PSNR {metrics['psnr']:5.2f}  SSIM {metrics['ssim']:.3f}  box SSIM {metrics['box_ssim']:.3f}"
+                    f"{' *' if is_best else '  '}  {last['img_per_s']:.0f} img/s  data {100 * last['data_share']:.1f}%"
+                    f"  {run.eta(now)}"
+                )
     return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "parameters": n_params, **run.totals}
 
 
@@ -301,7 +308,7 @@ def main(argv=None):
     out = Path(a.out) if a.out else checkpoint_dir(vs, gen_type, cfg.size)
     if not force and not a.resume and (out / "best.pth").exists():
         load = partial(GenVanillaNN, device="cpu", gen_type=gen_type, size=cfg.size)
-        report_trained(out / "best.pth", load, "force=true")
+        report_trained(out / "best.pth", load, "force=true", vs=vs)
         return 0
     summary = train(vs, cfg, out=out, resume=a.resume)
     print(f"best: {describe(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
@@ -309,4 +316,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, interrupted=INTERRUPTED + " (continue this training with --resume)")

@@ -7,12 +7,17 @@ Skeleton <- Mannequin <- VideoSkeleton <- Gen* <- DanceDemo / Evaluate / app.
 
 import argparse
 import contextlib
+import errno
+import fcntl
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 # FFmpeg (inside OpenCV) prints its own lines for unreadable files; we report those in one line ourselves.
@@ -78,8 +83,31 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # `kill <pid>` cleans up like Ctrl-C: temporary files removed, previous results kept
 
 
-def run_cli(main, argv=None):
-    """Run `main(argv)`; turn UserError, bad arguments, Ctrl-C and SIGTERM into one stderr line and a non-zero exit."""
+# What an OSError means, in the words a user needs (errno -> phrase); the file it concerns is named too.
+_OS_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENAMETOOLONG: "file name too long (at most 255 bytes per name)",
+    errno.ENOTDIR: "a file stands where a folder is needed",
+    errno.EISDIR: "a folder stands where a file is needed",
+    errno.ENOENT: "no such file or folder",
+}
+INTERRUPTED = "nothing half-written was kept, earlier results are intact"
+
+
+def os_error_line(e, doing="cannot write"):
+    """One line for an OSError: what failed, on which file, in plain words ('disk full', 'read-only ...')."""
+    what = _OS_ERRORS.get(e.errno, e.strerror or type(e).__name__)
+    where = f" {e.filename}" if e.filename else ""
+    return f"{doing}{where}: {what}"
+
+
+def run_cli(main, argv=None, interrupted=INTERRUPTED):
+    """Run `main(argv)`; turn UserError, storage faults (OSError), bad arguments, Ctrl-C and SIGTERM into one
+    stderr line and a non-zero exit. interrupted: what the Ctrl-C line adds (e.g. how to continue)."""
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
     previous = argparse.ArgumentParser.error, signal.getsignal(signal.SIGTERM)
     argparse.ArgumentParser.error = _usage_error
@@ -90,12 +118,11 @@ def run_cli(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a full or read-only disk, a name too long...: never a traceback
+        print(f"error: {os_error_line(e, 'cannot read or write')}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
-        print(
-            "interrupted: nothing half-written was kept, earlier caches and checkpoints are intact "
-            "(a training run continues with --resume)",
-            file=sys.stderr,
-        )
+        print(f"interrupted: {interrupted}", file=sys.stderr)
         sys.exit(130)
     finally:
         argparse.ArgumentParser.error = previous[0]
@@ -103,33 +130,105 @@ def run_cli(main, argv=None):
             signal.signal(signal.SIGTERM, previous[1])
 
 
-# atomic_path's temporary names: .tmp-<pid>-<name> (being written), .old-<pid>-<name> (being replaced)
-_TEMP_NAME = re.compile(r"\.(tmp|old)-(\d+)-(.+)")
+def pause_here(point):
+    """Test hook: with DEEPDANCE_TEST_PAUSE=<point>:<file> set, reaching `point` creates <file> and waits until it
+    is removed (or a signal ends the process). Tests interrupt work at a known point instead of racing it."""
+    spec = os.environ.get("DEEPDANCE_TEST_PAUSE", "")
+    name, _, marker = spec.partition(":")
+    if name != point or not marker:
+        return
+    Path(marker).write_text(str(os.getpid()))
+    while Path(marker).exists():
+        time.sleep(0.01)
 
 
-def _pid_alive(pid):
+# --------------------------------------------------------------------------- atomic writes
+
+# atomic_path's temporary names: .tmp-<token>-<name> (being written), .old-<token>-<name> (being replaced), each
+# owned by the process holding an flock on .lock-<token>. The kernel drops the lock when its owner dies, however
+# it dies and in whatever PID namespace: that, not a PID, tells a stale temp from one being written.
+_TEMP_NAME = re.compile(r"\.(tmp|old)-([0-9a-f]{16})-(.+)")
+_MAX_NAME = 255  # bytes per file name on the usual file systems
+
+
+def _short_name(name, room):
+    """`name` cut to `room` bytes of UTF-8 (whole characters), its suffix kept: ffmpeg picks the format by it."""
+    if len(name.encode()) <= room:
+        return name
+    suffix = Path(name).suffix if len(Path(name).suffix.encode()) < room // 2 else ""
+    stem = name[: len(name) - len(suffix)]
+    while len((stem + suffix).encode()) > room:
+        stem = stem[:-1]
+    return stem + suffix
+
+
+class _TempOwner:
+    """The flock that marks this call's temporaries as alive (see _TEMP_NAME)."""
+
+    def __init__(self, folder):
+        while True:
+            self.token = secrets.token_hex(8)
+            self.lock = Path(folder) / f".lock-{self.token}"
+            self.fd = os.open(self.lock, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:  # a cleaner may have removed the file between open and flock: then take another token
+                if os.fstat(self.fd).st_ino == os.stat(self.lock).st_ino:
+                    return
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+
+    def name(self, kind, path):
+        return path.with_name(f".{kind}-{self.token}-{_short_name(path.name, _MAX_NAME - 22)}")
+
+    def release(self):
+        try:
+            self.lock.unlink()
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+def _owner_gone(folder, token):
+    """True (and the lock file removed) if no live process owns `token`'s temporaries."""
+    lock = Path(folder) / f".lock-{token}"
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, another user's
-        return True
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # never locked (its owner died before locking) or already cleaned
+    except OSError:
+        return False  # cannot tell (another user's, read-only): leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # held: being written right now
+    try:
+        lock.unlink()
+    except OSError:
+        pass
+    os.close(fd)
     return True
 
 
 def clean_stale_temps(folder):
     """Remove what atomic_path left in `folder` when its process was killed (SIGKILL, power loss): the entries
-    of pids no longer running. An .old- folder whose target is missing (killed between the two renames) is the
+    whose owner's lock is free. An .old- folder whose target is missing (killed between the two renames) is the
     previous complete result: it is put back. Returns the names removed or restored."""
     folder = Path(folder)
     done = []
     try:
-        entries = list(folder.iterdir())
-    except OSError:  # no folder yet: nothing to clean
+        entries = sorted(folder.iterdir(), key=lambda e: not e.name.startswith(".old-"))  # restores first
+    except OSError:  # no folder yet, or unreadable: nothing to clean
         return done
+    gone = {}
     for entry in entries:
         m = _TEMP_NAME.fullmatch(entry.name)
-        if not m or int(m[2]) == os.getpid() or _pid_alive(int(m[2])):
+        if not m:
+            continue
+        if m[2] not in gone:
+            gone[m[2]] = _owner_gone(folder, m[2])
+        if not gone[m[2]]:
             continue
         target = folder / m[3]
         try:
@@ -142,26 +241,47 @@ def clean_stale_temps(folder):
         except OSError:  # another process cleaned it first
             continue
         done.append(entry.name)
+    for lock in folder.glob(".lock-*"):  # locks whose temporaries are gone, left by a killed process
+        if lock.name[6:] not in gone and _owner_gone(folder, lock.name[6:]):
+            done.append(lock.name)
     return done
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C / SIGTERM wait until the block is done (main thread; elsewhere signals go to the main thread anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
 
-    A process killed outright cannot clean up: its leftovers are removed by the next atomic_path in that folder.
+    The temporary's name is unique per process, thread and call, so two writers of one file never share it; the
+    last to finish wins and both leave a complete file. A process killed outright cannot clean up: its leftovers
+    are removed by the next atomic_path in that folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path.parent)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    owner = _TempOwner(path.parent)
+    tmp = owner.name("tmp", path)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
-            # Directories cannot be replaced atomically: move the old one aside first.
-            old = path.with_name(f".old-{os.getpid()}-{path.name}")
-            os.replace(path, old)
-            os.replace(tmp, path)
+            # Directories cannot be replaced atomically: move the old one aside first, both renames or neither.
+            old = owner.name("old", path)
+            with _signals_deferred():
+                os.replace(path, old)
+                os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
@@ -170,6 +290,25 @@ def atomic_path(path):
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        owner.release()
+
+
+def check_writable(folder, *, need_bytes=0, what="the results"):
+    """UserError now, before long work, if `folder` cannot take `what`: not a folder, read-only, or fewer than
+    need_bytes free. Creates the folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except FileExistsError:
+        raise UserError(f"cannot write {what} to {folder}: a file stands where a folder is needed") from None
+    except OSError as e:
+        raise UserError(f"cannot write {what} to {folder}: {_OS_ERRORS.get(e.errno, e.strerror)}") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise UserError(f"cannot write {what} to {folder}: disk full ({free / 2**20:.0f} MB free, about "
+                        f"{need_bytes / 2**20:.0f} MB needed)")  # fmt: skip
 
 
 def write_png(path, image, compression=9):
@@ -341,28 +480,59 @@ class VideoWriter:
 
             h, w = frame.shape[:2]
             self._ctx = atomic_path(self.path)
-            tmp = self._ctx.__enter__()
+            self._tmp = tmp = self._ctx.__enter__()
             self._gen = imageio_ffmpeg.write_frames(
                 str(tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_in="bgr24", pix_fmt_out="yuv420p",
                 quality=None, macro_block_size=2, ffmpeg_log_level="error",
                 output_params=["-crf", str(self.crf), "-preset", "veryfast", "-movflags", "+faststart"],
             )  # fmt: skip
             self._gen.send(None)
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        try:
+            self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        except OSError:  # ffmpeg died (disk full, killed): its pipe broke
+            self.close(ok=False)
+            free = self._free_mb()
+            raise UserError(f"cannot write {self.path}: ffmpeg stopped after {self.n} frames ({free:.0f} MB free "
+                            "there: disk full?); nothing was replaced") from None  # fmt: skip
         self.n += 1
 
+    def _free_mb(self):
+        try:
+            return shutil.disk_usage(self.path.parent).free / 2**20
+        except OSError:
+            return float("nan")
+
     def close(self, ok=True):
-        """Finish the file (ok=True) or throw it away (ok=False)."""
+        """Finish the file (ok=True) or throw it away (ok=False).
+
+        The file is renamed into place only once ffmpeg has finished it and it reads back with every frame written:
+        a full disk or a dying ffmpeg raise a UserError and leave any previous file at `path` as it was.
+        """
         if self._gen is None:
             return
         gen, ctx, self._gen, self._ctx = self._gen, self._ctx, None, None
+        problem = None
         try:
             gen.close()
-        finally:
             if ok:
-                ctx.__exit__(None, None, None)
-            else:
-                ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+                problem = self._unreadable(self._tmp)
+        except OSError:  # ffmpeg's pipe broke at the end: it died (disk full, killed)
+            problem = "ffmpeg stopped before finishing the file"
+        finally:
+            ctx.__exit__(*((None, None, None) if ok and problem is None else (RuntimeError, RuntimeError(), None)))
+        if ok and problem:
+            raise UserError(f"cannot write {self.path}: {problem} ({self._free_mb():.0f} MB free there: disk full?); "
+                            "nothing was replaced")  # fmt: skip
+
+    def _unreadable(self, tmp):
+        """Why the finished temporary file is not a complete video (a phrase), or None."""
+        import imageio_ffmpeg
+
+        try:
+            n, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp))
+        except Exception:  # ffmpeg cannot open it: "moov atom not found" on a truncated mp4
+            return "ffmpeg could not finish the video"
+        return None if n == self.n else f"only {n} of {self.n} frames reached the file"
 
     def __enter__(self):
         return self

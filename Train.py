@@ -14,6 +14,8 @@ import csv
 import math
 import random
 import shlex
+import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from GenTypes import RENDER_BATCH, SIZE, checkpoint_dir, train_command
-from Skeleton import N_JOINTS, ROOT, UserError, atomic_path, write_png
+from Skeleton import N_JOINTS, ROOT, UserError, atomic_path, pause_here, write_png
 
 SEED = 1337
 AUG_SHIFT = 0.05  # max random shift, in units of the frame side, applied to image and skeleton alike
@@ -36,6 +38,8 @@ PLOT_SHARE = 0.03  # loss plots are redrawn (~0.5-2 s with matplotlib) only whil
 # the training time, and always after the last epoch: on short CPU epochs that is every few epochs
 CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
 RESUME_KEYS = ("rng", "epoch", "step", "train_seconds", "best", "config", "data")  # what --resume needs as well
+MIN_TRAIN_FRAMES = 16  # fewer training frames than this is refused (two batches of 8 at least)
+PLAN_FIELDS = ("epochs", "time_budget")  # what --resume may change (a longer run); the device is always this machine's
 
 
 # --------------------------------------------------------------------------- run setup
@@ -105,11 +109,14 @@ def data_fingerprint(vs, train_pos, val_pos):
     }
 
 
-def split_data(vs):
+def split_data(vs, min_train=MIN_TRAIN_FRAMES):
     """(train positions, val positions, data_fingerprint) of a target; UserError if too few frames to train on."""
     train_pos, val_pos = vs.split()
-    if len(train_pos) < 2 or len(val_pos) < 1:
-        raise UserError(f"{vs.video_path.name} has {len(vs)} frames with a person: too few to train on (need ~50+)")
+    if len(train_pos) < min_train or len(val_pos) < 1:
+        raise UserError(
+            f"{vs.video_path.name} has {len(vs)} frames with a person, {len(train_pos)} of them to train on once the "
+            f"validation block is held out: too few (at least {min_train}; a few hundred make a useful model)"
+        )
     return train_pos, val_pos, data_fingerprint(vs, train_pos, val_pos)
 
 
@@ -258,15 +265,14 @@ def render_poses(net, poses, to_input, *, size, device, valid=None, batch=RENDER
 class TrainLog:
     """train_log.csv: one row per epoch, the whole file rewritten atomically each time (never half a row)."""
 
-    def __init__(self, path, resume_epoch=None):
-        self.path, self.rows = Path(path), []
-        if resume_epoch is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                # Rows past the checkpoint being resumed belong to epochs whose weights were never kept.
-                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= resume_epoch]
+    def __init__(self, path, rows=()):
+        self.path, self.rows = Path(path), [dict(r) for r in rows]
 
     def append(self, row):
+        """Add an epoch's row (written out by write())."""
         self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def write(self):
         names = list(dict.fromkeys(k for r in self.rows for k in r))
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, names)
@@ -332,9 +338,14 @@ def describe(m):
 
 
 def save_checkpoint(ckpt, path):
-    """torch.save one dict atomically: a crash mid-write leaves the previous file intact."""
+    """torch.save one dict atomically: a crash or a full disk mid-write leaves the previous file intact."""
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        try:
+            torch.save(ckpt, tmp)
+        except RuntimeError as e:  # torch's zip writer says "unexpected pos" when the disk fills up
+            free = shutil.disk_usage(Path(path).parent).free / 2**20
+            raise UserError(f"cannot write checkpoint {path}: {free:.0f} MB free there (disk full?); the previous "
+                            f"checkpoint is intact ({str(e).splitlines()[0][:80]})") from None  # fmt: skip
 
 
 def load_checkpoint(path, *, fmt, gen_type=None, size=None, keys=CKPT_KEYS, fix=None):
@@ -384,9 +395,18 @@ def unusable(what, fix, net=None):
 
 
 def build_from_checkpoint(cls, model_args, state, *, what, fix):
-    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild); UserError if the checkpoint does not fit."""
+    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild); UserError if the checkpoint does not fit:
+    other keys or shapes, another dtype (load_state_dict would silently cast an int64 or bool tensor), or NaN / inf
+    values (which render black frames)."""
     with unusable(what, fix, cls.__name__):
         net = cls(**model_args)
+        expected = net.state_dict()
+        for name, t in state.items():
+            want = expected.get(name)
+            if want is not None and isinstance(t, torch.Tensor) and t.dtype != want.dtype:
+                raise UserError(f"{what} is damaged: tensor {name} is {t.dtype}, not {want.dtype}; {fix}")
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+                raise UserError(f"{what} is damaged: tensor {name} holds NaN or inf values; {fix}")
         net.load_state_dict(state)
     return net
 
@@ -413,6 +433,49 @@ def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=
     return state
 
 
+def resumed_config(cfg, stored, *, path, force):
+    """The configuration a resumed run continues with: the run's own (`stored`, its checkpoint's), with cfg's plan
+    (epochs, time budget, device) where cfg sets one. Any other setting of cfg that differs from both its default
+    and the run's is a contradiction: UserError naming it (--resume continues the run as it was configured)."""
+    defaults = type(cfg)()
+    names = {f.name for f in fields(cfg)}
+    with unusable(f"checkpoint {path}", f"start over with {force}"):
+        merged = {k: v for k, v in stored.items() if k in names}
+        for f in fields(cfg):
+            mine, default, theirs = getattr(cfg, f.name), getattr(defaults, f.name), stored.get(f.name)
+            if f.name == "device" or (f.name in PLAN_FIELDS and (mine != default or f.name not in merged)):
+                merged[f.name] = mine
+            elif mine != default and _differs(mine, theirs):
+                raise UserError(f"{path} is a run with {f.name} {theirs}; --resume continues it as it was: drop the "
+                                f"{f.name} {mine} option, or start over with {force}")  # fmt: skip
+        return type(cfg)(**merged)
+
+
+def resumed_log(state, out):
+    """train_log.csv rows of the run being resumed: its checkpoint's copy (older checkpoints: the CSV), or none."""
+    if not state:
+        return []
+    if "log" in state:
+        return state["log"]
+    path = Path(out) / "train_log.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def checkpoint_bytes(*nets):
+    """About what one training's checkpoints take on disk: weights + Adam's two moments, latest.pth and best.pth,
+    plus a temporary copy while one is replaced (checked before training: a full disk stops it before epoch 1)."""
+    n = sum(p.numel() for net in nets for p in net.parameters())
+    return 3 * 3 * 4 * n + (8 << 20)
+
+
+def _differs(a, b):
+    seq = list | tuple
+    return (list(a) != list(b)) if isinstance(a, seq) and isinstance(b, seq) else a != b
+
+
 def restore_progress(state, *, path, force, rng, optimizers, score):
     """Optimizer and RNG states of the checkpoint being resumed -> (epoch, step, train_seconds, best).
 
@@ -436,6 +499,20 @@ def best_checkpoint(vs, gen_type, size):
     return path
 
 
+def check_same_data(gen, vs, *, allow_foreign=False):
+    """A generator's checkpoint must have been trained on this target's footage (its data fingerprint): a best.pth
+    copied from another project would render another person. UserError, or with allow_foreign a warning line."""
+    data = gen.data if isinstance(gen.data, dict) else {}
+    theirs, ours = data.get("sha256"), (getattr(vs, "meta", None) or {}).get("sha256")
+    if theirs is None or ours is None or theirs == ours:
+        return
+    line = (f"{gen.what} was trained on other footage ({data.get('key', 'unknown')}), not on {vs.key}: it would "
+            f"render that person; retrain it with {train_command(gen.gen_type, vs.video_path, gen.size)}")  # fmt: skip
+    if not allow_foreign:
+        raise UserError(line)
+    print(f"warning: {line} (used anyway: allow_foreign)", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- the run's bookkeeping
 
 
@@ -446,14 +523,16 @@ class TrainRun:
     """
 
     def __init__(self, out, *, epochs, steps_per_epoch, images_per_step, time_budget, best, restored=None,
-                 nan_hint="", verbose=True):  # fmt: skip
+                 log_rows=(), nan_hint="", verbose=True):  # fmt: skip
         self.out, self.nan_hint, self.verbose = Path(out), nan_hint, verbose
         self.n_epochs, self.steps_per_epoch, self.images_per_step = epochs, steps_per_epoch, images_per_step
         self.budget = 60.0 * time_budget  # s; 0: run n_epochs epochs
         self.total_steps = epochs * steps_per_epoch
         self.epoch, self.step, self.seconds, self.best = restored or (0, 0, 0.0, best)
         self.last_good = self.epoch  # the epoch whose checkpoint is on disk (0: none written)
-        self.log = TrainLog(self.out / "train_log.csv", resume_epoch=self.epoch if restored else None)
+        # A resumed run's log comes from its checkpoint (rows of later epochs, whose weights were never kept, are
+        # dropped); train_log.csv is only its copy for people and plots.
+        self.log = TrainLog(self.out / "train_log.csv", [r for r in log_rows if int(r["epoch"]) <= self.epoch])
         self.t_origin, self.plot_seconds = None, 0.0
         self.totals = {"images": 0, "step_seconds": 0.0, "data_seconds": 0.0}  # this call's steps
 
@@ -531,11 +610,16 @@ class TrainRun:
             "train_seconds": now,
             "val": metrics,
             "best": self.best,
+            "log": self.log.rows,
         }
+        # Checkpoints first, the CSV copy of their log after: an interrupt in between leaves a consistent latest.pth
+        # whose log the next epoch writes out again.
         save_checkpoint(ckpt, self.out / "latest.pth")
         if is_best:
             save_checkpoint(ckpt, self.out / "best.pth")
+        self.log.write()
         self.last_good = self.epoch
+        pause_here("train:epoch-saved")
         if self.progress(now) >= 1.0 or self.plot_seconds <= PLOT_SHARE * now:
             t_plot = time.perf_counter()
             plot(self.log)
@@ -543,6 +627,24 @@ class TrainRun:
         show = np.linspace(0, len(samples[0]) - 1, min(N_SAMPLES, len(samples[0]))).round().astype(int)
         sample_grid([rows[show] for rows in samples], self.out / "samples.png")
         return is_best
+
+    def __enter__(self):
+        """Hold the checkpoint folder for this run: a second training into it refuses instead of mixing two runs'
+        best.pth, latest.pth and log."""
+        from filelock import FileLock, Timeout
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(self.out / ".training.lock", is_singleton=False)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise UserError(f"another training is writing to {self.out} right now: wait for it to finish, or train "
+                            "into another folder with --out") from None  # fmt: skip
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
 
     def eta(self, now):
         left = (self.budget - now) if self.budget else now / max(self.step, 1) * (self.total_steps - self.step)
@@ -600,10 +702,11 @@ class TrainedGenerator:
         return render_poses(self.net, poses, self.inputs, size=self.size, device=self.device, valid=valid, batch=batch)
 
 
-def report_trained(path, load, force_option):
-    """Print `already trained` for best.pth once it has loaded whole (load(path) -> its TrainedGenerator): a damaged
-    file is reported now, not by the next demo."""
+def report_trained(path, load, force_option, *, vs):
+    """Print `already trained` for best.pth once it has loaded whole (load(path) -> its TrainedGenerator) and proved
+    to be this target's (vs): a damaged or foreign file is reported now, not by the next demo."""
     gen = load(path)
+    check_same_data(gen, vs)
     with unusable(f"checkpoint {path}", f"retrain it ({force_option})"):
         line = describe({"epoch": gen.epoch, **gen.val})
     print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")

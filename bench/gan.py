@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Before torch loads OpenMP, as in the trainers (GenVanillaNN.py): threads spin-waiting on a shared CPU are slow.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

@@ -255,6 +255,8 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
 
 
 def test_bad_requests(fake_vs):
+    gappy = FakeVS(fake_vs.root, n=40)
+    gappy.rows = np.arange(40) * 2  # every other frame of the video: no run of consecutive frames
     args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
     other = Networks.build_net(
         2, {**args, "ch": [8, 8]}
@@ -266,7 +268,8 @@ def test_bad_requests(fake_vs):
         r"--temporal --size 128": lambda: GenGAN.load_generator(fake_vs, 8, size=128),
         "4-8, not 3": lambda: GenGAN.load_generator(fake_vs, 3),
         "drop --input vector": lambda: GenGAN.GANConfig(input="vector", temporal=True),
-        "consecutive frames": lambda: GenGAN.train(FakeVS(fake_vs.root, n=12), tiny_cfg(temporal=True), verbose=False),
+        "consecutive frames": lambda: GenGAN.train(gappy, tiny_cfg(temporal=True), verbose=False),
+        "too few.*at least 16": lambda: GenGAN.train(FakeVS(fake_vs.root, n=12), tiny_cfg(), verbose=False),
         r"nothing to resume: .* train from scratch with python GenGAN.py \S+ --mode bce --input image --size 32 --out ":
             lambda: GenGAN.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
         r"checkpoint does not fit this version's UNet .*: retrain it \(GenGAN.py with --force\)$":

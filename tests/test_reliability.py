@@ -29,6 +29,7 @@ from conftest import ROOT, run_script, write_video
 
 import GenTypes
 import Networks
+import Skeleton
 import VideoSkeleton
 from Skeleton import UserError, VideoWriter, clean_stale_temps, run_cli
 
@@ -347,23 +348,41 @@ def test_damaged_cache_is_extracted_again_with_a_note(mini_clip, capsys):
 
 @pytest.mark.slow
 def test_stale_temporary_files_are_cleaned_and_a_cache_caught_mid_swap_is_restored(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    """Staleness is the owner's flock, not a PID: a live writer in another process (or PID namespace, or this
+    process) keeps its temporaries; a dead one's are removed, and a cache caught mid-swap is put back."""
     d = tmp_path
-    (d / f".tmp-{dead.pid}-clip-0123456789").mkdir()
-    (d / f".tmp-{dead.pid}-clip-0123456789" / "frames-0.raw").write_bytes(b"x")
-    (d / f".tmp-{dead.pid}-best.pth").write_bytes(b"half a checkpoint")
-    (d / f".old-{dead.pid}-other-0123456789").mkdir()  # killed between atomic_path's two renames
-    (d / f".old-{dead.pid}-other-0123456789" / "meta.json").write_text("{}")
-    (d / f".tmp-{os.getpid()}-mine.pth").write_bytes(b"being written by this process")
-    (d / f".tmp-{os.getppid()}-parents.pth").write_bytes(b"being written by a live process")
-    (d / ".tmp-notes.txt").write_text("not ours")
-    done = clean_stale_temps(d)
-    assert len(done) == 3
-    assert sorted(p.name for p in d.iterdir()) == sorted(
-        [".tmp-notes.txt", f".tmp-{os.getpid()}-mine.pth", f".tmp-{os.getppid()}-parents.pth", "other-0123456789"]
-    )
-    assert (d / "other-0123456789" / "meta.json").read_text() == "{}"
+    dead, alive_here, alive_there = "d" * 16, None, "a" * 16
+    (d / f".lock-{dead}").write_text("")  # its owner died: nobody holds the lock
+    (d / f".tmp-{dead}-clip-0123456789").mkdir()
+    (d / f".tmp-{dead}-clip-0123456789" / "frames-0.raw").write_bytes(b"x")
+    (d / f".tmp-{dead}-best.pth").write_bytes(b"half a checkpoint")
+    (d / f".old-{dead}-other-0123456789").mkdir()  # killed between atomic_path's two renames
+    (d / f".old-{dead}-other-0123456789" / "meta.json").write_text("{}")
+    holder = subprocess.Popen(  # another process writing right now: it holds its lock
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+         str(d / f".lock-{alive_there}")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (d / f".tmp-{alive_there}-theirs.pth").write_bytes(b"being written by a live process")
+        owner = Skeleton._TempOwner(d)  # this process, writing too
+        alive_here = owner.token
+        (d / f".tmp-{alive_here}-mine.pth").write_bytes(b"being written by this process")
+        (d / ".tmp-notes.txt").write_text("not ours")
+        done = clean_stale_temps(d)
+        assert len(done) == 4  # three temporaries and the dead owner's lock
+        assert sorted(p.name for p in d.iterdir()) == sorted(
+            [".tmp-notes.txt", f".tmp-{alive_here}-mine.pth", f".tmp-{alive_there}-theirs.pth", "other-0123456789",
+             f".lock-{alive_here}", f".lock-{alive_there}"]
+        )  # fmt: skip
+        assert (d / "other-0123456789" / "meta.json").read_text() == "{}"
+        owner.release()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(clean_stale_temps(d)) == 3  # both owners gone now: their temporaries and the other's lock
     assert clean_stale_temps(d / "nowhere") == []
 
 

@@ -25,6 +25,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -38,7 +39,7 @@ from tqdm import tqdm  # noqa: E402
 from DanceDemo import PoseNormalizer  # noqa: E402
 from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
 from Metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency  # noqa: E402
-from Skeleton import ROOT, UserError, atomic_path, render_maps, run_cli, write_png  # noqa: E402
+from Skeleton import ROOT, UserError, atomic_path, check_writable, render_maps, run_cli, write_png  # noqa: E402
 from VideoSkeleton import POSE_MODE, VideoSkeleton, check_video_path, detect_poses  # noqa: E402
 
 EVAL_GEN_TYPES = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
@@ -284,7 +285,8 @@ def fit_strip(es, outputs, n, max_bytes):
 
 
 def write_chart(path, results, title):
-    """Bar chart PNG of the main metrics, one panel per metric, one bar per gen_type (deterministic bytes)."""
+    """Bar chart PNG of the main metrics, one panel per metric, one bar per gen_type (deterministic bytes), written
+    to `path` as it is (write_outputs gives it a temporary name)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,13 +309,13 @@ def write_chart(path, results, title):
     fig.suptitle(title, fontsize=9)
     fig.supxlabel("gen_type", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+    fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
 
 
 def write_dump(path, es, outputs, results, boxes):
-    """npz of uint8 frames (real, skeleton maps, each gen_type's outputs), joints, boxes and the reported numbers."""
+    """npz of uint8 frames (real, skeleton maps, each gen_type's outputs), joints, boxes and the reported numbers,
+    written to `path` as it is (write_outputs gives it a temporary name)."""
     names = [k for k, _, _ in COLUMNS if k not in ("ms_per_frame",)] + ["tdiff", "tdiff_real"]
     arrays = {
         "real": es.real,  # (N, S, S, 3) uint8 BGR: the ground truth
@@ -330,8 +332,33 @@ def write_dump(path, es, outputs, results, boxes):
     for g, fake in outputs.items():
         arrays[f"fake_{g}"] = fake  # (N, S, S, 3) uint8 BGR
         arrays[f"metrics_{g}"] = np.array([results[g].get(k, np.nan) for k in names], np.float64)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def write_outputs(*, out, figures, dump, meta, table, notes, es, outputs, results, boxes, title, strip_frames):
+    """Every output file, as one set: all are written under temporary names first and renamed only once all of them
+    are complete, so a full disk never leaves a new metrics.json next to the old pictures. -> the paths written."""
+    jobs = [
+        (out / "metrics.json", lambda p: p.write_text(json.dumps(meta, indent=1))),
+        (out / "table.md", lambda p: p.write_text(table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")),
+        (out / "strip.png", lambda p: write_png(p, strip_image(es, outputs, strip_frames))),
+        (out / "chart.png", lambda p: write_chart(p, results, title)),
+    ]
+    if figures is not None:
+        jobs += [
+            (
+                figures / "eval_strip.png",
+                lambda p: write_png(p, fit_strip(es, outputs, strip_frames, FIGURE_MAX_BYTES)),
+            ),
+            (figures / "eval_chart.png", lambda p: write_chart(p, results, title)),
+        ]
+    if dump is not None:
+        jobs.append((dump, lambda p: write_dump(p, es, outputs, results, boxes)))
+    with contextlib.ExitStack() as stack:
+        for path, write in jobs:
+            write(stack.enter_context(atomic_path(path)))
+    return [path for path, _ in jobs]
 
 
 # --------------------------------------------------------------------------- CLI
@@ -390,6 +417,12 @@ def main(argv=None):
     )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {a.out} is a file; name a folder")
+    figures = Path(a.figures).expanduser().resolve() if a.figures else None
+    dump = Path(a.dump).expanduser().resolve() if a.dump else None
+    # Before the generators run (minutes): a full or read-only place fails now, with its name.
+    for folder, what in ((out, "the results"), (figures, "--figures"), (dump and dump.parent, "--dump")):
+        if folder is not None:
+            check_writable(folder, need_bytes=8 << 20, what=what)
     pose = {"auto": None, "on": True, "off": False}[a.pose]
 
     print(f"evaluating on the {what}, {a.size} px")
@@ -447,25 +480,10 @@ def main(argv=None):
         "warnings": {str(g): msg for g, msg in warnings.items()},
         "notes": notes,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
-    with atomic_path(out / "table.md") as tmp:
-        tmp.write_text(table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
-    strip = strip_image(es, outputs, a.strip_frames)
-    write_png(out / "strip.png", strip)
     title = f"{vs.video_path.stem}: {es.name} ({len(es)} frames, {a.size} px)"
-    write_chart(out / "chart.png", results, title)
-    written = [out / n for n in ("metrics.json", "table.md", "strip.png", "chart.png")]
-    if a.figures:
-        figures = Path(a.figures).expanduser().resolve()
-        write_png(figures / "eval_strip.png", fit_strip(es, outputs, a.strip_frames, FIGURE_MAX_BYTES))
-        write_chart(figures / "eval_chart.png", results, title)
-        written += [figures / "eval_strip.png", figures / "eval_chart.png"]
-    if a.dump:
-        dump = Path(a.dump).expanduser().resolve()
-        write_dump(dump, es, outputs, results, boxes)
-        written.append(dump)
+    written = write_outputs(out=out, figures=figures, dump=dump, meta=meta, table=table, notes=notes, es=es,
+                            outputs=outputs, results=results, boxes=boxes, title=title,
+                            strip_frames=a.strip_frames)  # fmt: skip
     print(
         "wrote "
         + ", ".join(os.path.relpath(w, Path.cwd()) if w.is_relative_to(Path.cwd()) else str(w) for w in written)

@@ -131,10 +131,10 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED):
 
 
 def pause_here(point):
-    """Test hook: with DEEPDANCE_TEST_PAUSE=<point>:<file> set, reaching `point` creates <file> and waits until it
-    is removed (or a signal ends the process). Tests interrupt work at a known point instead of racing it."""
-    spec = os.environ.get("DEEPDANCE_TEST_PAUSE", "")
-    name, _, marker = spec.partition(":")
+    """Test hook: with DEEPDANCE_TEST_PAUSE=<point>:<file> set, reaching `point` creates <file> and waits until it is
+    removed (or a signal ends the process). Tests interrupt work at a known point instead of racing it. Costs one
+    environment lookup when unset."""
+    name, _, marker = os.environ.get("DEEPDANCE_TEST_PAUSE", "").rpartition(":")
     if name != point or not marker:
         return
     Path(marker).write_text(str(os.getpid()))
@@ -249,16 +249,26 @@ def clean_stale_temps(folder):
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ctrl-C / SIGTERM wait until the block is done (main thread; elsewhere signals go to the main thread anyway)."""
+    """Ctrl-C / SIGTERM that arrive during the block are held and delivered when it is done.
+
+    Handlers, not the signal mask: Python runs handlers in the main thread whichever thread the kernel picked.
+    Outside the main thread handlers cannot be changed, and signals reach the main thread anyway.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    caught = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in _DEFERRED}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -273,19 +283,19 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path.parent)
     owner = _TempOwner(path.parent)
-    tmp = owner.name("tmp", path)
+    tmp, old = owner.name("tmp", path), owner.name("old", path)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
             # Directories cannot be replaced atomically: move the old one aside first, both renames or neither.
-            old = owner.name("old", path)
             with _signals_deferred():
                 os.replace(path, old)
                 os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     finally:
+        if old.is_dir() and path.is_dir():  # the replaced one (also when a deferred Ctrl-C lands right after)
+            shutil.rmtree(old, ignore_errors=True)
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():

@@ -664,7 +664,7 @@ def test_nothing_in_the_project_unpickles():
 
 
 def train_cmd(clip, out, *extra):
-    """GenVanillaNN.py on a tiny clip (12 train frames, batch 4: 3 steps an epoch, 2 epochs) as a process: argv."""
+    """GenVanillaNN.py on a tiny clip (16 train frames, batch 4: 4 steps an epoch, 2 epochs) as a process: argv."""
     args = [clip, "false", "2", "--epochs", "2", "--batch", "4", "--device", "cpu", *extra, "--out", out]
     return [sys.executable, str(ROOT / "GenVanillaNN.py"), *map(str, args)]
 
@@ -682,32 +682,26 @@ def run_training(cmd):
 def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_path):
     """GenVanillaNN.py killed (SIGKILL) after epoch 1's checkpoint, then --resume: the same weights, optimizer,
     schedule, RNG and log as one uninterrupted run. Then NaN in the loss stops it with one line and leaves the
-    last good checkpoints as they were."""
-    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 24)])
+    last good checkpoints as they were. The kill comes at a known point: the test hook pauses the run there."""
+    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 25)])
     VideoSkeleton.VideoSkeleton(clip, verbose=False)
     straight_out, split_out = tmp_path / "straight", tmp_path / "split"
     log = split_out / "train_log.csv"
-
-    def epoch_of(path):
-        try:
-            return torch.load(path, weights_only=True)["epoch"]
-        except Exception:  # not written yet
-            return 0
+    marker = tmp_path / "paused"
 
     with ThreadPoolExecutor(1) as pool:
         straight = pool.submit(run_training, train_cmd(clip, straight_out))
-        proc = subprocess.Popen(train_cmd(clip, split_out), cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL,
+        env = {**ONE_THREAD, "DEEPDANCE_TEST_PAUSE": f"train:epoch-saved:{marker}"}
+        proc = subprocess.Popen(train_cmd(clip, split_out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)  # fmt: skip
-        # An epoch's log row is written just before its checkpoint: then wait for the checkpoint itself.
-        wait_for(lambda: (log.exists() and len(log.read_text().splitlines()) > 1) or proc.poll() is not None, 240,
-                 "epoch 1's log row")  # fmt: skip
-        wait_for(lambda: epoch_of(split_out / "latest.pth") >= 1 or proc.poll() is not None, 60, "epoch 1's checkpoint")
-        proc.kill()
+        wait_for(lambda: marker.exists() or proc.poll() is not None, 240, "epoch 1 to be saved")
+        assert proc.poll() is None, proc.communicate()
+        proc.kill()  # paused right after epoch 1's checkpoints and log: a SIGKILL there
         proc.communicate(timeout=60)
         code, _, err = straight.result()
     assert code == 0, err[-2000:]
     killed = torch.load(split_out / "latest.pth", weights_only=True)  # intact, whatever the kill interrupted
-    assert killed["epoch"] == 1, "the kill came too late to test anything"
+    assert killed["epoch"] == 1
 
     code, out, err = run_training(train_cmd(clip, split_out, "--resume"))
     assert code == 0, err[-2000:]
@@ -715,7 +709,7 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
     assert not list(split_out.glob(".tmp-*"))  # what the kill may have left mid-write is gone
     a = torch.load(straight_out / "latest.pth", weights_only=True)
     b = torch.load(split_out / "latest.pth", weights_only=True)
-    assert (b["epoch"], b["step"]) == (a["epoch"], a["step"]) == (2, 6)
+    assert (b["epoch"], b["step"]) == (a["epoch"], a["step"]) == (2, 8)
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, msg=k)
     for s_a, s_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
@@ -725,9 +719,12 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
     epochs = [row.split(",")[0] for row in log.read_text().splitlines()[1:]]
     assert epochs == ["1", "2"]
 
-    # NaN / inf in the loss (a learning rate of 1e38 overflows the weights): one line, the checkpoints untouched.
+    # NaN / inf in the loss: a run configured with a learning rate of 1e38 overflows its weights when resumed
+    # (--resume continues a run as it was configured). One line, the checkpoints untouched.
+    b["config"]["lr"] = 1e38
+    torch.save(b, split_out / "latest.pth")
     kept = {p.name: p.read_bytes() for p in split_out.glob("*.pth")}
-    cmd = train_cmd(clip, split_out, "--resume", "--lr", "1e38")
+    cmd = train_cmd(clip, split_out, "--resume")
     cmd[cmd.index("--epochs") + 1] = "3"
     code, _, err = run_training(cmd)
     assert_one_line(code, err, "loss became")

@@ -43,6 +43,7 @@ from Skeleton import (  # noqa: E402
     UserError,
     VideoWriter,
     body_height,
+    check_writable,
     draw_skeleton,
     run_cli,
 )
@@ -389,6 +390,7 @@ def main(argv=None):
     source = check_video_path(a.source) if a.source else None
     if out in (target, source):
         raise UserError(f"--out {a.out} would overwrite an input video; choose another name")
+    check_writable(out.parent, need_bytes=16 << 20, what=f"--out {out.name}")  # now, not after the extraction
     if a.show:
         _open_window()
     generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing

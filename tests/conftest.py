@@ -182,6 +182,21 @@ class FakeTarget:
         return img
 
 
+def ctrl_c_after(monkeypatch, module, name, calls):
+    """Make module.name raise KeyboardInterrupt (a Ctrl-C) on its call number calls + 1: an interruption at a
+    known step of training. Returns the original function (monkeypatch.setattr it back to resume)."""
+    original, seen = getattr(module, name), []
+
+    def interrupted(*args, **kw):
+        seen.append(1)
+        if len(seen) > calls:
+            raise KeyboardInterrupt
+        return original(*args, **kw)
+
+    monkeypatch.setattr(module, name, interrupted)
+    return original
+
+
 @pytest.fixture
 def one_thread(monkeypatch):
     """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy machine (subprocesses too)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import POSE, FakeVS, run_script
+from conftest import POSE, FakeVS, ctrl_c_after, run_script
 
 import GenGAN
 import GenTypes
@@ -191,15 +191,7 @@ def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
     cfg = tiny_cfg("wgan-gp", "image", epochs=2, n_critic=2)
     straight = GenGAN.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
     steps_per_epoch = straight["last"]["step"] // 2
-    calls, make_batch = [], GenGAN.make_batch
-
-    def interrupted(*args):  # Ctrl-C at the first batch of epoch 2
-        calls.append(1)
-        if len(calls) > steps_per_epoch:
-            raise KeyboardInterrupt
-        return make_batch(*args)
-
-    monkeypatch.setattr(GenGAN, "make_batch", interrupted)
+    make_batch = ctrl_c_after(monkeypatch, GenGAN, "make_batch", steps_per_epoch)  # at epoch 2's first batch
     with pytest.raises(KeyboardInterrupt):
         GenGAN.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
     monkeypatch.setattr(GenGAN, "make_batch", make_batch)

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, FakeVS, read_video, run_script
+from conftest import ROOT, FakeVS, ctrl_c_after, read_video, run_script
 
 import GenGAN
 import GenTypes
@@ -229,15 +229,7 @@ def test_tampered_weights_are_refused(trained, tamper, message):
 
 def test_resume_continues_the_run_as_it_was_configured(tmp_path, monkeypatch):
     vs = FakeVS(tmp_path, n=30)
-    calls, make_batch = [], GenVanillaNN.make_batch
-
-    def interrupted(*args):  # Ctrl-C at the first batch of epoch 2
-        calls.append(1)
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return make_batch(*args)
-
-    monkeypatch.setattr(GenVanillaNN, "make_batch", interrupted)
+    make_batch = ctrl_c_after(monkeypatch, GenVanillaNN, "make_batch", 2)  # at the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
         GenVanillaNN.train(vs, tiny_cfg(epochs=3, lr=5e-4), out=tmp_path / "run", verbose=False)
     monkeypatch.setattr(GenVanillaNN, "make_batch", make_batch)
@@ -252,15 +244,7 @@ def test_a_resumed_gan_keeps_its_epochs(tmp_path, monkeypatch):
     vs = FakeVS(tmp_path, n=30)
     cfg = GenGAN.GANConfig(size=32, epochs=3, batch=8, g_args=TINY, d_args={"ndf": 8}, device="cpu",
                            init_from_vanilla=False)  # fmt: skip
-    calls, make_batch = [], GenGAN.make_batch
-
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return make_batch(*args)
-
-    monkeypatch.setattr(GenGAN, "make_batch", interrupted)
+    make_batch = ctrl_c_after(monkeypatch, GenGAN, "make_batch", 2)  # at the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
         GenGAN.train(vs, cfg, out=tmp_path / "gan", verbose=False)
     monkeypatch.setattr(GenGAN, "make_batch", make_batch)

@@ -151,7 +151,7 @@ _TEMP_NAME = re.compile(r"\.(tmp|old)-([0-9a-f]{16})-(.+)")
 _MAX_NAME = 255  # bytes per file name on the usual file systems
 
 
-def _short_name(name, room):
+def short_name(name, room):
     """`name` cut to `room` bytes of UTF-8 (whole characters), its suffix kept: ffmpeg picks the format by it."""
     if len(name.encode()) <= room:
         return name
@@ -179,7 +179,7 @@ class _TempOwner:
             os.close(self.fd)
 
     def name(self, kind, path):
-        return path.with_name(f".{kind}-{self.token}-{_short_name(path.name, _MAX_NAME - 22)}")
+        return path.with_name(f".{kind}-{self.token}-{short_name(path.name, _MAX_NAME - 22)}")
 
     def release(self):
         try:

@@ -47,11 +47,11 @@ from VideoSkeleton import (  # noqa: E402
     VideoSkeleton,
     _quiet_native_stderr,
     check_video_path,
+    crop_square,
     detect_image,
     frame_to_square,
     make_pose,
     probe_video,
-    square_frame,
 )
 
 DEFAULT_SOURCE = "0"  # the first camera
@@ -67,6 +67,7 @@ PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
 RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
 MIN_DT = 1e-3  # s: the smallest step the causal filter is given (two frames with one time stamp)
 WINDOW_CHOICES = ("auto", "on", "off")
+TORCH_THREADS = 1  # a trained generator's threads in the live loop (see main)
 WINDOW = "DeepDance live (q quits, space pauses)"
 KEY_QUIT, KEY_PAUSE = (ord("q"), ord("Q"), 27), ord(" ")  # 27 = Esc
 END_OF_FILE_SHARE = 0.95  # a URL stream that ends after this share of the frames it declared ended normally
@@ -391,6 +392,15 @@ class OnlineNormalizer:
         return DanceDemo.PoseNormalizer(self.dst_height / self.height, tuple(map(float, self.anchor)), self.dst_anchor)
 
 
+def source_panel(image, side=DanceDemo.PANEL):
+    """The frame's centre square at side px for the left panel: (H, W, 3) -> (side, side, 3) uint8.
+
+    Bilinear, not VideoSkeleton.square_frame's area averaging: on a 960x720 frame that took 7 ms of the 40 ms a frame
+    has at 25 fps; a preview does not need it.
+    """
+    return cv2.resize(crop_square(image), (side, side), interpolation=cv2.INTER_LINEAR)
+
+
 def rest_index(target_xy):
     """The target's rest frame: the one whose pose (hip-centred, in body heights) is nearest its median pose."""
     pose = normalize(np.asarray(target_xy, np.float32))  # (N, 26)
@@ -452,7 +462,7 @@ class LiveTransfer:
         t2 = time.perf_counter()
         shown_xy = np.full((N_JOINTS, 2), np.nan, np.float32) if src_xy is None else src_xy
         panels = DanceDemo.draw_panels(
-            square_frame(image, DanceDemo.PANEL), shown_xy, norm_xy, generated, found=state == "tracking", label=label
+            source_panel(image), shown_xy, norm_xy, generated, found=state == "tracking", label=label
         )
         t3 = time.perf_counter()
         self.states[state] += 1
@@ -809,6 +819,11 @@ def main(argv=None):
     try:
         target_vs = VideoSkeleton(target)
         gen = load_generator(target_vs, a.gen_type, size=a.size, device=a.device)
+        if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
+            # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
+            # other core (gen_type 3, 64 px, on the 2-core VM under load: median 58 ms, p95 632 ms with 2 threads,
+            # 9 and 16 ms with 1).
+            sys.modules["torch"].set_num_threads(TORCH_THREADS)
         rest = rest_frame(target_vs, a.size)
         pose = PoseTracker()
         # Warm up (MediaPipe's graph, the network's first pass) before the clock starts: not a frame late.

@@ -4,11 +4,16 @@
 
 The page runs DanceDemo's pipeline (DanceDemo.transfer): source poses by VideoSkeleton (MediaPipe, cached),
 missing poses filled in, One-Euro smoothing, global pose normalisation, a generator from the gen_type table,
-and an H.264 mp4 of three panels (source + skeleton | normalised skeleton | generated target) that plays in
-the page. Targets are the videos already processed (DATA_DIR/cache) plus the built-in sample; generators
-without a trained checkpoint are listed with the command that trains them. Uploads are checked by content
-(container signature, then one frame decoded), stored under a generated name in a temp dir, and removed,
-pose cache included, once the run is over.
+and an H.264 mp4 of three panels (source + skeleton | normalised pose | generated target) that plays in the page.
+
+- Targets are the videos already processed (DATA_DIR/cache) plus the built-in sample; "Add a target" extracts a
+  new one from an upload or a path and shows the commands that train its generators. Generators are listed per
+  trained size; untrained ones with their training command, damaged ones with the command that retrains them.
+- Long work (a run, adding a target) goes to a thread of its own (Job): Streamlit stops a script run whenever the
+  page reruns, so work done in the script was cancelled silently by any click. The settings are locked while a job
+  runs and the page says what is running; Cancel stops it.
+- Uploads are checked by content (container signature, then one frame decoded) and stored under their content
+  hash, so a second run on the same file reuses its poses; the KEEP_UPLOADS most recent are kept, with their caches.
 """
 
 import os
@@ -17,18 +22,26 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import functools  # noqa: E402
+import hashlib  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
-import secrets  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
 import DanceDemo  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, load_generator, train_command  # noqa: E402
-from Skeleton import DATA_DIR, ROOT, UserError  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator, train_command  # noqa: E402
+from Skeleton import DATA_DIR, ROOT, UserError, atomic_path, draw_skeleton, pause_here  # noqa: E402
 from VideoSkeleton import (  # noqa: E402
     CACHE_DIR,
     CHECKPOINT_DIR,
@@ -39,18 +52,35 @@ from VideoSkeleton import (  # noqa: E402
     VIDEO_EXTS,
     VideoSkeleton,
     check_video_path,
+    count_frames,
+    detect_poses,
+    extraction_params,
+    iter_frames,
+    load_cache,
     probe_video,
+    square_frame,
 )
 
-MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, save_upload here)
+MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, store_upload here)
 STRIDE = 2  # default: every 2nd source frame (half the MediaPipe time on a CPU; 12.5 fps from 25 fps footage)
 MAX_STRIDE = 10
 SNIFF_BYTES = 64  # header bytes read to recognise a container (WebM's DocType sits within the first ~40)
 CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpeg": ".mpg"}
 QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")  # old .mov files start without 'ftyp'
-UPLOAD_PREFIX = "deepdance-upload-"  # temp dir of one upload; its file is named upload-<random hex><ext>
+UPLOAD_DIR = DATA_DIR / "uploads"  # uploaded sources, named by content hash (not listed as sources or targets)
+TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them
+KEEP_UPLOADS = 8  # uploaded sources kept (most recently uploaded first), each with its pose caches
 SOURCE_KINDS = ("built-in sample source", "a video under data/", "a video path", "upload a video")
-PANELS = "source + its skeleton | normalised skeleton | generated target"
+TARGET_FROM = ("upload a video", "a video path on this machine")
+PANELS = "source + its skeleton | normalised pose | generated target"  # the labels DanceDemo.draw_panels writes
+PREVIEW_FRAMES = 6  # frames in each preview strip
+PREVIEW_SIZE = 128  # px per preview frame
+JOB_POLL_S = 0.5  # how often the page redraws a running job's progress bar
+TOO_BIG = (
+    f"Up to {MAX_UPLOAD_MB} MB. A bigger file is refused by the browser before it is sent (its name turns red "
+    "under the drop zone): shorten or shrink it first, e.g. `ffmpeg -i big.mp4 -t 120 -vf scale=-2:720 small.mp4`, "
+    "or, when the file is on this machine, give its path instead."
+)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -72,20 +102,20 @@ def sniff_container(head):
     return None
 
 
+def safe_stem(name):
+    """A user-given file name's stem reduced to characters that are safe in a path and in markdown."""
+    stem = re.sub(r"[^\w.\- ]+", "_", Path(str(name)).name)[:60].strip().lstrip(".")
+    return Path(stem).stem.strip() or "upload"
+
+
 def display_name(name):
     """A user-given file name made safe to show in the page (markdown): `name` with odd characters replaced."""
     safe = re.sub(r"[^\w.\- ]+", "_", Path(str(name)).name)[:60].strip()
     return f"`{safe or 'upload'}`"
 
 
-def save_upload(data, name="upload", folder=None, max_mb=MAX_UPLOAD_MB):
-    """Check an uploaded video and store it: bytes -> Path of a new file under a new temp dir.
-
-    Checks the size, the container by its first bytes (never the name) and that OpenCV decodes a frame. The
-    file is named upload-<random hex><ext of the container found>; the caller removes path.parent when done.
-    UserError (one line for the page) when a check fails; nothing is left on disk then.
-    """
-    shown = display_name(name)
+def check_upload(data, shown, max_mb=MAX_UPLOAD_MB):
+    """The container an upload holds, judged by its first bytes (never its name); UserError if none or too big."""
     size = len(data)
     if size == 0:
         raise UserError(f"{shown} is empty (0 bytes)")
@@ -97,31 +127,67 @@ def save_upload(data, name="upload", folder=None, max_mb=MAX_UPLOAD_MB):
             f"{shown} is not a video this app reads: its content is not MP4/MOV, WebM/MKV, AVI or MPEG "
             "(the file's name is not trusted)"
         )
-    folder = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=folder))
-    path = folder / f"upload-{secrets.token_hex(8)}{CONTAINERS[kind]}"
-    try:
-        with open(path, "xb") as f:
-            f.write(data)
-        probe_video(path)
-    except UserError:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise UserError(
-            f"{shown} looks like {kind.upper()} but no frame can be decoded from it: corrupt, truncated or an "
-            "unsupported codec"
-        ) from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    return kind
+
+
+def store_upload(data, name="upload", *, folder=UPLOAD_DIR, keep_name=False, keep=KEEP_UPLOADS, max_mb=MAX_UPLOAD_MB):
+    """Check an uploaded video and store it by content: bytes -> the Path of its file.
+
+    The file is <folder>/<sha256[:16]><ext> (keep_name: <folder>/<sha256[:16]>/<safe stem><ext>, for targets, whose
+    name the page shows); the same bytes uploaded again return the stored file, so its pose cache is reused. The
+    extension comes from the container found, never from the name. The write is atomic under a name unique to the
+    call: two sessions storing one file at once both get a complete file. keep: when not None, the older uploads
+    beyond that many are removed with their pose caches. UserError (one line for the page) when a check fails;
+    nothing is left on disk then.
+    """
+    shown = display_name(name)
+    kind = check_upload(data, shown, max_mb)
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    if keep_name:
+        stored = [p for p in (folder / digest).glob("*") if p.is_file() and not p.name.startswith(".")]
+        path = stored[0] if stored else folder / digest / f"{safe_stem(name)}{CONTAINERS[kind]}"
+    else:
+        path = folder / f"{digest}{CONTAINERS[kind]}"
+    if not (path.is_file() and path.stat().st_size == len(data)):
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+                probe_video(tmp)
+        except UserError:
+            raise UserError(
+                f"{shown} looks like {kind.upper()} but no frame can be decoded from it: corrupt, truncated or an "
+                "unsupported codec"
+            ) from None
+    path.touch()  # the newest upload: kept by evict_uploads
+    if keep is not None:
+        evict_uploads(folder, keep, current=path)
     return path
+
+
+def evict_uploads(folder, keep, *, current=None):
+    """Remove the uploads in `folder` beyond the `keep` most recent (never `current`), with their pose caches."""
+    files = [p for p in Path(folder).glob("*") if p.is_file() and not p.name.startswith(".")]
+    files.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
+    for old in [p for p in files if p != current][max(0, keep - 1) :]:
+        old.unlink(missing_ok=True)  # another session may have removed it first
+        for cache in CACHE_DIR.glob(f"{old.stem}-*"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def video_summary(path):
+    """'901 frames at 29.97 fps, 960x720' for a readable video (its own declared numbers)."""
+    n, fps, w, h = probe_video(path)
+    return f"{n} frames at {fps:.4g} fps, {w}x{h}"
 
 
 # --------------------------------------------------------------------------- what can be picked
 
 
 class Target(NamedTuple):
-    label: str
+    label: str  # short: what the select box shows
     video: Path | None  # None: the built-in sample target (rendered on demand)
     params: dict | None  # extraction params of its cache (None: VideoSkeleton's defaults)
+    details: str = ""  # the rest, written out in full under the select box
 
 
 def shown_path(path):
@@ -131,34 +197,40 @@ def shown_path(path):
 
 
 def processed_targets():
-    """The built-in sample target first, then every cached video whose file is still there, newest first."""
+    """The built-in sample target first, then every cached video whose file is still there, newest first.
+
+    Uploaded sources (UPLOAD_DIR) have caches too but are not targets.
+    """
     import Mannequin  # paths only: nothing is rendered here
 
     sample, sample_source = Mannequin.clip_path("target").resolve(), Mannequin.clip_path("source").resolve()
-    targets = {sample: Target("built-in sample target", None, None)}
+    targets = {sample: Target("built-in sample target", None, None, "a rendered mannequin, 600 frames")}
     metas = sorted(CACHE_DIR.glob("*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    uploads = UPLOAD_DIR.resolve()
     for meta_path in metas:
         try:
             meta = json.loads(meta_path.read_text())
-            video, params, found = Path(meta["source"]).resolve(), dict(meta["params"]), int(meta["detected"])
+            video, params = Path(meta["source"]).resolve(), dict(meta["params"])
+            found, frames = int(meta["detected"]), int(meta["frames"])
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a cache being written or damaged: VideoSkeleton itself reports those
         if video == sample:
-            targets[sample] = Target(targets[sample].label, None, params)
-        elif video not in targets and video != sample_source and video.is_file():
+            targets[sample] = targets[sample]._replace(params=params)
+        elif video not in targets and video != sample_source and not video.is_relative_to(uploads) and video.is_file():
             skip = params.get("frame_skip", 1)
             every = f", 1 frame in {skip}" if skip > 1 else ""
-            label = f"{video.name}: {found} frames with a person{every} ({shown_path(video.parent)}/)"
-            targets[video] = Target(label, video, params)
+            details = f"{found} of {frames} frames with a person{every}; in {shown_path(video.parent)}/"
+            targets[video] = Target(video.name, video, params, details)
     return list(targets.values())
 
 
 def data_videos():
-    """Videos under DATA_DIR (caches, checkpoints and hidden folders aside), sorted."""
+    """Videos under DATA_DIR (caches, checkpoints, uploads and hidden folders aside), sorted."""
+    skipped = (CACHE_DIR, CHECKPOINT_DIR, UPLOAD_DIR)
     found = []
     for folder, dirs, files in os.walk(DATA_DIR):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and here / d not in (CACHE_DIR, CHECKPOINT_DIR))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and here / d not in skipped)
         found += [here / f for f in files if Path(f).suffix.lower() in VIDEO_EXTS and not f.startswith(".")]
     return sorted(found)
 
@@ -187,60 +259,237 @@ def checkpoint_stamp(key):
     return tuple(sorted(files)), present
 
 
-def try_load_generator(gen_type, vs, coherent=False):
-    """(generator, None) when gen_type loads for this target, else (None, the one-line reason)."""
+def trained_sizes(key):
+    """{gen_type: [sizes]} of a target's checkpoint folders (<folder>-<size>/) that hold a best.pth."""
+    root = CHECKPOINT_DIR / key
+    out = {}
+    for g, spec in GEN_TYPES.items():
+        if spec.folder is None or not root.is_dir():
+            continue
+        for best in root.glob(f"{spec.folder}-*/best.pth"):
+            size = best.parent.name[len(spec.folder) + 1 :]
+            if size.isdigit():
+                out.setdefault(g, []).append(int(size))
+    return {g: sorted(sizes) for g, sizes in out.items()}
+
+
+def try_load_generator(gen_type, vs, *, size=SIZE, coherent=False):
+    """(generator, None) when gen_type loads for this target at `size` px, else (None, the one-line reason)."""
     try:
-        return load_generator(vs, gen_type, size=SIZE, **({"coherent": True} if coherent else {})), None
+        options = {"coherent": True} if coherent else {}
+        return load_generator(vs, gen_type, size=size, **options), None
     except UserError as e:
         return None, str(e)
     except Exception as e:  # a Gen* module being written must not take the whole page down
         return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
-def training_summaries(key):
-    """{gen_type: summary} for each of a target's model folders with a best.pth (the one at SIZE px preferred).
+class Availability(NamedTuple):
+    gen_type: int
+    size: int
+    state: str  # "ready", "untrained", "damaged" or "unavailable"
+    detail: str  # untrained: the training command; damaged: why and the command that retrains it; else why
 
-    A summary holds the folder's name, the best epoch, its validation metrics, training time and the
-    loss-curve PNGs (loss*.png: VanillaNN writes loss.png, the GANs loss_G.png and loss_D.png) and samples.png.
+
+def retrain_command(gen_type, video, size=SIZE):
+    """The command that trains gen_type again over a damaged checkpoint: the training command, forced.
+
+    GenVanillaNN takes the reference's positional <force> (right after the video), GenGAN a --force flag.
+    """
+    words = shlex.split(train_command(gen_type, video, size))
+    if GEN_TYPES[gen_type].module == "GenVanillaNN":
+        words[3] = "true"
+    else:
+        words.append("--force")
+    return shlex.join(words)
+
+
+def generator_states(vs, load):
+    """Every gen_type at each of its trained sizes (SIZE when none) -> [Availability]; load(g, size) -> (gen, why).
+
+    A checkpoint file that is there but does not load is damaged (or from another version): it is not "not
+    trained", and retraining it needs the forcing command.
+    """
+    sizes = trained_sizes(vs.key)
+    out = []
+    for g, spec in GEN_TYPES.items():
+        for size in sizes.get(g) or [SIZE]:
+            gen, why = load(g, size)
+            if gen is not None:
+                out.append(Availability(g, size, "ready", ""))
+            elif spec.train is None or importlib.util.find_spec(spec.module) is None:
+                out.append(Availability(g, size, "unavailable", why))
+            elif not (checkpoint_dir(vs, g, size) / "best.pth").exists():
+                out.append(Availability(g, size, "untrained", train_command(g, vs.video_path, size)))
+            else:
+                why = why.replace(str(CHECKPOINT_DIR / vs.key), shown_path(CHECKPOINT_DIR / vs.key))
+                out.append(Availability(g, size, "damaged", f"{why} -> `{retrain_command(g, vs.video_path, size)}`"))
+    return out
+
+
+def training_summaries(key):
+    """[summary] for each of a target's model folders with a best.pth that loads, by gen_type then size.
+
+    A summary holds the gen_type, size, the folder's name, the best epoch, its validation metrics, training time
+    and the loss-curve PNGs (loss*.png: VanillaNN writes loss.png, the GANs loss_G.png and loss_D.png) and
+    samples.png.
     """
     root = CHECKPOINT_DIR / key
-    out = {}
     bests = sorted(root.glob("*/best.pth")) if root.is_dir() else []
     if not bests:
-        return out
+        return []
     import torch
 
+    out = []
     for best in bests:
         try:
             ckpt = torch.load(best, map_location="cpu", weights_only=True)
         except Exception:
-            continue  # damaged or being replaced: loading the generator reports it
+            continue  # damaged or being replaced: the generators' list reports it
         gen_type = ckpt.get("gen_type") if isinstance(ckpt, dict) else None
-        if gen_type not in GEN_TYPES or (gen_type in out and ckpt.get("size") != SIZE):
+        if gen_type not in GEN_TYPES:
             continue
         folder = best.parent
-        out[gen_type] = {
-            "name": folder.name,
-            "epoch": ckpt.get("epoch"),
-            "size": ckpt.get("size"),
-            "seconds": ckpt.get("train_seconds"),
-            "val": {k: float(v) for k, v in (ckpt.get("val") or {}).items() if isinstance(v, (int, float))},
-            "loss_pngs": [str(p) for p in sorted(folder.glob("loss*.png"))],
-            "samples_png": str(folder / "samples.png") if (folder / "samples.png").exists() else None,
-        }
-    return out
+        out.append(
+            {
+                "gen_type": gen_type,
+                "size": ckpt.get("size"),
+                "name": folder.name,
+                "epoch": ckpt.get("epoch"),
+                "seconds": ckpt.get("train_seconds"),
+                "val": {k: float(v) for k, v in (ckpt.get("val") or {}).items() if isinstance(v, (int, float))},
+                "loss_pngs": [str(p) for p in sorted(folder.glob("loss*.png"))],
+                "samples_png": str(folder / "samples.png") if (folder / "samples.png").exists() else None,
+            }
+        )
+    return sorted(out, key=lambda s: (s["gen_type"], s["size"] or 0))
+
+
+def target_report(cache_dir):
+    """(report dict or None, contact-sheet PNG paths, problem line or None): what VideoSkeleton may write next to a
+    cache (report.json and a PNG). Read defensively: versions without them, or a file being written, are fine."""
+    cache_dir = Path(cache_dir)
+    report, problem = None, None
+    try:
+        report = json.loads((cache_dir / "report.json").read_text())
+        if not isinstance(report, dict):
+            report, problem = None, "report.json does not hold a JSON object"
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as e:
+        problem = f"report.json cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+    pngs = sorted(p for p in cache_dir.glob("*.png") if not p.name.startswith("."))
+    return report, pngs, problem
+
+
+def report_lines(report):
+    """A target report as markdown lines, every value in full: its problems first (each says what to film
+    differently), then its notes and numbers (long number lists summarised by their count)."""
+    lines = []
+    problems = report.get("problems")
+    if isinstance(problems, list):
+        said = [p.get("line", str(p)) if isinstance(p, dict) else str(p) for p in problems]
+        lines.append(f"**{len(said)} problem(s)**, what to film differently:" if said else "**No problems found.**")
+        lines += [f"- {line}" for line in said]
+    for k, v in report.items():
+        if k in ("problems", "contact_sheet"):  # listed above; the picture is shown below
+            continue
+        if isinstance(v, dict):
+            lines.append(f"- **{k}**:")
+            lines += [f"    - {sk}: {sv}" for sk, sv in v.items() if not isinstance(sv, (dict, list))]
+        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            lines.append(f"- **{k}**:")
+            lines += [f"    - {x}" for x in v]
+        elif isinstance(v, list) and len(v) > 8:
+            lines.append(f"- **{k}**: {len(v)} values (see report.json)")
+        else:
+            lines.append(f"- **{k}**: {v}")
+    return lines
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def pose_strip(frames, poses, size=PREVIEW_SIZE):
+    """Square BGR frames with their poses ((13, 2) in [0, 1]; NaN: none found) drawn on, side by side."""
+    tiles = []
+    for frame, xy in zip(frames, poses, strict=True):
+        tile = np.array(
+            frame if frame.shape[0] == size else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+        )
+        tiles.append(draw_skeleton(tile, xy))
+    return np.concatenate(tiles, axis=1)
+
+
+def vs_preview(vs, n=PREVIEW_FRAMES):
+    """n evenly spaced frames of a VideoSkeleton with a person in them, their skeletons drawn on."""
+    picks = np.linspace(0, len(vs) - 1, min(n, len(vs))).round().astype(int)
+    return pose_strip([vs.frame(i) for i in picks], vs.skeletons()[picks])
+
+
+def source_preview(path, stride, n=PREVIEW_FRAMES):
+    """(strip, where the poses come from) for a source video: its pose cache when it was extracted at this stride,
+    else MediaPipe on n frames (a few seconds; nothing is written)."""
+    _, meta = load_cache(path, extraction_params(frame_skip=stride))
+    if meta is not None:
+        return vs_preview(VideoSkeleton(path, frame_skip=stride, verbose=False), n), "its pose cache"
+    n_video = probe_video(path)[0]
+    frames = []
+    for i in np.unique(np.linspace(0, max(0, n_video - 2), n).round().astype(int)):
+        frames += [square_frame(f, FRAME_SIZE) for _, f in iter_frames(path, int(i), int(i) + 1)]
+    if not frames:
+        raise UserError(f"cannot read a frame from {path}")
+    poses = detect_poses(np.stack(frames), mode="static", desc="preview")
+    return pose_strip(frames, poses), f"MediaPipe on {len(frames)} frames (the run extracts them all)"
 
 
 # --------------------------------------------------------------------------- the work
 
 
+def named(error, path, shown):
+    """A UserError's line with a stored file's path and name replaced by the name the user knows it by."""
+    text = str(error)
+    if path is not None:
+        text = text.replace(str(path), shown).replace(Path(path).name, shown.strip("`"))
+    return text
+
+
+def source_poses(source, *, stride, shown, report):
+    """The source's VideoSkeleton at this stride (extracted on first use, cached by content).
+
+    Errors name the file as the user knows it (an upload's own name, not its stored one) with the video's own
+    frame counts, not the stride's share of them.
+    """
+    n_video = probe_video(source)[0]
+    used = -(-n_video // stride)
+    of = f"{used} of the {n_video} frames" if stride > 1 else f"the {n_video} frames"
+    report(0.0, f"source poses: MediaPipe on {of} of {shown} (cached after the first run)")
+    try:
+        return VideoSkeleton(
+            source,
+            frame_skip=stride,
+            verbose=False,
+            progress=lambda done, total: report(
+                0.5 * done / total, f"source poses: MediaPipe on {done}/{total} frames of {shown} (stride {stride})"
+            ),
+        )
+    except UserError as e:
+        if "frames it declares" not in str(e):
+            raise UserError(named(e, source, shown)) from None
+        decoded = count_frames(source)  # the whole video, not the stride's share
+        raise UserError(
+            f"{shown} is damaged: it declares {n_video} frames but only {decoded} can be decoded; re-encode it "
+            f"(e.g. `ffmpeg -i {shlex.quote(shown.strip('`'))} -c:v libx264 fixed.mp4`) or use an undamaged copy"
+        ) from None
+
+
 def run_transfer(
-    source, target_vs, gen, label, *, stride=STRIDE, smooth=True, normalize=True, progress=None, forget=False
+    source, target_vs, gen, label, *, stride=STRIDE, smooth=True, normalize=True, progress=None, shown=None
 ):
     """Motion transfer of `source` (a video path; None = the built-in sample source) onto gen's target.
 
-    Returns (mp4 bytes, stats). progress(fraction, text) follows the work; forget=True also deletes the
-    source's pose cache afterwards (uploads: nothing of them is kept). No output file is left behind.
+    Returns (mp4 bytes, stats). progress(fraction, text) follows the work; shown: the source's name in messages
+    (an upload's own name). No output file is left behind.
     """
     report = progress or (lambda fraction, text: None)
     t0 = time.perf_counter()
@@ -249,34 +498,24 @@ def run_transfer(
 
         report(0.0, "rendering the built-in sample source (first run only)")
         source = Mannequin.ensure_sample("source")
-    n_video = probe_video(source)[0]
-    report(0.0, f"source poses: MediaPipe on {-(-n_video // stride)} frames (cached after the first run)")
+    shown = shown or display_name(source.name)
     # The bar: source poses up to one half (skipped when cached), rendering the other half.
-    source_vs = VideoSkeleton(
-        source,
-        frame_skip=stride,
-        verbose=False,
-        progress=lambda done, total: report(0.5 * done / total, f"source poses: MediaPipe on {done}/{total} frames"),
-    )
+    source_vs = source_poses(source, stride=stride, shown=shown, report=report)
     t_poses = time.perf_counter() - t0
-    try:
-        with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
-            out = Path(tmp) / "result.mp4"
-            stats = DanceDemo.transfer(
-                source_vs,
-                target_vs.skeletons(),
-                gen,
-                out,
-                smooth=smooth,
-                normalize=normalize,
-                label=label,
-                progress=lambda done, total: report(0.5 + 0.5 * done / total, f"rendering: {done}/{total} frames"),
-                verbose=False,
-            )
-            data = out.read_bytes()
-    finally:
-        if forget:
-            shutil.rmtree(source_vs.cache_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
+        out = Path(tmp) / "result.mp4"
+        stats = DanceDemo.transfer(
+            source_vs,
+            target_vs.skeletons(),
+            gen,
+            out,
+            smooth=smooth,
+            normalize=normalize,
+            label=label,
+            progress=lambda done, total: report(0.5 + 0.5 * done / total, f"rendering: {done}/{total} frames"),
+            verbose=False,
+        )
+        data = out.read_bytes()
     return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0}
 
 
@@ -289,7 +528,80 @@ def describe(stats):
     )
 
 
-# --------------------------------------------------------------------------- the page
+def add_target(video, *, shown, progress=None):
+    """Extract a new target's poses (VideoSkeleton's defaults, as the trainers read them) -> a summary dict."""
+    report = progress or (lambda fraction, text: None)
+    n_video = probe_video(video)[0]
+    report(0.0, f"target poses: MediaPipe on the {n_video} frames of {shown}")
+    try:
+        vs = VideoSkeleton(
+            video,
+            verbose=False,
+            progress=lambda done, total: report(done / total, f"target poses: {done}/{total} frames of {shown}"),
+        )
+    except UserError as e:
+        raise UserError(named(e, video, shown)) from None
+    return {"video": str(vs.video_path), "shown": shown, "key": vs.key, "cache_dir": str(vs.cache_dir),
+            "detected": len(vs), "frames": len(vs.valid)}  # fmt: skip
+
+
+class Cancelled(Exception):
+    """Raised in a job's thread at its next progress report once the user pressed Cancel."""
+
+
+class Job:
+    """One long task of a session (a run, adding a target) in a thread of its own.
+
+    Streamlit stops the script run of a session whenever the page reruns (a widget changed, a rerun asked for):
+    work done inside it was cancelled silently by any click. The page only shows a job's progress; reruns leave
+    the work alone. work(progress) -> result; progress(fraction, text) raises Cancelled once cancel() was called.
+    """
+
+    def __init__(self, kind, what, work):
+        self.kind, self.what, self._work = kind, what, work
+        self.result = self.error = None
+        self.cancelled = False
+        self.finished = threading.Event()  # set when the work returned or failed (tests wait on it)
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._state = (0.0, "starting")
+        self._thread = threading.Thread(target=self._main, name=f"deepdance-{kind}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def progress(self, fraction, text):
+        if self._cancel.is_set():
+            raise Cancelled
+        with self._lock:
+            self._state = (min(1.0, max(0.0, float(fraction))), text)
+
+    def state(self):
+        with self._lock:
+            return self._state
+
+    def cancel(self):
+        self._cancel.set()
+
+    def _main(self):
+        try:
+            pause_here("app-job")  # tests hold a job here to look at the page while it runs
+            self.result = self._work(self.progress)
+        except Cancelled:
+            self.cancelled, self.error = True, "cancelled"
+        except UserError as e:
+            self.error = str(e)
+        except OSError as e:  # a full or read-only disk, a video that went away mid-run
+            self.error = f"{e.strerror or type(e).__name__}{f': {e.filename}' if e.filename else ''}"
+        except Exception as e:  # a bug: one line in the page, the traceback in the server's log
+            traceback.print_exc(file=sys.stderr)
+            self.error = f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        finally:
+            self.finished.set()
+
+
+# --------------------------------------------------------------------------- the page: caches and jobs
 
 
 @functools.cache
@@ -310,22 +622,107 @@ def cached_loaders():
             verbose=False,
         )
 
-    @st.cache_resource(show_spinner=False, max_entries=32)
-    def load_gen(key, gen_type, coherent, stamp, _vs):
+    @st.cache_resource(show_spinner=False, max_entries=48)
+    def load_gen(key, gen_type, size, coherent, stamp, _vs):
         """A ready generator (or why not), kept across reruns; a new or retrained checkpoint changes `stamp`."""
-        return try_load_generator(gen_type, _vs, coherent)
+        return try_load_generator(gen_type, _vs, size=size, coherent=coherent)
 
     @st.cache_data(show_spinner=False, max_entries=16)
     def summaries(key, stamp):
         return training_summaries(key)
 
-    return load_target, load_gen, summaries
+    @st.cache_data(show_spinner=False, max_entries=16)
+    def target_strip(key, _vs):
+        return vs_preview(_vs)
+
+    @st.cache_data(show_spinner=False, max_entries=16)
+    def source_strip(path, mtime_ns, stride):
+        return source_preview(Path(path), stride)
+
+    return load_target, load_gen, summaries, target_strip, source_strip
 
 
-def target_section(st, side, load_target, load_gen):
-    """Sidebar: the target and the generator -> (target, target_vs, ckpt_stamp, gen_type, coherent, unavailable)."""
+@functools.cache
+def job_panel():
+    """The running job's progress bar and Cancel button, redrawn every JOB_POLL_S (a fragment: the rest of the page
+    is not rerun); once the job is done, the whole page reruns to show its result and unlock the settings."""
+    import streamlit as st
+
+    @st.fragment(run_every=JOB_POLL_S)
+    def panel():
+        job = st.session_state.get("job")
+        if job is None:
+            return
+        if job.finished.is_set():
+            st.rerun()
+        fraction, text = job.state()
+        st.progress(fraction, text=text)
+        st.button("Cancel", key="cancel", on_click=job.cancel, help="stops the work at its next step; nothing is kept")
+
+    return panel
+
+
+def collect_job(st):
+    """A finished job's result into the session: the result, or the error (the previous result kept, labelled)."""
+    job = st.session_state.get("job")
+    if job is None or not job.finished.is_set():
+        return
+    st.session_state["job"] = None
+    if job.error is None and job.kind == "run":
+        st.session_state["result"] = job.result
+    elif job.error is None:
+        st.session_state["added"] = job.result
+        st.session_state["select_target"] = job.result["video"]
+    st.session_state["last_job"] = {"kind": job.kind, "what": job.what, "error": job.error, "cancelled": job.cancelled}
+
+
+def request_job(kind):
+    """on_click of Run / Extract: recorded in the session before the script runs, so the settings render locked at
+    once and a click is not lost when the page reruns meanwhile."""
+    import streamlit as st
+
+    st.session_state["requested"] = kind
+
+
+def apply_pending_selection(st, targets):
+    """After a target was added: select it (before the select box exists: Streamlit allows it only then)."""
+    video = st.session_state.pop("select_target", None)
+    match = [t for t in targets if video is not None and t.video is not None and str(t.video) == video]
+    if match:
+        st.session_state["target"] = match[0]
+
+
+# --------------------------------------------------------------------------- the page: sections
+
+
+class Choice(NamedTuple):
+    """What the side panel picked."""
+
+    target: Target
+    target_vs: VideoSkeleton
+    ckpt_stamp: tuple
+    states: list  # [Availability]
+    gen_type: int | None
+    size: int
+    coherent: bool
+    source: Path | None  # None: the built-in sample source (or nothing picked yet: see hint / source_error)
+    source_shown: str
+    source_error: str | None
+    hint: str | None
+    stride: int
+    normalize: bool
+    smooth: bool
+
+
+def target_section(st, side, *, load_target, load_gen, busy):
+    """Side panel: the target and the generator -> (target, target_vs, ckpt_stamp, states, gen_type, size, coherent)."""
     targets = processed_targets()
-    target = side.selectbox("Target (who appears)", targets, format_func=lambda t: t.label, key="target")
+    apply_pending_selection(st, targets)
+    target = side.selectbox(
+        "Target (who appears)", targets, format_func=lambda t: t.label, key="target", disabled=busy,
+        help="the processed videos; add your own under 'Add a target' on the right",
+    )  # fmt: skip
+    side.markdown(f"{target.label}: {target.details}" if target.details else target.label)
     video = None if target.video is None else str(target.video)
     try:
         stamp = target.video.stat().st_mtime_ns if target.video else 0
@@ -337,179 +734,338 @@ def target_section(st, side, load_target, load_gen):
         st.stop()
     ckpt_stamp = checkpoint_stamp(target_vs.key)
     with st.spinner("finding the trained generators..."):
-        status = {g: load_gen(target_vs.key, g, False, ckpt_stamp, target_vs) for g in GEN_TYPES}
-    ready = [g for g, (gen, _) in status.items() if gen is not None]
-    unavailable = {g: why for g, (gen, why) in status.items() if gen is None}
-    gen_type = side.selectbox(
-        "Generator",
-        ready,
-        format_func=lambda g: f"{g}: {GEN_TYPES[g].description}",
-        key="gen_type",
-        help="Only generators with a trained checkpoint for this target; the others are listed below the result.",
-    )
+        states = generator_states(target_vs, lambda g, s: load_gen(target_vs.key, g, s, False, ckpt_stamp, target_vs))
+    ready = sorted({a.gen_type for a in states if a.state == "ready"})
+    # A radio, not a select box: its labels wrap instead of being cut off.
+    gen_type = side.radio(
+        "Generator", ready, format_func=lambda g: f"{g}: {GEN_TYPES[g].description}", key="gen_type", disabled=busy,
+        help="the generators trained for this target; the others are listed under 'Generators' on the right",
+    )  # fmt: skip
+    sizes = [a.size for a in states if a.gen_type == gen_type and a.state == "ready"]
+    if len(sizes) > 1:
+        size = side.radio("Size (px)", sizes, key="size", horizontal=True, disabled=busy,
+                          help="the sizes this generator was trained at")  # fmt: skip
+    else:
+        size = sizes[0] if sizes else SIZE
     coherent = gen_type == 1 and side.checkbox(
-        "temporally coherent (Viterbi)", key="coherent", help="gen_type 1: fewer jumps between look-alike frames"
-    )
-    return target, target_vs, ckpt_stamp, gen_type, coherent, unavailable
+        "temporally coherent (Viterbi)", key="coherent", disabled=busy,
+        help="gen_type 1: fewer jumps between look-alike frames",
+    )  # fmt: skip
+    return target, target_vs, ckpt_stamp, states, gen_type, size, coherent
 
 
-def source_section(st, side):
-    """Sidebar: the source -> (source path or None, upload or None, its error or None, a hint or None)."""
-    kind = side.radio("Source (the moves)", SOURCE_KINDS, key="source_kind")
-    source, upload, source_error, hint = None, None, None, None
+def checked_upload(st, upload, *, folder, keep_name, keep):
+    """An upload checked and stored once per file (not on every rerun) -> (path or None, message, error or None)."""
+    memo_key = f"stored:{folder}"
+    memo = st.session_state.get(memo_key)
+    if memo is None or memo[0] != upload.file_id or (memo[1] is not None and not Path(memo[1]).is_file()):
+        shown = display_name(upload.name)
+        try:
+            path = store_upload(upload.getbuffer(), upload.name, folder=folder, keep_name=keep_name, keep=keep)
+            memo = (upload.file_id, str(path), f"{shown}: {video_summary(path)}", None)
+        except UserError as e:
+            memo = (upload.file_id, None, None, str(e))
+        except OSError as e:
+            memo = (upload.file_id, None, None, f"{shown} cannot be stored: {e.strerror or e}")
+        st.session_state[memo_key] = memo
+    return (Path(memo[1]) if memo[1] else None), memo[2], memo[3]
+
+
+def source_section(st, side, *, busy):
+    """Side panel: the source -> (source path or None, its name for messages, its error or None, a hint or None)."""
+    kind = side.radio("Source (the moves)", SOURCE_KINDS, key="source_kind", disabled=busy)
+    source, shown, source_error, hint = None, "the built-in sample source", None, None
     if kind == SOURCE_KINDS[1]:
         videos = data_videos()
         if videos:
-            source = side.selectbox("Video", videos, format_func=shown_path, key="data_video")
+            source = side.selectbox("Video", videos, format_func=shown_path, key="data_video", disabled=busy)
+            shown = f"`{shown_path(source)}`"
         else:
             hint = f"no video under {shown_path(DATA_DIR)}/ yet: pick another kind of source"
     elif kind == SOURCE_KINDS[2]:
-        text = side.text_input("Video path", key="video_path", placeholder="../shared/data/taichi2.mp4")
+        text = side.text_input("Video path", key="video_path", placeholder="../shared/data/taichi2.mp4", disabled=busy)
         if text.strip():
+            shown = display_name(text.strip())
             try:
                 source = resolve_path(text)
             except UserError as e:
                 source_error = str(e)
         else:
-            hint = "type the path of a video (relative to the project folder, or absolute)"
+            hint = "type the path of a video (relative to the project folder, or absolute) in the side panel"
     elif kind == SOURCE_KINDS[3]:
-        # No `type=` filter: that would judge by the name (and fail with a traceback); save_upload reads the content.
+        # No `type=` filter: that would judge by the name (and fail with a traceback); store_upload reads the content.
         upload = side.file_uploader(
-            f"Video (up to {MAX_UPLOAD_MB} MB)",
-            max_upload_size=MAX_UPLOAD_MB,
-            key="upload",
+            f"Video (up to {MAX_UPLOAD_MB} MB)", max_upload_size=MAX_UPLOAD_MB, key="upload", disabled=busy
         )
+        side.markdown(TOO_BIG)
         if upload is None:
-            hint = f"upload a video (MP4/MOV, WebM/MKV, AVI or MPEG, up to {MAX_UPLOAD_MB} MB)"
+            hint = f"upload a video (MP4/MOV, WebM/MKV, AVI or MPEG) in the side panel. {TOO_BIG}"
         else:
-            checked = st.session_state.get("upload_checked")
-            if checked is None or checked[0] != upload.file_id:  # check each upload once, not on every rerun
-                try:
-                    shutil.rmtree(save_upload(upload.getbuffer(), upload.name).parent, ignore_errors=True)
-                    checked = (upload.file_id, None)
-                except UserError as e:
-                    checked = (upload.file_id, str(e))
-                st.session_state["upload_checked"] = checked
-            source_error = checked[1]
-    return source, upload, source_error, hint
+            shown = display_name(upload.name)
+            source, message, source_error = checked_upload(
+                st, upload, folder=UPLOAD_DIR, keep_name=False, keep=KEEP_UPLOADS
+            )
+            if message:
+                side.markdown(f"{message}; its poses are kept for the next runs (by content)")
+    if source is not None and source_error is None and kind != SOURCE_KINDS[3]:
+        side.markdown(f"{shown}: {video_summary(source)}")
+    return source, shown, source_error, hint
 
 
-def run_section(st, *, target, target_vs, gen, gen_type, coherent, source, upload, stride, smooth, normalize):
-    """The run behind the Run button: progress bar, errors in the page, the result kept in the session."""
-    label = f"generated: gen_type {gen_type}" + (" coherent" if coherent else "")
-    bar = st.progress(0.0, text="starting")
-    folder = None
-    try:
-        if upload is not None:
-            source = save_upload(upload.getbuffer(), upload.name)
-            folder = source.parent
-        data, stats = run_transfer(
-            source,
-            target_vs,
-            gen,
-            label,
-            stride=int(stride),
-            smooth=smooth,
-            normalize=normalize,
-            progress=lambda f, text: bar.progress(min(1.0, max(0.0, f)), text=text),
-            forget=upload is not None,
-        )
-    except UserError as e:
-        bar.empty()
-        st.error(str(e))
-    except OSError as e:  # a full or read-only temp folder, a video that went away mid-run
-        bar.empty()
-        st.error(f"the run failed: {e.strerror or e}")
+def side_panel(st, *, load_target, load_gen, busy):
+    """All the settings, in the side panel (locked while a job runs) -> Choice."""
+    side = st.sidebar
+    side.header("Settings")
+    target, target_vs, ckpt_stamp, states, gen_type, size, coherent = target_section(
+        st, side, load_target=load_target, load_gen=load_gen, busy=busy
+    )
+    source, shown, source_error, hint = source_section(st, side, busy=busy)
+    stride = side.number_input(
+        "Stride (use 1 source frame in k)", 1, MAX_STRIDE, STRIDE, key="stride", disabled=busy,
+        help="higher: faster, choppier",
+    )  # fmt: skip
+    normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize", disabled=busy)
+    smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth", disabled=busy)
+    return Choice(target, target_vs, ckpt_stamp, states, gen_type, size, coherent, source, shown, source_error, hint,
+                  int(stride), normalize, smooth)  # fmt: skip
+
+
+def run_what(c):
+    """One line naming a run's settings: shown while it runs, and under its video."""
+    return (
+        f"{c.source_shown} onto {c.target.label} | gen_type {c.gen_type} at {c.size} px"
+        f"{' coherent' if c.coherent else ''} | stride {c.stride}"
+        f"{'' if c.normalize else ' | no normalisation'}{'' if c.smooth else ' | no smoothing'}"
+    )
+
+
+def start_run(c, load_gen):
+    """The Job behind Run, with the settings of the click."""
+    gen = load_gen(c.target_vs.key, c.gen_type, c.size, c.coherent, c.ckpt_stamp, c.target_vs)[0]
+    label = f"generated: gen_type {c.gen_type}" + (" coherent" if c.coherent else "")
+    name = re.sub(r"[^\w.-]+", "_", c.target_vs.video_path.stem)
+
+    def work(progress):
+        data, stats = run_transfer(c.source, c.target_vs, gen, label, stride=c.stride, smooth=c.smooth,
+                                   normalize=c.normalize, progress=progress, shown=c.source_shown)  # fmt: skip
+        return {"video": data, "file_name": f"deepdance-{name}-gen{c.gen_type}.mp4", "what": run_what(c),
+                "stats": describe(stats)}  # fmt: skip
+
+    return Job("run", run_what(c), work).start()
+
+
+def start_add_target(st):
+    """The Job behind 'Extract the poses' (Add a target), from that section's upload or path; None if none given."""
+    if st.session_state.get("target_from", TARGET_FROM[0]) == TARGET_FROM[0]:
+        upload = st.session_state.get("target_upload")
+        if upload is None:
+            return None
+        shown, data, name = display_name(upload.name), bytes(upload.getbuffer()), upload.name
+
+        def locate(progress):
+            progress(0.0, f"storing {shown}")
+            return store_upload(data, name, folder=TARGET_DIR, keep_name=True, keep=None)
     else:
-        bar.empty()
-        name = re.sub(r"[^\w.-]+", "_", target_vs.video_path.stem)
-        st.session_state["result"] = {
-            "video": data,
-            "file_name": f"deepdance-{name}-gen{gen_type}.mp4",
-            "what": f"{target.label} | gen_type {gen_type}{' coherent' if coherent else ''} | stride {stride}"
-            f"{'' if normalize else ' | no normalisation'}{'' if smooth else ' | no smoothing'}",
-            "stats": describe(stats),
-        }
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        text = (st.session_state.get("target_path") or "").strip()
+        if not text:
+            return None
+        shown = display_name(text)
+
+        def locate(progress):
+            return resolve_path(text)
+
+    def work(progress):
+        return add_target(locate(progress), shown=shown, progress=progress)
+
+    return Job("target", f"adding the target {shown}", work).start()
+
+
+def run_section(st, c, *, busy):
+    """The top of the page: Run (visible without scrolling on any screen), what it will run or is running, the
+    progress of a running job and what the last one came to."""
+    blocked = c.gen_type is None or c.source_error is not None or c.hint is not None
+    left, right = st.columns([1, 7], vertical_alignment="center")
+    left.button("Run", type="primary", key="run", disabled=busy or blocked, on_click=request_job, args=("run",))
+    job = st.session_state.get("job")
+    with right:
+        if job is not None:
+            st.markdown(f"**Running**: {job.what}. The settings are locked until it ends (or Cancel).")
+        elif c.source_error:
+            st.error(c.source_error)
+        elif c.gen_type is None:
+            st.error("no generator can be loaded for this target: see 'Generators' below")
+        elif c.hint:
+            st.info(c.hint)
+        else:
+            st.markdown(f"**Ready**: {run_what(c)}. Settings: the side panel (on a phone: **»** at the top left).")
+    if job is not None:
+        job_panel()()
+    last = st.session_state.get("last_job")
+    if last and last["cancelled"]:
+        st.warning(f"Cancelled: {last['what']}. Nothing of it was kept; the settings are unlocked.")
+    elif last and last["error"]:
+        st.error(f"{'The run' if last['kind'] == 'run' else 'Adding the target'} failed: {last['error']}")
 
 
 def result_section(st):
-    """The last result of this session: the video, what it is, the download button."""
+    """The last result of this session: the video, what it is, the download button. After a failed or cancelled
+    run it stays, labelled as the previous result with its own settings."""
     result = st.session_state.get("result")
-    if result:
-        st.subheader("Result")
-        st.video(result["video"], format="video/mp4")
-        st.caption(f"{PANELS}. {result['what']}: {result['stats']}")
-        st.download_button(
-            "Download the video (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore"
-        )
-    else:
-        st.info(f"Pick a target, a generator and a source on the left, then press Run. The video shows: {PANELS}.")
+    if not result:
+        return
+    last = st.session_state.get("last_job") or {}
+    previous = last.get("kind") == "run" and last.get("error")
+    head = "**Previous result**, made by an earlier run" if previous else "**Result**"
+    # The download button beside what the video is: with the video below, all of it fits on a laptop screen.
+    text, button = st.columns([5, 1], vertical_alignment="center")
+    text.markdown(f"{head}: {result['what']}: {result['stats']}")
+    button.download_button("Download (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore")
+    # Its own width (three 256 px panels): sharp, not scaled up.
+    st.video(result["video"], format="video/mp4", width=3 * DanceDemo.PANEL)
+    st.markdown(f"The panels: {PANELS}.")
 
 
-def models_section(st, *, trained, unavailable, target_vs, gen_type):
-    """Training summaries of the trained generators, and the ones still to train with their commands."""
-    if trained:
-        st.subheader("Training summary")
-        for g, s in sorted(trained.items()):
+def preview_section(st, c, *, target_strip, source_strip):
+    """A few frames of the chosen target and source with their skeletons, before running (on demand: MediaPipe on
+    an unextracted source takes seconds)."""
+    box = st.expander("Preview: target and source frames with their skeletons", expanded=True, key="preview",
+                      on_change="rerun")  # fmt: skip
+    if not box.open:
+        return
+    with box:
+        shown = f"target: {c.target.label}, {PREVIEW_FRAMES} of its {len(c.target_vs)} frames with a person"
+        st.image(target_strip(c.target_vs.key, c.target_vs), channels="BGR", caption=shown)
+        if c.source_error or c.hint:
+            st.markdown("source: nothing to show yet")
+            return
+        try:
+            if c.source is None:
+                import Mannequin
+
+                with st.spinner("rendering the built-in sample source (first use, a few seconds)..."):
+                    path = Mannequin.ensure_sample("source")
+            else:
+                path = c.source
+            with st.spinner("finding the source's poses on a few frames..."):
+                strip, where = source_strip(str(path), path.stat().st_mtime_ns, c.stride)
+        except UserError as e:
+            st.error(named(e, c.source, c.source_shown))
+            return
+        st.image(strip, channels="BGR", caption=f"source: {c.source_shown}, poses from {where}")
+
+
+def report_block(st, cache_dir):
+    """The target report VideoSkeleton writes next to a cache (report.json, a contact sheet), when there is one."""
+    report, pngs, problem = target_report(cache_dir)
+    if problem:
+        st.markdown(f"Target report: {problem}")
+    if report:
+        st.markdown("**Target report**\n\n" + "\n".join(report_lines(report)))
+    for png in pngs:
+        st.image(str(png), caption=f"{png.name} (in {shown_path(png.parent)}/)")
+    if not (report or pngs or problem):
+        st.markdown("No target report for this cache (this version of VideoSkeleton writes none).")
+
+
+def training_commands(video):
+    """The commands that train each trainable gen_type on `video`, one per line."""
+    return "\n".join(f"{train_command(g, video)}   # gen_type {g}" for g, spec in GEN_TYPES.items() if spec.train)
+
+
+def models_section(st, c, *, summaries):
+    """Every generator of this target: ready (with its training summary), damaged, not trained (with the command)."""
+    trained = summaries(c.target_vs.key, c.ckpt_stamp)
+    counts = {s: sum(a.state == s for a in c.states) for s in ("ready", "untrained", "damaged", "unavailable")}
+    label = f"Generators for {c.target.label}: {counts['ready']} ready, {counts['untrained']} not trained" + (
+        f", {counts['damaged']} damaged" if counts["damaged"] else ""
+    )
+    with st.expander(label, expanded=counts["damaged"] > 0, key="models"):
+        lines = []
+        for a in c.states:
+            head = f"- **{a.gen_type}** {GEN_TYPES[a.gen_type].description}, {a.size} px: "
+            lines.append(head + {
+                "ready": "ready",
+                "untrained": f"not trained yet: `{a.detail}`",
+                "damaged": f"**damaged checkpoint**, retrain it: {a.detail}",
+                "unavailable": f"cannot be loaded: {a.detail}",
+            }[a.state])  # fmt: skip
+        st.markdown("\n".join(lines))
+        st.markdown("A generator trained while this page is open appears as soon as its `best.pth` is written: "
+                    "press **Look again** (or change any setting).")  # fmt: skip
+        st.button("Look again", key="look_again")
+        for s in trained:
             minutes = f", {s['seconds'] / 60:.1f} min of training" if s["seconds"] else ""
-            with st.expander(
-                f"gen_type {g}: {GEN_TYPES[g].description}: {s['name']}, best epoch {s['epoch']}{minutes}",
-                expanded=g == gen_type,
-            ):
-                if s["val"]:
-                    cols = st.columns(len(s["val"]))
-                    for col, (k, v) in zip(cols, s["val"].items(), strict=True):
-                        col.metric(f"val {k}", f"{v:.4g}")
-                for png in s["loss_pngs"]:
-                    st.image(png, caption=f"{Path(png).name}: losses and validation metrics per epoch")
-                if s["samples_png"]:
-                    st.image(s["samples_png"], caption="validation frames: skeleton / generated / real")
-    if unavailable:
-        with st.expander(f"Generators not available for this target ({len(unavailable)})"):
-            for g, why in unavailable.items():
-                command = train_command(g, target_vs.video_path)
-                if command is None or g in trained:  # nothing to train, or trained: it failed for another reason
-                    st.markdown(f"**{g}** {GEN_TYPES[g].description}: cannot be loaded")
-                else:
-                    st.markdown(f"**{g}** {GEN_TYPES[g].description}: not trained yet: `{command}`")
-                st.caption(why)
+            st.markdown(f"**gen_type {s['gen_type']} at {s['size']} px** ({GEN_TYPES[s['gen_type']].description}): "
+                        f"`{s['name']}`, best epoch {s['epoch']}{minutes}")  # fmt: skip
+            if s["val"]:
+                st.markdown("| " + " | ".join(f"val {k}" for k in s["val"]) + " |\n|" + "---:|" * len(s["val"])
+                            + "\n| " + " | ".join(f"{v:.4f}" for v in s["val"].values()) + " |")  # fmt: skip
+            for png in s["loss_pngs"]:
+                st.image(png, caption=f"{Path(png).name}: losses and validation metrics per epoch")
+            if s["samples_png"]:
+                st.image(s["samples_png"], caption="validation frames: skeleton / generated / real")
+
+
+def add_target_section(st, *, busy):
+    """Add a target from the page: an upload or a path -> its poses extracted (progress bar at the top), its report,
+    the commands that train its generators."""
+    added = st.session_state.get("added")
+    with st.expander("Add a target: your own video of the person to animate", expanded=added is not None,
+                     key="add_target_box"):  # fmt: skip
+        st.markdown(
+            "Film one person, whole body in view, with a still camera, for a few minutes of varied poses (README: "
+            "*Filming your own target*). Its poses are extracted here (MediaPipe, about 20 s per 1000 frames); the "
+            "generators then train from the command line and appear in this page without a restart."
+        )
+        origin = st.radio("From", TARGET_FROM, key="target_from", horizontal=True, disabled=busy)
+        if origin == TARGET_FROM[0]:
+            given = st.file_uploader("Target video", max_upload_size=MAX_UPLOAD_MB, key="target_upload",
+                                     disabled=busy)  # fmt: skip
+            st.markdown(TOO_BIG)
+        else:
+            given = st.text_input("Target video path", key="target_path", disabled=busy,
+                                  placeholder="../shared/data/taichi1.mp4").strip()  # fmt: skip
+        st.button("Extract the poses", key="add_target", disabled=busy or not given, on_click=request_job,
+                  args=("target",))  # fmt: skip
+        if added:
+            st.success(
+                f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, cache "
+                f"`{shown_path(added['cache_dir'])}/`. It is now the selected target."
+            )
+            report_block(st, added["cache_dir"])
+            st.markdown("Train its generators from the project folder (each takes minutes on a CPU):")
+            st.code(training_commands(added["video"]), language="bash")
 
 
 def main():
     import streamlit as st
 
-    load_target, load_gen, summaries = cached_loaders()
+    load_target, load_gen, summaries, target_strip, source_strip = cached_loaders()
     st.set_page_config(page_title="DeepDance", layout="wide")
+    # Streamlit's default top margin is 6rem; 3.5rem still clears its header bar (the side panel's >> on a phone).
+    st.html('<style>[data-testid="stMainBlockContainer"] {padding-top: 3.5rem}</style>')
     st.title("DeepDance")
-    st.caption("Motion transfer: the target person performs the source video's moves (Everybody Dance Now, 64 px).")
-
-    side = st.sidebar
-    target, target_vs, ckpt_stamp, gen_type, coherent, unavailable = target_section(st, side, load_target, load_gen)
-    source, upload, source_error, hint = source_section(st, side)
-    stride = side.number_input(
-        "Stride (use 1 source frame in k)", 1, MAX_STRIDE, STRIDE, key="stride", help="higher: faster, choppier"
-    )
-    normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize")
-    smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth")
-    blocked = gen_type is None or source_error is not None or hint is not None
-    run = side.button("Run", type="primary", key="run", disabled=blocked)
-
-    if source_error:
-        st.error(source_error)
-    elif hint:
-        st.info(hint)
-    if gen_type is None:
-        st.error("no generator can be loaded for this target (see the list below)")
-    if run:
-        gen = load_gen(target_vs.key, gen_type, coherent, ckpt_stamp, target_vs)[0]
-        run_section(st, target=target, target_vs=target_vs, gen=gen, gen_type=gen_type, coherent=coherent,
-                    source=source, upload=upload, stride=stride, smooth=smooth, normalize=normalize)  # fmt: skip
+    st.caption("Motion transfer: the target person performs the source video's moves (Everybody Dance Now).")
+    collect_job(st)
+    busy = st.session_state.get("job") is not None or st.session_state.get("requested") is not None
+    c = side_panel(st, load_target=load_target, load_gen=load_gen, busy=busy)
+    requested = st.session_state.pop("requested", None)
+    if st.session_state.get("job") is not None:
+        requested = None  # one job at a time: a click that reached a locked button (a stale page) is ignored
+    if requested == "run" and c.gen_type is not None and not (c.source_error or c.hint):
+        st.session_state["job"] = start_run(c, load_gen)
+    elif requested == "target":
+        st.session_state["job"] = start_add_target(st)
+    if requested and st.session_state.get("job") is None:
+        st.rerun()  # nothing to start (the input went meanwhile): render the settings unlocked again
+    if requested:
+        st.session_state["last_job"] = None
+    busy = st.session_state.get("job") is not None
+    run_section(st, c, busy=busy)
     result_section(st)
-    trained = summaries(target_vs.key, ckpt_stamp)
-    models_section(st, trained=trained, unavailable=unavailable, target_vs=target_vs, gen_type=gen_type)
+    preview_section(st, c, target_strip=target_strip, source_strip=source_strip)
+    models_section(st, c, summaries=summaries)
+    add_target_section(st, busy=busy)
 
 
 if __name__ == "__main__":

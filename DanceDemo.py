@@ -357,7 +357,13 @@ def main(argv=None):
     p.add_argument("--show", action="store_true", help="also show the frames in a window (default: headless)")
     p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
-    p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=SIZE,
+        choices=(64, 128, 256),
+        help=f"trained generators' px (default {SIZE}; gen_type 1 copies stored frames at the panel's {PANEL} px)",
+    )
     p.add_argument(
         "--coherent",
         action="store_true",
@@ -399,7 +405,9 @@ def main(argv=None):
     options = {"coherent": True} if a.coherent else {}
     trained = GEN_TYPES[a.gen_type].train is not None
     # A missing checkpoint must fail now, not after the source's extraction.
-    load = functools.partial(load_generator, target_vs, a.gen_type, size=a.size, device=a.device, **options)
+    # Retrieval (nothing trained) copies stored frames: ask for them at the panel's size rather than upscale --size.
+    size = a.size if trained else PANEL
+    load = functools.partial(load_generator, target_vs, a.gen_type, size=size, device=a.device, **options)
     gen = load() if trained else None
     if source is None:
         import Mannequin  # only for the default clips

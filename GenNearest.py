@@ -7,9 +7,14 @@ Plain mode answers every query on its own (a KD-tree over the target's 26-vector
 between look-alike frames from different moments. Coherent mode treats a batch as one clip and picks,
 among the K nearest frames of each step, the path that balances pose distance against jumps in the
 target's time (Viterbi). The CLI measures both on the target's own validation block.
+
+Frames are returned at the generator's `size` straight from the cache (stored at 256 px): at the stored size
+they are the stored frames themselves (DanceDemo asks for its panel's size, so nothing is upscaled), at any
+other size resized from them. Only the frames a batch shows are read, from the file (FrameStore).
 """
 
 import argparse
+import mmap
 
 import cv2
 import numpy as np
@@ -17,7 +22,7 @@ import numpy as np
 from GenTypes import SIZE
 from Metrics import pose_error, temporal_diff
 from Skeleton import L_HIP, R_HIP, Skeleton, UserError, body_height, normalize, render_maps, run_cli, write_png
-from VideoSkeleton import VideoSkeleton
+from VideoSkeleton import VideoSkeleton, square_frame
 
 FEATURES = "absolute"  # what is matched: "absolute" = the 26-vector in the target's frame (the reference's;
 # the query must already be mapped onto the target's placement), "pose" = hip-centred and height-scaled
@@ -76,6 +81,58 @@ def viterbi(unary, times, jump_weight=JUMP_WEIGHT, jump_cap=JUMP_CAP):
     return path
 
 
+# --------------------------------------------------------------------------- the frames shown
+
+
+class FrameStore:
+    """A target's usable frames at one size, read on demand: store[rows] -> (N, S, S, 3) uint8 BGR, store[i] -> one.
+
+    A VideoSkeleton's frames.npy is memory-mapped; the rows asked for are read from its file (VideoSkeleton.read_rows'
+    reason: pages touched through the map stay in the process's memory, so a long demo would grow with the target)
+    and resized as vs.frames(size) resizes them (bitwise the same frames). A target without a memory-mapped cache
+    (test doubles) is held as vs.frames(size).
+    """
+
+    def __init__(self, vs, size, positions):
+        self.size = int(size)
+        stored = getattr(vs, "frames_all", None)
+        self.lazy = isinstance(getattr(stored, "base", None), mmap.mmap)
+        if self.lazy:
+            self.stored = stored  # (N_all, 256, 256, 3) uint8 memmap
+            self.cache_rows = np.asarray(vs.rows, np.int64)[positions]  # (M,) rows of frames.npy
+        else:
+            self.frames = vs.frames(self.size)[positions]  # (M, S, S, 3) uint8, in memory
+
+    def __len__(self):
+        return len(self.cache_rows) if self.lazy else len(self.frames)
+
+    def __getitem__(self, rows):
+        if not self.lazy:
+            return self.frames[rows]
+        rows = np.asarray(rows, np.int64)
+        if rows.ndim == 0:
+            return self._read(rows[None])[0]
+        return self._read(rows)
+
+    def _read(self, rows):
+        """(N,) positions -> (N, S, S, 3) uint8: each distinct frame read once, in file order."""
+        out = np.empty((len(rows), self.size, self.size, 3), np.uint8)
+        if len(rows) == 0:
+            return out
+        wanted, back = np.unique(self.cache_rows[rows], return_inverse=True)
+        m = self.stored
+        per_frame = int(np.prod(m.shape[1:]))
+        with open(m.filename, "rb") as f:
+            for j, row in enumerate(wanted):
+                f.seek(m.offset + int(row) * per_frame * m.itemsize)
+                frame = np.fromfile(f, m.dtype, per_frame)
+                if frame.size != per_frame:
+                    raise UserError(f"{m.filename} is shorter than its header says: rerun with force_recompute=True")
+                frame = frame.reshape(m.shape[1:])
+                out[back == j] = frame if frame.shape[0] == self.size else square_frame(frame, self.size)
+        return out
+
+
 # --------------------------------------------------------------------------- the generator
 
 
@@ -104,8 +161,7 @@ class GenNearest:
         self.size, self.coherent, self.features = int(size), bool(coherent), features
         self.k, self.jump_weight = min(int(k), len(self.positions)), float(jump_weight)
         self.xy = vs.skeletons()[self.positions]  # (M, 13, 2) in [0, 1]
-        frames = vs.frames(self.size)  # (N, S, S, 3) uint8 BGR, kept by vs: index it only when restricted
-        self.images = frames if positions is None else frames[self.positions]
+        self.images = FrameStore(vs, self.size, self.positions)  # images[rows] -> (N, S, S, 3) uint8 BGR
         self.times = np.asarray(vs.rows, np.float64)[self.positions] / float(vs.fps)  # (M,) s into the target video
         self.height = float(np.median(body_height(self.xy)))
         self.index = NearestNeighbors(algorithm="kd_tree").fit(self._features(self.xy))

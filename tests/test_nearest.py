@@ -141,3 +141,80 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
     assert e.value.code != 0
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- full-resolution frames from the cache
+
+
+class CachedTarget(FakeTarget):
+    """FakeTarget whose frames live in a memory-mapped frames.npy (as a VideoSkeleton's cache), rows 3 and 7 without
+    a person; every stored frame is random texture. frames() must not be used: it would hold every frame in RAM."""
+
+    def __init__(self, tmp_path, n=12, stored=48):
+        super().__init__(motion(np.linspace(0, 2 * np.pi, n, endpoint=False)))  # n distinct poses
+        self.valid = np.ones(n + 2, bool)
+        self.valid[[3, 7]] = False
+        self.rows = np.flatnonzero(self.valid)
+        rng = np.random.default_rng(4)
+        path = tmp_path / "frames.npy"
+        np.save(path, rng.integers(0, 256, (n + 2, stored, stored, 3), np.uint8))
+        self.frames_all = np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def frames(self, size=None):
+        raise AssertionError("frames() loads every frame of the target")
+
+
+def test_stored_size_returns_the_stored_frames_themselves(tmp_path):
+    target = CachedTarget(tmp_path)
+    stored = np.asarray(target.frames_all)
+    gen = GenNearest.GenNearest(target, size=48)
+    out = gen.generate_batch(target.xy[[5, 0, 5, 11]])  # a repeat, rows after the gaps
+    assert out.shape == (4, 48, 48, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, stored[target.rows[[5, 0, 5, 11]]])
+    one = gen.generate(Skeleton(target.xy[9]))
+    assert one.shape == (48, 48, 3) and one.dtype == np.uint8
+    np.testing.assert_array_equal(one, stored[target.rows[9]])
+    # Coherent mode and a restricted search read the same file.
+    coherent = GenNearest.GenNearest(target, size=48, coherent=True, positions=np.arange(2, 12))
+    rows = coherent.match(target.xy[2:])
+    np.testing.assert_array_equal(coherent.generate_batch(target.xy[2:]), stored[target.rows[2:][rows]])
+    assert coherent.generate_batch(np.zeros((0, 13, 2), np.float32)).shape == (0, 48, 48, 3)
+
+
+def test_other_sizes_are_resized_from_the_stored_frames_as_videoskeleton_does(tmp_path):
+    from VideoSkeleton import square_frame
+
+    target = CachedTarget(tmp_path)
+    stored = np.asarray(target.frames_all)
+    for size in (16, 96):  # down (area averaging) and up
+        out = GenNearest.GenNearest(target, size=size).generate_batch(target.xy[[1, 8]])
+        expected = np.stack([square_frame(stored[r], size) for r in target.rows[[1, 8]]])
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_demo_asks_retrieval_for_its_panel_size_and_trained_types_for_size(tmp_path, monkeypatch):
+    """DanceDemo builds gen_type 1 at PANEL px (the stored frames, not a 64 px copy upscaled); --size still picks a
+    trained type's size."""
+    import DanceDemo
+
+    asked = []
+
+    def fake_load(vs, gen_type, *, size, device, **options):
+        asked.append((gen_type, size))
+        return SimpleGen(size)
+
+    class SimpleGen:
+        def __init__(self, size):
+            self.size = size
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read")
+    monkeypatch.setattr(DanceDemo, "VideoSkeleton", lambda *a, **k: FakeTarget(motion(np.linspace(0, 6, 20))))
+    monkeypatch.setattr(DanceDemo, "load_generator", fake_load)
+    monkeypatch.setattr(DanceDemo, "generator_module", lambda *a: None)
+    monkeypatch.setattr(DanceDemo, "transfer", lambda *a, **k: {"frames": 1, "missing": 0, **dict.fromkeys(
+        ("generate", "draw", "encode"), 0.0)})  # fmt: skip
+    for gen_type in (1, 3):
+        DanceDemo.main(["--gen_type", str(gen_type), "--video_path", str(video), "--source", str(video),
+                        "--out", str(tmp_path / "o.mp4"), "--size", "128"])  # fmt: skip
+    assert asked == [(1, DanceDemo.PANEL), (3, 128)]

@@ -6,14 +6,24 @@ The ground-truth joints follow MediaPipe Pose's semantics, in pixels of the 320x
 """
 
 import argparse
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from Skeleton import DATA_DIR, JOINT_NAMES, N_JOINTS, UserError, VideoWriter, atomic_path, run_cli, write_png
+from Skeleton import (
+    DATA_DIR,
+    JOINT_NAMES,
+    N_JOINTS,
+    UserError,
+    VideoWriter,
+    atomic_path,
+    run_cli,
+    write_png,
+)
 
 SAMPLE_DIR = DATA_DIR / "sample"
 FRAME_W, FRAME_H, FPS = 320, 256, 25
@@ -373,28 +383,32 @@ def _soft_shadow(img, c, rx, ry, strength):
 # --------------------------------------------------------------------------- the scene
 
 
-def background(fig):
-    """The room: a softly lit, faintly textured wall above a plank floor. (FRAME_H, FRAME_W, 3) float32 RGB."""
+def background(fig, width=FRAME_W, height=FRAME_H, horizon=None):
+    """The room: a softly lit, faintly textured wall above a plank floor. (height, width, 3) float32 RGB.
+
+    horizon: y (px) where the wall meets the floor (default: at the sample's proportion of the height).
+    """
+    horizon = round(height * HORIZON_Y / FRAME_H) if horizon is None else int(horizon)
     rng = np.random.default_rng(7)
-    ys = (np.arange(FRAME_H, dtype=np.float32)[:, None] + 0.5) / FRAME_H
-    xs = (np.arange(FRAME_W, dtype=np.float32)[None, :] + 0.5) / FRAME_W
+    ys = (np.arange(height, dtype=np.float32)[:, None] + 0.5) / height
+    xs = (np.arange(width, dtype=np.float32)[None, :] + 0.5) / width
     light = 1.05 - 0.25 * ((xs - 0.35) ** 2 + 0.6 * (ys - 0.2) ** 2)  # a lamp at the upper left
-    noise = cv2.GaussianBlur(rng.normal(0, 1, (FRAME_H, FRAME_W)).astype(np.float32), (0, 0), 3.0)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3.0)
     wall = np.asarray(fig.wall, np.float32) * (light * (1.0 + 0.025 * noise) - 0.06 * ys)[..., None]
     img = wall.copy()
     # Floor: darker, with planks converging on a vanishing point above the frame centre.
-    fy = np.arange(HORIZON_Y, FRAME_H, dtype=np.float32)[:, None] + 0.5
-    depth = (fy - HORIZON_Y) / (FRAME_H - HORIZON_Y)  # 0 at the horizon, 1 at the bottom
-    fx = np.arange(FRAME_W, dtype=np.float32)[None, :] + 0.5
-    u = (fx - FRAME_W / 2) / (0.15 + depth)  # plank coordinate: constant along the converging lines
+    fy = np.arange(horizon, height, dtype=np.float32)[:, None] + 0.5
+    depth = (fy - horizon) / (height - horizon)  # 0 at the horizon, 1 at the bottom
+    fx = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    u = (fx - width / 2) / (0.15 + depth)  # plank coordinate: constant along the converging lines
     plank = np.abs(((u / 34.0) % 1.0) - 0.5) * 2.0  # 1 at a seam
     spacing = 34.0 * (0.15 + depth)  # px between seams: fade them out where they would alias
     seam = np.clip((plank - 0.93) * 12.0, 0.0, 1.0) * np.clip((spacing - 8.0) / 10.0, 0.0, 1.0)
-    shade = 0.82 + 0.22 * depth - 0.12 * seam + 0.02 * noise[HORIZON_Y:]
-    img[HORIZON_Y:] = np.asarray(fig.floor, np.float32) * shade[..., None]
+    shade = 0.82 + 0.22 * depth - 0.12 * seam + 0.02 * noise[horizon:]
+    img[horizon:] = np.asarray(fig.floor, np.float32) * shade[..., None]
     # Skirting board along the horizon.
-    img[HORIZON_Y - 5 : HORIZON_Y] = np.asarray([236, 234, 228], np.float32) * 0.93
-    img[HORIZON_Y - 1 : HORIZON_Y] *= 0.8
+    img[horizon - 5 : horizon] = np.asarray([236, 234, 228], np.float32) * 0.93
+    img[horizon - 1 : horizon] *= 0.8
     return img.astype(np.float32)
 
 
@@ -505,9 +519,8 @@ def _leg(img, hip, kn, an, fig):
         _capsule(img, hip, kn, 0.054 * H * g, 0.045 * H * g, fig.trousers, gloss=0.06)
 
 
-def render_frame(bg, fig, joints, head_c, head_ang):
-    """One frame: background (H,W,3) float32 RGB, joints (13,2) px -> (FRAME_H, FRAME_W, 3) uint8 BGR."""
-    img = bg.copy()
+def draw_figure(img, fig, joints, head_c, head_ang):
+    """Draw one mannequin onto img (H,W,3) float32 RGB, in place: joints (13,2) px, head centre (2,) px."""
     H = fig.height
     j = joints.astype(np.float64)
     feet_x = 0.5 * (j[L_AN, 0] + j[R_AN, 0])
@@ -523,9 +536,19 @@ def render_frame(bg, fig, joints, head_c, head_ang):
     _head(img, head_c, head_ang, fig)
     _arm(img, j[R_SH], j[R_EL], j[R_WR], fig)
     _arm(img, j[L_SH], j[L_EL], j[L_WR], fig)
+    return img
+
+
+def to_bgr8(img):
+    """A finished float32 RGB picture -> uint8 BGR, rounded (img is changed in place)."""
     np.clip(img, 0.0, 254.5, out=img)
     img += 0.5  # round, not truncate
     return img[..., ::-1].astype(np.uint8)
+
+
+def render_frame(bg, fig, joints, head_c, head_ang):
+    """One frame: background (H,W,3) float32 RGB, joints (13,2) px -> (H, W, 3) uint8 BGR."""
+    return to_bgr8(draw_figure(bg.copy(), fig, joints, head_c, head_ang))
 
 
 # --------------------------------------------------------------------------- clips and files
@@ -598,12 +621,173 @@ def contact_sheet(which, n=8, cols=4):
     return np.concatenate([np.concatenate(tiles[r : r + cols], axis=1) for r in range(0, len(tiles), cols)], axis=0)
 
 
+# --------------------------------------------------------------------------- footage as people film it
+# The same mannequins framed as users' clips are (a phone held upright, a person off-centre or walking across a
+# wide frame, a panning camera, two people) and written as a phone writes them (display rotation, variable frame
+# rate): what the framing, rotation and target-report tests extract.
+
+
+@dataclass(frozen=True)
+class Person:
+    """One mannequin in a shot; x positions are fractions of the frame's width, y positions and sizes of its height."""
+
+    which: str = "target"  # whose figure and routine (a key of FIGURES)
+    cx: float = 0.5  # pelvis x at rest (the sample: 160 / 320)
+    floor: float = 0.9375  # y of the soles (the sample: 240 / 256)
+    height: float = 0.71875  # sole to top of head (the sample: 184 / 256)
+    walk: float = 0.0  # x travelled, steadily, over the clip (walking across)
+    start: int = 0  # first frame of its routine (which repeats past its end)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A synthetic clip as somebody might film it: frame size (px), people, length, camera."""
+
+    width: int = FRAME_W
+    height: int = FRAME_H
+    people: tuple = (Person(),)
+    frames: int = 100
+    pan: float = 0.0  # the camera turns sideways by this fraction of the width over the clip: the room moves
+
+
+SHOTS = {
+    "portrait": Shot(180, 320, (Person(height=0.86, floor=0.955),)),  # a phone held upright, the dancer fills it
+    "off_centre": Shot(448, 256, (Person(cx=0.17),)),
+    "walk": Shot(448, 256, (Person(cx=0.2, walk=0.6, height=0.62),)),
+    "pan": Shot(320, 256, pan=0.35),
+    "two_people": Shot(448, 256, (Person(cx=0.3), Person("source", cx=0.72, start=40))),
+    "small": Shot(448, 256, (Person(height=0.42, floor=0.8),)),
+}
+
+
+def shot_figures(shot):
+    """Each person's Figure, placed and sized in the shot's pixels."""
+    return [
+        replace(FIGURES[p.which], height=p.height * shot.height, cx=p.cx * shot.width, floor_y=p.floor * shot.height)
+        for p in shot.people
+    ]
+
+
+def _camera(shot):
+    """(N,) int: the viewport's x offset (px) in the room for each frame (0 for a still camera)."""
+    return np.round(shot.pan * shot.width * np.linspace(0.0, 1.0, shot.frames)).astype(int)
+
+
+def shot_poses(shot):
+    """Ground truth of a shot without rendering it: joints (P,N,13,2) float32 px of the frame, head centres
+    (P,N,2) px and head angles (P,N) rad, P = len(shot.people)."""
+    if any(p.which not in FIGURES for p in shot.people):
+        raise UserError(f"unknown figure in {shot.people}; expected one of {', '.join(FIGURES)}")
+    offset = _camera(shot)[:, None]
+    out = []
+    for p, fig in zip(shot.people, shot_figures(shot), strict=True):
+        params = routine(p.which)[0]
+        params = params[(p.start + np.arange(shot.frames)) % len(params)].copy()
+        params[:, P["x"]] += p.walk * shot.width * np.linspace(0.0, 1.0, shot.frames) / fig.height
+        joints, head_c, head_ang = forward_kinematics(params, fig)
+        joints[..., 0] -= offset
+        head_c[..., 0] -= offset[:, 0]
+        out.append((joints, head_c, head_ang))
+    return tuple(np.stack(a) for a in zip(*out, strict=True))
+
+
+def render_shot(shot):
+    """Render a shot: frames (N, height, width, 3) uint8 BGR and joints (P,N,13,2) float32 px of the frame."""
+    joints, head_c, head_ang = shot_poses(shot)
+    figs = shot_figures(shot)
+    offset = _camera(shot)
+    room = background(figs[0], shot.width + int(offset.max()), shot.height)  # the first person's room
+    frames = np.empty((shot.frames, shot.height, shot.width, 3), np.uint8)
+    for i, o in enumerate(offset):
+        img = room[:, o : o + shot.width].copy()
+        for k in np.argsort(-joints[:, i, :, 1].max(axis=1)):  # the one nearer the camera (lower feet) last
+            draw_figure(img, figs[k], joints[k, i], head_c[k, i], head_ang[k, i])
+        frames[i] = to_bgr8(img)
+    return frames, joints
+
+
+def vfr_times(rates):
+    """Frame times (s) of a clip made of segments ((n frames, at fps), ...): (sum n,) float64."""
+    dts = np.concatenate([np.full(int(n), 1.0 / fps) for n, fps in rates])
+    return np.concatenate([[0.0], np.cumsum(dts)[:-1]])
+
+
+def _ffmpeg(*args):
+    """Run the ffmpeg that imageio-ffmpeg ships; RuntimeError with its message if it fails."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"ffmpeg failed: {proc.stderr.strip()[-400:]}")
+
+
+def write_clip(path, frames, *, fps=FPS, rotation=0, rates=None):
+    """Write upright frames (N,H,W,3) uint8 BGR as an H.264 mp4 the way a phone does, atomically.
+
+    rotation (0/90/180/270): the pictures are stored turned and the file says "display rotated by `rotation`
+    degrees" (counter-clockwise), so players show them upright. rates ((n, fps), ...): variable frame rate, the
+    segments' frames spaced 1/fps apart (fps must divide 600); default: constant `fps`.
+    """
+    import tempfile
+
+    if rotation % 90 or rates is not None and sum(n for n, _ in rates) != len(frames):
+        raise UserError(f"rotation must be a multiple of 90 and rates must cover the {len(frames)} frames")
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="mannequin-") as tmp, atomic_path(path) as out:
+        step = Path(tmp) / "cfr.mp4"
+        with VideoWriter(step, fps, crf=CRF) as w:
+            for f in frames:
+                w.write(np.rot90(f, k=-(rotation // 90)))  # stored turned clockwise, shown turned back
+        if rates is not None:
+            ticks = [600 / r for _, r in rates]  # frame spacing in 1/600 s: 15, 24, 25, 30, 50, 60 fps divide it
+            if any(t != int(t) for t in ticks):
+                raise UserError(f"frame rates {[r for _, r in rates]} must divide 600")
+            # setpts as nested ifs over the segments: (first frame, end frame, first tick, ticks per frame)
+            parts, first, t0 = [], 0, 0
+            for (n, _), t in zip(rates, ticks, strict=True):
+                parts.append((first, first + int(n), t0, int(t)))
+                first, t0 = first + int(n), t0 + int(n * t)
+            expr = "{2}+(N-{0})*{3}".format(*parts[-1])
+            for a, b, s0, t in reversed(parts[:-1]):
+                expr = f"if(lt(N,{b}),{s0}+(N-{a})*{t},{expr})"
+            vfr = Path(tmp) / "vfr.mp4"
+            _ffmpeg("-i", step, "-vf", f"settb=1/600,setpts='{expr}'", "-fps_mode", "passthrough",
+                    "-enc_time_base", "1/600", "-c:v", "libx264", "-crf", CRF, "-pix_fmt", "yuv420p", vfr)  # fmt: skip
+            step = vfr
+        if rotation % 360:
+            _ffmpeg("-display_rotation", rotation % 360, "-i", step, "-c", "copy", "-f", "mp4", out)
+        else:
+            os.replace(step, out)
+    return path
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Render DeepDance's sample clips (mp4 + ground-truth joints).")
+    ap = argparse.ArgumentParser(
+        description="Render DeepDance's sample clips (mp4 + ground-truth joints), or --shot: footage framed as users "
+        "film it (python Mannequin.py --shot portrait --rotate 90 --out out/portrait.mp4)."
+    )
     ap.add_argument("--which", choices=(*CLIPS, "both"), default="both", help="clip(s) to render (default: both)")
     ap.add_argument("--force", action="store_true", help="re-render even if the files exist (default: off)")
     ap.add_argument("--preview", default=None, help="also write a contact sheet PNG here (default: none)")
+    ap.add_argument("--shot", choices=tuple(SHOTS), default=None, help="render this shot to --out (default: none)")
+    ap.add_argument("--out", default="out/shot.mp4", help="the shot's mp4, joints next to it (default: %(default)s)")
+    ap.add_argument("--frames", type=int, default=None, help="the shot's length (default: the shot's own, 100)")
+    ap.add_argument(
+        "--rotate", type=int, default=0, choices=(0, 90, 180, 270), help="store it turned, as a phone does (default 0)"
+    )
     args = ap.parse_args(argv)
+    if args.shot:
+        shot = SHOTS[args.shot] if args.frames is None else replace(SHOTS[args.shot], frames=max(1, args.frames))
+        frames, joints = render_shot(shot)
+        out = write_clip(args.out, frames, rotation=args.rotate)
+        npy = out.with_name(f"{out.stem}_joints.npy")
+        with atomic_path(npy) as tmp, open(tmp, "wb") as f:
+            np.save(f, joints, allow_pickle=False)  # (P, N, 13, 2) px of the upright frame
+        print(f"{args.shot}: wrote {out} ({shot.frames} frames, {shot.width}x{shot.height}) + {npy.name}")
+        return
     for which in CLIPS if args.which == "both" else (args.which,):
         t0 = time.perf_counter()
         if args.preview:

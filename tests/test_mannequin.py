@@ -115,3 +115,72 @@ def test_ensure_sample_writes_readable_files(tmp_path, monkeypatch):
     mtime = video.stat().st_mtime_ns
     assert Mannequin.ensure_sample("source") == video and video.stat().st_mtime_ns == mtime  # kept, not redone
     assert np.array_equal(Mannequin.sample_joints("source"), joints)
+
+
+# --------------------------------------------------------------------------- shots: footage as people film it
+
+
+def test_default_shot_is_the_sample():
+    frames, joints = Mannequin.render_shot(Mannequin.Shot(frames=3))
+    sample, gt = Mannequin.render_clip("target", [0, 1, 2])
+    assert joints.shape == (1, 3, 13, 2)
+    np.testing.assert_array_equal(frames, sample)
+    np.testing.assert_allclose(joints[0], gt, atol=1e-3)
+
+
+def test_shots_place_the_figure_where_asked():
+    portrait = Mannequin.SHOTS["portrait"]
+    j = Mannequin.shot_poses(portrait)[0][0]
+    assert portrait.height > portrait.width  # a phone held upright
+    # The dancer fills the picture's height: nose near the top, ankles near the bottom, in every frame.
+    assert np.median(j[:, NOSE, 1]) < 0.15 * portrait.height and j[:, L_ANKLE, 1].min() > 0.85 * portrait.height
+    off = Mannequin.SHOTS["off_centre"]
+    hips = Mannequin.shot_poses(off)[0][0][:, [L_HIP, R_HIP], 0].mean(axis=1)
+    assert np.all(np.abs(hips - 0.17 * off.width) < 0.05 * off.width)  # well left of the centre
+    walk = Mannequin.SHOTS["walk"]
+    hips = Mannequin.shot_poses(walk)[0][0][:, [L_HIP, R_HIP], 0].mean(axis=1)
+    assert hips[-1] - hips[0] == pytest.approx(0.6 * walk.width, abs=0.05 * walk.width)  # walks across
+    two = Mannequin.shot_poses(Mannequin.SHOTS["two_people"])[0]
+    assert two.shape[0] == 2 and np.all(two[1, :, :, 0].min(axis=1) > two[0, :, :, 0].max(axis=1))  # side by side
+
+
+def test_a_panning_camera_moves_the_room_and_the_person_alike():
+    still = Mannequin.Shot(frames=5)
+    pan = Mannequin.Shot(frames=5, pan=0.1)
+    _, j0 = Mannequin.render_shot(still)
+    f1, j1 = Mannequin.render_shot(pan)
+    dx = round(0.1 * still.width)
+    np.testing.assert_allclose(j1[0, 0], j0[0, 0], atol=1e-3)
+    np.testing.assert_allclose(j1[0, -1, :, 0], j0[0, -1, :, 0] - dx, atol=1e-3)  # the person moves in the frame...
+    np.testing.assert_array_equal(f1[-1, :40, :-dx], f1[0, :40, dx:])  # ... and so does the wall above them
+
+
+def test_write_clip_rotation_and_variable_frame_rate(tmp_path):
+    import cv2
+
+    frames, _ = Mannequin.render_shot(Mannequin.Shot(120, 160, (Mannequin.Person(height=0.8),), frames=20))
+    path = Mannequin.write_clip(tmp_path / "phone.mp4", frames, rotation=90, rates=((10, 15), (10, 60)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["phone.mp4"]  # no temporary files left
+    raw = cv2.VideoCapture(str(path))  # as stored: turned
+    ok, stored = raw.read()
+    assert ok and stored.shape == (120, 160, 3) and raw.get(cv2.CAP_PROP_ORIENTATION_META) == 270
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # as a player shows it: upright
+    shown, times = [], []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        shown.append(f)
+        times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    assert len(shown) == 20 and shown[0].shape == frames[0].shape
+    assert np.abs(np.array(shown).astype(float) - frames).mean() < 5  # two H.264 generations (the rate's re-encode)
+    np.testing.assert_allclose(times, Mannequin.vfr_times(((10, 15), (10, 60))), atol=1e-3)
+    assert Mannequin.vfr_times(((2, 10), (2, 50))).tolist() == pytest.approx([0, 0.1, 0.2, 0.22])
+
+
+def test_shot_cli_writes_a_clip(tmp_path):
+    out = tmp_path / "p.mp4"
+    Mannequin.main(["--shot", "portrait", "--frames", "6", "--out", str(out), "--rotate", "90"])
+    decoded, _ = read_video(out)
+    assert len(decoded) == 6 and decoded[0].shape[:2] == (180, 320)  # stored turned; players turn it upright

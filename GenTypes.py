@@ -41,6 +41,8 @@ GEN_TYPES = {
                "gan-wgan-gp-image", {"mode": "wgan-gp", "input": "image", "temporal": False}),
     8: GenType("temporal GAN", "GenGAN", "python GenGAN.py {video} --temporal", "gan-temporal",
                {"input": "image", "temporal": True}),
+    9: GenType("texture: the nearest frame, moved and corrected by a U-Net", "GenTexture",
+               "python GenTexture.py {video}", "texture", {}),
 }  # fmt: skip
 
 

@@ -1,0 +1,483 @@
+"""gen_type 9, a generator that keeps real texture: the nearest training frame, moved and corrected by a U-Net.
+
+    python GenTexture.py <video> [--epochs N] [--size 64|128] [--resume] [--force]
+    python GenTexture.py ../shared/data/taichi1.mp4
+    python GenTexture.py                                      # the built-in sample
+
+Regression (gen_types 2-8) blurs because one network must memorise every pixel of the person; retrieval
+(gen_type 1) keeps the texture but cannot move a limb. Here retrieval gives the network a real frame to start
+from: for a query pose, the target frame whose skeleton is nearest (gen_type 1's match, over the training
+block), and that frame's skeleton map. A U-Net (Networks.UNet, 9 input channels) sees the query's skeleton map,
+the retrieved frame and its map, and returns a flow, a mask and colours: the output is the retrieved frame
+warped by the flow where the mask says so, the colours elsewhere. Real pixels that only need moving are moved,
+not redrawn.
+
+While training, the frame retrieved for a training frame is never the frame itself nor one of its neighbours:
+every frame within --exclude cache rows of it is left out (they are near-duplicates; the network would learn
+to copy, and at test time no such twin exists). Training reuses Train.py's machinery (TrainRun, checkpoints,
+--resume, augmentation, the shared CLI) and is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
+"""
+
+import os
+
+# Before torch loads its OpenMP runtime (ruff keeps this above the imports): see GenVanillaNN.py.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from GenGAN import default_d_args, feature_matching, gan_loss, val_metrics  # noqa: E402
+from GenNearest import GenNearest, pose_features  # noqa: E402
+from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
+from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402
+from Skeleton import INTERRUPTED, UserError, check_writable, run_cli  # noqa: E402
+from Train import (  # noqa: E402
+    RunConfig,
+    TrainedGenerator,
+    TrainRun,
+    add_training_args,
+    augment,
+    autocast,
+    best_checkpoint,
+    build_from_checkpoint,
+    check_same_data,
+    check_training_args,
+    checkpoint_bytes,
+    config_from_args,
+    describe,
+    lambda_at,
+    lambda_pair,
+    lr_at,
+    pick_device,
+    plot_curves,
+    render_poses,
+    report_trained,
+    restore_progress,
+    resume_checkpoint,
+    resumed_config,
+    resumed_log,
+    set_seed,
+    split_data,
+    val_block,
+)
+from VideoSkeleton import VideoSkeleton  # noqa: E402
+
+# --------------------------------------------------------------------------- defaults
+
+EPOCHS = 30  # see README "gen_type 9" for what it reaches and how long it takes on the 2-core CPU
+BATCH = 32
+LR = 2e-3  # AdamW peak (warm-up, then cosine decay to LR * LR_FLOOR), as GenVanillaNN
+LR_FLOOR = 0.02
+WARMUP = 0.03
+WEIGHT_DECAY = 1e-4
+LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
+LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
+LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
+LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
+EXCLUDE = 5  # cache rows on each side of a training frame that its reference may not come from: on taichi1 (10
+# fps) +-5 rows makes the training references' pose distance (median 0.150) about the held-out block's (0.137)
+REF_K = 3  # training: the reference is drawn from the REF_K nearest allowed frames (inference takes the nearest)
+MAX_FLOW = 0.5  # the flow's largest displacement, in grid units (2 = the frame side): a quarter of the frame
+IN_CH = 9  # query skeleton map, reference frame, reference skeleton map (3 channels each)
+CKPT_FORMAT = "deepdance-texture-1"
+RETRAIN = "retrain it (GenTexture.py with --force)"  # the fix for a best.pth this version cannot use
+
+
+GEN_TYPE = gen_type_of("GenTexture")
+
+
+# --------------------------------------------------------------------------- the network
+
+
+class TextureNet(nn.Module):
+    """(B, 9, S, S) = [query map, reference frame, reference map] in [-1, 1] -> (B, 3, S, S) image in [-1, 1].
+
+    A Networks.UNet returns 6 channels: a flow (2, in grid units, |.| <= max_flow), a mask (1) and colours (3).
+    out = mask * reference warped by the flow + (1 - mask) * colours: where the reference only needs moving its
+    real pixels are used (sharp), elsewhere the network paints.
+    """
+
+    def __init__(self, unet, max_flow=MAX_FLOW):
+        super().__init__()
+        self.unet = UNet(**unet)
+        self.max_flow = float(max_flow)
+
+    def forward(self, x):
+        o = self.unet(x).float()  # (B, 6, S, S) in [-1, 1] (tanh)
+        b, _, h, w = x.shape
+        ys, xs = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device), torch.linspace(-1 + 1 / w, 1 - 1 / w, w,
+                                                                                          device=x.device)  # fmt: skip
+        base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (S, S, 2) pixel centres, (x, y)
+        grid = base[None] + self.max_flow * o[:, :2].permute(0, 2, 3, 1)  # (B, S, S, 2)
+        ref = x[:, 3:6].float()
+        warped = F.grid_sample(ref, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        mask = 0.5 * (o[:, 2:3] + 1.0)  # (B, 1, S, S) in [0, 1]
+        return mask * warped + (1.0 - mask) * o[:, 3:6]
+
+
+def default_texture_args(size=SIZE):
+    """TextureNet's model_args at a frame size: gen_type 3's U-Net with 9 input and 6 output channels."""
+    return {"unet": {**default_model_args(2, size), "in_ch": IN_CH, "out_ch": 6}, "max_flow": MAX_FLOW}
+
+
+def to_tensor(images):
+    """(N, S, S, 3) uint8 BGR -> (N, 3, S, S) float in [-1, 1] (PoseDataset.batch's transform)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def texture_input(query_xy, ref_images, ref_xy, size):
+    """The net's input: (N, 13, 2) query joints, (N, S, S, 3) uint8 reference frames, (N, 13, 2) their joints ->
+    (N, 9, S, S) float in [-1, 1]."""
+    return torch.cat([pose_input(query_xy, 2, size), to_tensor(ref_images), pose_input(ref_xy, 2, size)], dim=1)
+
+
+# --------------------------------------------------------------------------- retrieval while training
+
+
+def reference_table(xy, rows, *, exclude=EXCLUDE, k=REF_K, chunk=512):
+    """For each training frame, its k nearest frames by pose (gen_type 1's absolute 26-vector), leaving out every
+    frame within `exclude` cache rows of it (itself included).
+
+    xy (N, 13, 2) in [0, 1]; rows (N,) cache rows -> (N, k) int64 indices into xy, nearest first. Distances are
+    computed chunk x N at a time (bounded memory on long clips). UserError if a frame has fewer than k frames
+    outside its window.
+    """
+    feats = pose_features(xy, "absolute")  # (N, 26)
+    rows = np.asarray(rows, np.int64)
+    n = len(feats)
+    if n - (2 * exclude + 1) < k:  # a window holds at most 2 * exclude + 1 frames: then k are always left
+        raise UserError(f"{n} training frames are too few to keep {k} references outside +-{exclude} rows of each")
+    sq = (feats**2).sum(1)
+    out = np.empty((n, k), np.int64)
+    for a in range(0, n, chunk):
+        q = feats[a : a + chunk]
+        d = (q**2).sum(1)[:, None] + sq[None] - 2.0 * q @ feats.T  # (c, N) squared distances
+        d[np.abs(rows[a : a + chunk, None] - rows[None]) <= exclude] = np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(d, part, 1).argsort(1, kind="stable")
+        out[a : a + chunk] = np.take_along_axis(part, order, 1)
+    return out
+
+
+def make_batch(ds, idx, refs, cfg, rng, device):
+    """One training batch: (input (B, 9, S, S), real (B, 3, S, S), query maps (B, 3, S, S)) on device, in [-1, 1].
+
+    The reference is one of the frame's allowed nearest frames (refs: (N, k), drawn at random) as stored; the
+    frame and its joints are shifted/zoomed together (Train.augment) and its map redrawn from the moved joints,
+    so the network also learns to move the reference by what augmentation adds.
+    """
+    maps, _, real = ds.batch(idx)  # (B, 3, S, S) in [-1, 1]
+    pick = refs[idx, torch.randint(refs.shape[1], (len(idx),), generator=rng)]
+    ref_maps, _, ref = ds.batch(pick)
+    real = real.to(device)
+    if cfg.aug_prob > 0:
+        xy, on = augment(ds.xy[idx][:, None], real, cfg, rng)
+        if on.any():
+            maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)
+    x = torch.cat([maps, ref, ref_maps], dim=1).to(device)
+    cl = torch.channels_last
+    return (
+        x.contiguous(memory_format=cl),
+        real.contiguous(memory_format=cl),
+        maps.to(device).contiguous(memory_format=cl),
+    )
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+class GenTexture(TrainedGenerator):
+    """A trained gen_type 9 as a generator: generate(ske) / generate_batch(xy) -> uint8 BGR frames.
+
+    It retrieves from the frames it trained on (its checkpoint's training block: never Evaluate's held-out one).
+    `positions` are those frames (Evaluate's leak check reads them).
+    """
+
+    FORMAT, RETRAIN = CKPT_FORMAT, RETRAIN
+
+    def __init__(self, checkpoint, vs, device="auto", *, gen_type=None, size=None):
+        super().__init__(checkpoint, device, gen_type=gen_type, size=size)
+        lo, hi = (self.data.get("train") or (0, len(vs)))[:2]
+        positions = np.arange(max(0, int(lo)), min(int(hi), len(vs)))
+        self.nearest = GenNearest(vs, self.size, positions=positions)
+        self.positions = self.nearest.positions
+
+    def net_class(self, ckpt):
+        if self.gen_type != GEN_TYPE:
+            raise UserError(f"{self.what} has gen_type {self.gen_type}; GenTexture handles {GEN_TYPE}")
+        return TextureNet
+
+    def references(self, poses):
+        """(N, 13, 2) joints -> (positions into self.nearest (N,), frames (N, S, S, 3) uint8, joints (N, 13, 2))."""
+        rows = self.nearest.match(poses, coherent=False)
+        return rows, self.nearest.images[rows], self.nearest.xy[rows]
+
+    def inputs(self, poses):
+        _, images, xy = self.references(poses)
+        return texture_input(poses, images, xy, self.size)
+
+
+def load_generator(vs, gen_type=GEN_TYPE, *, size=SIZE, device="auto", allow_foreign=False):
+    """The best trained gen_type 9 for this target, ready to generate; UserError names how to train it (or, for a
+    checkpoint trained on other footage, that it is foreign: allow_foreign uses it with a warning)."""
+    if gen_type != GEN_TYPE:
+        raise UserError(f"GenTexture provides gen_type {GEN_TYPE} only, not {gen_type}")
+    gen = GenTexture(best_checkpoint(vs, gen_type, size), vs, device, gen_type=gen_type, size=size)
+    check_same_data(gen, vs, allow_foreign=allow_foreign)
+    return gen
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Everything that shapes a gen_type 9 training run (stored in the checkpoint as `config`)."""
+
+    batch: int = BATCH
+    lr: float = LR
+    weight_decay: float = WEIGHT_DECAY
+    lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
+    lambda_adv: float = LAMBDA_ADV
+    lambda_FM: float = LAMBDA_FM
+    lr_D: float = LR_D
+    exclude: int = EXCLUDE
+    ref_k: int = REF_K
+    model_args: dict | None = None  # overrides of default_texture_args (experiments; not on the command line)
+
+    def __post_init__(self):
+        self.lambda_L1 = lambda_pair(self.lambda_L1)
+
+
+def val_references(train_xy, val_xy):
+    """Each validation pose's nearest training frame (what the generator retrieves): (N_val,) indices."""
+    train_f, val_f = pose_features(train_xy, "absolute"), pose_features(val_xy, "absolute")
+    d = (val_f**2).sum(1)[:, None] + (train_f**2).sum(1)[None] - 2.0 * val_f @ train_f.T
+    return d.argmin(1)
+
+
+def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
+    """Train gen_type 9 on a VideoSkeleton; writes best.pth, latest.pth, train_log.csv, loss.png, samples.png.
+
+    Returns a summary dict (epochs, images, seconds, last and best validation metrics).
+    """
+    # ---- setup: data, references, net (fresh or resumed), optimizers, the run's bookkeeping
+    cfg = cfg or TrainConfig()
+    device = pick_device(cfg.device)
+    set_seed(cfg.seed)
+    g = GEN_TYPE
+    out = Path(out) if out else checkpoint_dir(vs, g, cfg.size)
+    train_pos, val_pos, fingerprint = split_data(vs)
+    state, latest, fix = None, out / "latest.pth", "start over with --force"
+    model_args = {**default_texture_args(cfg.size), **(cfg.model_args or {})}
+    if resume:
+        state = resume_checkpoint(vs, out=out, fingerprint=fingerprint, fmt=CKPT_FORMAT, gen_type=g, size=cfg.size,
+                                  force="--force", keys=("optimizer",))  # fmt: skip
+        model_args = state["model_args"]
+        cfg = resumed_config(cfg, state["config"], path=latest, force="--force")
+        net = build_from_checkpoint(TextureNet, model_args, state["model"], what=f"checkpoint {latest}", fix=fix)
+    else:
+        net = TextureNet(**model_args)
+    net = net.to(device, memory_format=torch.channels_last)
+    netD = None
+    if cfg.lambda_adv > 0:
+        d_args = default_d_args(cfg.size)
+        netD = MultiscaleDiscriminator(**d_args)
+        if state is not None:
+            if state.get("netD") is None:
+                raise UserError(f"{latest} was trained without a discriminator: start over with --force")
+            netD = build_from_checkpoint(MultiscaleDiscriminator, state["netD_args"], state["netD"],
+                                         what=f"checkpoint {latest}", fix=fix)  # fmt: skip
+        netD = netD.to(device, memory_format=torch.channels_last)
+    check_writable(out, need_bytes=checkpoint_bytes(*(n for n in (net, netD) if n is not None)), what="checkpoints")
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    opt_D = None if netD is None else torch.optim.Adam(netD.parameters(), lr=cfg.lr_D, betas=(0.5, 0.999))
+    rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, references, augmentation
+    optimizers = [(opt, "optimizer")] + ([(opt_D, "optimizer_D")] if netD is not None else [])
+    restored = state and restore_progress(state, path=latest, force="--force", rng=rng, optimizers=optimizers,
+                                          score="score")  # fmt: skip
+    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
+    refs = torch.from_numpy(reference_table(train_ds.xy.numpy(), np.asarray(vs.rows)[train_pos], exclude=cfg.exclude,
+                                            k=cfg.ref_k))  # fmt: skip
+    val = val_block(vs, val_ds, val_pos)
+    val_ref = val_references(train_ds.xy.numpy(), val.xy)  # (N_val,) into train_ds
+    ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
+    val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps], dim=1)  # (N_val, 9, S, S)
+    val_ref_images = train_ds.images[val_ref].permute(0, 2, 3, 1).numpy()  # (N_val, S, S, 3) uint8, for samples.png
+    bsz = min(cfg.batch, len(train_ds))
+    run = TrainRun(out, epochs=cfg.epochs or EPOCHS, steps_per_epoch=len(train_ds) // bsz, images_per_step=bsz,
+                   time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
+                   log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
+    what = f"gen_type {g} (texture) at {cfg.size} px" + (f", adversarial x{cfg.lambda_adv:g}" if netD else "")
+    n_params = sum(p.numel() for p in net.parameters())
+    if verbose:
+        resumed = f" from epoch {run.epoch}" if state else ""
+        print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
+              f"{len(val_ds)} val frames, references outside +-{cfg.exclude} rows (nearest {cfg.ref_k}), batch {bsz}, "
+              f"{run.plan()}{resumed} -> {out}")  # fmt: skip
+
+    def plot(log):
+        panels = [
+            (("train_l1", "val_l1"), "L1 (pixels in [0, 1])", True),
+            (("val_ssim", "val_box_ssim"), "SSIM", False),
+            (("val_sharpness",), "sharpness (1 = real)", False),
+        ]
+        plot_curves(log, out / "loss.png", panels, title=f"{vs.key}: {what}")
+
+    # ---- the epoch loop
+    last = None
+    with run:  # holds the checkpoint folder: a second training into it refuses
+        for epoch in run.epochs():
+            perm = torch.randperm(len(train_ds), generator=rng)
+            sums = {k: torch.zeros((), device=device) for k in ("loss", "l1", "adv", "d")}  # no per-step sync
+            bar = run.bar()
+            for i in bar:
+                t0 = time.perf_counter()
+                progress = run.progress(t0 - run.t_origin)
+                lr = lr_at(progress, cfg.lr, warmup=WARMUP, floor=LR_FLOOR)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                idx = perm[i * bsz : (i + 1) * bsz]
+                x, real, cond = make_batch(train_ds, idx, refs, cfg, rng, device)
+                t1 = time.perf_counter()
+                with autocast(device):
+                    fake = net(x)
+                fake = fake.float()
+                l1 = (fake - real).abs().mean()
+                loss = lambda_at(progress, cfg.lambda_L1) * l1
+                if netD is not None:
+                    sums["d"] += d_step(netD, opt_D, cond, real, fake.detach(), run, lr, device)
+                    for p in netD.parameters():
+                        p.requires_grad_(False)
+                    with autocast(device):
+                        pred_fake = netD(torch.cat([cond, fake], 1))
+                        with torch.no_grad():
+                            pred_real = netD(torch.cat([cond, real], 1))
+                    adv = gan_loss(pred_fake, True, "bce") + cfg.lambda_FM * feature_matching(pred_fake, pred_real)
+                    loss = loss + cfg.lambda_adv * adv
+                    sums["adv"] += adv.detach()
+                    for p in netD.parameters():
+                        p.requires_grad_(True)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sums["loss"] += loss.detach()
+                sums["l1"] += l1.detach()
+                t2 = time.perf_counter()
+                if i % 10 == 0 or i == run.steps_per_epoch - 1:  # the NaN guard syncs: not every step
+                    run.check("loss", sums["loss"].item(), lr)
+                    bar.set_postfix(loss=f"{sums['loss'].item() / (i + 1):.4f}", lr=f"{lr:.2g}")
+                run.count(len(idx), t0, t1, t2)
+                if run.budget and t2 - run.t_origin >= run.budget:  # (TrainRun.out_of_time's test, one process)
+                    break  # out of time: this partial epoch still gets validated and saved
+            bar.close()
+
+            # ---- the epoch's tail: validate, log, checkpoint, plot
+            val_fake = render_poses(net, val_x, lambda x: x, size=cfg.size, device=device)
+            metrics = val_metrics(val, val_fake)
+            now = run.elapsed()
+            n_steps = max(1, run.steps_done)
+            extra = {"train_adv": sums["adv"].item() / n_steps, "loss_D": sums["d"].item() / n_steps} if netD else {}
+            last = run.row(
+                now,
+                lr=lr,
+                train_loss=sums["loss"].item() / n_steps,
+                train_l1=sums["l1"].item() / n_steps / 2.0,  # L1 on [-1, 1] -> pixels in [0, 1]
+                **extra,
+                **{f"val_{k}": v for k, v in metrics.items()},
+            )
+            ckpt = {
+                "format": CKPT_FORMAT,
+                "gen_type": g,
+                "size": cfg.size,
+                "model_class": type(net).__name__,
+                "model_args": model_args,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "netD": None if netD is None else netD.state_dict(),
+                "netD_args": None if netD is None else default_d_args(cfg.size),
+                "optimizer_D": None if netD is None else opt_D.state_dict(),
+                "rng": rng.get_state(),
+                "config": asdict(cfg),
+                "data": fingerprint,
+            }
+            is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="score", ckpt=ckpt, schedule={"lr": lr},
+                                    plot=plot, samples=(val.maps, val_ref_images, val_fake, val.real))  # fmt: skip
+            if verbose:
+                tqdm.write(
+                    f"epoch {epoch:3d}  {now / 60:5.1f} min  loss {last['train_loss']:.4f}  val L1 {metrics['l1']:.4f}"
+                    f"  SSIM {metrics['ssim']:.3f}  box SSIM {metrics['box_ssim']:.3f}  sharpness "
+                    f"{metrics['sharpness']:.2f}{' *' if is_best else '  '}  {last['img_per_s']:.0f} img/s  "
+                    f"{run.eta(now)}"
+                )
+    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "parameters": n_params, **run.totals}
+
+
+def d_step(netD, opt_D, cond, real, fake, run, lr, device):
+    """GenGAN's D step (BCE): real pairs judged real, fake.detach() pairs fake -> the loss (a 0-dim tensor)."""
+    with autocast(device):
+        loss = 0.5 * (gan_loss(netD(torch.cat([cond, real], 1)), True, "bce")
+                      + gan_loss(netD(torch.cat([cond, fake], 1)), False, "bce"))  # fmt: skip
+    opt_D.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_D.step()
+    return loss.detach()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_args(p, d, lr=d.lr, lr_help="AdamW peak learning rate", folder="texture-<size>",
+                      epochs_help=f"(default {EPOCHS})")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="retrain from scratch over an existing best.pth")
+    p.add_argument(
+        "--exclude",
+        type=int,
+        default=d.exclude,
+        help=f"training: cache rows each side of a frame its reference may not come from (default {d.exclude})",
+    )
+    p.add_argument(
+        "--ref_k",
+        type=int,
+        default=d.ref_k,
+        help=f"training: references drawn from this many nearest allowed frames (default {d.ref_k})",
+    )
+    p.add_argument(
+        "--lambda_adv",
+        type=float,
+        default=d.lambda_adv,
+        help=f"adversarial weight (GenGAN's BCE + feature matching; 0 = L1 only; default {d.lambda_adv})",
+    )
+    a = p.parse_args(argv)
+    check_training_args(a, a.force, "--force")
+    if a.exclude < 0 or a.ref_k < 1 or a.lambda_adv < 0:
+        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_adv >= 0")
+    cfg = config_from_args(TrainConfig, a, aug_prob="aug")
+    pick_device(cfg.device)  # fail on a missing GPU before any video work
+    vs = VideoSkeleton(a.video)
+    out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)
+    if not a.force and not a.resume and (out / "best.pth").exists():
+        load = partial(GenTexture, vs=vs, device="cpu", gen_type=GEN_TYPE, size=cfg.size)
+        report_trained(out / "best.pth", load, "--force", vs=vs)
+        return 0
+    summary = train(vs, cfg, out=out, resume=a.resume)
+    best = Path(summary["out"]) / "best.pth"
+    print(f"best (val box SSIM - 0.05 |ln sharpness|): {describe(summary['best'])} -> {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, interrupted=INTERRUPTED + " (continue this training with --resume)")

@@ -1,0 +1,231 @@
+"""GenTexture (gen_type 9): the warp, the retrieval exclusion window, training, save/load, the table, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import FakeVS, run_script
+
+import Evaluate
+import GenTexture
+import GenTypes
+from Skeleton import Skeleton, UserError, run_cli
+
+S = 32  # px: tiny frames and a tiny net keep every test here under a few seconds
+TINY = {
+    "unet": {"size": S, "in_ch": 9, "out_ch": 6, "ch": [8, 16], "n_res": 1, "attn": False, "ps": 2},
+    "max_flow": 0.5,
+}
+
+
+class TexVS(FakeVS):
+    """FakeVS with a frame rate (GenNearest keeps each frame's time for its coherent mode)."""
+
+    fps = 10.0
+
+
+def tiny_config(**kw):
+    return GenTexture.TrainConfig(**{"size": S, "epochs": 1, "batch": 8, "model_args": TINY, **kw})
+
+
+def coloured(n, size=S):
+    """(n, S, S, 3) uint8 frames whose first two channels spell their index (read back by frame_ids)."""
+    img = np.zeros((n, size, size, 3), np.uint8)
+    img[..., 0] = (np.arange(n) % 256)[:, None, None]
+    img[..., 1] = (np.arange(n) // 256)[:, None, None]
+    return img
+
+
+def frame_ids(x):
+    """Inverse of coloured() for a batch of [-1, 1] tensors (B, 3, S, S)."""
+    v = ((x[:, :2, 0, 0] + 1) * 127.5).round().long()
+    return (v[:, 0] + 256 * v[:, 1]).numpy()
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def test_shapes_and_ranges(one_thread):
+    net = GenTexture.TextureNet(**TINY)
+    x = torch.rand(4, GenTexture.IN_CH, S, S) * 2 - 1
+    y = net(x)
+    assert y.shape == (4, 3, S, S) and y.dtype == torch.float32
+    assert y.min() >= -1 and y.max() <= 1
+    xy = TexVS("/unused").xy[:4]
+    inp = GenTexture.texture_input(xy, coloured(4), xy[::-1].copy(), S)
+    assert inp.shape == (4, 9, S, S) and inp.min() >= -1 and inp.max() <= 1
+    assert GenTexture.default_texture_args(128)["unet"]["in_ch"] == 9
+
+
+class FixedUNet(torch.nn.Module):
+    """Stands in for the U-Net: returns a set flow (grid units), mask and colours everywhere."""
+
+    def __init__(self, flow=(0.0, 0.0), mask=1.0, colour=0.0):
+        super().__init__()
+        self.out = (*flow, 2 * mask - 1, colour, colour, colour)
+
+    def forward(self, x):
+        return torch.tensor(self.out, dtype=x.dtype)[None, :, None, None].expand(len(x), 6, *x.shape[-2:])
+
+
+def test_the_output_is_the_reference_moved_where_the_mask_says(one_thread):
+    net = GenTexture.TextureNet(**TINY)
+    ref = torch.rand(2, 3, S, S) * 2 - 1
+    x = torch.cat([torch.zeros(2, 3, S, S), ref, torch.zeros(2, 3, S, S)], 1)
+    net.unet = FixedUNet()  # no flow, mask 1: the reference itself, pixel for pixel
+    torch.testing.assert_close(net(x), ref)
+    net.unet = FixedUNet(flow=(2.0 / S / net.max_flow, 0.0))  # one pixel to the right: each pixel shows its neighbour's
+    torch.testing.assert_close(net(x)[..., :-1], ref[..., 1:])
+    net.unet = FixedUNet(mask=0.0, colour=0.25)  # mask 0: the painted colour
+    torch.testing.assert_close(net(x), torch.full_like(ref, 0.25))
+
+
+# --------------------------------------------------------------------------- retrieval while training
+
+
+def test_references_are_the_nearest_frames_outside_the_window():
+    rng = np.random.default_rng(0)
+    n = 60
+    xy = rng.uniform(0.2, 0.8, (n, 13, 2)).astype(np.float32)
+    xy[1:] = 0.9 * xy[:-1] + 0.1 * xy[1:]  # neighbours in time are near-duplicates (as in a video)
+    rows = np.cumsum(rng.integers(1, 3, n))  # cache rows with gaps (frames without a person)
+    for exclude in (0, 3, 8):
+        refs = GenTexture.reference_table(xy, rows, exclude=exclude, k=3, chunk=16)
+        assert refs.shape == (n, 3)
+        assert (np.abs(rows[refs] - rows[:, None]) > exclude).all()  # never the frame itself nor its neighbours
+        d = np.linalg.norm(xy.reshape(n, 1, 26) - xy.reshape(1, n, 26), axis=-1)
+        d[np.abs(rows[:, None] - rows[None]) <= exclude] = np.inf
+        np.testing.assert_allclose(np.take_along_axis(d, refs, 1), np.sort(d, 1)[:, :3], rtol=1e-5)
+    with pytest.raises(UserError, match="too few"):
+        GenTexture.reference_table(xy[:10], np.arange(10), exclude=4, k=2)
+
+
+def test_training_batches_take_their_reference_outside_the_window(one_thread):
+    from VideoSkeleton import PoseDataset
+
+    vs = TexVS("/unused", n=40)
+    ds = PoseDataset(vs.xy, coloured(40), np.arange(40))
+    rows = vs.rows * 2  # every other cache row held a frame without a person
+    cfg = tiny_config(aug_prob=0.0, exclude=3, ref_k=3)
+    refs = torch.from_numpy(GenTexture.reference_table(vs.xy, rows, exclude=cfg.exclude, k=cfg.ref_k))
+    rng = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        idx = torch.randperm(40, generator=rng)[:8]
+        x, real, cond = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
+        assert x.shape == (8, 9, S, S) and real.shape == cond.shape == (8, 3, S, S)
+        picked = frame_ids(x[:, 3:6])
+        assert (np.abs(rows[picked] - rows[idx.numpy()]) > cfg.exclude).all()
+        assert all(p in refs[i].tolist() for p, i in zip(picked, idx.tolist(), strict=True))
+        np.testing.assert_array_equal(frame_ids(real), idx.numpy())  # the target itself is the frame asked for
+        seen.update(zip(idx.tolist(), picked.tolist(), strict=True))
+    assert len({p for i, p in seen if i == 20} | {p for i, p in seen if i == 21}) > 1  # drawn among the k nearest
+
+
+# --------------------------------------------------------------------------- training, checkpoints, loading
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch of the tiny net on the synthetic target, into its default checkpoint folder."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    vs = TexVS(tmp_path_factory.mktemp("texture"), n=40)
+    summary = GenTexture.train(vs, tiny_config(), verbose=False)
+    torch.set_num_threads(n)
+    return vs, summary
+
+
+def test_one_epoch_writes_the_run(trained):
+    vs, summary = trained
+    out = GenTypes.checkpoint_dir(vs, 9, S)
+    assert summary["out"] == str(out) and summary["epoch"] == 1
+    for name in ("best.pth", "latest.pth", "train_log.csv", "loss.png", "samples.png"):
+        assert (out / name).stat().st_size > 0, name
+    header = (out / "train_log.csv").read_text().splitlines()[0].split(",")
+    assert {"epoch", "train_l1", "val_l1", "val_box_ssim", "val_sharpness"} <= set(header)
+    assert np.isfinite(summary["best"]["box_ssim"]) and summary["images"] == 24  # 3 steps of 8 of the 29 train frames
+
+
+def test_checkpoint_round_trip(trained, one_thread):
+    vs, summary = trained
+    path = GenTypes.checkpoint_dir(vs, 9, S) / "best.pth"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "model_args", "optimizer", "epoch", "config", "data", "format", "gen_type", "size"):
+        assert key in ckpt, key
+    assert ckpt["gen_type"] == 9 and ckpt["model_args"] == TINY and ckpt["data"]["sha256"] == vs.meta["sha256"]
+    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    assert isinstance(gen, GenTexture.GenTexture)
+    # It retrieves from its training block only: Evaluate's held-out block is never copied.
+    train, val = vs.split()
+    np.testing.assert_array_equal(gen.positions, train)
+    query = vs.xy[val]
+    out = gen.generate_batch(query)
+    assert out.shape == (len(val), S, S, 3) and out.dtype == np.uint8
+    # The same weights rebuilt by hand, fed the nearest training frame, give the same frames.
+    net = GenTexture.TextureNet(**ckpt["model_args"])
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    rows = gen.nearest.match(query)
+    x = GenTexture.texture_input(query, vs.frames(S)[train][rows], vs.xy[train][rows], S)
+    with torch.no_grad():
+        expected = ((net(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(out, expected)
+    one = gen.generate(Skeleton(query[0]))
+    assert one.shape == (S, S, 3) and one.dtype == np.uint8
+    np.testing.assert_array_equal(one, out[0])
+    bad = query[:2].copy()
+    bad[1, 4] = np.nan  # a pose without a person renders black, as the other trained types
+    assert gen.generate_batch(bad)[1].max() == 0
+    assert gen.generate_batch(np.zeros((0, 13, 2), np.float32)).shape == (0, S, S, 3)
+
+
+def test_resume_continues_the_run(trained, one_thread):
+    vs, _ = trained
+    summary = GenTexture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)
+    assert summary["epoch"] == 2
+    log = (GenTypes.checkpoint_dir(vs, 9, S) / "train_log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["1", "2"]
+
+
+def test_gen_type_table_and_evaluate_pick_it_up():
+    spec = GenTypes.GEN_TYPES[9]
+    assert spec.module == "GenTexture" and spec.folder == "texture" and GenTypes.gen_type_of("GenTexture") == 9
+    assert GenTypes.train_command(9, GenTypes.ROOT / "x.mp4") == "python GenTexture.py x.mp4"
+    assert GenTypes.train_command(9, GenTypes.ROOT / "x.mp4", size=128) == "python GenTexture.py x.mp4 --size 128"
+    assert 9 in Evaluate.parse_gen_types("all") and Evaluate.LABELS[9]
+    with pytest.raises(UserError, match="gen_type 9 only"):
+        GenTexture.load_generator(TexVS("/unused"), 3)
+
+
+def test_missing_checkpoint_names_the_training_command(tmp_path):
+    with pytest.raises(UserError, match=r"train it with python GenTexture.py"):
+        GenTypes.load_generator(TexVS(tmp_path), 9, size=64)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["/no/such/video.mp4"], "video not found"),
+        (["--epochs", "-1"], "need --epochs >= 0"),
+        (["--exclude", "-1"], "need --exclude >= 0"),
+        (["--ref_k", "0"], "--ref_k >= 1"),
+        (["--force", "--resume"], "contradict each other"),
+    ],
+)
+def test_cli_bad_input_is_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(GenTexture.main, argv)
+    assert e.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and err.startswith("error:")
+
+
+@pytest.mark.slow
+def test_cli_bad_input_as_a_user_runs_it(tmp_path):
+    r = run_script("GenTexture.py", tmp_path / "missing.mp4", timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "video not found" in lines[0]

@@ -59,6 +59,7 @@ LABELS = {
     6: "WGAN vec",
     7: "WGAN img",
     8: "temporal",
+    9: "texture",
 }
 # (key, table header, format); lower is better for L1 and joint error, higher for PSNR, SSIM and pose found,
 # sharpness and flicker are best at 1 (the real frames' own value).

@@ -143,7 +143,7 @@ def test_missing_frames_are_interpolated_or_held():
 
 
 def test_gen_type_table_and_training_commands(monkeypatch):
-    assert sorted(GenTypes.GEN_TYPES) == list(range(1, 9))
+    assert sorted(GenTypes.GEN_TYPES) == list(range(1, 10))
     assert GenTypes.train_command(1) is None
     assert (
         GenTypes.train_command(3, DanceDemo.ROOT / "data" / "my clip.mp4")

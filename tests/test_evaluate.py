@@ -147,9 +147,9 @@ def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
 
 
 def test_gen_type_parsing():
-    assert Evaluate.parse_gen_types("all") == list(range(1, 9))
+    assert Evaluate.parse_gen_types("all") == list(range(1, 10))
     assert Evaluate.parse_gen_types("3,1,3") == [1, 3]
-    for bad, message in (("9", "unknown gen_type 9"), ("1,x", "must be 'all' or numbers")):
+    for bad, message in (("10", "unknown gen_type 10"), ("1,x", "must be 'all' or numbers")):
         with pytest.raises(UserError, match=message):
             Evaluate.parse_gen_types(bad)
 

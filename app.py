@@ -288,7 +288,8 @@ class Availability(NamedTuple):
     gen_type: int
     size: int
     state: str  # "ready", "untrained", "damaged" or "unavailable"
-    detail: str  # untrained: the training command; damaged: why and the command that retrains it; else why
+    why: str = ""  # why it does not load (damaged, unavailable)
+    command: str = ""  # what trains it (untrained) or trains it again over the damaged file (damaged)
 
 
 def retrain_command(gen_type, video, size=SIZE):
@@ -316,14 +317,14 @@ def generator_states(vs, load):
         for size in sizes.get(g) or [SIZE]:
             gen, why = load(g, size)
             if gen is not None:
-                out.append(Availability(g, size, "ready", ""))
+                out.append(Availability(g, size, "ready"))
             elif spec.train is None or importlib.util.find_spec(spec.module) is None:
                 out.append(Availability(g, size, "unavailable", why))
             elif not (checkpoint_dir(vs, g, size) / "best.pth").exists():
-                out.append(Availability(g, size, "untrained", train_command(g, vs.video_path, size)))
+                out.append(Availability(g, size, "untrained", command=train_command(g, vs.video_path, size)))
             else:
                 why = why.replace(str(CHECKPOINT_DIR / vs.key), shown_path(CHECKPOINT_DIR / vs.key))
-                out.append(Availability(g, size, "damaged", f"{why} -> `{retrain_command(g, vs.video_path, size)}`"))
+                out.append(Availability(g, size, "damaged", why, retrain_command(g, vs.video_path, size)))
     return out
 
 
@@ -391,8 +392,11 @@ def report_lines(report):
         said = [p.get("line", str(p)) if isinstance(p, dict) else str(p) for p in problems]
         lines.append(f"**{len(said)} problem(s)**, what to film differently:" if said else "**No problems found.**")
         lines += [f"- {line}" for line in said]
+    notes = report.get("notes")
+    if isinstance(notes, list) and notes:
+        lines += ["**Notes**:", *(f"- {note}" for note in notes), "", "**The numbers**:"]
     for k, v in report.items():
-        if k in ("problems", "contact_sheet"):  # listed above; the picture is shown below
+        if k in ("problems", "notes", "contact_sheet"):  # listed above; the picture is shown below
             continue
         if isinstance(v, dict):
             lines.append(f"- **{k}**:")
@@ -799,7 +803,10 @@ def source_section(st, side, *, busy):
         )
         side.markdown(TOO_BIG)
         if upload is None:
-            hint = f"upload a video (MP4/MOV, WebM/MKV, AVI or MPEG) in the side panel. {TOO_BIG}"
+            hint = (
+                f"upload a video (MP4/MOV, WebM/MKV, AVI or MPEG) in the side panel: up to {MAX_UPLOAD_MB} MB, a "
+                "bigger file is refused by the browser (its name turns red; the side panel says what to do)"
+            )
         else:
             shown = display_name(upload.name)
             source, message, source_error = checked_upload(
@@ -985,13 +992,14 @@ def models_section(st, c, *, summaries):
             head = f"- **{a.gen_type}** {GEN_TYPES[a.gen_type].description}, {a.size} px: "
             lines.append(head + {
                 "ready": "ready",
-                "untrained": f"not trained yet: `{a.detail}`",
-                "damaged": f"**damaged checkpoint**, retrain it: {a.detail}",
-                "unavailable": f"cannot be loaded: {a.detail}",
+                "untrained": f"not trained yet: `{a.command}`",
+                "damaged": f"**damaged checkpoint**, train it again with `{a.command}` ({a.why})",
+                "unavailable": f"cannot be loaded: {a.why}",
             }[a.state])  # fmt: skip
         st.markdown("\n".join(lines))
         st.markdown("A generator trained while this page is open appears as soon as its `best.pth` is written: "
-                    "press **Look again** (or change any setting).")  # fmt: skip
+                    "press **Look again** (or change any setting). Add `--size 128` to a command to train at "
+                    "128 px; each size trained is listed.")  # fmt: skip
         st.button("Look again", key="look_again")
         for s in trained:
             minutes = f", {s['seconds'] / 60:.1f} min of training" if s["seconds"] else ""

@@ -313,9 +313,10 @@ def test_generators_are_ready_untrained_or_damaged_per_size(tmp_path):
         shutil.rmtree(app.CHECKPOINT_DIR / vs.key)
     by = {(a.gen_type, a.size): a for a in states}
     assert set(by) == {(g, 64) for g in GEN_TYPES if g != 4} | {(4, 128)}  # each type once per trained size
-    assert by[(2, 64)].state == "untrained" and by[(2, 64)].detail == train_command(2, vs.video_path)
+    assert by[(2, 64)].state == "untrained" and by[(2, 64)].command == train_command(2, vs.video_path)
     assert by[(3, 64)].state == by[(4, 128)].state == "damaged"
-    assert by[(3, 64)].detail.endswith(f"`{app.retrain_command(3, vs.video_path)}`")
+    assert by[(3, 64)].why.startswith("cannot read checkpoint")
+    assert by[(3, 64)].command == app.retrain_command(3, vs.video_path)
     assert app.retrain_command(3, vs.video_path).endswith(" true 2")  # GenVanillaNN's force=true
     assert app.retrain_command(4, vs.video_path, 128) == train_command(4, vs.video_path, 128) + " --force"
     assert by[(1, 64)].state == "unavailable"  # nothing to train; the stub has no frames to retrieve from
@@ -335,8 +336,9 @@ def test_target_reports_are_read_defensively(tmp_path):
     report, pngs, problem = app.target_report(tmp_path)
     assert report["frames"] == 600 and [p.name for p in pngs] == ["contact_sheet.png"] and problem is None
     lines = app.report_lines(report)
-    assert lines[:2] == ["**1 problem(s)**, what to film differently:", "- the camera moved: use a tripod"]
-    assert "- **frames**: 600" in lines and "    - turned upright" in lines and "    - shift: 0.07" in lines
+    assert lines[:4] == ["**1 problem(s)**, what to film differently:", "- the camera moved: use a tripod",
+                         "**Notes**:", "- turned upright"]  # fmt: skip
+    assert "- **frames**: 600" in lines and "    - shift: 0.07" in lines
     assert "- **angles**: 20 values (see report.json)" in lines
     assert app.report_lines({"problems": []})[0] == "**No problems found.**"
     (tmp_path / "report.json").write_text('{"frames": 6')  # being written, or damaged
@@ -459,7 +461,7 @@ def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypa
     at.radio(key="source_kind").set_value(app.SOURCE_KINDS[3]).run()
     assert at.button(key="run").disabled
     assert app.TOO_BIG in texts(at)  # files over 200 MB: the browser refuses them; the page says so in words
-    assert any(app.TOO_BIG in i.value for i in at.info)
+    assert any("up to 200 MB, a bigger file is refused by the browser" in i.value for i in at.info)
     at.file_uploader(key="upload").set_value(("notes.mp4", b"Dear diary, this is not a video", "video/mp4")).run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("`notes.mp4` is not a video")
@@ -530,8 +532,8 @@ def test_a_damaged_checkpoint_is_listed_as_damaged_with_its_fix(damaged_sample_c
     box = [e for e in at.expander if e.label.startswith("Generators for built-in sample target")]
     assert len(box) == 1 and box[0].label.endswith(", 1 damaged") and box[0].proto.expanded
     line = [x for t in texts(at) for x in t.splitlines() if x.startswith("- **3**")]
-    assert len(line) == 1 and "**damaged checkpoint**, retrain it: cannot read checkpoint" in line[0]
-    assert line[0].endswith(f"`{app.retrain_command(3, sample_vs.video_path)}`") and "not trained" not in line[0]
+    fix = f"**damaged checkpoint**, train it again with `{app.retrain_command(3, sample_vs.video_path)}`"
+    assert len(line) == 1 and fix in line[0] and "(cannot read checkpoint" in line[0] and "not trained" not in line[0]
 
 
 @pytest.fixture(scope="module")

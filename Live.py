@@ -658,6 +658,7 @@ def run_live(
     shown, paused_s, error = 0, 0.0, None
     waited_since = None  # when the current wait for a frame began
     t_begin = t_end = None
+    cpu0 = time.process_time()  # every thread of this process (MediaPipe's and the reader's too), not ffmpeg's
     panels = None
     try:
         with StopOnSignal() as stop:
@@ -734,6 +735,7 @@ def run_live(
         "latencies": latencies,
         "median_ms": {k: 1000 * float(np.median(v)) if v else 0.0 for k, v in parts.items()},
         "error": error,
+        "cpu_ms_per_frame": 1000 * (time.process_time() - cpu0) / max(shown, 1),
         "last": panels,
     }
 
@@ -871,7 +873,8 @@ def main(argv=None):
     m = stats["median_ms"]
     print(
         f"latency split (medians): wait {m['wait']:.0f} ms, pose {m['pose']:.0f} ms, generate {m['generate']:.0f} ms, "
-        f"draw {m['draw']:.0f} ms; {transfer.states['holding']} frames held, {transfer.states['rest']} at rest"
+        f"draw {m['draw']:.0f} ms; CPU {stats['cpu_ms_per_frame']:.0f} ms a frame shown; "
+        f"{transfer.states['holding']} frames held, {transfer.states['rest']} at rest"
     )
     if recorder is not None:
         print(f"recorded {out}: {recorder.frames} frames at {fps:.3g} fps ({recorder.frames / fps:.1f} s)")

@@ -136,13 +136,18 @@ def main(argv=None):
                 frames_in, shown, dropped, fps_shown, med, p95 = m.groups()
                 min_fps, max_med = TARGETS[g]
                 ok = float(fps_shown) >= min_fps and (max_med is None or int(med) <= max_med)
-                rows.append((case, g, frames_in, shown, dropped, fps_shown, med, p95, f"{load0:.1f}/{load1:.1f}", ok))
+                cpu = re.search(r"CPU (\d+) ms", split)
+                cpu = cpu[1] if cpu else "?"
+                load = f"{load0:.1f}/{load1:.1f}"
+                rows.append((case, g, frames_in, shown, dropped, fps_shown, med, p95, cpu, load, ok))
                 print(f"  gen_type {g} run {k + 1}: {m[0]}  (load {load0:.1f} -> {load1:.1f}, {wall:.1f} s)")
                 print(f"    {split}" + (f"; recorded {record}" if record else ""))
     if rows:
         print()
-        print("| clip | gen_type | in | shown | dropped | fps shown | latency median ms | p95 ms | load | goal |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        head = ("clip", "gen_type", "in", "shown", "dropped", "fps shown", "latency median ms", "p95 ms",
+                "CPU ms/frame", "load", "goal")  # fmt: skip
+        print("| " + " | ".join(head) + " |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for case, g, *figures, ok in rows:
             goal = f">= {TARGETS[g][0]:g} fps" + (f", <= {TARGETS[g][1]:g} ms" if TARGETS[g][1] else "")
             cells = " | ".join(map(str, (case, g, *figures, f"{goal}: {'met' if ok else 'MISSED'}")))

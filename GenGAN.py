@@ -43,7 +43,7 @@ from GenVanillaNN import (  # noqa: E402
 from GenVanillaNN import VARIANTS, gen_type_of_variant  # noqa: E402
 from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa: E402
 from Networks import NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
-from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable  # noqa: E402
 from Train import (  # noqa: E402
     CKPT_KEYS,
     RunConfig,
@@ -64,23 +64,24 @@ from Train import (  # noqa: E402
     lambda_pair,
     load_checkpoint,
     lr_at,
-    pick_device,
+    open_target,
     plot_curves,
     plot_losses,
     render_poses,
-    report_trained,
     restore_progress,
     resume_checkpoint,
     resumed_config,
     resumed_log,
+    run_trainer,
     sequence_starts,
     set_seed,
+    setup_ranks,
     split_data,
     train_windows,
     unusable,
     val_block,
+    weights_digest,
 )
-from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 
@@ -349,13 +350,6 @@ def build_models(cfg, vanilla=None):
     return netG, g_args, netD, d_args, netD_T, dT_args
 
 
-def set_requires_grad(nets, flag):
-    """Freeze the discriminators during the G step (loss_G gives their weights no gradient), as pix2pix does."""
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
-
-
 class GANModel:
     """netG, netD (and netD_T for gen_type 8), both optimizers, and one training iteration in pix2pix's order."""
 
@@ -369,6 +363,18 @@ class GANModel:
         betas = BETAS[cfg.mode]
         self.optimizer_G = torch.optim.Adam(netG.parameters(), lr=cfg.lr_G, betas=betas)
         self.optimizer_D = torch.optim.Adam([p for n in self.nets_D for p in n.parameters()], lr=cfg.lr_D, betas=betas)
+        self.G, self.ddp_D = netG, (netD, netD_T)  # what the steps run: the nets, or distribute()'s DDP copies
+
+    def distribute(self, ranks):
+        """Under torchrun: netG and the discriminators inside DistributedDataParallel for the steps that train them."""
+        self.G, self.ddp_D = ranks.wrap(self.netG), tuple(n and ranks.wrap(n) for n in (self.netD, self.netD_T))
+
+    def train_D(self, flag):
+        """True: the D step (discriminators trainable, run as DDP copies under torchrun); False: the G step, which
+        freezes them as pix2pix does (loss_G gives them no gradient) and judges with the bare nets (no DDP there)."""
+        for net in self.nets_D:
+            net.requires_grad_(flag)
+        self.judges = self.ddp_D if flag else (self.netD, self.netD_T)
 
     def set_lr(self, lr_G, lr_D):
         for opt, lr in ((self.optimizer_G, lr_G), (self.optimizer_D, lr_D)):
@@ -377,10 +383,11 @@ class GANModel:
 
     def D(self, img, temporal=False):
         """Discriminator output on (skeleton map, image) pairs of self.cond; temporal: on stacked windows."""
+        netD, netD_T = self.judges
         with autocast(self.device):
             if temporal:
-                return self.netD_T(stack_frames(self.cond, img))
-            return self.netD(torch.cat([self.cond, img], 1))
+                return netD_T(stack_frames(self.cond, img))
+            return netD(torch.cat([self.cond, img], 1))
 
     def critic(self, temporal=False):
         """Images (B, 3, S, S) -> (B,) critic scores, for the gradient penalty; temporal: windows (B, 3T, S, S)."""
@@ -448,9 +455,9 @@ class GANModel:
         """
         self.cond, self.real, self.terms = cond, real, {}
         with torch.set_grad_enabled(do_G), autocast(self.device):
-            self.fake = self.netG(x).float()  # (B*T, 3, S, S) in [-1, 1]
+            self.fake = self.G(x).float()  # (B*T, 3, S, S) in [-1, 1]
 
-        set_requires_grad(self.nets_D, True)
+        self.train_D(True)
         loss_D = self.loss_D()
         if check:
             check("loss_D", loss_D)
@@ -459,7 +466,7 @@ class GANModel:
         self.optimizer_D.step()
 
         if do_G:
-            set_requires_grad(self.nets_D, False)
+            self.train_D(False)
             loss_G = self.loss_G(lambda_L1)
             if check:
                 check("loss_G", loss_G)
@@ -481,18 +488,20 @@ class GANModel:
         return [(self.optimizer_G, "optimizer_G"), (self.optimizer_D, "optimizer_D")]
 
 
-def make_batch(ds, win, cfg, rng):
-    """Training tensors for (B, W) windows of dataset indices (W = 1 per-frame, HISTORY + D_T_FRAMES temporal).
+def make_batch(ds, win, cfg, rng, shard=slice(None)):
+    """Training tensors for this rank's share win[shard] = (B, W) of a global batch's windows of dataset indices
+    (W = 1 per-frame, HISTORY + D_T_FRAMES temporal); augmentation is drawn for all of win (Train.augment).
 
     Returns x (netG's input), cond (B*T, 3, S, S) skeleton maps and real (B*T, 3, S, S) frames of the T frames
     generated per window (T = 1, or D_T_FRAMES ordered t-2, t-1, t), all in [-1, 1]. Augmentation shifts and
     zooms a whole window alike (images warped, maps redrawn), so motion stays real motion.
     """
-    b, w = win.shape
-    flat = torch.as_tensor(win.reshape(-1))
+    xy = ds.xy[torch.as_tensor(win.reshape(-1))].reshape(*win.shape, N_JOINTS, 2)  # the global batch's poses
+    b, w = win[shard].shape
+    flat = torch.as_tensor(win[shard].reshape(-1))
     maps, vec, real = ds.batch(flat)  # (B*W, 3, S, S), (B*W, 26), (B*W, 3, S, S) in [-1, 1]
     if cfg.aug_prob > 0:
-        xy, on = augment(ds.xy[flat].reshape(b, w, N_JOINTS, 2), real, cfg, rng)  # a window's poses alike
+        xy, on = augment(xy, real, cfg, rng, shard=shard)  # a window's poses alike
         if on.any():
             maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)  # redrawn, not warped: crisp lines
             vec = pose_input(xy.numpy(), 1, cfg.size)
@@ -602,40 +611,46 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     """
     # ---- setup: data, the three nets (fresh, from GenVanillaNN, or resumed), optimizers, the run's bookkeeping
     cfg = cfg or GANConfig()
-    device = pick_device(cfg.device)
+    ranks = setup_ranks(cfg.device)  # one process, or this one's place among torchrun's
+    device, verbose = ranks.device, verbose and ranks.main  # only rank 0 prints
     set_seed(cfg.seed)
     out = Path(out) if out else checkpoint_dir(vs, cfg.gen_type, cfg.size)
-    train_pos, val_pos, fingerprint = split_data(vs)
-    windows = train_windows(vs.rows[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
-    if len(windows) < 2:
-        raise UserError(
-            f"{vs.video_path.name} has no run of {HISTORY + D_T_FRAMES} consecutive frames with a person to train "
-            "the temporal GAN on: use a continuous clip"
+    with ranks.together():  # a problem on any rank stops them all, said once
+        train_pos, val_pos, fingerprint = split_data(vs)
+        windows = train_windows(vs.rows[train_pos], HISTORY + D_T_FRAMES if cfg.temporal else 1)  # (M, W)
+        if len(windows) < 2:
+            raise UserError(
+                f"{vs.video_path.name} has no run of {HISTORY + D_T_FRAMES} consecutive frames with a person to train "
+                "the temporal GAN on: use a continuous clip"
+            )
+        state, vanilla, (netG, netD, netD_T), (g_args, d_args, dT_args), init_from = setup_models(
+            vs, cfg, out=out, fingerprint=fingerprint, resume=resume, verbose=verbose
         )
-    state, vanilla, (netG, netD, netD_T), (g_args, d_args, dT_args), init_from = setup_models(
-        vs, cfg, out=out, fingerprint=fingerprint, resume=resume, verbose=verbose
-    )
-    if state is not None:  # the run as it was configured
-        cfg = resumed_config(cfg, state["config"], path=out / "latest.pth", force="--force")
-    rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
-    model = GANModel(cfg, netG, netD, netD_T, device, rng)
-    restored = state and restore_progress(state, path=out / "latest.pth", force="--force", rng=rng,
-                                          optimizers=model.optimizers(), score="score")  # fmt: skip
-    check_writable(out, need_bytes=checkpoint_bytes(*model.nets), what="checkpoints")  # now, not after an epoch
-    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
-    val = val_block(vs, val_ds, val_pos)
-    val_in = val_inputs(val, cfg)
+        if state is not None:  # the run as it was configured
+            cfg = resumed_config(cfg, state["config"], path=out / "latest.pth", force="--force")
+        rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
+        model = GANModel(cfg, netG, netD, netD_T, device, rng)
+        restored = state and restore_progress(state, path=out / "latest.pth", force="--force", rng=rng,
+                                              optimizers=model.optimizers(), score="score")  # fmt: skip
+        if ranks.main:
+            check_writable(out, need_bytes=checkpoint_bytes(*model.nets), what="checkpoints")  # now, not at epoch 1
+        train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # after a bad --resume
+        val = val_block(vs, val_ds, val_pos)
+        val_in = val_inputs(val, cfg)
 
-    n_critic = cfg.n_critic or (N_CRITIC if cfg.mode == "wgan-gp" else 1)
-    # A temporal window yields D_T_FRAMES generated frames: batch / D_T_FRAMES windows per batch and an epoch of
-    # len / D_T_FRAMES windows keep an iteration's and an epoch's cost (frames through netG) the per-frame GAN's.
-    frames_per_window = D_T_FRAMES if cfg.temporal else 1
-    bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))
-    steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
-    run = TrainRun(out, epochs=cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH), steps_per_epoch=steps_per_epoch,
-                   images_per_step=bsz * frames_per_window, time_budget=cfg.time_budget, best={"score": -math.inf},
-                   restored=restored, log_rows=resumed_log(state, out), nan_hint="try a lower --lr / --lr_D",
-                   verbose=verbose)  # fmt: skip
+        n_critic = cfg.n_critic or (N_CRITIC if cfg.mode == "wgan-gp" else 1)
+        # A temporal window yields D_T_FRAMES generated frames: batch / D_T_FRAMES windows per batch and an epoch of
+        # len / D_T_FRAMES windows keep an iteration's and an epoch's cost (frames through netG) the per-frame GAN's.
+        frames_per_window = D_T_FRAMES if cfg.temporal else 1
+        bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))  # the global batch, in windows
+        bsz = ranks.split_batch(bsz, unit="windows" if cfg.temporal else "frames", available=len(windows))
+        steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
+        run = TrainRun(out, epochs=cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH),
+                       steps_per_epoch=steps_per_epoch, images_per_step=bsz * frames_per_window,
+                       time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
+                       log_rows=resumed_log(state, out), nan_hint="try a lower --lr / --lr_D", verbose=verbose,
+                       ranks=ranks)  # fmt: skip
+    model.distribute(ranks)  # DistributedDataParallel under torchrun (netG, netD, netD_T stay the bare nets)
     what = f"gen_type {cfg.gen_type} ({'temporal, ' if cfg.temporal else ''}{cfg.mode}, {cfg.input}) at {cfg.size} px"
     if verbose:
         n_g = sum(p.numel() for p in netG.parameters()) / 1e6
@@ -654,8 +669,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
             f"{run.plan()}\n  {start}\n  -> {out}"
         )
 
-    def check(name, loss):  # before each optimizer step: a NaN / inf loss never reaches the weights
-        run.check(name, float(loss.detach()), lr_G)
+    def check(name, loss):  # before each optimizer step: a NaN / inf loss never reaches the weights (on any rank)
+        run.check(name, float(ranks.mean(loss.detach())), lr_G)
 
     title = f"{vs.key}: {what}"
 
@@ -667,16 +682,17 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     last = None
     with run:  # holds the checkpoint folder: a second training into it refuses
         for epoch in run.epochs():
-            perm = torch.randperm(len(windows), generator=rng)
+            perm = torch.randperm(len(windows), generator=rng)  # the same on every rank: one seed, the same draws
             sums, counts = {}, {}
             bar = run.bar()
             for i in bar:
                 t0 = time.perf_counter()
-                p = run.progress(t0 - run.t_origin)
+                p = run.progress(run.now())  # by global steps, or by rank 0's clock with a time budget
                 lr_G = lr_at(p, cfg.lr_G, warmup=WARMUP, floor=LR_FLOOR)
                 model.set_lr(lr_G, lr_at(p, cfg.lr_D, warmup=WARMUP, floor=LR_FLOOR))
                 lambda_L1 = lambda_at(p, cfg.lambda_L1)
-                x, cond, real = make_batch(train_ds, windows[perm[i * bsz : (i + 1) * bsz].numpy()], cfg, rng)
+                win = windows[perm[i * bsz : (i + 1) * bsz].numpy()]  # the global batch; this rank's: win[ranks.shard]
+                x, cond, real = make_batch(train_ds, win, cfg, rng, shard=ranks.shard)
                 x = x.to(device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(device)
                 cond = cond.to(device).contiguous(memory_format=torch.channels_last)
                 real = real.to(device).contiguous(memory_format=torch.channels_last)
@@ -685,19 +701,22 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 for k, v in terms.items():
                     sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
                 t2 = time.perf_counter()
-                run.count(len(real), t0, t1, t2)
+                run.count(bsz * frames_per_window, t0, t1, t2)  # the global batch's frames
                 if i % 5 == 0 or i == steps_per_epoch - 1:
                     bar.set_postfix(D=f"{sums['loss_D'] / counts['loss_D']:.3f}", lr=f"{lr_G:.2g}",
                                     G=f"{sums.get('loss_G', 0.0) / max(counts.get('loss_G', 0), 1):.3f}")  # fmt: skip
-                if run.out_of_time(t2):
+                if run.out_of_time():
                     break  # out of time: this partial epoch still gets validated and saved
             bar.close()
+            means = ranks.mean_of({k: sums[k] / counts[k] for k in sums})  # the global batch's, as one process logs
+            ranks.check_same_weights(model.nets, epoch)
+            if not ranks.main:
+                continue  # validation, log, checkpoints: rank 0's alone, the others wait at the next step
 
             # ---- the epoch's tail: validate, log, checkpoint, plot
             val_fake = render_poses(netG, val_in, lambda x: x, size=cfg.size, device=device)
             metrics = val_metrics(val, val_fake)
             now = run.elapsed()
-            means = {k: sums[k] / counts[k] for k in sums}
             last = run.row(now, lr_G=lr_G, lambda_L1=lambda_L1, **means, **{f"val_{k}": v for k, v in metrics.items()},
                            it_per_s=run.steps_done / max(run.t_steps, 1e-9))  # fmt: skip
             ckpt = {
@@ -714,7 +733,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 "netD_T_args": dT_args,
                 **model.state(),
                 "rng": rng.get_state(),
-                "config": asdict(cfg),
+                "config": {**asdict(cfg), "world_size": ranks.world},
                 "data": fingerprint,
                 "init_from": init_from,
             }
@@ -726,7 +745,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 warning = d_overpowers(run.log, cfg.mode)
                 if warning:
                     tqdm.write(f"  warning: {warning}")
-    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "init_from": init_from}
+    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "init_from": init_from,
+            "weights_sha256": weights_digest(model.nets)}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- CLI
@@ -759,18 +779,17 @@ def main(argv=None):
     if a.n_critic < 0 or a.lr_D <= 0:
         raise UserError("need --n_critic >= 0 and --lr_D > 0")
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
-    pick_device(cfg.device)  # fail on a missing GPU before any video work
-    vs = VideoSkeleton(a.video)
-    out = Path(a.out) if a.out else checkpoint_dir(vs, cfg.gen_type, cfg.size)
-    if not a.force and not a.resume and (out / "best.pth").exists():
-        load = partial(GenGAN, device="cpu", gen_type=cfg.gen_type, size=cfg.size)
-        report_trained(out / "best.pth", load, "--force", vs=vs)
+    target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
+                         force_option="--force", load=partial(GenGAN, device="cpu"))  # fmt: skip
+    if target is None:  # trained already
         return 0
+    ranks, vs, out = target
     summary = train(vs, cfg, out=out, resume=a.resume)
-    best = Path(summary["out"]) / "best.pth"
-    print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe(summary['best'])} -> {best}")
+    if ranks.main:
+        best = Path(summary["out"]) / "best.pth"
+        print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe(summary['best'])} -> {best}")
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main, interrupted=INTERRUPTED + " (continue this training with --resume)")
+    run_trainer(main, interrupted=INTERRUPTED + " (continue this training with --resume)")

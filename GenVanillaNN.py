@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from Metrics import image_metrics  # noqa: E402
 from Networks import build_net, default_model_args, net_class, pose_input  # noqa: E402
-from Skeleton import INTERRUPTED, UserError, check_writable, parse_bool, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, UserError, check_writable, parse_bool  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
     TrainedGenerator,
@@ -47,19 +47,20 @@ from Train import (  # noqa: E402
     lambda_at,
     lambda_pair,
     lr_at,
-    pick_device,
+    open_target,
     plot_losses,
     render_poses,
-    report_trained,
     restore_progress,
     resume_checkpoint,
     resumed_config,
     resumed_log,
+    run_trainer,
     set_seed,
+    setup_ranks,
     split_data,
     val_block,
+    weights_digest,
 )
-from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 
@@ -147,40 +148,46 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     """
     # ---- setup: data, net (fresh or resumed), optimizer, the run's bookkeeping
     cfg = cfg or TrainConfig()
-    device = pick_device(cfg.device)
+    ranks = setup_ranks(cfg.device)  # one process, or this one's place among torchrun's
+    device, verbose = ranks.device, verbose and ranks.main  # only rank 0 prints
     set_seed(cfg.seed)
     gen_type = gen_type_of_variant(cfg.variant)
     out = Path(out) if out else checkpoint_dir(vs, gen_type, cfg.size)
-    train_pos, val_pos, fingerprint = split_data(vs)
-    state, latest, fix = None, out / "latest.pth", "start over with force=true"  # fix: for a damaged latest.pth
-    model_args = {**default_model_args(cfg.variant, cfg.size), **(cfg.model_args or {})}
-    if resume:
-        state = resume_checkpoint(vs, out=out, fingerprint=fingerprint, fmt=CKPT_FORMAT, gen_type=gen_type,
-                                  size=cfg.size, force="force=true", keys=("optimizer",))  # fmt: skip
-        model_args = state["model_args"]
-        cfg = resumed_config(cfg, state["config"], path=latest, force="force=true")  # the run as it was configured
-        net = build_from_checkpoint(net_class(cfg.variant), model_args, state["model"], what=f"checkpoint {latest}",
-                                    fix=fix)  # fmt: skip
-    else:
-        net = build_net(cfg.variant, model_args)
-    net = net.to(device, memory_format=torch.channels_last)
-    check_writable(out, need_bytes=checkpoint_bytes(net), what="checkpoints")  # now, not after an epoch
-    # fused: one kernel per step instead of ~10 per tensor (CPU: 7 vs 16-22 ms a step at 2 threads)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling + augmentation, apart from the init's stream
-    restored = state and restore_progress(state, path=latest, force="force=true", rng=rng,
-                                          optimizers=[(opt, "optimizer")], score="box_ssim")  # fmt: skip
-    train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
-    val = val_block(vs, val_ds, val_pos)
-    bsz = min(cfg.batch, len(train_ds))
-    run = TrainRun(out, epochs=cfg.epochs or EPOCHS[cfg.variant], steps_per_epoch=len(train_ds) // bsz,
-                   images_per_step=bsz, time_budget=cfg.time_budget, best={"box_ssim": -1.0}, restored=restored,
-                   log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
+    with ranks.together():  # a problem on any rank stops them all, said once
+        train_pos, val_pos, fingerprint = split_data(vs)
+        state, latest, fix = None, out / "latest.pth", "start over with force=true"  # fix: for a damaged latest.pth
+        model_args = {**default_model_args(cfg.variant, cfg.size), **(cfg.model_args or {})}
+        if resume:
+            state = resume_checkpoint(vs, out=out, fingerprint=fingerprint, fmt=CKPT_FORMAT, gen_type=gen_type,
+                                      size=cfg.size, force="force=true", keys=("optimizer",))  # fmt: skip
+            model_args = state["model_args"]
+            cfg = resumed_config(cfg, state["config"], path=latest, force="force=true")  # the run as it was configured
+            net = build_from_checkpoint(net_class(cfg.variant), model_args, state["model"],
+                                        what=f"checkpoint {latest}", fix=fix)  # fmt: skip
+        else:
+            net = build_net(cfg.variant, model_args)
+        net = net.to(device, memory_format=torch.channels_last)
+        if ranks.main:
+            check_writable(out, need_bytes=checkpoint_bytes(net), what="checkpoints")  # now, not after an epoch
+        # fused: one kernel per step instead of ~10 per tensor (CPU: 7 vs 16-22 ms a step at 2 threads)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling + augmentation, apart from the init's stream
+        restored = state and restore_progress(state, path=latest, force="force=true", rng=rng,
+                                              optimizers=[(opt, "optimizer")], score="box_ssim")  # fmt: skip
+        train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
+        val = val_block(vs, val_ds, val_pos)
+        bsz = ranks.split_batch(min(cfg.batch, len(train_ds)), available=len(train_ds))  # the global batch
+        run = TrainRun(out, epochs=cfg.epochs or EPOCHS[cfg.variant], steps_per_epoch=len(train_ds) // bsz,
+                       images_per_step=bsz, time_budget=cfg.time_budget, best={"box_ssim": -1.0}, restored=restored,
+                       log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose,
+                       ranks=ranks)  # fmt: skip
+    model = ranks.wrap(net)  # what the steps run (DistributedDataParallel under torchrun); net: validation, saving
     what = f"variant {cfg.variant} ({VARIANTS[cfg.variant]}, gen_type {gen_type}) at {cfg.size} px"
     n_params = sum(p.numel() for p in net.parameters())
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
-        print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
+        procs = f" x {ranks.world} processes ({bsz // ranks.world} frames each)" if ranks.on else ""
+        print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}{procs}: {len(train_ds)} train / "
               f"{len(val_ds)} val frames, batch {bsz}, {run.plan()}{resumed} -> {out}")  # fmt: skip
 
     def plot(log):
@@ -190,20 +197,20 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     last = None
     with run:  # holds the checkpoint folder: a second training into it refuses
         for epoch in run.epochs():
-            perm = torch.randperm(len(train_ds), generator=rng)
+            perm = torch.randperm(len(train_ds), generator=rng)  # the same on every rank: one seed, the same draws
             loss_sum, l1_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # no per-step sync
             bar = run.bar()
             for i in bar:
                 t0 = time.perf_counter()
-                progress = run.progress(t0 - run.t_origin)
+                progress = run.progress(run.now())  # by global steps, or by rank 0's clock with a time budget
                 lr = lr_at(progress, cfg.lr, warmup=WARMUP, floor=LR_FLOOR)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                idx = perm[i * bsz : (i + 1) * bsz]
-                x, real = make_batch(train_ds, idx, cfg, rng, device)
+                idx = perm[i * bsz : (i + 1) * bsz]  # the global batch; this rank trains on idx[ranks.shard]
+                x, real = make_batch(train_ds, idx, cfg, rng, device, shard=ranks.shard)
                 t1 = time.perf_counter()
                 with autocast(device):
-                    fake = net(x)
+                    fake = model(x)
                 fake = fake.float()
                 l1 = (fake - real).abs().mean()
                 loss = lambda_at(progress, cfg.lambda_L1) * l1
@@ -216,12 +223,17 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 l1_sum += l1.detach()
                 t2 = time.perf_counter()
                 if i % 10 == 0 or i == run.steps_per_epoch - 1:  # the NaN guard syncs: not every step
-                    run.check("loss", loss_sum.item(), lr)
-                    bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}", lr=f"{lr:.2g}")
+                    total = ranks.mean(loss_sum).item()  # every rank sees the same number and stops alike
+                    run.check("loss", total, lr)
+                    bar.set_postfix(loss=f"{total / (i + 1):.4f}", lr=f"{lr:.2g}")
                 run.count(len(idx), t0, t1, t2)
-                if run.out_of_time(t2):
+                if run.out_of_time():
                     break  # out of time: this partial epoch still gets validated and saved
             bar.close()
+            loss_sum, l1_sum = ranks.mean(loss_sum), ranks.mean(l1_sum)  # the global batch's, as one process logs
+            ranks.check_same_weights([net], epoch)
+            if not ranks.main:
+                continue  # validation, log, checkpoints: rank 0's alone, the others wait at the next step
 
             # ---- the epoch's tail: validate, log, checkpoint, plot
             val_fake = render_poses(net, val.inputs[VARIANTS[cfg.variant]], lambda x: x, size=cfg.size, device=device)
@@ -245,7 +257,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),
                 "rng": rng.get_state(),
-                "config": asdict(cfg),
+                "config": {**asdict(cfg), "world_size": ranks.world},
                 "data": fingerprint,
             }
             is_best = run.end_epoch(now=now, row=last, metrics=metrics, score="box_ssim", ckpt=ckpt,
@@ -258,19 +270,21 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                     f"{' *' if is_best else '  '}  {last['img_per_s']:.0f} img/s  data {100 * last['data_share']:.1f}%"
                     f"  {run.eta(now)}"
                 )
-    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "parameters": n_params, **run.totals}
+    return {"out": str(out), "epoch": run.epoch, "last": last, "best": run.best, "parameters": n_params,
+            "weights_sha256": weights_digest([net]), **run.totals}  # fmt: skip
 
 
-def make_batch(ds, idx, cfg, rng, device):
-    """One training batch: (net input (B, 26) or (B, 3, S, S), real (B, 3, S, S)) on device, in [-1, 1].
+def make_batch(ds, idx, cfg, rng, device, shard=slice(None)):
+    """This rank's share idx[shard] of a global batch idx: (net input (b, 26) or (b, 3, S, S), real (b, 3, S, S)) on
+    device, in [-1, 1]. Augmentation is drawn for the whole of idx (Train.augment).
 
     Augmented samples have their frame warped and their input redrawn from the moved joints (crisp lines,
     as at inference), never warped.
     """
-    maps, vec, real = ds.batch(idx)  # (B, 3, S, S), (B, 26), (B, 3, S, S) in [-1, 1]
+    maps, vec, real = ds.batch(idx[shard])  # (b, 3, S, S), (b, 26), (b, 3, S, S) in [-1, 1]
     real = real.to(device)
     if cfg.aug_prob > 0:
-        xy, on = augment(ds.xy[idx][:, None], real, cfg, rng)
+        xy, on = augment(ds.xy[idx][:, None], real, cfg, rng, shard=shard)
         if on.any():
             if cfg.variant == 2:
                 maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)
@@ -302,18 +316,16 @@ def main(argv=None):
     force = parse_bool(a.force)
     check_training_args(a, force, "force=true")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
-    pick_device(cfg.device)  # fail on a missing GPU before any video work
-    vs = VideoSkeleton(a.video)
-    gen_type = gen_type_of_variant(cfg.variant)
-    out = Path(a.out) if a.out else checkpoint_dir(vs, gen_type, cfg.size)
-    if not force and not a.resume and (out / "best.pth").exists():
-        load = partial(GenVanillaNN, device="cpu", gen_type=gen_type, size=cfg.size)
-        report_trained(out / "best.pth", load, "force=true", vs=vs)
+    target = open_target(a.video, cfg, gen_type=gen_type_of_variant(cfg.variant), out=a.out, retrain=force or a.resume,
+                         force_option="force=true", load=partial(GenVanillaNN, device="cpu"))  # fmt: skip
+    if target is None:  # trained already
         return 0
+    ranks, vs, out = target
     summary = train(vs, cfg, out=out, resume=a.resume)
-    print(f"best: {describe(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
+    if ranks.main:
+        print(f"best: {describe(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main, interrupted=INTERRUPTED + " (continue this training with --resume)")
+    run_trainer(main, interrupted=INTERRUPTED + " (continue this training with --resume)")

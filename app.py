@@ -431,20 +431,25 @@ def vs_preview(vs, n=PREVIEW_FRAMES):
     return pose_strip([vs.frame(i) for i in picks], vs.skeletons()[picks])
 
 
-def source_preview(path, stride, n=PREVIEW_FRAMES):
-    """(strip, where the poses come from) for a source video: its pose cache when it was extracted at this stride,
-    else MediaPipe on n frames (a few seconds; nothing is written)."""
-    _, meta = load_cache(path, extraction_params(frame_skip=stride))
-    if meta is not None:
-        return vs_preview(VideoSkeleton(path, frame_skip=stride, verbose=False), n), "its pose cache"
+def is_extracted(path, stride):
+    """Whether a source's poses are in a cache at this stride (a quick look: meta.json and the arrays' headers)."""
+    return load_cache(path, extraction_params(frame_skip=stride))[1] is not None
+
+
+def extracted_preview(path, stride, n=PREVIEW_FRAMES):
+    """A source's preview strip from its pose cache at this stride, or None when it was not extracted so yet."""
+    return vs_preview(VideoSkeleton(path, frame_skip=stride, verbose=False), n) if is_extracted(path, stride) else None
+
+
+def detected_preview(path, n=PREVIEW_FRAMES):
+    """A source's preview strip before extraction: MediaPipe on n frames spread over it (seconds; nothing written)."""
     n_video = probe_video(path)[0]
     frames = []
     for i in np.unique(np.linspace(0, max(0, n_video - 2), n).round().astype(int)):
         frames += [square_frame(f, FRAME_SIZE) for _, f in iter_frames(path, int(i), int(i) + 1)]
     if not frames:
         raise UserError(f"cannot read a frame from {path}")
-    poses = detect_poses(np.stack(frames), mode="static", desc="preview")
-    return pose_strip(frames, poses), f"MediaPipe on {len(frames)} frames (the run extracts them all)"
+    return pose_strip(frames, detect_poses(np.stack(frames), mode="static", desc="preview"))
 
 
 # --------------------------------------------------------------------------- the work
@@ -640,8 +645,17 @@ def cached_loaders():
         return vs_preview(_vs)
 
     @st.cache_data(show_spinner=False, max_entries=16)
-    def source_strip(path, mtime_ns, stride):
-        return source_preview(Path(path), stride)
+    def source_strip(path, mtime_ns, stride, extracted):
+        """(strip, where its poses come from): the pose cache once extracted at this stride (`extracted`: a run
+        since made one), else MediaPipe on a few frames (cached apart: it does not depend on the stride)."""
+        strip = extracted_preview(Path(path), stride) if extracted else None
+        if strip is not None:
+            return strip, "its pose cache"
+        return detected_strip(path, mtime_ns), f"MediaPipe on {PREVIEW_FRAMES} frames (the run extracts them all)"
+
+    @st.cache_data(show_spinner=False, max_entries=16)
+    def detected_strip(path, mtime_ns):
+        return detected_preview(Path(path))
 
     return load_target, load_gen, summaries, target_strip, source_strip
 
@@ -733,7 +747,7 @@ def target_section(st, side, *, load_target, load_gen, busy):
         first = " (first use: rendering and extracting it, about a minute)" if target.params is None else ""
         with st.spinner(f"loading the target's poses{first}..."):
             target_vs = load_target(video, stamp, json.dumps(target.params, sort_keys=True) if target.params else "")
-    except UserError as e:
+    except (UserError, OSError) as e:  # its cache or video went bad since it was listed: the other targets remain
         st.error(f"target {target.label}: {e}")
         st.stop()
     ckpt_stamp = checkpoint_stamp(target_vs.key)
@@ -815,7 +829,10 @@ def source_section(st, side, *, busy):
             if message:
                 side.markdown(f"{message}; its poses are kept for the next runs (by content)")
     if source is not None and source_error is None and kind != SOURCE_KINDS[3]:
-        side.markdown(f"{shown}: {video_summary(source)}")
+        try:
+            side.markdown(f"{shown}: {video_summary(source)}")
+        except UserError as e:  # a file under data/ that is not a video after all
+            source_error = named(e, source, shown)
     return source, shown, source_error, hint
 
 
@@ -940,7 +957,8 @@ def preview_section(st, c, *, target_strip, source_strip):
     if not box.open:
         return
     with box:
-        shown = f"target: {c.target.label}, {PREVIEW_FRAMES} of its {len(c.target_vs)} frames with a person"
+        n = min(PREVIEW_FRAMES, len(c.target_vs))
+        shown = f"target: {c.target.label}, {n} of its {len(c.target_vs)} frames with a person"
         st.image(target_strip(c.target_vs.key, c.target_vs), channels="BGR", caption=shown)
         if c.source_error or c.hint:
             st.markdown("source: nothing to show yet")
@@ -954,9 +972,12 @@ def preview_section(st, c, *, target_strip, source_strip):
             else:
                 path = c.source
             with st.spinner("finding the source's poses on a few frames..."):
-                strip, where = source_strip(str(path), path.stat().st_mtime_ns, c.stride)
+                strip, where = source_strip(str(path), path.stat().st_mtime_ns, c.stride, is_extracted(path, c.stride))
         except UserError as e:
             st.error(named(e, c.source, c.source_shown))
+            return
+        except Exception as e:  # the preview is a convenience: whatever breaks it is one line, the page goes on
+            st.error(f"no preview of {c.source_shown}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             return
         st.image(strip, channels="BGR", caption=f"source: {c.source_shown}, poses from {where}")
 

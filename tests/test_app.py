@@ -513,6 +513,21 @@ def test_page_reports_a_bad_typed_path(sample_vs):
     assert at.button(key="run").disabled
 
 
+def test_a_video_under_data_that_is_not_one_gets_one_line(sample_vs, data_dir):
+    junk = data_dir / "notes" / "party.mp4"
+    junk.parent.mkdir(exist_ok=True)
+    junk.write_text("shopping list, not a video\n" * 20)
+    try:
+        at = new_app()
+        at.run()
+        at.radio(key="source_kind").set_value(app.SOURCE_KINDS[1]).run()
+        at.selectbox(key="data_video").set_value(junk).run()
+        assert not at.exception and len(at.error) == 1 and at.error[0].value.startswith("cannot read a frame from")
+        assert app.shown_path(junk) in at.error[0].value and at.button(key="run").disabled
+    finally:
+        shutil.rmtree(junk.parent)
+
+
 @pytest.fixture
 def damaged_sample_checkpoint(sample_vs):
     """A best.pth of gen_type 3 on the sample target that is not a checkpoint (removed after)."""

@@ -4,9 +4,11 @@
     python VideoSkeleton.py data/taichi1.mp4 True 5
     python VideoSkeleton.py                                            # the built-in sample
 
-Image space (the course's): each frame is centre-cropped to a square (side = shorter edge) and
-stored once at 256 px, so 64/128/256 px models all train from one cache. Skeleton coordinates are
-in [0, 1] of that square.
+Image space: MediaPipe looks at each whole (upright) frame; then ONE square per clip is chosen that holds the
+person's whole body in every frame (framing "person", the default; "center" is the course's centre crop of the
+shorter side), padded with black where it leaves the picture, and stored once at 256 px, so 64/128/256 px models
+all train from one cache. Skeleton coordinates are in [0, 1] of that square; meta.json's "crop" = (x0, y0, side)
+says where it lies in the video's (upright) pixels: x_video = x0 + x * side.
 """
 
 import argparse
@@ -37,6 +39,7 @@ from Skeleton import (
     Skeleton,
     UserError,
     atomic_path,
+    body_height,
     clean_stale_temps,
     parse_bool,
     render_maps,
@@ -46,8 +49,22 @@ from Skeleton import (
 
 CACHE_DIR = DATA_DIR / "cache"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: person-centred squares ("crop" in meta.json), upright frames, times.npy, report.json
 FRAME_SIZE = 256  # stored frame side (px)
+FRAMING = "person"  # "person": one square per clip holding the whole body; "center": the course's centre crop
+FRAMINGS = ("person", "center")
+# The square holds the joints' box widened by these shares of the body height (Skeleton.body_height, ~0.88 of a
+# standing height): the top of the head is ~0.09 above the nose, a hand ~0.11 beyond its wrist, a sole ~0.06 below
+# its ankle; the rest is room for MediaPipe's error.
+MARGIN_SIDE, MARGIN_TOP, MARGIN_BOTTOM = 0.15, 0.17, 0.10
+OUTLIER_SHARE = 0.01  # share of the frames, at each side, whose box may stick out (a misdetection must not set the
+# square for the whole clip)
+OFF_PICTURE = 0.25  # joints further outside the picture than this share of its size are MediaPipe's guesses: the
+# square does not grow for them
+SWITCH_JUMP = 1.0  # body heights the hips cannot move between two detections at most SWITCH_SECONDS apart: when
+SWITCH_SECONDS = 0.5  # they do, the tracker went over to someone else
+LOOKS = 16  # frames per clip looked at twice: MediaPipe again with the tracked person masked out (someone else?),
+LOOK_SIDE = 160  # and the whole frame kept small (px on its longer side) and grey for the report (did the camera move?)
 FRAME_SKIP = 1  # keep every k-th frame
 MODEL_COMPLEXITY = 1  # 1 = "full", the only pose model mediapipe 0.10.21 ships in its wheel
 POSE_MODE = "tracking"  # tracking finds a person in ~100% of real frames, static in ~83%
@@ -100,11 +117,82 @@ def detect_image(frame, max_side=DETECT_MAX_SIDE):
     return cv2.resize(frame, (round(w * k), round(h * k)), interpolation=interp)
 
 
-def frame_to_square(xy, shape):
-    """Coordinates in [0,1] of the whole (H, W) frame -> [0,1] of its centre square crop."""
+def frame_to_square(xy, shape, crop=None):
+    """Coordinates in [0,1] of the whole (H, W) frame -> [0,1] of the square crop = (x0, y0, side) px (default: the
+    centre square)."""
     h, w = shape[:2]
-    s = min(h, w)
-    return ((xy * (w, h) - ((w - s) // 2, (h - s) // 2)) / s).astype(np.float32)
+    x0, y0, side = center_square(w, h) if crop is None else crop
+    return ((np.asarray(xy) * (w, h) - (x0, y0)) / side).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the square of a clip
+
+
+def center_square(width, height):
+    """The course's square: the centre crop of the shorter side, (x0, y0, side) px."""
+    s = min(width, height)
+    return (width - s) // 2, (height - s) // 2, s
+
+
+def _place(a, b, side, extent):
+    """Start of a segment of length `side` that holds [a, b]: centred on it, then moved as far towards the picture
+    [0, extent) as holding [a, b] allows (inside it if it fits, else covering it: the least black padding)."""
+    start = 0.5 * (a + b - side)
+    start = min(max(start, min(0, extent - side)), max(0, extent - side))
+    return int(round(min(max(start, b - side), a)))
+
+
+def person_square(xy, width, height, *, outliers=OUTLIER_SHARE):
+    """One square for a whole clip that holds the person's whole body in every frame: (x0, y0, side) px.
+
+    xy: (N,13,2) joints in [0,1] of the (width x height) frame, NaN where nobody was found. The union of the
+    per-frame joint boxes (ignoring the `outliers` share of frames at each side), widened by MARGIN_* body heights
+    for the head, hands and feet, made square around the person, then moved into the picture where that cuts
+    nothing. None if no frame has a person.
+    """
+    px = np.asarray(xy, np.float64)[..., :2] * (width, height)
+    px = px[np.isfinite(px).all(axis=(1, 2))]
+    if not len(px):
+        return None
+    bh = float(np.median(body_height(px)))
+    # "higher"/"lower": an actual frame's value, the most extreme frame always left out (a lone misdetection)
+    lo = np.quantile(px.min(axis=1), outliers, axis=0, method="higher") - bh * np.array([MARGIN_SIDE, MARGIN_TOP])
+    hi = np.quantile(px.max(axis=1), 1 - outliers, axis=0, method="lower") + bh * np.array([MARGIN_SIDE, MARGIN_BOTTOM])
+    size = np.array([width, height], np.float64)
+    lo, hi = np.maximum(lo, -OFF_PICTURE * size), np.minimum(hi, (1 + OFF_PICTURE) * size)
+    side = int(np.ceil(max(hi - lo)))
+    side = max(side, 8)
+    return _place(lo[0], hi[0], side, width), _place(lo[1], hi[1], side, height), side
+
+
+def padding_of(crop, width, height):
+    """Black borders of a square crop (x0, y0, side) px of a (width x height) picture: (left, top, right, bottom) px."""
+    x0, y0, side = crop
+    return max(0, -x0), max(0, -y0), max(0, x0 + side - width), max(0, y0 + side - height)
+
+
+def cut_square(frame, crop, size):
+    """The stored picture: the square crop = (x0, y0, side) px of frame (H,W,3), black where it leaves the picture,
+    resized to (size, size, 3) uint8."""
+    x0, y0, side = (int(v) for v in crop)
+    h, w = frame.shape[:2]
+    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    if (ax0, ay0, ax1, ay1) == (x0, y0, x0 + side, y0 + side):
+        return _resized(frame[y0:ay1, x0:ax1], size, size)
+    out = np.zeros((size, size, 3), np.uint8)
+    k = size / side
+    dx0, dy0, dx1, dy1 = (round((v - o) * k) for v, o in ((ax0, x0), (ay0, y0), (ax1, x0), (ay1, y0)))
+    if dx1 > dx0 and dy1 > dy0:
+        out[dy0:dy1, dx0:dx1] = _resized(frame[ay0:ay1, ax0:ax1], dx1 - dx0, dy1 - dy0)
+    return out
+
+
+def _resized(img, w, h):
+    """img resized to (h, w): area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if img.shape[:2] == (h, w):
+        return np.ascontiguousarray(img)
+    interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(img, (w, h), interpolation=interp)
 
 
 def check_video_path(path):
@@ -127,13 +215,26 @@ def image_kind(head):
     return next((kind for sig, kind in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
 
 
-def probe_video(path):
-    """(n_frames, fps, width, height) of a readable video; UserError if it is not one."""
+def open_video(path):
+    """cv2.VideoCapture whose frames come out upright: phones store the pictures turned and say so in the file
+    (display rotation), which OpenCV's FFmpeg reader ignores unless told."""
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
+def video_info(path):
+    """What extraction needs to know of a video; UserError if it is not a readable one.
+
+    {"frames": declared count, "fps": nominal rate, "width", "height": of the upright picture, "rotation": degrees
+    (clockwise) the stored pictures are turned to stand upright, "timed": its frames carry increasing timestamps (a
+    variable frame rate is then read right), "t0": the first frame's timestamp (s)}.
+    """
     with open(path, "rb") as f:
         kind = image_kind(f.read(16))
     if kind:
         raise UserError(f"{path} is a {kind} image, not a video: give a video file (mp4, mov, avi, mkv, webm)")
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
@@ -141,19 +242,37 @@ def probe_video(path):
                 f"cannot read a frame from {path}: not a video, corrupt or truncated, or no frames; "
                 "use a video file that plays in a video player"
             )
+        times = [cap.get(cv2.CAP_PROP_POS_MSEC)]
+        while len(times) < 3 and cap.grab():  # raw streams (.h264) carry no timestamps: OpenCV says 0 for each
+            times.append(cap.get(cv2.CAP_PROP_POS_MSEC))
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        rotation = int(round(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)) % 360
         h, w = frame.shape[:2]
     finally:
         cap.release()
     if n <= 0:  # some containers do not declare a count: count by decoding
         n = count_frames(path)
-    return n, float(fps if 0 < fps < 1000 else 25.0), w, h
+    return {
+        "frames": n,
+        "fps": float(fps if 0 < fps < 1000 else 25.0),
+        "width": w,
+        "height": h,
+        "rotation": rotation,
+        "timed": len(times) == 3 and times[0] < times[1] < times[2],
+        "t0": times[0] / 1000.0,
+    }
+
+
+def probe_video(path):
+    """(n_frames, fps, width, height) of a readable video, width and height upright; UserError if it is not one."""
+    info = video_info(path)
+    return info["frames"], info["fps"], info["width"], info["height"]
 
 
 def count_frames(path):
     """Number of frames found by decoding the whole video (slow path for odd containers)."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     n = 0
     while cap.grab():
         n += 1
@@ -162,8 +281,11 @@ def count_frames(path):
 
 
 def iter_frames(path, start=0, stop=None, step=1):
-    """Yield (index, HxWx3 uint8 BGR) for frames start, start+step, ... < stop, decoding once."""
-    cap = cv2.VideoCapture(str(path))
+    """Yield (index, HxWx3 uint8 BGR, upright) for frames start, start+step, ... < stop, decoding once.
+
+    Seeks by frame number, which OpenCV gets right for a constant frame rate only (extraction uses read_span).
+    """
+    cap = open_video(path)
     try:
         if start:
             cap.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -178,6 +300,69 @@ def iter_frames(path, start=0, stop=None, step=1):
                     return
                 yield i, frame
             i += 1
+    finally:
+        cap.release()
+
+
+def read_span(path, *, fps, first=0, stop=None, step=1, timed=True, t0=0.0, counts=None):
+    """Yield (position, seconds, HxWx3 uint8 BGR upright frame) for one span of a video, in order.
+
+    A frame's slot is round(seconds * fps), its seconds (since the first frame) taken from the file's timestamps
+    (timed) or from its count (untimed: read from the start). The span is the frames with first <= slot < stop
+    (stop None: to the end); of those, the first frame of every `step` slots is kept (for a constant frame rate,
+    every step-th frame; step 1 keeps every frame). position: the frame's place among all the span's frames, kept
+    or not. OpenCV seeks by frame number as if the rate were constant, which lands a variable-rate file elsewhere:
+    a seek is checked against the timestamps and redone further back until it lands before the span, so spans
+    read in parallel meet exactly. counts (a dict) ends with "seen" = frames in the span and "backwards" = True if
+    the timestamps went backwards (the span then ends there: read the file untimed).
+    """
+    counts = {} if counts is None else counts
+    counts.update(seen=0, backwards=False)
+    if first and not timed:
+        raise ValueError("an untimed video is read from its start, in one span")
+    cap = open_video(path)
+    try:
+        have = False  # a frame is grabbed and not yet looked at
+        back = 1
+        while first:
+            target = max(0, first - back)
+            if target == 0:
+                cap.release()
+                cap = open_video(path)
+            else:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            have = cap.grab()
+            if target == 0 or have and round((cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - t0) * fps) < first:
+                break
+            back *= 4  # landed in or past the span (or past the end): seek further back
+        index, last_t, last_bucket = 0, -np.inf, None
+        while True:
+            if not have and not cap.grab():
+                return
+            have = False
+            if timed:
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - t0
+                if t < last_t - 0.5 / fps:
+                    counts["backwards"] = True
+                    return
+                last_t = max(last_t, t)
+            else:
+                t = index / fps
+            index += 1
+            slot = round(t * fps)
+            if slot < first:
+                continue
+            if stop is not None and slot >= stop:
+                return
+            pos = counts["seen"]
+            counts["seen"] += 1
+            if step > 1 and slot // step == last_bucket:
+                continue
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                return
+            last_bucket = slot // step
+            yield pos, t, frame
     finally:
         cap.release()
 
@@ -315,76 +500,285 @@ def _init_worker(counter, stop, parent):
     os.dup2(devnull, 2)  # the worker's C++ chatter only; its Python exceptions reach the parent
 
 
-def _extract_range(task):
-    """Worker: frames [start, stop) of one video chunk -> part files; one tracker per process.
+def _tick():
+    """One more frame done by this worker (the parent's progress bar reads the shared counter)."""
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += 1
 
-    Frames are appended to a raw file as they come (not kept, not memory-mapped): a worker's memory does not
-    grow with the video's length.
+
+def _stopping():
+    return _stop is not None and bool(_stop.value)
+
+
+def _detect_span(task):
+    """Worker, pass 1: MediaPipe over one span of a video (read_span) -> part files; one tracker per process.
+
+    Joints stay in [0, 1] of the whole upright frame: the clip's square is chosen once every frame is seen. With a
+    square already known (task["crop"], framing "center") the stored frames are written now, appended to a raw file
+    as they come (not kept, not memory-mapped): a worker's memory does not grow with the video's length. On every
+    task["look_every"]-th frame, the whole frame is kept small and grey, and, if a person was found, MediaPipe
+    looks again with that person masked out (someone else?): what the report needs to tell a still camera.
     """
-    video, start, stop, params, part_dir, wid = task
-    step, size = params["frame_skip"], params["size"]
-    first = start + (-start) % step  # first index in range that is a multiple of step
-    n_max = max(0, (stop - first + step - 1) // step)
-    skel = np.full((n_max, N_JOINTS, 3), np.nan, np.float32)
-    index = np.zeros(n_max, np.int64)
-    pose = make_pose(params["mode"], params["model_complexity"])
+    part, wid, params, crop = Path(task["part"]), task["wid"], task["params"], task["crop"]
+    size, every = params["size"], task["look_every"]
+    skel, pos, times, looked, others, greys = [], [], [], [], [], []
+    counts = {}
+    pose, second = make_pose(params["mode"], params["model_complexity"]), None
+    frames = open(part / f"frames-{wid}.raw", "wb") if crop is not None else contextlib.nullcontext()
+    try:
+        with frames:
+            for p, t, frame in read_span(task["video"], counts=counts, **task["span"]):
+                if _stopping():
+                    break
+                if not skel and wid == 0:
+                    np.save(part / "thumb.npy", _resized(frame, *_fit(frame.shape, 320)))  # the report's picture
+                det = detect_image(frame)
+                if crop is not None:
+                    # Cut from the already-downscaled image when it is still big enough: saves a costly resize.
+                    k = det.shape[1] / frame.shape[1]
+                    big = crop[2] * k >= size
+                    frames.write(cut_square(det if big else frame, [round(v * k) for v in crop] if big else crop, size)
+                                 .tobytes())  # fmt: skip
+                row = np.full((N_JOINTS, 3), np.nan, np.float32)
+                res = pose.process(cv2.cvtColor(det, cv2.COLOR_BGR2RGB))
+                if res.pose_landmarks is not None:
+                    s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
+                    row[:, :2], row[:, 2] = s.xy, s.vis
+                if len(skel) % every == every // 2:
+                    looked.append(len(skel))
+                    greys.append(cv2.cvtColor(_resized(det, *_fit(det.shape, LOOK_SIDE)), cv2.COLOR_BGR2GRAY))
+                    other = np.full((N_JOINTS, 3), np.nan, np.float32)
+                    if np.isfinite(row[0, 0]):
+                        second = second or make_pose("static", params["model_complexity"])
+                        other = _look_again(second, det, row)
+                    others.append(other)
+                skel.append(row)
+                pos.append(p)
+                times.append(t)
+                _tick()
+    finally:
+        pose.close()
+        if second is not None:
+            second.close()
+    np.save(part / f"skeletons-{wid}.npy", np.array(skel, np.float32).reshape(-1, N_JOINTS, 3))
+    np.save(part / f"index-{wid}.npy", np.array(pos, np.int64))
+    np.save(part / f"times-{wid}.npy", np.array(times, np.float64))
+    np.save(part / f"looked-{wid}.npy", np.array(looked, np.int64))
+    np.save(part / f"others-{wid}.npy", np.array(others, np.float32).reshape(-1, N_JOINTS, 3))
+    np.save(part / f"greys-{wid}.npy", np.array(greys, np.uint8))  # (K, h, w): the whole frame, small and grey
+    return {"kept": len(skel), "seen": counts.get("seen", 0), "backwards": counts.get("backwards", False)}
+
+
+def _store_span(task):
+    """Worker, pass 2: the same span's kept frames, read again, cut to the clip's square (task["crop"]) and appended
+    to a raw part file."""
+    part, wid, crop, size = Path(task["part"]), task["wid"], task["crop"], task["params"]["size"]
     n = 0
-    with open(part_dir / f"frames-{wid}.raw", "wb") as frames:
-        for i, frame in iter_frames(video, first, stop, step):
-            if n >= n_max or (_stop is not None and _stop.value):
+    with open(part / f"frames-{wid}.raw", "wb") as frames:
+        for _, _, frame in read_span(task["video"], **task["span"]):
+            if _stopping():
                 break
-            det = detect_image(frame)
-            # Store from the already-downscaled image when it is still big enough: saves a costly resize.
-            frames.write(square_frame(det if min(det.shape[:2]) >= size else frame, size).tobytes())
-            index[n] = i
-            res = pose.process(cv2.cvtColor(det, cv2.COLOR_BGR2RGB))
-            if res.pose_landmarks is not None:
-                s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
-                skel[n, :, :2], skel[n, :, 2] = frame_to_square(s.xy, frame.shape), s.vis
+            frames.write(cut_square(frame, crop, size).tobytes())
             n += 1
-            if _progress is not None:
-                with _progress.get_lock():
-                    _progress.value += 1
-    pose.close()
-    np.save(part_dir / f"skeletons-{wid}.npy", skel[:n])
-    np.save(part_dir / f"index-{wid}.npy", index[:n])
+            _tick()
     return n
 
 
-def extract(video, params, workers=WORKERS, verbose=True, progress=None):
-    """Run MediaPipe over a video in `workers` processes; write its cache atomically, return its dir.
+def _fit(shape, side):
+    """(w, h) of a picture of `shape` scaled so that its longer side is at most `side`."""
+    h, w = shape[:2]
+    k = min(1.0, side / max(h, w))
+    return max(1, round(w * k)), max(1, round(h * k))
 
-    progress(done, total), if given, is called from this process as frames are done (the app's bar).
+
+def _look_again(pose, image, row, margin=0.3):
+    """MediaPipe (static mode) on image (H,W,3) BGR with the person found there (row: (13,3), xy in [0,1] of it)
+    painted grey, `margin` body heights around their joints: (13,3) joints of someone else, NaN if nobody."""
+    h, w = image.shape[:2]
+    px = row[:, :2] * (w, h)
+    m = margin * float(body_height(px))
+    (x0, y0), (x1, y1) = np.floor(px.min(0) - m).astype(int), np.ceil(px.max(0) + m).astype(int)
+    img = image.copy()
+    img[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 128
+    out = np.full((N_JOINTS, 3), np.nan, np.float32)
+    res = pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    if res.pose_landmarks is not None:
+        s = Skeleton.from_mediapipe(res.pose_landmarks.landmark)
+        out[:, :2], out[:, 2] = s.xy, s.vis
+    return out
+
+
+def follow_one_person(xy, times, width, height):
+    """Frames where MediaPipe's tracker had gone over to someone else: (N,) bool, and how many times it switched.
+
+    xy: (N,13,>=2) joints in [0,1] of the (width x height) frame, NaN where nobody was found; times (N,) s. A switch
+    is the hips jumping more than SWITCH_JUMP body heights between detections at most SWITCH_SECONDS apart; the runs
+    between switches are grouped by where they are, and the group with the most frames is the person followed.
+    """
+    px = np.asarray(xy, np.float64)[..., :2] * (width, height)
+    rows = np.flatnonzero(np.isfinite(px).all(axis=(1, 2)))
+    others = np.zeros(len(px), bool)
+    if len(rows) < 2:
+        return others, 0
+    hips = 0.5 * (px[rows, 7] + px[rows, 8])
+    bh = float(np.median(body_height(px[rows])))
+    step = np.linalg.norm(np.diff(hips, axis=0), axis=1)
+    jumps = np.flatnonzero((step > SWITCH_JUMP * bh) & (np.diff(np.asarray(times)[rows]) <= SWITCH_SECONDS)) + 1
+    if not len(jumps):
+        return others, 0
+    runs = np.split(np.arange(len(rows)), jumps)
+    centres = np.array([np.median(hips[r], axis=0) for r in runs])
+    group = list(range(len(runs)))  # runs close to each other are one person (single linkage)
+    for a in range(len(runs)):
+        for b in range(a):
+            if np.linalg.norm(centres[a] - centres[b]) <= SWITCH_JUMP * bh:
+                old, new = group[a], group[b]
+                group = [new if g == old else g for g in group]
+    sizes = {}
+    for g, r in zip(group, runs, strict=True):
+        sizes[g] = sizes.get(g, 0) + len(r)
+    main = max(sizes, key=sizes.get)
+    for g, r in zip(group, runs, strict=True):
+        if g != main:
+            others[rows[r]] = True
+    return others, len(jumps)
+
+
+def second_people(others, xy, looked, width, height):
+    """How many of the frames looked at again show a second person: MediaPipe, with the followed person masked out
+    (others: (K,13,3) in [0,1] of the frame, NaN if nobody; looked: (K,) their rows in xy (N,13,>=2)), found someone
+    clearly visible, at least 0.3 times as tall, standing elsewhere."""
+    found = 0
+    for row, other in zip(looked, np.asarray(others).reshape(-1, N_JOINTS, 3), strict=True):
+        if not np.isfinite(other[:, 0]).all() or not np.isfinite(xy[row, :, 0]).all() or other[:, 2].mean() < 0.5:
+            continue
+        a, b = xy[row, :, :2] * (width, height), other[:, :2] * (width, height)
+        ha, hb = float(body_height(a)), float(body_height(b))
+        apart = np.linalg.norm(0.5 * (a[7] + a[8]) - 0.5 * (b[7] + b[8])) > 0.5 * ha
+        found += int(hb >= 0.3 * ha and apart)
+    return found
+
+
+def _run_pool(pool, fn, tasks, *, counter, bar, progress=None, total=None):
+    """fn over tasks in the pool, the bar (and progress(done, total)) following the workers' shared frame counter."""
+    futures = [pool.submit(fn, t) for t in tasks]
+    while not all(f.done() for f in futures):
+        time.sleep(0.1)
+        bar.update(counter.value - bar.n)
+        if progress is not None:
+            progress(counter.value, total)
+    results = [f.result() for f in futures]
+    bar.update(counter.value - bar.n)
+    if progress is not None:
+        progress(counter.value, total)
+    return results
+
+
+def _spans(info, step, workers):
+    """read_span's span arguments for each worker: consecutive slot ranges starting on multiples of step, the last
+    one open (to the end, whatever length the file declares); a file without timestamps is read in one span."""
+    starts = np.linspace(0, info["frames"], (workers if info["timed"] else 1) + 1)[:-1]
+    firsts = sorted({int(round(b / step)) * step for b in starts})
+    base = {"fps": info["fps"], "step": step, "timed": info["timed"], "t0": info["t0"]}
+    return [{**base, "first": a, "stop": b} for a, b in zip(firsts, [*firsts[1:], None], strict=True)]
+
+
+def _merge_parts(tmp, found):
+    """Pass 1's per-worker part files, joined and removed: {"skeletons": (N,13,3) in [0,1] of the frame, "index":
+    (N,) frame indices, "times": (N,) s, "looked": (K,) rows looked at again, "others": (K,13,3) who else was found
+    there (NaN: nobody), "greys": (K,h,w) uint8, the whole frame small and grey}."""
+    names = ("skeletons", "index", "times", "looked", "others", "greys")
+    parts = [{k: np.load(tmp / f"{k}-{w}.npy", allow_pickle=False) for k in names} for w in range(len(found))]
+    for w in range(len(found)):
+        for k in names:
+            (tmp / f"{k}-{w}.npy").unlink()
+    first_index = np.cumsum([0] + [r["seen"] for r in found[:-1]])  # spans meet exactly: frame counts add up
+    first_row = np.cumsum([0] + [r["kept"] for r in found[:-1]])
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("skeletons", "times", "others")}
+    out["index"] = np.concatenate([p["index"] + i for p, i in zip(parts, first_index, strict=True)])
+    out["looked"] = np.concatenate([p["looked"] + r for p, r in zip(parts, first_row, strict=True)])
+    greys = [p["greys"] for p in parts if p["greys"].ndim == 3]  # a worker that looked at none saved (0,)
+    out["greys"] = np.concatenate(greys) if greys else np.zeros((0, 1, 1), np.uint8)
+    return out
+
+
+def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=True):
+    """Run MediaPipe over a video in `workers` processes, choose the clip's square, and write its cache (frames,
+    skeletons, times, meta, the target report) atomically; return its dir.
+
+    Pass 1 detects on whole frames; the square comes from every frame's joints (framing "person"); pass 2 reads
+    the frames again and stores them cut to it (framing "center" knows its square first and stores in pass 1).
+    progress(done, total), if given, is called from this process as pass 1's frames are done (the app's bar).
+    report: print the target report (it is saved either way).
     """
     video = check_video_path(video)
     check_model_complexity(params["model_complexity"])
-    n_video, fps, w, h = probe_video(video)
+    info = video_info(video)
+    n_video, fps, w, h = info["frames"], info["fps"], info["width"], info["height"]
     digest = file_hash(video)
     cache = cache_dir_for(video, digest, params)
     step, size = params["frame_skip"], params["size"]
     n_keep = (n_video + step - 1) // step
     workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
-    bounds = np.linspace(0, n_video, workers + 1).round().astype(int)
     t0 = time.perf_counter()
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
-        tasks = [(str(video), int(bounds[k]), int(bounds[k + 1]), params, tmp, k) for k in range(workers)]
         ctx = multiprocessing.get_context("spawn")
         counter = ctx.Value("q", 0)  # frames done, over all workers
         stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
         bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
         initargs = (counter, stop, os.getpid())
+        crop = center_square(w, h) if params["framing"] == "center" else None
         with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
+            run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
             try:
-                futures = [pool.submit(_extract_range, t) for t in tasks]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.1)
-                    bar.update(counter.value - bar.n)
-                    if progress is not None:
-                        progress(counter.value, n_keep)
-                counts = [f.result() for f in futures]
-                if progress is not None:
-                    progress(counter.value, n_keep)
+                while True:
+                    tasks = [
+                        {"video": str(video), "span": span, "params": params, "part": str(tmp), "wid": k,
+                         "crop": crop, "look_every": max(1, n_keep // LOOKS)}
+                        for k, span in enumerate(_spans(info, step, workers))
+                    ]  # fmt: skip
+                    found = run(_detect_span, tasks, progress=progress, total=n_keep)
+                    if not any(r["backwards"] for r in found):
+                        break
+                    # Timestamps that go backwards (a badly joined file): read it again in order, counting frames.
+                    info = {**info, "timed": False}
+                    for f in tmp.iterdir():
+                        f.unlink()
+                    counter.value = 0
+                    bar.reset()
+                parts = _merge_parts(tmp, found)
+                skel, index, times = parts["skeletons"], parts["index"], parts["times"]
+                n, seen = len(index), sum(r["seen"] for r in found)
+                if n == 0:
+                    raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
+                if n_video - seen > max(2, MAX_MISSING * n_video):
+                    raise UserError(
+                        f"{video} is damaged: only {seen} of the {n_video} frames it declares could be decoded; "
+                        f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4) or use an "
+                        "undamaged copy"
+                    )
+                switched, switches = follow_one_person(skel, times, w, h)
+                skel[switched] = np.nan  # someone else: kept as frames without the person
+                n_second = second_people(parts["others"], skel, parts["looked"], w, h)
+                detected = int(np.isfinite(skel[:, 0, 0]).sum())
+                if detected == 0:
+                    raise UserError(
+                        f"no person detected in any of the {n} frames of {video}: "
+                        "use a video with one person, whole body visible"
+                    )
+                if crop is None:
+                    crop = person_square(skel, w, h)
+                    counter.value = 0
+                    bar.reset(total=n)
+                    bar.set_description(f"store {video.name}")
+                    stored = run(_store_span, [{**t, "crop": crop} for t in tasks])
+                    if stored != [r["kept"] for r in found]:
+                        raise UserError(
+                            f"{video} gave other frames when read a second time ({sum(stored)} instead of {n}); "
+                            f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4)"
+                        )
             except BrokenProcessPool:
                 raise UserError(
                     f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
@@ -393,37 +787,19 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None):
             except BaseException:
                 stop.value = 1
                 raise
-            bar.update(counter.value - bar.n)
-        n = sum(counts)
-        if n == 0:
-            raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
-        if n_keep - n > max(2, MAX_MISSING * n_keep):
-            raise UserError(
-                f"{video} is damaged: only {n} of the {n_keep} frames it declares could be decoded; re-encode it "
-                f"(e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4) or use an undamaged copy"
-            )
         # Merge the per-worker parts into one memory-mappable file per array, streamed: bounded memory.
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
                   "shape": (n, size, size, 3)}  # fmt: skip
-        skel, index = [], []
         with open(tmp / "frames.npy", "wb") as frames:
             np.lib.format.write_array_header_1_0(frames, header)
-            for k in range(workers):
+            for k in range(len(tasks)):
                 with open(tmp / f"frames-{k}.raw", "rb") as part:
                     shutil.copyfileobj(part, frames, 1 << 22)
-                skel.append(np.load(tmp / f"skeletons-{k}.npy", allow_pickle=False))
-                index.append(np.load(tmp / f"index-{k}.npy", allow_pickle=False))
-                for name in (f"frames-{k}.raw", f"skeletons-{k}.npy", f"index-{k}.npy"):
-                    (tmp / name).unlink()
-        skel, index = np.concatenate(skel), np.concatenate(index)
-        detected = int(np.isfinite(skel[:, 0, 0]).sum())
-        seconds = time.perf_counter() - t0
-        if detected == 0:
-            raise UserError(
-                f"no person detected in any of the {n} frames of {video}: "
-                "use a video with one person, whole body visible"
-            )
+                (tmp / f"frames-{k}.raw").unlink()
+        skel[..., :2] = frame_to_square(skel[..., :2], (h, w), crop)  # (N,13,2): [0,1] of the stored square
         np.save(tmp / "skeletons.npy", skel)
+        np.save(tmp / "times.npy", times)  # (N,) float64 s since the first frame: the true times of the frames
+        seconds = time.perf_counter() - t0
         meta = {
             "version": CACHE_VERSION,
             "source": str(video),
@@ -439,14 +815,34 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None):
             "workers": workers,
             "extract_seconds": round(seconds, 3),
             "versions": _versions(),
+            # Since cache version 2: where the stored square lies in the upright video (px), and how it was read.
+            "framing": params["framing"],
+            "crop": [int(v) for v in crop],
+            "padding": [int(v) for v in padding_of(crop, w, h)],
+            "rotation": info["rotation"],
+            "timing": "timestamps" if info["timed"] else "frame count",
+            "vfr": bool(np.abs(times - index / fps).max() > 0.5 / fps),
+            "duration": round(float(times[-1] - times[0]) + step / fps, 4),
+            "people": {
+                "checked": int(np.isfinite(skel[parts["looked"], 0, 0]).sum()),
+                "second_person": n_second,
+                "tracker_switches": switches,
+                "other_person_frames": int(switched.sum()),
+            },
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        import TargetReport  # what the clip is worth as a target, and what to film differently
+
+        backgrounds = (parts["greys"], parts["looked"], parts["others"])
+        verdict = TargetReport.write_report(tmp, meta=meta, skeletons=skel, times=times, backgrounds=backgrounds)
     if verbose:
         print(
             f"detected {detected}/{n} frames ({100 * detected / n:.1f}%) of {video.name} in {seconds:.1f} s: "
             f"{n / seconds:.1f} frames/s with {workers} worker{'s' * (workers > 1)} -> {cache}"
         )
         _report_gaps(np.isfinite(skel[:, 0, 0]), index)
+        if report:
+            print(TargetReport.describe(verdict, cache))
     return cache
 
 
@@ -475,8 +871,12 @@ def _versions():
     return out
 
 
-def extraction_params(frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=MODEL_COMPLEXITY, mode=POSE_MODE):
+def extraction_params(
+    frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=MODEL_COMPLEXITY, mode=POSE_MODE, framing=FRAMING
+):
     """What a cache was extracted with (stored in meta.json; a mismatch means extracting again)."""
+    if framing not in FRAMINGS:
+        raise UserError(f"unknown framing {framing!r}; expected one of {', '.join(FRAMINGS)}")
     return {
         "frame_skip": int(frame_skip),
         "size": int(size),
@@ -484,11 +884,13 @@ def extraction_params(frame_skip=FRAME_SKIP, size=FRAME_SIZE, model_complexity=M
         "mode": mode,
         "min_detection_confidence": MIN_DETECTION_CONFIDENCE,
         "min_tracking_confidence": MIN_TRACKING_CONFIDENCE,
+        "framing": framing,
     }
 
 
 def cache_dir_for(video, digest, params):
-    """data/cache/<stem>-<hash>[-k5][-s128][-static][-mc2]: non-default sampling gets a cache (and models) of its own.
+    """data/cache/<stem>-<hash>[-k5][-s128][-static][-mc2][-center]: non-default sampling or framing gets a cache (and
+    models) of its own.
 
     One folder per video would let `DanceDemo.py --stride 5` on a training clip replace the cache its models were
     trained from; the tag keeps both.
@@ -500,9 +902,12 @@ def cache_dir_for(video, digest, params):
             (f"s{params['size']}", f"s{FRAME_SIZE}"),
             (params["mode"], POSE_MODE),
             (f"mc{params['model_complexity']}", f"mc{MODEL_COMPLEXITY}"),
+            (params.get("framing", FRAMING), FRAMING),
         )
         if t != default
     )
+    # The stem at most 100 bytes: the folder name, and atomic_path's temporary name for it, stay under 255 bytes
+    # for any file name (79 Chinese characters are 237 bytes).
     return CACHE_DIR / f"{video.stem}-{digest[:10]}{tag}"
 
 
@@ -522,6 +927,9 @@ def cache_problem(cache, meta, digest, params):
             raise ValueError("meta.json does not match its frames")
         frames = np.load(cache / "frames.npy", mmap_mode="r", allow_pickle=False)
         skel = np.load(cache / "skeletons.npy", mmap_mode="r", allow_pickle=False)
+        times = np.load(cache / "times.npy", mmap_mode="r", allow_pickle=False)
+        if len(meta["crop"]) != 3 or times.dtype != np.float64 or times.shape != (n,):
+            raise ValueError(f"times.npy holds {times.dtype} {times.shape} or the crop is not (x0, y0, side)")
     except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
         return f"is damaged ({type(e).__name__}: {str(e)[:80]})"
     if frames.dtype != np.uint8 or frames.shape != (n, size, size, 3):
@@ -563,6 +971,13 @@ class VideoSkeleton:
 
     Indexing (len, ske, frame, split) is over the frames where a person was found; the *_all
     arrays keep every sampled frame, with NaN skeletons where none was.
+
+    crop: (x0, y0, side) of the stored square in the upright video's pixels (x_video = x0 + x * side); padding:
+    its black borders (left, top, right, bottom) px; times: (N_all,) float64 s, each cache row's true time since
+    the first frame (a phone's variable frame rate: rows are not 1 / fps apart); rotation: degrees the video's
+    pictures were turned to stand upright; report: the target report (report.json) as a dict, None if missing.
+    framing: "person" (one square holding the whole body) or "center" (the course's centre crop). report=False
+    does not print the target report after an extraction (a source clip's), it is saved either way.
     """
 
     def __init__(
@@ -576,14 +991,18 @@ class VideoSkeleton:
         workers=WORKERS,
         verbose=True,
         progress=None,
+        *,
+        framing=FRAMING,
+        report=True,
     ):
         self.video_path = check_video_path(video if video is not None else default_video())
         if frame_skip < 1:
             raise UserError(f"frame_skip must be >= 1, got {frame_skip}")
-        params = extraction_params(frame_skip, size, model_complexity, mode)
+        params = extraction_params(frame_skip, size, model_complexity, mode, framing)
         cache, meta = (None, None) if force else load_cache(self.video_path, params, verbose)
+        self.extracted = meta is None  # extracted now (not read from an earlier cache)
         if meta is None:
-            cache = extract(self.video_path, params, workers, verbose, progress)
+            cache = extract(self.video_path, params, workers, verbose, progress, report)
             meta = json.loads((cache / "meta.json").read_text())
         elif verbose:
             print(f"loaded {meta['detected']}/{meta['frames']} frames with a person from {cache}")
@@ -592,8 +1011,16 @@ class VideoSkeleton:
         try:
             self.frames_all = np.load(cache / "frames.npy", mmap_mode="r", allow_pickle=False)
             self.ske_all = np.load(cache / "skeletons.npy", allow_pickle=False)
+            self.times = np.load(cache / "times.npy", allow_pickle=False)  # (N_all,) float64 s
         except (OSError, ValueError) as e:
             raise UserError(f"cache {cache} is damaged ({e}); rerun with force_recompute=True") from None
+        self.crop = tuple(int(v) for v in meta["crop"])  # (x0, y0, side) px of the upright video
+        self.padding = tuple(int(v) for v in meta["padding"])  # (left, top, right, bottom) px of black
+        self.rotation = int(meta["rotation"])
+        try:
+            self.report = json.loads((cache / "report.json").read_text())
+        except (OSError, ValueError):
+            self.report = None
         self.frame_indices = np.asarray(meta["frame_indices"], np.int64)
         self.valid = np.isfinite(self.ske_all[:, 0, 0])
         self.rows = np.flatnonzero(self.valid)  # (N,) cache rows (sampled frames) of the usable frames
@@ -701,19 +1128,37 @@ def main(argv=None):
         "--mode", default=POSE_MODE, choices=("tracking", "static"), help=f"MediaPipe mode (default {POSE_MODE})"
     )
     p.add_argument("--workers", type=int, default=WORKERS, help=f"extraction processes (default {WORKERS})")
-    p.add_argument("--preview", default=None, help="also write a PNG grid of frames with their skeletons")
+    p.add_argument(
+        "--framing",
+        default=FRAMING,
+        choices=FRAMINGS,
+        help=f"the stored square: one per clip holding the whole body (person) or the centre crop (default {FRAMING})",
+    )
+    p.add_argument(
+        "--preview", default=None, help="also write the target report's contact sheet (PNG) here (default: none)"
+    )
     a = p.parse_args(argv)
     force = a.force or parse_bool(a.force_recompute)
     skip = a.frame_skip_pos if a.frame_skip_pos is not None else a.frame_skip
-    vs = VideoSkeleton(a.video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers))
+    vs = VideoSkeleton(a.video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers), framing=a.framing)
     print(vs)
+    if not vs.extracted and vs.report is not None:  # a fresh extraction printed it already
+        import TargetReport
+
+        print(TargetReport.describe(vs.report, vs.cache_dir))
     if a.preview:
         write_preview(vs, a.preview)
         print(f"preview -> {a.preview}")
 
 
 def write_preview(vs, path, n=8, size=128):
-    """PNG grid of n evenly spaced usable frames with their skeletons drawn on."""
+    """The target report's contact sheet (report.png) copied to path; for a cache without one, a PNG row of n evenly
+    spaced usable frames with their skeletons drawn on."""
+    sheet = vs.cache_dir / "report.png"
+    if sheet.is_file():
+        with atomic_path(path) as tmp:
+            shutil.copyfile(sheet, tmp)
+        return
     picks = np.linspace(0, len(vs) - 1, n).round().astype(int)
     tiles = [vs.ske(i).draw(vs.frame(i, size)) for i in picks]
     write_png(path, np.concatenate(tiles, axis=1))

@@ -705,9 +705,12 @@ def request_job(kind):
 def apply_pending_selection(st, targets):
     """After a target was added: select it (before the select box exists: Streamlit allows it only then)."""
     video = st.session_state.pop("select_target", None)
-    match = [t for t in targets if video is not None and t.video is not None and str(t.video) == video]
+    if video is None:
+        return
+    match = [t for t in targets if t.video is not None and str(t.video) == video]
     if match:
         st.session_state["target"] = match[0]
+    st.session_state["added"]["selected"] = bool(match)  # the built-in sample source, say, is never a target
 
 
 # --------------------------------------------------------------------------- the page: sections
@@ -913,7 +916,8 @@ def run_section(st, c, *, busy):
     job = st.session_state.get("job")
     with right:
         if job is not None:
-            st.markdown(f"**Running**: {job.what}. The settings are locked until it ends (or Cancel).")
+            where = "" if job.kind == "run" else " (its progress bar is under 'Add a target', below)"
+            st.markdown(f"**Running**: {job.what}{where}. The settings are locked until it ends (or Cancel).")
         elif c.source_error:
             st.error(c.source_error)
         elif c.gen_type is None:
@@ -922,7 +926,7 @@ def run_section(st, c, *, busy):
             st.info(c.hint)
         else:
             st.markdown(f"**Ready**: {run_what(c)}. Settings: the side panel (on a phone: **»** at the top left).")
-    if job is not None:
+    if job is not None and job.kind == "run":
         job_panel()()
     last = st.session_state.get("last_job")
     if last and last["cancelled"]:
@@ -1056,10 +1060,18 @@ def add_target_section(st, *, busy):
                                   placeholder="../shared/data/taichi1.mp4").strip()  # fmt: skip
         st.button("Extract the poses", key="add_target", disabled=busy or not given, on_click=request_job,
                   args=("target",))  # fmt: skip
+        job = st.session_state.get("job")
+        if job is not None and job.kind == "target":
+            job_panel()()  # here, under the button just pressed: the top of the page is scrolled out of view
         if added:
+            selected = (
+                " It is now the selected target."
+                if added.get("selected")
+                else " It is not in the target list: the built-in sample source stays a source."
+            )
             st.success(
                 f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, cache "
-                f"`{shown_path(added['cache_dir'])}/`. It is now the selected target."
+                f"`{shown_path(added['cache_dir'])}/`.{selected}"
             )
             report_block(st, added["cache_dir"])
             st.markdown("Train its generators from the project folder (each takes minutes on a CPU):")

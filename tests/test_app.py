@@ -572,8 +572,11 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
     job = finish_job(at)
     no_problem(at)
     assert job.kind == "target" and at.session_state["added"]["detected"] == 60
+    assert job.state() == (1.0, "target poses: 60/60 frames of `new_dancer.mp4`")  # what the progress bar said last
     assert at.selectbox(key="target").value.video == new_target.resolve()  # it is the selected target now
-    assert [s.value for s in at.success][0].startswith(f"Added `{new_target.name}`: 60 of 60 frames with a person")
+    said = [s.value for s in at.success][0]
+    assert said.startswith(f"Added `{new_target.name}`: 60 of 60 frames with a person")
+    assert said.endswith("It is now the selected target.")
     commands = "\n".join(c.value for c in at.code)
     for g in (g for g, spec in GEN_TYPES.items() if spec.train):
         assert commands.count(f"{train_command(g, new_target)}   # gen_type {g}") == 1, g
@@ -594,11 +597,20 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
     assert not at.exception and "Target report: report.json cannot be read" in page_text(at)
 
 
-def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_target):
+def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_target, paused):
     at = new_app()
     at.run()
     at.file_uploader(key="target_upload").set_value(("Dancer Two.mp4", new_target.read_bytes(), "video/mp4")).run()
     at.button(key="add_target").click().run()
+    wait_for_file(paused)
+    at.run()
+    # Its progress bar and Cancel under the button just pressed (the top of the page is out of view there).
+    box = [e for e in at.expander if e.label.startswith("Add a target")][0]
+    assert len(box.get("progress")) == 1 and len(box.button) == 2 and box.button[1].label == "Cancel"
+    said = "**Running**: adding the target `Dancer Two.mp4` (its progress bar is under 'Add a target', below)"
+    assert any(t.startswith(said) for t in texts(at))
+    assert at.selectbox(key="target").disabled and at.button(key="run").disabled
+    paused.unlink()
     finish_job(at)
     no_problem(at)
     chosen = at.selectbox(key="target").value

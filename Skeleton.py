@@ -227,7 +227,10 @@ def clean_stale_temps(folder):
         if not m:
             continue
         if m[2] not in gone:
+            had_lock = (folder / f".lock-{m[2]}").exists()
             gone[m[2]] = _owner_gone(folder, m[2])
+            if gone[m[2]] and had_lock:
+                done.append(f".lock-{m[2]}")
         if not gone[m[2]]:
             continue
         target = folder / m[3]

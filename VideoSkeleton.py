@@ -19,9 +19,11 @@ import json
 import mmap
 import multiprocessing
 import os
+import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -40,10 +42,13 @@ from Skeleton import (
     UserError,
     atomic_path,
     body_height,
+    check_writable,
     clean_stale_temps,
     parse_bool,
+    pause_here,
     render_maps,
     run_cli,
+    short_name,
     write_png,
 )
 
@@ -238,6 +243,8 @@ def video_info(path):
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
+            if _stream_kinds(path) == {"Audio"}:
+                raise UserError(f"{path} has sound but no picture (an audio-only file): give a video of the person")
             raise UserError(
                 f"cannot read a frame from {path}: not a video, corrupt or truncated, or no frames; "
                 "use a video file that plays in a video player"
@@ -262,6 +269,18 @@ def video_info(path):
         "timed": len(times) == 3 and times[0] < times[1] < times[2],
         "t0": times[0] / 1000.0,
     }
+
+
+def _stream_kinds(path):
+    """The kinds of stream ffmpeg finds in a file ({"Video", "Audio", ...}; empty if it reads none)."""
+    import imageio_ffmpeg
+
+    try:
+        r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                           text=True, errors="replace", timeout=60)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(re.findall(r"Stream #\S+.*?: (Video|Audio|Subtitle|Data):", r.stderr))
 
 
 def probe_video(path):
@@ -662,9 +681,17 @@ def second_people(others, xy, looked, width, height):
 
 def _run_pool(pool, fn, tasks, *, counter, bar, progress=None, total=None):
     """fn over tasks in the pool, the bar (and progress(done, total)) following the workers' shared frame counter."""
-    futures = [pool.submit(fn, t) for t in tasks]
+    # Workers are started with Ctrl-C blocked (a child keeps its parent's signal mask): a Ctrl-C while they are
+    # still importing would print their tracebacks; the parent alone handles it (sets `stop`).
+    deaf = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        futures = [pool.submit(fn, t) for t in tasks]
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, deaf)
     while not all(f.done() for f in futures):
         time.sleep(0.1)
+        if counter.value:
+            pause_here("extract:running")  # tests interrupt the extraction here, while the workers read frames
         bar.update(counter.value - bar.n)
         if progress is not None:
             progress(counter.value, total)
@@ -722,6 +749,9 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
     n_keep = (n_video + step - 1) // step
     workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
     t0 = time.perf_counter()
+    # The frames' part files and the merged frames.npy exist side by side for a moment: about 1.5x the cache.
+    need = int(1.6 * n_keep * size * size * 3)
+    check_writable(CACHE_DIR, need_bytes=need, what=f"the pose cache of {video.name} (frames at {size} px)")
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
         ctx = multiprocessing.get_context("spawn")
@@ -835,6 +865,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
 
         backgrounds = (parts["greys"], parts["looked"], parts["others"])
         verdict = TargetReport.write_report(tmp, meta=meta, skeletons=skel, times=times, backgrounds=backgrounds)
+        pause_here("extract:written")  # ... and here: the new cache complete, not yet renamed into place
     if verbose:
         print(
             f"detected {detected}/{n} frames ({100 * detected / n:.1f}%) of {video.name} in {seconds:.1f} s: "
@@ -908,7 +939,7 @@ def cache_dir_for(video, digest, params):
     )
     # The stem at most 100 bytes: the folder name, and atomic_path's temporary name for it, stay under 255 bytes
     # for any file name (79 Chinese characters are 237 bytes).
-    return CACHE_DIR / f"{video.stem}-{digest[:10]}{tag}"
+    return CACHE_DIR / f"{short_name(video.stem, 100)}-{digest[:10]}{tag}"
 
 
 def cache_problem(cache, meta, digest, params):
@@ -937,6 +968,27 @@ def cache_problem(cache, meta, digest, params):
     if skel.dtype != np.float32 or skel.shape != (n, N_JOINTS, 3):
         return f"is damaged (skeletons.npy holds {skel.dtype} {skel.shape}, expected ({n}, {N_JOINTS}, 3) float32)"
     return None
+
+
+@contextlib.contextmanager
+def build_lock(video, params, verbose=False):
+    """Held while one thread or process reads or builds a video's cache for `params`: two sessions opening the same
+    uncached video extract it once, the second waiting and then loading what the first wrote."""
+    from filelock import FileLock, Timeout
+
+    check_writable(CACHE_DIR, what="pose caches")  # DEEPDANCE_DATA on a file, a read-only place: said now
+    cache = cache_dir_for(video, file_hash(video), params)
+    lock = FileLock(CACHE_DIR / f".{cache.name}.lock", is_singleton=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if verbose:
+            print(f"waiting for another extraction of {video.name} to finish")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def load_cache(video, params, verbose=False):
@@ -999,12 +1051,13 @@ class VideoSkeleton:
         if frame_skip < 1:
             raise UserError(f"frame_skip must be >= 1, got {frame_skip}")
         params = extraction_params(frame_skip, size, model_complexity, mode, framing)
-        cache, meta = (None, None) if force else load_cache(self.video_path, params, verbose)
-        self.extracted = meta is None  # extracted now (not read from an earlier cache)
-        if meta is None:
-            cache = extract(self.video_path, params, workers, verbose, progress, report)
-            meta = json.loads((cache / "meta.json").read_text())
-        elif verbose:
+        with build_lock(self.video_path, params, verbose):  # one extraction per cache: a second one waits, reuses it
+            cache, meta = (None, None) if force else load_cache(self.video_path, params, verbose)
+            self.extracted = meta is None  # extracted now (not read from an earlier cache)
+            if meta is None:
+                cache = extract(self.video_path, params, workers, verbose, progress, report)
+                meta = json.loads((cache / "meta.json").read_text())
+        if not self.extracted and verbose:
             print(f"loaded {meta['detected']}/{meta['frames']} frames with a person from {cache}")
         self.cache_dir, self.meta = cache, meta
         self.fps = float(meta["fps"])

@@ -337,3 +337,59 @@ def test_storage_faults_are_one_line_naming_the_file(capsys):
         Skeleton.run_cli(lambda argv: full())
     assert e.value.code == 2
     assert capsys.readouterr().err == "error: cannot read or write /data/cache/x/frames.npy: disk full\n"
+
+
+# --------------------------------------------------------------------------- extraction and the demo
+
+
+@pytest.mark.slow
+def test_two_threads_and_two_processes_on_a_fresh_data_dir_both_succeed():
+    """The issue's first defect: two sessions pressing Run on the defaults of a fresh install. bench/load.py runs
+    2 transfers at once as threads of one process, then as processes, each on a fresh data dir, and reads every
+    file back (sample, caches, outputs)."""
+    r = run_script("bench/load.py", "--runs", "2", timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith(("| threads", "| processes"))]
+    assert [row.split("|")[3:7] for row in rows] == [[" 2 ", " 0 ", " 0 ", " 0 "]] * 2, r.stdout
+
+
+def test_an_audio_only_file_is_called_what_it_is(tmp_path):
+    import imageio_ffmpeg
+
+    import VideoSkeleton
+
+    audio = tmp_path / "song.m4a"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", str(audio)], check=True)  # fmt: skip
+    with pytest.raises(UserError, match=r"song.m4a has sound but no picture \(an audio-only file\)"):
+        VideoSkeleton.VideoSkeleton(audio, verbose=False)
+
+
+@pytest.mark.slow
+def test_a_long_non_ascii_file_name_extracts(short_clip, tmp_path):
+    import VideoSkeleton
+
+    clip = tmp_path / ("太极拳" * 26 + "练.mp4")  # 79 characters, 237 bytes + ".mp4"
+    clip.write_bytes(short_clip.read_bytes())
+    vs = VideoSkeleton.VideoSkeleton(clip, verbose=False)
+    assert len(vs) > 0 and len(vs.cache_dir.name.encode()) <= 120
+
+
+def test_extraction_refuses_a_disk_without_room_before_starting(short_clip, monkeypatch):
+    import VideoSkeleton
+
+    monkeypatch.setattr(Skeleton.shutil, "disk_usage", lambda p: _Usage(2 << 20))
+    monkeypatch.setattr(VideoSkeleton, "_run_pool", lambda *a, **k: pytest.fail("extraction started"))
+    with pytest.raises(UserError, match=r"cannot write the pose cache of short.mp4 .* disk full \(2 MB free"):
+        VideoSkeleton.VideoSkeleton(short_clip, force=True, verbose=False)
+
+
+@pytest.mark.slow
+def test_deepdance_data_on_a_file_is_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    r = subprocess.run([sys.executable, str(ROOT / "DanceDemo.py"), "--out", str(tmp_path / "o.mp4")], cwd=ROOT,
+                       env={**os.environ, "DEEPDANCE_DATA": str(tmp_path / "a-file")}, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "a file stands where a folder is needed" in lines[0]

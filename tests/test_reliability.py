@@ -406,41 +406,47 @@ def cached_clip(tmp_path, sample_target):
     return clip, vs.cache_dir, files
 
 
-def _start_forced_extraction(clip):
-    """`python VideoSkeleton.py clip true 1` in its own process group; returns it once it is writing frames."""
+def _start_forced_extraction(clip, point, marker):
+    """`python VideoSkeleton.py clip true 1` in its own process group, paused by the test hook at `point` of the
+    extraction (extract:running: the workers are reading frames; extract:written: the new cache is complete, not
+    yet renamed into place); returns (process, its workers) once it is there."""
+    env = {**os.environ, "DEEPDANCE_TEST_PAUSE": f"{point}:{marker}"}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "VideoSkeleton.py"), str(clip), "true", "1", "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
+        env=env,
         start_new_session=True,
     )
-    tmp = lambda: list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*/frames-*.raw"))  # noqa: E731
-    wait_for(lambda: any(p.stat().st_size for p in tmp()) or proc.poll() is not None, 60, "frames being written")
+    wait_for(lambda: marker.exists() or proc.poll() is not None, 120, f"the extraction to reach {point}")
     assert proc.poll() is None, proc.communicate()
     return proc, children(proc.pid)
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip):
+@pytest.mark.parametrize("point", ["extract:running", "extract:written"])
+def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip, point, tmp_path):
+    """Ctrl-C while the workers read frames, and in the last moment (the new cache complete, not yet in place):
+    exit 130 with one line, the old cache as it was, nothing left behind."""
     clip, cache, files = cached_clip
-    proc, kids = _start_forced_extraction(clip)
+    proc, kids = _start_forced_extraction(clip, point, tmp_path / "paused")
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
     _, err = proc.communicate(timeout=60)
     assert_one_line(proc.returncode, err.decode(), "nothing half-written", prefix="interrupted:")
     assert proc.returncode == 130
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
-    assert not list(VideoSkeleton.CACHE_DIR.glob(f".*-{proc.pid}-*"))
+    assert not list(VideoSkeleton.CACHE_DIR.glob(".tmp-*")) and not list(VideoSkeleton.CACHE_DIR.glob(".old-*"))
     wait_for(lambda: not any(alive(k) for k in kids), 10, "the workers to exit")
 
 
 @pytest.mark.slow
-def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(cached_clip, monkeypatch):
+def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(cached_clip, monkeypatch, tmp_path):
     clip, cache, files = cached_clip
-    proc, kids = _start_forced_extraction(clip)
+    proc, kids = _start_forced_extraction(clip, "extract:running", tmp_path / "paused")
     proc.kill()  # SIGKILL: no clean-up is possible
     proc.communicate(timeout=60)
-    assert list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))  # left behind, as expected
+    assert list(VideoSkeleton.CACHE_DIR.glob(".tmp-*"))  # left behind, as expected
     wait_for(lambda: not any(alive(k) for k in kids), 10, "orphaned workers to exit")
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
 
@@ -449,7 +455,7 @@ def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(c
 
     monkeypatch.setattr(VideoSkeleton, "extract", no_extract)
     vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
-    assert vs.cache_dir == cache and not list(VideoSkeleton.CACHE_DIR.glob(f".tmp-{proc.pid}-*"))
+    assert vs.cache_dir == cache and not list(VideoSkeleton.CACHE_DIR.glob(".tmp-*"))
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -329,6 +329,9 @@ def write_dump(path, es, outputs, results, boxes):
         "gen_types": np.array(list(outputs), np.int64),
         "metric_names": np.array(names),
         "box_margin": np.float64(BOX_MARGIN),
+        # (x0, y0, side) in source-frame pixels of the upright video: the square the frames were cut from (it may
+        # reach past the picture, padded black), so the image space can be rebuilt from the raw video
+        "crop": np.asarray(es.vs.crop, np.int64),
     }
     for g, fake in outputs.items():
         arrays[f"fake_{g}"] = fake  # (N, S, S, 3) uint8 BGR
@@ -474,6 +477,7 @@ def main(argv=None):
             "frame_interval_s": 1.0 / es.vs.fps,
         },
         "size": a.size,
+        "crop": list(es.vs.crop),  # (x0, y0, side) px of the upright source video: the square of the frames
         "box_margin": BOX_MARGIN,
         "results": {str(g): {k: _num(v) for k, v in r.items()} for g, r in results.items()},
         "reference_real_frames": {k: _num(v) for k, v in reference.items()} if reference else None,

@@ -205,6 +205,7 @@ def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
     with np.load(dump, allow_pickle=False) as z:
         assert z["real"].dtype == np.uint8 and z["fake_1"].shape == z["real"].shape == (len(val), S, S, 3)
         assert z["skeleton"].dtype == np.uint8 and z["gen_types"].tolist() == [1]
+        assert z["crop"].tolist() == list(sample_vs.crop) == meta["crop"]  # (x0, y0, side) of the source frames
         # The dump's frames reproduce the table's whole-image numbers with the library metrics too.
         m = image_metrics(z["fake_1"], z["real"], z["xy"])
         assert m["ssim"] == pytest.approx(meta["results"]["1"]["ssim"], abs=1e-9)

@@ -50,6 +50,8 @@ from Skeleton import (  # noqa: E402
 from VideoSkeleton import READ_CHUNK, VideoSkeleton, check_video_path, read_rows  # noqa: E402
 
 DEFAULT_GEN_TYPE = 1  # nearest neighbour: nothing to train
+COVERAGE_SHARE = 0.05  # warn when more than this share of the source's frames is far from every target pose: a
+# few odd frames (a turn, a detection glitch) are normal in any clip
 STRIDE = 1  # use every k-th source frame
 OUT = ROOT / "out" / "demo.mp4"
 PANEL = 256  # px side of each of the three panels in the output video
@@ -267,6 +269,15 @@ def _show(frame):
     return False
 
 
+def coverage_warnings(source_vs, target_xy, share=COVERAGE_SHARE):
+    """Lines saying which source frames ask for poses the target never made (and what it never did), when more
+    than `share` of them do; [] otherwise. Poses are compared by limb directions (Coverage.uncovered)."""
+    import Coverage
+
+    gaps = Coverage.uncovered(source_vs.ske_all[..., :2], target_xy)
+    return gaps.lines() if gaps.share > share else []
+
+
 def transfer(
     source_vs,
     target_xy,
@@ -422,6 +433,8 @@ def main(argv=None):
         t_extract = time.perf_counter() - t
         gen = gen if trained else pending.result()
     label = f"generated: gen_type {a.gen_type}" + (" coherent" if a.coherent else "")
+    for line in coverage_warnings(source_vs, target_vs.skeletons()):  # before rendering; it renders all the same
+        print(f"warning: {line}")
     try:
         stats = transfer(
             source_vs, target_vs.skeletons(), gen, out, smooth=a.smooth, normalize=a.normalize, show=a.show, label=label

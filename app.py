@@ -58,7 +58,6 @@ from VideoSkeleton import (  # noqa: E402
     iter_frames,
     load_cache,
     probe_video,
-    square_frame,
 )
 
 MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, store_upload here)
@@ -166,8 +165,15 @@ def store_upload(data, name="upload", *, folder=UPLOAD_DIR, keep_name=False, kee
 
 def evict_uploads(folder, keep, *, current=None):
     """Remove the uploads in `folder` beyond the `keep` most recent (never `current`), with their pose caches."""
-    files = [p for p in Path(folder).glob("*") if p.is_file() and not p.name.startswith(".")]
-    files.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
+
+    def mtime(p):
+        try:
+            return p.stat().st_mtime
+        except OSError:  # another session removed it meanwhile
+            return 0.0
+
+    files = sorted((p for p in Path(folder).glob("*") if p.is_file() and not p.name.startswith(".")), key=mtime,
+                   reverse=True)  # fmt: skip
     for old in [p for p in files if p != current][max(0, keep - 1) :]:
         old.unlink(missing_ok=True)  # another session may have removed it first
         for cache in CACHE_DIR.glob(f"{old.stem}-*"):
@@ -221,7 +227,10 @@ def processed_targets():
             every = f", 1 frame in {skip}" if skip > 1 else ""
             details = f"{found} of {frames} frames with a person{every}; in {shown_path(video.parent)}/"
             targets[video] = Target(video.name, video, params, details)
-    return list(targets.values())
+    names = [t.label for t in targets.values()]
+    # Labels are short (the select box cuts long ones); two videos of one name are told apart by their folder.
+    return [t._replace(label=f"{t.label} ({shown_path(t.video.parent)}/)") if names.count(t.label) > 1 else t
+            for t in targets.values()]  # fmt: skip
 
 
 def data_videos():
@@ -441,12 +450,21 @@ def extracted_preview(path, stride, n=PREVIEW_FRAMES):
     return vs_preview(VideoSkeleton(path, frame_skip=stride, verbose=False), n) if is_extracted(path, stride) else None
 
 
+def padded_square(frame, size=FRAME_SIZE):
+    """The whole frame on a black square (not cropped: however the extraction frames it, nobody is cut off here)."""
+    h, w = frame.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.copyMakeBorder(frame, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def detected_preview(path, n=PREVIEW_FRAMES):
     """A source's preview strip before extraction: MediaPipe on n frames spread over it (seconds; nothing written)."""
     n_video = probe_video(path)[0]
     frames = []
     for i in np.unique(np.linspace(0, max(0, n_video - 2), n).round().astype(int)):
-        frames += [square_frame(f, FRAME_SIZE) for _, f in iter_frames(path, int(i), int(i) + 1)]
+        frames += [padded_square(f) for _, f in iter_frames(path, int(i), int(i) + 1)]
     if not frames:
         raise UserError(f"cannot read a frame from {path}")
     return pose_strip(frames, detect_poses(np.stack(frames), mode="static", desc="preview"))
@@ -511,6 +529,7 @@ def run_transfer(
     # The bar: source poses up to one half (skipped when cached), rendering the other half.
     source_vs = source_poses(source, stride=stride, shown=shown, report=report)
     t_poses = time.perf_counter() - t0
+    coverage = DanceDemo.coverage_warnings(source_vs, target_vs.skeletons())  # poses the target never made
     with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
         out = Path(tmp) / "result.mp4"
         stats = DanceDemo.transfer(
@@ -525,7 +544,7 @@ def run_transfer(
             verbose=False,
         )
         data = out.read_bytes()
-    return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0}
+    return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0, "coverage": coverage}
 
 
 def describe(stats):
@@ -622,6 +641,9 @@ def cached_loaders():
     def load_target(video, stamp, params_json):
         """The target's VideoSkeleton (from its cache; the sample is rendered and extracted on first use)."""
         p = json.loads(params_json) if params_json else {}
+        # The cache's own framing when it records one (VideoSkeleton versions that frame the person): another value
+        # would extract the target again.
+        framing = {"framing": p["framing"]} if "framing" in p else {}
         return VideoSkeleton(
             video,
             frame_skip=p.get("frame_skip", FRAME_SKIP),
@@ -629,6 +651,7 @@ def cached_loaders():
             model_complexity=p.get("model_complexity", MODEL_COMPLEXITY),
             mode=p.get("mode", POSE_MODE),
             verbose=False,
+            **framing,
         )
 
     @st.cache_resource(show_spinner=False, max_entries=48)
@@ -876,7 +899,7 @@ def start_run(c, load_gen):
         data, stats = run_transfer(c.source, c.target_vs, gen, label, stride=c.stride, smooth=c.smooth,
                                    normalize=c.normalize, progress=progress, shown=c.source_shown)  # fmt: skip
         return {"video": data, "file_name": f"deepdance-{name}-gen{c.gen_type}.mp4", "what": run_what(c),
-                "stats": describe(stats)}  # fmt: skip
+                "stats": describe(stats), "coverage": stats["coverage"]}  # fmt: skip
 
     return Job("run", run_what(c), work).start()
 
@@ -947,6 +970,8 @@ def result_section(st):
     # The download button beside what the video is: with the video below, all of it fits on a laptop screen.
     text, button = st.columns([5, 1], vertical_alignment="center")
     text.markdown(f"{head}: {result['what']}: {result['stats']}")
+    for line in result.get("coverage", []):  # source poses the target never made: rendered as its nearest
+        st.warning(line)
     button.download_button("Download (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore")
     # Its own width (three 256 px panels): sharp, not scaled up.
     st.video(result["video"], format="video/mp4", width=3 * DanceDemo.PANEL)

@@ -209,7 +209,7 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
 # --------------------------------------------------------------------------- what the page offers
 
 
-def test_targets_are_the_sample_and_the_processed_videos(sample_vs, short_clip, data_dir, clips):
+def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_target, short_clip, data_dir, clips):
     import Mannequin
 
     VS.VideoSkeleton(short_clip, verbose=False)
@@ -220,17 +220,25 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, short_clip, 
     )
     uploaded = app.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
     VS.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
+    (data_dir / "elsewhere").mkdir()
+    namesake = write_video(data_dir / "elsewhere" / "short.mp4", sample_frames(sample_target, 60, 72))
+    VS.VideoSkeleton(namesake, verbose=False)  # another video of the same name
     try:
         targets = app.processed_targets()
         sources = app.data_videos()
     finally:
         shutil.rmtree(ghost)
+        shutil.rmtree(namesake.parent)
+    names = [t.video.name for t in targets[1:]]
+    assert all(t.label == t.video.name for t in targets[1:] if names.count(t.video.name) == 1)  # labels kept short
     assert targets[0].label == "built-in sample target" and targets[0].video is None
     assert targets[0].params == sample_vs.meta["params"]
     videos = [t.video for t in targets]
     assert short_clip.resolve() in videos
     short = targets[videos.index(short_clip.resolve())]
-    assert short.label == "short.mp4" and short.details.startswith("60 of 60 frames with a person")  # label kept short
+    assert short.label == f"short.mp4 ({app.shown_path(short_clip.parent)}/)"  # two of one name: their folders
+    assert short.details.startswith("60 of 60 frames with a person")
+    assert targets[videos.index(namesake.resolve())].label == f"short.mp4 ({app.shown_path(namesake.parent)}/)"
     assert data_dir / "gone.mp4" not in videos and len(set(videos)) == len(videos)
     assert Mannequin.clip_path("source").resolve() not in videos  # the sample source is a source, not a target
     assert uploaded not in videos and uploaded not in sources  # an uploaded source is neither
@@ -258,6 +266,8 @@ def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tm
     video, fps = decode_video(data, tmp_path)
     assert video.shape == (12, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
     assert stats["frames"] == 12 and "12 frames in" in app.describe(stats)
+    source_vs = app.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
+    assert stats["coverage"] == DanceDemo.coverage_warnings(source_vs, sample_vs.skeletons())
     assert seen[-1][0] == 1.0 and [f for f, _ in seen] == sorted(f for f, _ in seen)
     # The user's name and the video's own count (24), not the stored name or only the stride's share.
     assert "MediaPipe on 12 of the 24 frames of `my clip.mp4`" in seen[0][1]

@@ -312,3 +312,16 @@ def test_cli_refuses_non_videos_and_overwriting_inputs(tmp_path, capsys):
         assert e.value.code != 0
         assert message in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["notes.mp4"]
+
+
+def test_coverage_warning_names_the_frames_and_what_the_target_never_did():
+    """A source raising both arms above the head onto a target that never did: warned before rendering."""
+    target = motion(np.linspace(0, 2 * np.pi, 200))  # arm swings below the shoulders
+    src = np.repeat(POSE[None], 40, axis=0).copy()
+    up = slice(10, 30)  # frames 10-29: both wrists and elbows above the head
+    src[up, 3:5, 1] = 0.12
+    src[up, 5:7, 1] = 0.02
+    source = SimpleNamespace(ske_all=src)
+    lines = DanceDemo.coverage_warnings(source, target)
+    assert lines and "10-29" in lines[0] and any("both arms" in line for line in lines), lines
+    assert DanceDemo.coverage_warnings(SimpleNamespace(ske_all=target[:40]), target) == []  # its own poses

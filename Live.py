@@ -659,7 +659,6 @@ def run_live(
     waited_since = None  # when the current wait for a frame began
     t_begin = t_end = None
     cpu0 = time.process_time()  # every thread of this process (MediaPipe's and the reader's too), not ffmpeg's
-    panels = None
     try:
         with StopOnSignal() as stop:
             while not stop.requested and not (max_frames and shown >= max_frames):
@@ -722,6 +721,7 @@ def run_live(
             with contextlib.suppress(Exception):
                 recorder.finish()
         raise
+    cpu_s = time.process_time() - cpu0
     if recorder is not None:
         recorder.finish()
     arrived, _, _ = slot.counts()
@@ -735,8 +735,7 @@ def run_live(
         "latencies": latencies,
         "median_ms": {k: 1000 * float(np.median(v)) if v else 0.0 for k, v in parts.items()},
         "error": error,
-        "cpu_ms_per_frame": 1000 * (time.process_time() - cpu0) / max(shown, 1),
-        "last": panels,
+        "cpu_ms_per_frame": 1000 * cpu_s / max(shown, 1),
     }
 
 

@@ -22,6 +22,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -241,35 +242,55 @@ def setup_ranks(device="auto"):
                             f"--nproc_per_node {gpus} (or --device cpu)")  # fmt: skip
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if not dist.is_initialized():  # an hour, not the default 10-30 min: the others wait while rank 0 extracts poses
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=1))
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
 
 
 def run_trainer(main, *, interrupted):
     """Skeleton.run_cli for a trainer script, quiet on ranks other than 0 under torchrun: they stop on the same line
     rank 0 prints (Ranks.together), on the SIGTERM torchrun sends when one process fails, or on a process group that
-    broke because another process quit: one line for the user, not one per process."""
+    broke because another process quit: one line for the user, not one traceback per process."""
     if int(os.environ.get("RANK", "0")) == 0:
         return run_cli(lambda argv: _peers_lost(main, argv), interrupted=interrupted)
 
     def quiet(argv):
         try:
             return main(argv)
-        except (UserError, OSError, dist.DistError):
+        except (UserError, OSError):
             sys.exit(2)
         except KeyboardInterrupt:
             sys.exit(130)
+        except (dist.DistError, RuntimeError) as e:
+            if _peer_lost(e) is None:
+                raise
+            sys.exit(2)
 
     return run_cli(quiet, interrupted=interrupted)
+
+
+# How gloo and NCCL say a collective's peer is gone (gloo raises a plain RuntimeError, not a DistError).
+_PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "timed out", "Timed out",
+              "communicator was aborted")  # fmt: skip
+
+
+def _peer_lost(e):
+    """The phrase saying another process of the group is gone, or None for any other error (a real bug: re-raised)."""
+    if not dist.is_initialized():
+        return None
+    found = [phrase for phrase in _PEER_LOST if phrase in str(e)]
+    return found[0] if found else (type(e).__name__ if isinstance(e, dist.DistError) else None)
 
 
 def _peers_lost(main, argv):
     try:
         return main(argv)
-    except dist.DistError as e:  # another process died (its own message is above); gloo says "Connection closed"
-        raise UserError(f"another training process stopped, so this one cannot go on ({str(e).splitlines()[0][:120]}); "
-                        "see the other processes' messages above") from None  # fmt: skip
+    except (dist.DistError, RuntimeError) as e:
+        lost = _peer_lost(e)
+        if lost is None:
+            raise
+        raise UserError(f"another training process stopped ({lost}), so this one cannot go on: its own message, or "
+                        "torchrun's report of its exit code, says why") from None  # fmt: skip
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -979,8 +1000,10 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load):
 
     ranks = setup_ranks(cfg.device)  # a missing GPU fails before any video work; under torchrun: meet the others
     ranks.split_batch(cfg.batch)  # more processes than --batch frames: said before any video work too
-    with ranks.together():
-        vs = VideoSkeleton(video, verbose=ranks.main)  # one rank extracts an uncached video, the others wait for it
+    with ranks.together():  # rank 0 first: it extracts an uncached video (with its progress bar) ...
+        vs = VideoSkeleton(video) if ranks.main else None
+    with ranks.together():  # ... then the others load its cache (another node: extract their own, quietly)
+        vs = vs if vs is not None else VideoSkeleton(video, verbose=False)
         out = Path(out) if out else checkpoint_dir(vs, gen_type, cfg.size)
         trained = not retrain and (out / "best.pth").exists()
         if trained and ranks.main:

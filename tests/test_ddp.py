@@ -181,6 +181,7 @@ def runs(tmp_path_factory):
     two      2 processes: 2 epochs (in the launch), then --resume on 1 process to 4
     one-two  1 process: 2 epochs (a copy of one's), then --resume on 2 processes to 4 (in the launch)
     gan-*    2 processes: 1 epoch of GenGAN in bce, wgan-gp and temporal modes (in the launch)
+    budget   2 processes: a 2-second time budget (in the launch)
     """
     tmp = tmp_path_factory.mktemp("ddp")
     vanilla = {"kind": "vanilla", "cfg": {**VANILLA, "epochs": 2}}
@@ -191,7 +192,8 @@ def runs(tmp_path_factory):
         shutil.copytree(one["out"], one_two["out"])
         run_job({**one, **to_4})
         gans = [gan_job(tmp, name) for name in GANS]
-        rank0, rank1 = torchrun(tmp, [two, {**one_two, **to_4}, *gans])
+        budget = {"kind": "vanilla", "cfg": {**VANILLA, "time_budget": 2 / 60}, "out": str(tmp / "budget")}
+        rank0, rank1 = torchrun(tmp, [two, {**one_two, **to_4}, *gans, budget])
         two_weights = checkpoint(two["out"])  # before the 1-process resume below replaces it
         run_job({**two, **to_4})
     return {"tmp": tmp, "rank0": rank0, "rank1": rank1, "two_after_2": two_weights, "gans": gans}
@@ -237,7 +239,7 @@ def test_resume_across_world_sizes_continues_where_it_stopped(runs):
 def test_gan_modes_complete_an_epoch_under_ddp(runs):
     """bce, wgan-gp (the gradient penalty's double backward through DDP) and temporal (netD_T): an epoch of 2
     global steps each, finite losses, validated and saved once by rank 0, identical weights on both ranks."""
-    for job, digest in zip(runs["gans"], runs["rank0"][2:], strict=True):
+    for job, digest in zip(runs["gans"], runs["rank0"][2:5], strict=True):
         ckpt = checkpoint(job["out"])
         nets = [ckpt[k] for k in ("model", "netD", "netD_T") if ckpt[k] is not None]
         assert ckpt["epoch"] == 1 and ckpt["config"]["world_size"] == 2 and Train.weights_digest(nets) == digest
@@ -245,6 +247,15 @@ def test_gan_modes_complete_an_epoch_under_ddp(runs):
         assert int(row["step"]) == 2 and np.isfinite(float(row["loss_D"])) and float(row["val_box_ssim"]) > 0
     gans = dict(zip(GANS, runs["gans"], strict=True))
     assert checkpoint(gans["temporal"]["out"])["netD_T"] is not None and "loss_D_GP" in log(gans["wgan-gp"]["out"])[0]
+
+
+@pytest.mark.slow
+def test_a_time_budget_ends_every_rank_at_the_same_step(runs):
+    """With --time_budget the schedule and the end follow rank 0's clock on every rank: the run ended (no rank left
+    waiting for another's step) with the same weights on both ranks, one global step per epoch as planned."""
+    rows, ckpt = log(runs["tmp"] / "budget"), checkpoint(runs["tmp"] / "budget")
+    assert runs["rank0"][5] == runs["rank1"][5] == Train.weights_digest([ckpt["model"]])
+    assert ckpt["schedule"]["budget_s"] == 2.0 and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
 
 
 @pytest.mark.slow

@@ -185,11 +185,18 @@ def run_button_in_view(driver, what):
 
 
 def choose(driver, option):
-    """Click a radio option by its text."""
+    """Click a radio option by its text, once it can be clicked (a side panel sliding in is not there yet)."""
     from selenium.webdriver.common.by import By
 
-    label = driver.find_element(By.XPATH, f"//label[@data-testid='stRadioOption'][normalize-space()='{option}']")
-    label.click()
+    def ready(d):
+        found = d.find_elements(By.XPATH, f"//label[@data-testid='stRadioOption'][normalize-space()='{option}']")
+        if not found:
+            return False
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
+        seen = d.execute_script(IN_VIEW, found[0])
+        return found[0] if seen["inside"] and seen["onTop"] else False
+
+    wait_for(driver, ready, PAGE_TIMEOUT, f"the option {option!r} never became clickable").click()
 
 
 def texts_shown(driver):

@@ -81,6 +81,9 @@ LR_FLOOR = 0.02
 WARMUP = 0.03
 WEIGHT_DECAY = 1e-4
 LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
+LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
+LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
+# kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
@@ -88,8 +91,11 @@ EXCLUDE = 5  # cache rows on each side of a training frame that its reference ma
 # fps) +-5 rows makes the training references' pose distance (median 0.150) about the held-out block's (0.137)
 REF_K = 3  # training: the reference is drawn from the REF_K nearest allowed frames (inference takes the nearest)
 MAX_FLOW = 0.5  # the flow's largest displacement, in grid units (2 = the frame side): a quarter of the frame
-IN_CH = 9  # query skeleton map, reference frame, reference skeleton map (3 channels each)
-CKPT_FORMAT = "deepdance-texture-1"
+PRIOR = True  # start the flow from the joints' own displacements (joint_flow); the U-Net corrects it
+PRIOR_SIGMA = 0.05  # joint_flow: reach of each joint's displacement (frame sides; a forearm is ~0.12 of the frame)
+PRIOR_STILL = math.exp(-2.0)  # joint_flow: weight of "no displacement", so pixels ~2 sigma from every joint stay put
+IN_CH = 11  # query skeleton map, reference frame, reference skeleton map (3 channels each), joint flow (2)
+CKPT_FORMAT = "deepdance-texture-2"
 RETRAIN = "retrain it (GenTexture.py with --force)"  # the fix for a best.pth this version cannot use
 
 
@@ -100,34 +106,49 @@ GEN_TYPE = gen_type_of("GenTexture")
 
 
 class TextureNet(nn.Module):
-    """(B, 9, S, S) = [query map, reference frame, reference map] in [-1, 1] -> (B, 3, S, S) image in [-1, 1].
+    """(B, 11, S, S) = [query map, reference frame, reference map (in [-1, 1]), joint flow (grid units)] ->
+    (B, 3, S, S) image in [-1, 1].
 
-    A Networks.UNet returns 6 channels: a flow (2, in grid units, |.| <= max_flow), a mask (1) and colours (3).
-    out = mask * reference warped by the flow + (1 - mask) * colours: where the reference only needs moving its
-    real pixels are used (sharp), elsewhere the network paints.
+    With prior, the reference is first warped by the joint flow (each joint's displacement, spread around it) and
+    the U-Net sees that roughly aligned frame: convolutions correct a move of a few pixels well, a long one badly.
+    The U-Net (Networks.UNet) returns 6 channels: a flow correction (2, grid units, |.| <= max_flow), a mask (1)
+    and colours (3). out = mask * reference warped by (joint flow + correction) + (1 - mask) * colours: real
+    pixels where the reference only needs moving, painted ones elsewhere.
     """
 
-    def __init__(self, unet, max_flow=MAX_FLOW):
+    def __init__(self, unet, max_flow=MAX_FLOW, prior=PRIOR):
         super().__init__()
         self.unet = UNet(**unet)
-        self.max_flow = float(max_flow)
+        self.max_flow, self.prior = float(max_flow), bool(prior)
 
     def forward(self, x):
+        return self.parts(x)[0]
+
+    def parts(self, x):
+        """-> (output (B, 3, S, S), the warped reference (B, 3, S, S), both in [-1, 1], mask (B, 1, S, S) in [0, 1])."""
+        x = x.float()
+        h, w = x.shape[-2:]
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=x.device)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]  # (1, S, S, 2) pixel centres, (x, y)
+        ref = x[:, 3:6]
+        if self.prior:
+            grid = grid + x[:, 9:11].permute(0, 2, 3, 1)
+            x = torch.cat([x[:, :3], sample(ref, grid), x[:, 6:]], dim=1)
         o = self.unet(x).float()  # (B, 6, S, S) in [-1, 1] (tanh)
-        b, _, h, w = x.shape
-        ys, xs = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device), torch.linspace(-1 + 1 / w, 1 - 1 / w, w,
-                                                                                          device=x.device)  # fmt: skip
-        base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (S, S, 2) pixel centres, (x, y)
-        grid = base[None] + self.max_flow * o[:, :2].permute(0, 2, 3, 1)  # (B, S, S, 2)
-        ref = x[:, 3:6].float()
-        warped = F.grid_sample(ref, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        mask = 0.5 * (o[:, 2:3] + 1.0)  # (B, 1, S, S) in [0, 1]
-        return mask * warped + (1.0 - mask) * o[:, 3:6]
+        warped = sample(ref, grid + self.max_flow * o[:, :2].permute(0, 2, 3, 1))
+        mask = 0.5 * (o[:, 2:3] + 1.0)
+        return mask * warped + (1.0 - mask) * o[:, 3:6], warped, mask
+
+
+def sample(images, grid):
+    """images (B, C, S, S) read at grid (B, S, S, 2) (x, y in [-1, 1], pixel centres at +-(1 - 1/S)), bilinear."""
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def default_texture_args(size=SIZE):
-    """TextureNet's model_args at a frame size: gen_type 3's U-Net with 9 input and 6 output channels."""
-    return {"unet": {**default_model_args(2, size), "in_ch": IN_CH, "out_ch": 6}, "max_flow": MAX_FLOW}
+    """TextureNet's model_args at a frame size: gen_type 3's U-Net with 11 input and 6 output channels."""
+    return {"unet": {**default_model_args(2, size), "in_ch": IN_CH, "out_ch": 6}, "max_flow": MAX_FLOW, "prior": PRIOR}
 
 
 def to_tensor(images):
@@ -135,10 +156,28 @@ def to_tensor(images):
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def joint_flow(query_xy, ref_xy, size, sigma=PRIOR_SIGMA, still=PRIOR_STILL):
+    """Where each output pixel should read the reference, from the joints alone: (N, 13, 2) query and reference
+    joints in [0, 1] -> (N, 2, S, S) displacements (x, y) in grid units (2 = the frame side).
+
+    A pixel takes the joints' displacements (reference joint - query joint) weighted by exp(-d^2 / 2 sigma^2) of its
+    distance d to each query joint, against a weight `still` for no displacement: at a joint it moves with that
+    joint, between two it blends them, far from all it stays put (the background).
+    """
+    q = torch.as_tensor(np.asarray(query_xy, np.float32)).reshape(-1, 13, 2)
+    r = torch.as_tensor(np.asarray(ref_xy, np.float32)).reshape(-1, 13, 2)
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    pix = torch.stack(torch.meshgrid(c, c, indexing="xy"), dim=-1).reshape(1, -1, 1, 2)  # (1, S*S, 1, 2) (x, y)
+    w = torch.exp(-((pix - q[:, None]) ** 2).sum(-1) / (2 * sigma**2))  # (N, S*S, 13)
+    disp = (w @ (r - q)) / (w.sum(-1, keepdim=True) + still)  # (N, S*S, 2) in frame sides
+    return (2.0 * disp).reshape(-1, size, size, 2).permute(0, 3, 1, 2).contiguous()
+
+
 def texture_input(query_xy, ref_images, ref_xy, size):
     """The net's input: (N, 13, 2) query joints, (N, S, S, 3) uint8 reference frames, (N, 13, 2) their joints ->
-    (N, 9, S, S) float in [-1, 1]."""
-    return torch.cat([pose_input(query_xy, 2, size), to_tensor(ref_images), pose_input(ref_xy, 2, size)], dim=1)
+    (N, 11, S, S): skeleton maps and frame in [-1, 1], joint flow in grid units."""
+    maps = [pose_input(query_xy, 2, size), to_tensor(ref_images), pose_input(ref_xy, 2, size)]
+    return torch.cat([*maps, joint_flow(query_xy, ref_xy, size)], dim=1)
 
 
 # --------------------------------------------------------------------------- retrieval while training
@@ -170,7 +209,8 @@ def reference_table(xy, rows, *, exclude=EXCLUDE, k=REF_K, chunk=512):
 
 
 def make_batch(ds, idx, refs, cfg, rng, device):
-    """One training batch: (input (B, 9, S, S), real (B, 3, S, S), query maps (B, 3, S, S)) on device, in [-1, 1].
+    """One training batch: (input (B, 11, S, S) as texture_input's, real (B, 3, S, S), query maps (B, 3, S, S) in
+    [-1, 1]) on device.
 
     The reference is one of the frame's allowed nearest frames (refs: (N, k), drawn at random) as stored; the
     frame and its joints are shifted/zoomed together (Train.augment) and its map redrawn from the moved joints,
@@ -179,12 +219,12 @@ def make_batch(ds, idx, refs, cfg, rng, device):
     maps, _, real = ds.batch(idx)  # (B, 3, S, S) in [-1, 1]
     pick = refs[idx, torch.randint(refs.shape[1], (len(idx),), generator=rng)]
     ref_maps, _, ref = ds.batch(pick)
-    real = real.to(device)
+    real, xy = real.to(device), ds.xy[idx]
     if cfg.aug_prob > 0:
-        xy, on = augment(ds.xy[idx][:, None], real, cfg, rng)
+        xy, on = augment(xy[:, None], real, cfg, rng)
         if on.any():
             maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)
-    x = torch.cat([maps, ref, ref_maps], dim=1).to(device)
+    x = torch.cat([maps, ref, ref_maps, joint_flow(xy, ds.xy[pick], cfg.size)], dim=1).to(device)
     cl = torch.channels_last
     return (
         x.contiguous(memory_format=cl),
@@ -248,6 +288,8 @@ class TrainConfig(RunConfig):
     lr: float = LR
     weight_decay: float = WEIGHT_DECAY
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
+    lambda_warp: float = LAMBDA_WARP
+    lambda_mask: float = LAMBDA_MASK
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
     lr_D: float = LR_D
@@ -312,7 +354,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     val = val_block(vs, val_ds, val_pos)
     val_ref = val_references(train_ds.xy.numpy(), val.xy)  # (N_val,) into train_ds
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
-    val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps], dim=1)  # (N_val, 9, S, S)
+    ref_flow = joint_flow(val.xy, train_ds.xy[val_ref].numpy(), cfg.size)
+    val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps, ref_flow], dim=1)  # (N_val, 11, S, S)
     val_ref_images = train_ds.images[val_ref].permute(0, 2, 3, 1).numpy()  # (N_val, S, S, 3) uint8, for samples.png
     bsz = min(cfg.batch, len(train_ds))
     run = TrainRun(out, epochs=cfg.epochs or EPOCHS, steps_per_epoch=len(train_ds) // bsz, images_per_step=bsz,
@@ -351,10 +394,13 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 x, real, cond = make_batch(train_ds, idx, refs, cfg, rng, device)
                 t1 = time.perf_counter()
                 with autocast(device):
-                    fake = net(x)
-                fake = fake.float()
+                    fake, warped, mask = net.parts(x)
                 l1 = (fake - real).abs().mean()
                 loss = lambda_at(progress, cfg.lambda_L1) * l1
+                if cfg.lambda_warp:  # the warp alone must match too: the flow learns to move the reference itself
+                    loss = loss + cfg.lambda_warp * (warped - real).abs().mean()
+                if cfg.lambda_mask:  # painting costs this much per pixel: real pixels are used wherever they nearly fit
+                    loss = loss + cfg.lambda_mask * (1.0 - mask).mean()
                 if netD is not None:
                     sums["d"] += d_step(netD, opt_D, cond, real, fake.detach(), run, lr, device)
                     for p in netD.parameters():
@@ -456,6 +502,18 @@ def main(argv=None):
         help=f"training: references drawn from this many nearest allowed frames (default {d.ref_k})",
     )
     p.add_argument(
+        "--lambda_warp",
+        type=float,
+        default=d.lambda_warp,
+        help=f"L1 weight of the warped reference alone (default {d.lambda_warp})",
+    )
+    p.add_argument(
+        "--lambda_mask",
+        type=float,
+        default=d.lambda_mask,
+        help=f"cost of painting a pixel instead of moving the reference's (default {d.lambda_mask})",
+    )
+    p.add_argument(
         "--lambda_adv",
         type=float,
         default=d.lambda_adv,
@@ -463,8 +521,8 @@ def main(argv=None):
     )
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
-    if a.exclude < 0 or a.ref_k < 1 or a.lambda_adv < 0:
-        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_adv >= 0")
+    if a.exclude < 0 or a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask) < 0:
+        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_adv >= 0")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video)

@@ -12,8 +12,9 @@ from Skeleton import Skeleton, UserError, run_cli
 
 S = 32  # px: tiny frames and a tiny net keep every test here under a few seconds
 TINY = {
-    "unet": {"size": S, "in_ch": 9, "out_ch": 6, "ch": [8, 16], "n_res": 1, "attn": False, "ps": 2},
+    "unet": {"size": S, "in_ch": 11, "out_ch": 6, "ch": [8, 16], "n_res": 1, "attn": False, "ps": 2},
     "max_flow": 0.5,
+    "prior": True,
 }
 
 
@@ -52,8 +53,8 @@ def test_shapes_and_ranges(one_thread):
     assert y.min() >= -1 and y.max() <= 1
     xy = TexVS("/unused").xy[:4]
     inp = GenTexture.texture_input(xy, coloured(4), xy[::-1].copy(), S)
-    assert inp.shape == (4, 9, S, S) and inp.min() >= -1 and inp.max() <= 1
-    assert GenTexture.default_texture_args(128)["unet"]["in_ch"] == 9
+    assert inp.shape == (4, 11, S, S) and inp[:, :9].min() >= -1 and inp[:, :9].max() <= 1
+    assert GenTexture.default_texture_args(128)["unet"]["in_ch"] == 11
 
 
 class FixedUNet(torch.nn.Module):
@@ -70,13 +71,37 @@ class FixedUNet(torch.nn.Module):
 def test_the_output_is_the_reference_moved_where_the_mask_says(one_thread):
     net = GenTexture.TextureNet(**TINY)
     ref = torch.rand(2, 3, S, S) * 2 - 1
-    x = torch.cat([torch.zeros(2, 3, S, S), ref, torch.zeros(2, 3, S, S)], 1)
+    x = torch.cat([torch.zeros(2, 3, S, S), ref, torch.zeros(2, 5, S, S)], 1)  # joint flow 0
     net.unet = FixedUNet()  # no flow, mask 1: the reference itself, pixel for pixel
     torch.testing.assert_close(net(x), ref)
-    net.unet = FixedUNet(flow=(2.0 / S / net.max_flow, 0.0))  # one pixel to the right: each pixel shows its neighbour's
+    px = 2.0 / S  # one pixel in grid units
+    net.unet = FixedUNet(flow=(px / net.max_flow, 0.0))  # one pixel to the right: each pixel shows its neighbour's
     torch.testing.assert_close(net(x)[..., :-1], ref[..., 1:])
+    x[:, 10] = 2 * px  # the joint flow adds two pixels down
+    torch.testing.assert_close(net(x)[..., :-2, :-1], ref[..., 2:, 1:])
     net.unet = FixedUNet(mask=0.0, colour=0.25)  # mask 0: the painted colour
     torch.testing.assert_close(net(x), torch.full_like(ref, 0.25))
+
+
+def test_joint_flow_brings_the_references_joints_under_the_querys():
+    from conftest import POSE
+
+    size = 64
+    query, ref = POSE.copy(), POSE.copy()
+    ref[5] += [0.08, -0.05]  # the reference's left wrist is elsewhere
+    flow = GenTexture.joint_flow(query[None], ref[None], size)
+    assert flow.shape == (1, 2, size, size)
+    image = torch.zeros(1, 3, size, size)
+    x0, y0 = (ref[5] * size).astype(int)
+    image[..., y0 - 1 : y0 + 2, x0 - 1 : x0 + 2] = 1.0  # a dot on the reference's wrist
+    c = (torch.arange(size) + 0.5) / size * 2 - 1
+    grid = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1)[None] + flow.permute(0, 2, 3, 1)
+    moved = GenTexture.sample(image, grid)[0, 0]
+    y, x = np.unravel_index(moved.argmax().item(), moved.shape)
+    assert np.hypot(x + 0.5 - query[5, 0] * size, y + 0.5 - query[5, 1] * size) < 2  # within 2 px of the query's wrist
+    assert flow[0, :, :4, :4].abs().max() == 0  # far from every joint nothing moves
+    same = GenTexture.joint_flow(query[None], query[None], size)
+    assert same.abs().max() == 0
 
 
 # --------------------------------------------------------------------------- retrieval while training
@@ -112,7 +137,7 @@ def test_training_batches_take_their_reference_outside_the_window(one_thread):
     for _ in range(20):
         idx = torch.randperm(40, generator=rng)[:8]
         x, real, cond = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
-        assert x.shape == (8, 9, S, S) and real.shape == cond.shape == (8, 3, S, S)
+        assert x.shape == (8, 11, S, S) and real.shape == cond.shape == (8, 3, S, S)
         picked = frame_ids(x[:, 3:6])
         assert (np.abs(rows[picked] - rows[idx.numpy()]) > cfg.exclude).all()
         assert all(p in refs[i].tolist() for p, i in zip(picked, idx.tolist(), strict=True))
@@ -164,9 +189,10 @@ def test_checkpoint_round_trip(trained, one_thread):
     # The same weights rebuilt by hand, fed the nearest training frame, give the same frames.
     net = GenTexture.TextureNet(**ckpt["model_args"])
     net.load_state_dict(ckpt["model"])
-    net.eval()
+    net.to(memory_format=torch.channels_last).eval()  # as Train.render_poses runs it (bitwise the same sums)
     rows = gen.nearest.match(query)
     x = GenTexture.texture_input(query, vs.frames(S)[train][rows], vs.xy[train][rows], S)
+    x = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         expected = ((net(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(out, expected)

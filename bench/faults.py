@@ -68,10 +68,12 @@ def main():
     rows, mounts = [], []
     try:
         # A healthy data dir first: the sample, its caches and a 1-epoch model, for the cases that need them.
-        run(["-c", "import Mannequin; Mannequin.ensure_sample('target'); Mannequin.ensure_sample('source')"], env)
         target, source = data / "sample" / "target.mp4", data / "sample" / "source.mp4"
-        run(["DanceDemo.py", "--out", base / "good.mp4"], env)
-        run(["GenVanillaNN.py", target, "false", "2", "--epochs", "1", "--out", base / "model"], env)
+        for args in (["DanceDemo.py", "--out", base / "good.mp4"],
+                     ["GenVanillaNN.py", target, "false", "2", "--epochs", "1", "--out", base / "model"]):  # fmt: skip
+            code, err = run(args, env)
+            if code:
+                raise SystemExit(f"setting up failed: python {' '.join(map(str, args))}: {err[-500:]}")
 
         full, tiny, ro = mount(base / "full", "6m"), mount(base / "tiny", "64k"), mount(base / "ro", "1m", True)
         mounts += [full, tiny, ro]
@@ -84,19 +86,21 @@ def main():
         cases.append(("training, disk full", run([*args, tiny / "model"], env), ("disk full",), tiny))
         cases.append(("training, read-only --out", run([*args, ro / "model"], env), ("read-only",), None))
         # The demo's video: a full disk after a good file was there, and a read-only place.
-        shutil.copy(base / "good.mp4", tiny / "demo.mp4")
-        good = (tiny / "demo.mp4").read_bytes()
-        fill(tiny, 16 << 10)
-        code, err = run(["DanceDemo.py", "--out", tiny / "demo.mp4"], env)
-        intact = (tiny / "demo.mp4").read_bytes() == good
+        good = (base / "good.mp4").read_bytes()  # a previous result, on a disk that then fills up
+        demo = mount(base / "demo", f"{len(good) // 1024 + 256}k")
+        mounts.append(demo)
+        (demo / "demo.mp4").write_bytes(good)
+        fill(demo, 16 << 10)
+        code, err = run(["DanceDemo.py", "--out", demo / "demo.mp4"], env)
+        intact = (demo / "demo.mp4").read_bytes() == good
         cases.append(("demo --out, disk full" + ("" if intact else " (OLD FILE LOST)"), (code if intact else 0, err),
-                      ("disk full",), tiny))  # fmt: skip
+                      ("disk full",), demo))  # fmt: skip
         cases.append(("demo --out, read-only", run(["DanceDemo.py", "--out", ro / "x.mp4"], env), ("read-only",), None))
         # Evaluate's outputs and dump.
         cases.append(("Evaluate --out, read-only", run(["Evaluate.py", "--gen_type", "1", "--out", ro / "e"], env),
                       ("read-only",), None))  # fmt: skip
-        cases.append(("Evaluate --dump, disk full", run(["Evaluate.py", "--gen_type", "1", "--dump", tiny / "d.npz"],
-                                                        env), ("disk full",), tiny))  # fmt: skip
+        cases.append(("Evaluate --dump, disk full", run(["Evaluate.py", "--gen_type", "1", "--dump", demo / "d.npz"],
+                                                        env), ("disk full",), demo))  # fmt: skip
         # DEEPDANCE_DATA pointing at a file.
         (base / "a-file").write_text("x")
         code, err = run(["DanceDemo.py", "--out", base / "y.mp4"], {**env, "DEEPDANCE_DATA": str(base / "a-file")})

@@ -5,7 +5,7 @@ A generator can only render poses close to ones it saw. Poses are compared by th
 in the picture change; a few named kinds of pose (arms above the head, a squat, a lifted knee...) turn "far from
 every target pose" into what to film.
 
-    pose_features(xy)                  named kinds of pose -> (N,) bool, for any (N,13,2) joints
+    pose_kinds(xy)                  named kinds of pose -> (N,) bool, for any (N,13,2) joints
     coverage_summary(xy)               what the target report says about a target's poses
     uncovered(source_xy, target_xy)    source frames far from every target pose, and what the target never did
 """
@@ -105,7 +105,7 @@ def _interior_angle(a, b, c):
 
 # --------------------------------------------------------------------------- kinds of pose
 
-# name -> how a sentence says it ("the target never <did this>"); the tests in pose_features.
+# name -> how a sentence says it ("the target never <did this>"); the tests in pose_kinds.
 FEATURES = {
     "both_arms_up": "raised both arms above the head",
     "arm_up": "raised an arm above the head",
@@ -120,7 +120,7 @@ FEATURES = {
 }
 
 
-def pose_features(xy):
+def pose_kinds(xy):
     """Named kinds of pose: {name: (N,) bool} for (N,13,2) joints in any image coordinates (y down); False for NaN."""
     xy = np.asarray(xy, np.float64).reshape(-1, 13, 2)
     h = np.maximum(body_height(xy).astype(np.float64), 1e-9)
@@ -195,7 +195,7 @@ def coverage_summary(xy):
     xy = np.asarray(xy, np.float64).reshape(-1, 13, 2)
     finite = np.isfinite(xy).all(axis=(1, 2))
     n = max(int(finite.sum()), 1)
-    feats = pose_features(xy)
+    feats = pose_kinds(xy)
     shares = {k: round(float(v.sum()) / n, 4) for k, v in feats.items()}
     never = [k for k, v in feats.items() if not _done(v.sum() / n, int(v.sum()))]
     spread = pose_spread(xy)
@@ -278,7 +278,7 @@ def uncovered(source_xy, target_xy, *, far_deg=FAR_DEG):
     dist, nearest = nearest_distance(src, tgt)
     present = np.isfinite(src).all(axis=(1, 2))
     far = present & (dist > far_deg) if len(tgt) else present.copy()
-    f_src, f_tgt = pose_features(src), pose_features(tgt)
+    f_src, f_tgt = pose_kinds(src), pose_kinds(tgt)
     never = []
     for name, sentence in FEATURES.items():
         if _done(f_tgt[name].sum() / max(len(tgt), 1), int(f_tgt[name].sum())):

@@ -191,7 +191,7 @@ def test_a_target_covers_its_own_poses_and_the_sample_source():
 
 def test_uncovered_says_what_the_target_never_did():
     target = sample_poses("target")
-    feats = Coverage.pose_features(target)
+    feats = Coverage.pose_kinds(target)
     assert feats["both_arms_up"].sum() >= 5  # the routine starts by raising both arms
     lazy = target[~feats["arm_up"]]  # a target that never raised an arm above the head
     source = target.copy()
@@ -209,9 +209,9 @@ def test_uncovered_says_what_the_target_never_did():
     assert 0 < u.share < 1 and np.all(u.nearest[np.isfinite(u.distance)] >= 0)
 
 
-def test_pose_features_and_coverage_summary():
+def test_pose_kinds_and_coverage_summary():
     xy = sample_poses("target")
-    f = Coverage.pose_features(xy)
+    f = Coverage.pose_kinds(xy)
     assert set(f) == set(Coverage.FEATURES) and all(v.shape == (len(xy),) and v.dtype == bool for v in f.values())
     up = np.flatnonzero(f["both_arms_up"])
     assert np.all(xy[up, L_WRIST, 1] < xy[up, NOSE, 1]) and np.all(xy[up, R_WRIST, 1] < xy[up, NOSE, 1])

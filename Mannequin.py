@@ -654,7 +654,7 @@ SHOTS = {
     "portrait": Shot(180, 320, (Person(height=0.86, floor=0.955),)),  # a phone held upright, the dancer fills it
     "off_centre": Shot(448, 256, (Person(cx=0.17),)),
     "walk": Shot(448, 256, (Person(cx=0.2, walk=0.6, height=0.62),)),
-    "pan": Shot(320, 256, pan=0.35),
+    "pan": Shot(320, 256, pan=0.12),
     "two_people": Shot(448, 256, (Person(cx=0.3), Person("source", cx=0.72, start=40))),
     "small": Shot(448, 256, (Person(height=0.42, floor=0.8),)),
 }

@@ -68,7 +68,9 @@ OFF_PICTURE = 0.25  # joints further outside the picture than this share of its 
 # square does not grow for them
 SWITCH_JUMP = 1.0  # body heights the hips cannot move between two detections at most SWITCH_SECONDS apart: when
 SWITCH_SECONDS = 0.5  # they do, the tracker went over to someone else
-LOOKS = 16  # frames per clip looked at twice: MediaPipe again with the tracked person masked out (someone else?),
+KEEP_BYTES = 1 << 30  # pass 1 keeps the frames MediaPipe saw (<= 640 px) on disk for pass 2 when they fit in this
+# (taichi1: 210 MB): reading them back costs nothing next to decoding the video a second time
+LOOKS = 10  # frames per clip looked at twice: MediaPipe again with the tracked person masked out (someone else?),
 LOOK_SIDE = 160  # and the whole frame kept small (px on its longer side) and grey for the report (did the camera move?)
 FRAME_SKIP = 1  # keep every k-th frame
 MODEL_COMPLEXITY = 1  # 1 = "full", the only pose model mediapipe 0.10.21 ships in its wheel
@@ -109,6 +111,12 @@ def square_frame(frame, size):
         return np.ascontiguousarray(sq)
     interp = cv2.INTER_AREA if sq.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(sq, (size, size), interpolation=interp)
+
+
+def detect_size(width, height, max_side=DETECT_MAX_SIDE):
+    """(w, h) of the picture MediaPipe sees for a (width x height) frame."""
+    k = max_side / max(height, width)
+    return (width, height) if k >= 1 else (round(width * k), round(height * k))
 
 
 def detect_image(frame, max_side=DETECT_MAX_SIDE):
@@ -193,11 +201,20 @@ def cut_square(frame, crop, size):
 
 
 def _resized(img, w, h):
-    """img resized to (h, w): area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    """img resized to (h, w): area averaging when shrinking (no aliasing), bilinear when enlarging.
+
+    OpenCV's area averaging is fast for a ratio of exactly 2 and ~3x slower for others: a bigger shrink halves
+    (Gaussian pyramid) down to under 4x, goes bilinearly to twice the size, then averages 2x2.
+    """
     if img.shape[:2] == (h, w):
         return np.ascontiguousarray(img)
-    interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
-    return cv2.resize(img, (w, h), interpolation=interp)
+    if img.shape[0] <= h:
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    while img.shape[0] >= 4 * h and img.shape[1] >= 4 * w:
+        img = cv2.pyrDown(img)
+    if img.shape[0] > 2 * h and img.shape[1] > 2 * w:
+        img = cv2.resize(img, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def check_video_path(path):
@@ -545,14 +562,17 @@ def _detect_span(task):
     counts = {}
     pose, second = make_pose(params["mode"], params["model_complexity"]), None
     frames = open(part / f"frames-{wid}.raw", "wb") if crop is not None else contextlib.nullcontext()
+    seen = open(part / f"seen-{wid}.raw", "wb") if task["keep"] else contextlib.nullcontext()  # for pass 2
     try:
-        with frames:
+        with frames, seen:
             for p, t, frame in read_span(task["video"], counts=counts, **task["span"]):
                 if _stopping():
                     break
                 if not skel and wid == 0:
                     np.save(part / "thumb.npy", _resized(frame, *_fit(frame.shape, 320)))  # the report's picture
                 det = detect_image(frame)
+                if task["keep"]:
+                    seen.write(np.ascontiguousarray(det).tobytes())
                 if crop is not None:
                     # Cut from the already-downscaled image when it is still big enough: saves a costly resize.
                     k = det.shape[1] / frame.shape[1]
@@ -590,17 +610,32 @@ def _detect_span(task):
 
 
 def _store_span(task):
-    """Worker, pass 2: the same span's kept frames, read again, cut to the clip's square (task["crop"]) and appended
-    to a raw part file."""
+    """Worker, pass 2: the same span's kept frames cut to the clip's square (task["crop"]), appended to a raw part
+    file; read back from what pass 1 kept (task["kept"] pictures of task["seen_size"]) or, if None, decoded again."""
     part, wid, crop, size = Path(task["part"]), task["wid"], task["crop"], task["params"]["size"]
     n = 0
+    seen = part / f"seen-{wid}.raw"
+    if task["kept"] is None:
+        pictures = (frame for _, _, frame in read_span(task["video"], **task["span"]))
+    else:
+        w, h = task["seen_size"]
+        k = w / task["video_size"][0]
+        crop = [round(v * k) for v in crop]  # the square in the kept pictures' pixels
+
+        def read_kept():
+            with open(seen, "rb") as f:
+                for _ in range(task["kept"]):
+                    yield np.frombuffer(f.read(w * h * 3), np.uint8).reshape(h, w, 3)
+
+        pictures = read_kept()
     with open(part / f"frames-{wid}.raw", "wb") as frames:
-        for _, _, frame in read_span(task["video"], **task["span"]):
+        for picture in pictures:
             if _stopping():
                 break
-            frames.write(cut_square(frame, crop, size).tobytes())
+            frames.write(cut_square(picture, crop, size).tobytes())
             n += 1
             _tick()
+    seen.unlink(missing_ok=True)
     return n
 
 
@@ -750,7 +785,9 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
     workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
     t0 = time.perf_counter()
     # The frames' part files and the merged frames.npy exist side by side for a moment: about 1.5x the cache.
-    need = int(1.6 * n_keep * size * size * 3)
+    dw, dh = detect_size(w, h)
+    keep = params["framing"] == "person" and n_keep * dw * dh * 3 <= KEEP_BYTES  # kept for pass 2
+    need = int(1.6 * n_keep * size * size * 3) + keep * n_keep * dw * dh * 3
     check_writable(CACHE_DIR, need_bytes=need, what=f"the pose cache of {video.name} (frames at {size} px)")
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
@@ -766,7 +803,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
                 while True:
                     tasks = [
                         {"video": str(video), "span": span, "params": params, "part": str(tmp), "wid": k,
-                         "crop": crop, "look_every": max(1, n_keep // LOOKS)}
+                         "crop": crop, "look_every": max(1, n_keep // LOOKS), "keep": keep}
                         for k, span in enumerate(_spans(info, step, workers))
                     ]  # fmt: skip
                     found = run(_detect_span, tasks, progress=progress, total=n_keep)
@@ -803,7 +840,14 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
                     counter.value = 0
                     bar.reset(total=n)
                     bar.set_description(f"store {video.name}")
-                    stored = run(_store_span, [{**t, "crop": crop} for t in tasks])
+                    # The kept pictures serve if the square still has `size` px in them (else: decode again).
+                    kept = keep and crop[2] * dw / w >= min(size, crop[2])
+                    again = [
+                        {**t, "crop": crop, "kept": r["kept"] if kept else None, "seen_size": (dw, dh),
+                         "video_size": (w, h)}
+                        for t, r in zip(tasks, found, strict=True)
+                    ]  # fmt: skip
+                    stored = run(_store_span, again)
                     if stored != [r["kept"] for r in found]:
                         raise UserError(
                             f"{video} gave other frames when read a second time ({sum(stored)} instead of {n}); "

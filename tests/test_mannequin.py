@@ -111,7 +111,8 @@ def test_ensure_sample_writes_readable_files(tmp_path, monkeypatch):
     frames, gt = Mannequin.render_clip("source", [0, 11])
     assert np.array_equal(gt, joints[[0, 11]])
     assert np.abs(decoded[11].astype(float) - frames[1]).mean() < 3  # BGR order and frame order survive the codec
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.mp4", "source_joints.npy"]  # no temp files left
+    files = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock")  # a render's lock (#13) may stay
+    assert files == ["source.mp4", "source_joints.npy"]  # no temp files left
     mtime = video.stat().st_mtime_ns
     assert Mannequin.ensure_sample("source") == video and video.stat().st_mtime_ns == mtime  # kept, not redone
     assert np.array_equal(Mannequin.sample_joints("source"), joints)

@@ -195,7 +195,8 @@ def notes(m):
     if m.get("rotation"):
         out.append(f"turned upright by {m['rotation']} degrees, as the file's rotation metadata says")
     if m.get("vfr"):
-        out.append("variable frame rate (a phone's): each frame's true time is kept (times.npy)")
+        out.append("uneven frame times (a variable frame rate, or frames missing from the file): each frame's true "
+                   "time is kept (times.npy)")  # fmt: skip
     never = [Coverage.FEATURES[k] for k in m["poses"]["never"]]
     if never:
         out.append("never seen in this clip (a source doing these will be rendered poorly): " + "; ".join(never))

@@ -5,8 +5,6 @@
     python GenGAN.py ../shared/data/taichi1.mp4 --mode wgan-gp --input image   # gen_type 7
     python GenGAN.py --temporal                                               # gen_type 8 on the built-in sample
 
-gen_type 4 BCE / skeleton image, 5 BCE / 26-vector, 6 WGAN-GP / 26-vector, 7 WGAN-GP / skeleton image, 8 temporal.
-
 netG is GenVanillaNN's network (U-Net from the skeleton map, decoder from the 26-vector). When the matching
 GenVanillaNN checkpoint exists it starts from it (--init_from_vanilla, on by default then): the GAN only has to
 fine-tune the blurry regression towards sharp frames, minutes on a CPU instead of hours. netD is a conditional
@@ -59,6 +57,7 @@ from Train import (  # noqa: E402
     checkpoint_bytes,
     config_from_args,
     describe,
+    epochs_for,
     history_xy,
     lambda_at,
     lambda_pair,
@@ -87,8 +86,9 @@ from Train import (  # noqa: E402
 
 GAN_MODE = "bce"  # "bce" (pix2pix / pix2pixHD) or "wgan-gp"
 INPUT = "image"  # "image" (skeleton map, U-Net) or "vector" (26-vector, decoder)
-EPOCHS = 12  # fine-tuning from a GenVanillaNN checkpoint
-EPOCHS_SCRATCH = 60  # without one
+IMAGES = 13_000  # default length in training images (not epochs, see GenVanillaNN.IMAGES) fine-tuning from a
+# GenVanillaNN checkpoint: about 12 epochs of taichi1
+IMAGES_SCRATCH = 65_000  # without one
 BATCH = 16
 LR_G = 1e-4  # Adam; lower than pix2pix's 2e-4 because netG usually starts from a trained regression
 LR_D = 2e-4
@@ -266,8 +266,8 @@ def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=Fals
 
 @dataclass
 class GANConfig(RunConfig):
-    """Everything that shapes a GAN training run (stored in the checkpoint as `config`); epochs 0: EPOCHS when netG
-    starts from GenVanillaNN, else EPOCHS_SCRATCH."""
+    """Everything that shapes a GAN training run (stored in the checkpoint as `config`); epochs 0: enough for IMAGES
+    training images when netG starts from GenVanillaNN, else IMAGES_SCRATCH."""
 
     mode: str = GAN_MODE
     input: str = INPUT
@@ -644,9 +644,9 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         frames_per_window = D_T_FRAMES if cfg.temporal else 1
         bsz = max(2, min(cfg.batch // frames_per_window, len(windows)))  # the global batch, in windows
         bsz = ranks.split_batch(bsz, unit="windows" if cfg.temporal else "frames", available=len(windows))
-        steps_per_epoch = max(1, len(windows) // frames_per_window // bsz)
-        run = TrainRun(out, epochs=cfg.epochs or (EPOCHS if init_from else EPOCHS_SCRATCH),
-                       steps_per_epoch=steps_per_epoch, images_per_step=bsz * frames_per_window,
+        steps_per_epoch, per_step = max(1, len(windows) // frames_per_window // bsz), bsz * frames_per_window
+        epochs = cfg.epochs or epochs_for(IMAGES if init_from else IMAGES_SCRATCH, steps_per_epoch * per_step)
+        run = TrainRun(out, epochs=epochs, steps_per_epoch=steps_per_epoch, images_per_step=per_step,
                        time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
                        log_rows=resumed_log(state, out), nan_hint="try a lower --lr / --lr_D", verbose=verbose,
                        ranks=ranks)  # fmt: skip
@@ -757,7 +757,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    epochs_help = f"epochs (default {EPOCHS} from a GenVanillaNN checkpoint, {EPOCHS_SCRATCH} from scratch)"
+    epochs_help = (
+        f"epochs (default: as many as {IMAGES:,} training images from a GenVanillaNN checkpoint, "
+        f"{IMAGES_SCRATCH:,} from scratch)"
+    )
     add_training_args(p, d, lr=d.lr_G, lr_help="netG's Adam learning rate", epochs_help=epochs_help, folder="gan-...")
     p.add_argument("--mode", default=GAN_MODE, choices=GAN_MODES, help=f"adversarial loss (default {GAN_MODE})")
     p.add_argument("--input", default=INPUT, choices=INPUTS, help=f"netG's input (default {INPUT})")

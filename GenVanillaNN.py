@@ -44,6 +44,7 @@ from Train import (  # noqa: E402
     checkpoint_bytes,
     config_from_args,
     describe,
+    epochs_for,
     lambda_at,
     lambda_pair,
     lr_at,
@@ -65,7 +66,9 @@ from Train import (  # noqa: E402
 # --------------------------------------------------------------------------- defaults
 
 VARIANT = 2  # 1 = vector (gen_type 2), 2 = skeleton image (gen_type 3)
-EPOCHS = {1: 60, 2: 40}  # per variant: ~3 CPU minutes on the built-in sample, ~6 on taichi1 (README "Training")
+IMAGES = {1: 65_000, 2: 42_000}  # per variant, the default training length in images seen, not epochs: a short
+# clip gets as many updates as a long one (40 epochs of a 400-frame clip were a third of taichi1's); taichi1 gets
+# about its former 60 / 40 epochs, ~7 min on a quiet 2-core CPU (README "Training length")
 BATCH = 32  # training frames per step
 LR = 2e-3  # AdamW peak learning rate (linear warm-up, then cosine decay to LR * LR_FLOOR)
 LR_FLOOR = 0.02
@@ -177,7 +180,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)  # a bad --resume failed first
         val = val_block(vs, val_ds, val_pos)
         bsz = ranks.split_batch(min(cfg.batch, len(train_ds)), available=len(train_ds))  # the global batch
-        run = TrainRun(out, epochs=cfg.epochs or EPOCHS[cfg.variant], steps_per_epoch=len(train_ds) // bsz,
+        epochs = cfg.epochs or epochs_for(IMAGES[cfg.variant], len(train_ds) // bsz * bsz)
+        run = TrainRun(out, epochs=epochs, steps_per_epoch=len(train_ds) // bsz,
                        images_per_step=bsz, time_budget=cfg.time_budget, best={"box_ssim": -1.0}, restored=restored,
                        log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose,
                        ranks=ranks)  # fmt: skip
@@ -301,7 +305,8 @@ def main(argv=None):
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_args(p, d, lr=d.lr, lr_help="AdamW peak learning rate", folder="vanilla-...",
-                      epochs_help=f"(default {EPOCHS[1]} for variant 1, {EPOCHS[2]} for 2)")  # fmt: skip
+                      epochs_help=f"(default: as many as {IMAGES[1]:,} training images for variant 1, "
+                                  f"{IMAGES[2]:,} for 2, whatever the clip's length)")  # fmt: skip
     p.add_argument("force", nargs="?", default="false", help="true: retrain from scratch (default false)")
     p.add_argument(
         "variant",

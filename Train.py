@@ -363,6 +363,12 @@ class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
 # --------------------------------------------------------------------------- data
 
 
+def epochs_for(images, images_per_epoch):
+    """A trainer's default plan: enough epochs to see `images` training images (at least one). Counting images, not
+    epochs, gives a short clip as many updates as a long one (README "Training length")."""
+    return max(1, math.ceil(images / max(images_per_epoch, 1)))
+
+
 def data_fingerprint(vs, train_pos, val_pos):
     """What a checkpoint was trained on: the video's content hash, extraction params and the split."""
     return {

@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from conftest import ROOT, read_video, run_script, write_video
 
 import app
+import AppBackend
 import DanceDemo
 import VideoSkeleton as VS
 from GenTypes import GEN_TYPES, checkpoint_dir, train_command
@@ -111,8 +113,8 @@ def wait_for_file(path, timeout=PAUSE_TIMEOUT):
 
 
 def select_target(at, video):
-    targets = [t for t in app.processed_targets() if t.video == video]
-    assert len(targets) == 1, [t.video for t in app.processed_targets()]
+    targets = [t for t in AppBackend.processed_targets() if t.video == video]
+    assert len(targets) == 1, [t.video for t in AppBackend.processed_targets()]
     at.selectbox(key="target").set_value(targets[0]).run()
     no_problem(at)
     return targets[0]
@@ -122,31 +124,31 @@ def select_target(at, video):
 
 
 def test_containers_are_recognised_by_their_first_bytes(clips):
-    assert app.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
-    assert app.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
+    assert AppBackend.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
+    assert AppBackend.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
     ebml = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84"
-    assert app.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
-    assert app.sniff_container(ebml + b"matroska") == "mkv"
-    assert app.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
-    assert app.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
-    assert app.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
+    assert AppBackend.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
+    assert AppBackend.sniff_container(ebml + b"matroska") == "mkv"
+    assert AppBackend.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
+    assert AppBackend.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
+    assert AppBackend.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
     for junk in (b"", b"hello, not a video", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, b"RIFF\x00\x00\x00\x00WAVEfmt "):
-        assert app.sniff_container(junk) is None
+        assert AppBackend.sniff_container(junk) is None
 
 
 def test_uploads_are_stored_by_content_under_a_generated_name(clips, tmp_path):
     mp4, avi = clips["mp4"].read_bytes(), clips["avi"].read_bytes()
     # A real mp4 whose name says text; the same bytes again under another name: one file, found again.
-    first = app.store_upload(mp4, "holiday.txt", folder=tmp_path)
-    again = app.store_upload(mp4, "other name.mp4", folder=tmp_path)
+    first = AppBackend.store_upload(mp4, "holiday.txt", folder=tmp_path)
+    again = AppBackend.store_upload(mp4, "other name.mp4", folder=tmp_path)
     assert first == again == tmp_path / f"{hashlib.sha256(mp4).hexdigest()[:16]}.mp4"
     assert first.read_bytes() == mp4 and "holiday" not in first.name
     # An AVI whose name says mp4 and tries to climb out of the folder.
-    path = app.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
+    path = AppBackend.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
     assert path.suffix == ".avi" and path.parent == tmp_path and "passwd" not in path.name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, path.name])  # no temporaries left
     # Targets keep the user's name (made safe), in a folder named by content.
-    kept = app.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
+    kept = AppBackend.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
     assert kept.parent.parent == tmp_path / "targets" and kept.name == "My Dance_.avi"
 
 
@@ -161,12 +163,12 @@ def test_bad_uploads_are_refused_with_one_line_and_leave_nothing(clips, tmp_path
     )
     for data, name, kw, message in cases:
         with pytest.raises(UserError, match=message) as e:
-            app.store_upload(data, name, folder=tmp_path, **kw)
+            AppBackend.store_upload(data, name, folder=tmp_path, **kw)
         assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith(f"`{name}`")
         assert list(tmp_path.iterdir()) == [], name
     # The user's name is shown defanged: no folders, no markdown.
     with pytest.raises(UserError, match=r"^`a_b_c.mp4` is not a video"):
-        app.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
+        AppBackend.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
 
 
 def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_path):
@@ -178,7 +180,7 @@ def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_pa
     def store(i):
         try:
             start.wait()
-            results[i] = app.store_upload(datas[i], f"clip{i}", folder=tmp_path)
+            results[i] = AppBackend.store_upload(datas[i], f"clip{i}", folder=tmp_path)
         except BaseException as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
@@ -198,7 +200,7 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
     stored = []
     for k in range(3):  # three different small videos
         clip = write_video(tmp_path / f"c{k}.mp4", sample_frames(sample_target, 10 * k, 10 * k + 3))
-        stored.append(app.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
+        stored.append(AppBackend.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
         (VS.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
     assert not stored[0].exists() and stored[1].exists() and stored[2].exists()
     assert not (VS.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
@@ -218,14 +220,14 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
     (ghost / "meta.json").write_text(
         json.dumps({"source": str(data_dir / "gone.mp4"), "params": {}, "detected": 1, "frames": 1})
     )
-    uploaded = app.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
+    uploaded = AppBackend.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
     VS.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
     (data_dir / "elsewhere").mkdir()
     namesake = write_video(data_dir / "elsewhere" / "short.mp4", sample_frames(sample_target, 60, 72))
     VS.VideoSkeleton(namesake, verbose=False)  # another video of the same name
     try:
-        targets = app.processed_targets()
-        sources = app.data_videos()
+        targets = AppBackend.processed_targets()
+        sources = AppBackend.data_videos()
     finally:
         shutil.rmtree(ghost)
         shutil.rmtree(namesake.parent)
@@ -236,9 +238,9 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
     videos = [t.video for t in targets]
     assert short_clip.resolve() in videos
     short = targets[videos.index(short_clip.resolve())]
-    assert short.label == f"short.mp4 ({app.shown_path(short_clip.parent)}/)"  # two of one name: their folders
+    assert short.label == f"short.mp4 ({AppBackend.shown_path(short_clip.parent)}/)"  # two of one name: their folders
     assert short.details.startswith("60 of 60 frames with a person")
-    assert targets[videos.index(namesake.resolve())].label == f"short.mp4 ({app.shown_path(namesake.parent)}/)"
+    assert targets[videos.index(namesake.resolve())].label == f"short.mp4 ({AppBackend.shown_path(namesake.parent)}/)"
     assert data_dir / "gone.mp4" not in videos and len(set(videos)) == len(videos)
     assert Mannequin.clip_path("source").resolve() not in videos  # the sample source is a source, not a target
     assert uploaded not in videos and uploaded not in sources  # an uploaded source is neither
@@ -247,26 +249,26 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
 
 
 def test_typed_paths_are_checked(sample_source):
-    assert app.resolve_path(str(sample_source)) == sample_source.resolve()
+    assert AppBackend.resolve_path(str(sample_source)) == sample_source.resolve()
     with pytest.raises(UserError, match="video not found"):
-        app.resolve_path("no/such/clip.mp4")
+        AppBackend.resolve_path("no/such/clip.mp4")
     with pytest.raises(UserError, match="cannot read a frame"):
-        app.resolve_path("README.md")
+        AppBackend.resolve_path("README.md")
 
 
 def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tmp_path):
     from GenNearest import GenNearest
 
-    src = app.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
+    src = AppBackend.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
     seen = []
-    data, stats = app.run_transfer(
+    data, stats = AppBackend.run_transfer(
         src, sample_vs, GenNearest(sample_vs), "generated", stride=2, progress=lambda f, t: seen.append((f, t)),
         shown="`my clip.mp4`",
     )  # fmt: skip
     video, fps = decode_video(data, tmp_path)
     assert video.shape == (12, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
-    assert stats["frames"] == 12 and "12 frames in" in app.describe(stats)
-    source_vs = app.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
+    assert stats["frames"] == 12 and "12 frames in" in AppBackend.describe(stats)
+    source_vs = AppBackend.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
     assert stats["coverage"] == DanceDemo.coverage_warnings(source_vs, sample_vs.skeletons())
     assert seen[-1][0] == 1.0 and [f for f, _ in seen] == sorted(f for f, _ in seen)
     # The user's name and the video's own count (24), not the stored name or only the stride's share.
@@ -275,11 +277,11 @@ def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tm
 
 
 def test_a_damaged_source_is_named_with_its_own_frame_counts(clips, tmp_path):
-    src = app.store_upload(clips["corrupt"].read_bytes(), "holiday dance.mp4", folder=tmp_path)
+    src = AppBackend.store_upload(clips["corrupt"].read_bytes(), "holiday dance.mp4", folder=tmp_path)
     declared, decoded = VS.probe_video(src)[0], VS.count_frames(src)
     assert declared == 40 and 0 < decoded < 30
     with pytest.raises(UserError) as e:
-        app.source_poses(src, stride=2, shown="`holiday dance.mp4`", report=lambda f, t: None)
+        AppBackend.source_poses(src, stride=2, shown="`holiday dance.mp4`", report=lambda f, t: None)
     line = str(e.value)
     assert line.startswith(f"`holiday dance.mp4` is damaged: it declares 40 frames but only {decoded} can be decoded")
     assert "`ffmpeg -i 'holiday dance.mp4' -c:v libx264 fixed.mp4`" in line and src.stem not in line
@@ -306,7 +308,7 @@ class StubTarget:
         self.key, self.video_path = key, video
 
     def model_dir(self, name):
-        return app.CHECKPOINT_DIR / self.key / name
+        return AppBackend.CHECKPOINT_DIR / self.key / name
 
 
 def test_generators_are_ready_untrained_or_damaged_per_size(tmp_path):
@@ -317,23 +319,23 @@ def test_generators_are_ready_untrained_or_damaged_per_size(tmp_path):
     (checkpoint_dir(vs, 4, 128)).mkdir(parents=True)
     (checkpoint_dir(vs, 4, 128) / "best.pth").write_bytes(b"\x80\x02junk")
     try:
-        assert app.trained_sizes(vs.key) == {3: [64], 4: [128]}
-        states = app.generator_states(vs, lambda g, size: app.try_load_generator(g, vs, size=size))
+        assert AppBackend.trained_sizes(vs.key) == {3: [64], 4: [128]}
+        states = AppBackend.generator_states(vs, lambda g, size: AppBackend.try_load_generator(g, vs, size=size))
     finally:
-        shutil.rmtree(app.CHECKPOINT_DIR / vs.key)
+        shutil.rmtree(AppBackend.CHECKPOINT_DIR / vs.key)
     by = {(a.gen_type, a.size): a for a in states}
     assert set(by) == {(g, 64) for g in GEN_TYPES if g != 4} | {(4, 128)}  # each type once per trained size
     assert by[(2, 64)].state == "untrained" and by[(2, 64)].command == train_command(2, vs.video_path)
     assert by[(3, 64)].state == by[(4, 128)].state == "damaged"
     assert by[(3, 64)].why.startswith("cannot read checkpoint")
-    assert by[(3, 64)].command == app.retrain_command(3, vs.video_path)
-    assert app.retrain_command(3, vs.video_path).endswith(" true 2")  # GenVanillaNN's force=true
-    assert app.retrain_command(4, vs.video_path, 128) == train_command(4, vs.video_path, 128) + " --force"
+    assert by[(3, 64)].command == AppBackend.retrain_command(3, vs.video_path)
+    assert AppBackend.retrain_command(3, vs.video_path).endswith(" true 2")  # GenVanillaNN's force=true
+    assert AppBackend.retrain_command(4, vs.video_path, 128) == train_command(4, vs.video_path, 128) + " --force"
     assert by[(1, 64)].state == "unavailable"  # nothing to train; the stub has no frames to retrieve from
 
 
 def test_target_reports_are_read_defensively(tmp_path):
-    assert app.target_report(tmp_path) == (None, [], None)  # a VideoSkeleton that writes no report
+    assert AppBackend.target_report(tmp_path) == (None, [], None)  # a VideoSkeleton that writes no report
     report = {
         "frames": 600,
         "problems": [{"code": "camera_moved", "line": "the camera moved: use a tripod"}],
@@ -343,18 +345,18 @@ def test_target_reports_are_read_defensively(tmp_path):
     }
     (tmp_path / "report.json").write_text(json.dumps(report))
     cv2.imwrite(str(tmp_path / "contact_sheet.png"), np.zeros((4, 4, 3), np.uint8))
-    report, pngs, problem = app.target_report(tmp_path)
+    report, pngs, problem = AppBackend.target_report(tmp_path)
     assert report["frames"] == 600 and [p.name for p in pngs] == ["contact_sheet.png"] and problem is None
-    lines = app.report_lines(report)
+    lines = AppBackend.report_lines(report)
     assert lines[:4] == ["**1 problem(s)**, what to film differently:", "- the camera moved: use a tripod",
                          "**Notes**:", "- turned upright"]  # fmt: skip
     assert "- **frames**: 600" in lines and "    - shift: 0.07" in lines
     assert "- **angles**: 20 values (see report.json)" in lines
-    assert app.report_lines({"problems": []})[0] == "**No problems found.**"
+    assert AppBackend.report_lines({"problems": []})[0] == "**No problems found.**"
     (tmp_path / "report.json").write_text('{"frames": 6')  # being written, or damaged
-    assert app.target_report(tmp_path)[2].startswith("report.json cannot be read (JSONDecodeError")
+    assert AppBackend.target_report(tmp_path)[2].startswith("report.json cannot be read (JSONDecodeError")
     (tmp_path / "report.json").write_text("[1, 2]")
-    assert app.target_report(tmp_path)[2] == "report.json does not hold a JSON object"
+    assert AppBackend.target_report(tmp_path)[2] == "report.json does not hold a JSON object"
 
 
 # --------------------------------------------------------------------------- the page (AppTest)
@@ -377,7 +379,7 @@ def test_page_renders_and_lists_every_generator_once(sample_vs):
         listed = [t for t in shown if f"not trained yet: `{command}`" in t]
         assert ready != bool(listed), g  # each trained type is offered, each other one is listed with its command
         assert sum(t.count(command) for t in shown) == (0 if ready else 1), g  # and printed once
-        if not (app.CHECKPOINT_DIR / sample_vs.key).exists():
+        if not (AppBackend.CHECKPOINT_DIR / sample_vs.key).exists():
             assert listed, g
     assert at.button(key="run").disabled is False
     assert not at.get("video")
@@ -392,7 +394,7 @@ def test_page_previews_the_target_and_the_source(sample_vs):
     assert len(box) == 1 and box[0].proto.expanded
     captions = [c for img in box[0].image for c in img.captions]
     assert len(captions) == 2, captions
-    assert captions[0].startswith(f"target: built-in sample target, {app.PREVIEW_FRAMES} of its 600 frames")
+    assert captions[0].startswith(f"target: built-in sample target, {AppBackend.PREVIEW_FRAMES} of its 600 frames")
     assert captions[1].startswith("source: the built-in sample source, poses from")
 
 
@@ -487,7 +489,7 @@ def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypa
         assert "24 frames in" in at.session_state["result"]["stats"]
         assert "`clip.avi` onto built-in sample target" in at.session_state["result"]["what"]
     assert len(calls) == 1  # the second run reused the poses of the first (cached by content)
-    assert app.store_upload(clips["avi"].read_bytes(), "x").exists()
+    assert AppBackend.store_upload(clips["avi"].read_bytes(), "x").exists()
 
 
 def test_a_failed_run_keeps_the_previous_video_labelled_and_names_the_file(sample_vs, clips):
@@ -533,7 +535,7 @@ def test_a_video_under_data_that_is_not_one_gets_one_line(sample_vs, data_dir):
         at.radio(key="source_kind").set_value(app.SOURCE_KINDS[1]).run()
         at.selectbox(key="data_video").set_value(junk).run()
         assert not at.exception and len(at.error) == 1 and at.error[0].value.startswith("cannot read a frame from")
-        assert app.shown_path(junk) in at.error[0].value and at.button(key="run").disabled
+        assert AppBackend.shown_path(junk) in at.error[0].value and at.button(key="run").disabled
     finally:
         shutil.rmtree(junk.parent)
 
@@ -542,11 +544,11 @@ def test_a_video_under_data_that_is_not_one_gets_one_line(sample_vs, data_dir):
 def damaged_sample_checkpoint(sample_vs):
     """A best.pth of gen_type 3 on the sample target that is not a checkpoint (removed after)."""
     path = checkpoint_dir(sample_vs, 3) / "best.pth"
-    existed = (app.CHECKPOINT_DIR / sample_vs.key).exists()
+    existed = (AppBackend.CHECKPOINT_DIR / sample_vs.key).exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00" * 100)
     yield path
-    shutil.rmtree(path.parent if existed else app.CHECKPOINT_DIR / sample_vs.key)
+    shutil.rmtree(path.parent if existed else AppBackend.CHECKPOINT_DIR / sample_vs.key)
 
 
 def test_a_damaged_checkpoint_is_listed_as_damaged_with_its_fix(damaged_sample_checkpoint, sample_vs):
@@ -557,7 +559,7 @@ def test_a_damaged_checkpoint_is_listed_as_damaged_with_its_fix(damaged_sample_c
     box = [e for e in at.expander if e.label.startswith("Generators for built-in sample target")]
     assert len(box) == 1 and box[0].label.endswith(", 1 damaged") and box[0].proto.expanded
     line = [x for t in texts(at) for x in t.splitlines() if x.startswith("- **3**")]
-    fix = f"**damaged checkpoint**, train it again with `{app.retrain_command(3, sample_vs.video_path)}`"
+    fix = f"**damaged checkpoint**, train it again with `{AppBackend.retrain_command(3, sample_vs.video_path)}`"
     assert len(line) == 1 and fix in line[0] and "(cannot read checkpoint" in line[0] and "not trained" not in line[0]
 
 
@@ -567,7 +569,7 @@ def new_target(tmp_path_factory, sample_target):
     clip = write_video(tmp_path_factory.mktemp("app-new") / "new_dancer.mp4", sample_frames(sample_target, 100, 160))
     yield clip
     for cache in VS.CACHE_DIR.glob("new_dancer-*"):
-        shutil.rmtree(app.CHECKPOINT_DIR / cache.name, ignore_errors=True)
+        shutil.rmtree(AppBackend.CHECKPOINT_DIR / cache.name, ignore_errors=True)
         shutil.rmtree(cache)
 
 
@@ -590,7 +592,7 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
     commands = "\n".join(c.value for c in at.code)
     for g in (g for g, spec in GEN_TYPES.items() if spec.train):
         assert commands.count(f"{train_command(g, new_target)}   # gen_type {g}") == 1, g
-    cache = app.Path(at.session_state["added"]["cache_dir"])
+    cache = Path(at.session_state["added"]["cache_dir"])
     if (cache / "report.json").exists():  # a VideoSkeleton that writes the target report (issue #14)
         for problem in json.loads((cache / "report.json").read_text())["problems"]:
             assert f"- {problem['line']}" in page_text(at)

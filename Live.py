@@ -47,7 +47,7 @@ from VideoSkeleton import (  # noqa: E402
     VideoSkeleton,
     _quiet_native_stderr,
     check_video_path,
-    crop_square,
+    cut_square,
     detect_image,
     frame_to_square,
     make_pose,
@@ -290,9 +290,17 @@ def open_source(kind, where, *, open_timeout_s=OPEN_TIMEOUT_S):
 # --------------------------------------------------------------------------- per-frame pose processing
 
 
+def whole_square(width, height):
+    """The live source's square, (x0, y0, side) px: the whole frame padded to a square (black above and below a
+    landscape picture), so nothing is cut wherever the person moves. Its placement does not matter to the target:
+    the normalisation maps the source's height and ground line onto the target's."""
+    side = max(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
 class PoseTracker:
     """MediaPipe Pose in tracking mode, one process, on whole frames as the extraction does (VideoSkeleton):
-    (H, W, 3) uint8 BGR -> (13, 2) float32 joints in [0, 1] of the frame's centre square, or None (nobody)."""
+    (H, W, 3) uint8 BGR -> (13, 2) float32 joints in [0, 1] of the frame's whole_square, or None (nobody)."""
 
     def __init__(self):
         with _quiet_native_stderr():
@@ -307,7 +315,8 @@ class PoseTracker:
         self._started = True
         if res.pose_landmarks is None:
             return None
-        return frame_to_square(Skeleton.from_mediapipe(res.pose_landmarks.landmark).xy, image.shape)
+        h, w = image.shape[:2]
+        return frame_to_square(Skeleton.from_mediapipe(res.pose_landmarks.landmark).xy, image.shape, whole_square(w, h))
 
     def close(self):
         self.pose.close()
@@ -393,12 +402,9 @@ class OnlineNormalizer:
 
 
 def source_panel(image, side=DanceDemo.PANEL):
-    """The frame's centre square at side px for the left panel: (H, W, 3) -> (side, side, 3) uint8.
-
-    Bilinear, not VideoSkeleton.square_frame's area averaging: on a 960x720 frame that took 7 ms of the 40 ms a frame
-    has at 25 fps; a preview does not need it.
-    """
-    return cv2.resize(crop_square(image), (side, side), interpolation=cv2.INTER_LINEAR)
+    """The left panel: the frame's whole_square at side px, (H, W, 3) -> (side, side, 3) uint8 (joints line up)."""
+    h, w = image.shape[:2]
+    return cut_square(image, whole_square(w, h), side)
 
 
 def rest_index(target_xy):

@@ -163,6 +163,23 @@ def test_spans_of_a_variable_frame_rate_file_meet_exactly(tmp_path):
     assert landed != [45, 60, 75]
 
 
+@pytest.mark.parametrize("codec, name", [("libx265", "clip.mkv"), ("libvpx-vp9", "clip.webm")])
+def test_hevc_and_vp9_split_exactly_under_a_non_ascii_name(codec, name, tmp_path):
+    """What phones and browsers write: HEVC (an iPhone's default), VP9 (a screen or web recording)."""
+    src = Mannequin.write_clip(tmp_path / "src.mp4", numbered_frames(40))
+    path = tmp_path / f"舞蹈 {name}"
+    Mannequin._ffmpeg("-i", src, "-c:v", codec, path)
+    info = VideoSkeleton.video_info(path)
+    assert info["timed"] and info["width"] == 96
+    got, offset = [], 0
+    for span in VideoSkeleton._spans(info, 1, 2):
+        counts = {}
+        got += [offset + pos for pos, _, _ in VideoSkeleton.read_span(path, counts=counts, **span)]
+        offset += counts["seen"]
+    numbers = [frame_number(f) for _, _, f in VideoSkeleton.read_span(path, fps=info["fps"], t0=info["t0"])]
+    assert got == numbers == list(range(40))
+
+
 def test_rotation_metadata_turns_frames_upright(tmp_path):
     upright = np.zeros((64, 48, 3), np.uint8)
     upright[4:14, 4:20] = 255  # a mark at the top left of the upright picture

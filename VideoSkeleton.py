@@ -682,20 +682,21 @@ def follow_one_person(xy, times, width, height):
     if not len(jumps):
         return others, 0
     runs = np.split(np.arange(len(rows)), jumps)
-    centres = np.array([np.median(hips[r], axis=0) for r in runs])
-    group = list(range(len(runs)))  # runs close to each other are one person (single linkage)
-    for a in range(len(runs)):
-        for b in range(a):
-            if np.linalg.norm(centres[a] - centres[b]) <= SWITCH_JUMP * bh:
-                old, new = group[a], group[b]
-                group = [new if g == old else g for g in group]
-    sizes = {}
-    for g, r in zip(group, runs, strict=True):
-        sizes[g] = sizes.get(g, 0) + len(r)
-    main = max(sizes, key=sizes.get)
-    for g, r in zip(group, runs, strict=True):
-        if g != main:
-            others[rows[r]] = True
+    # Runs are grouped by where they are, longest first: a run joins the first group whose first run's centre is
+    # near its own (O(runs x groups), whatever a noisy clip's number of jumps).
+    centres = [np.median(hips[r], axis=0) for r in runs]
+    groups = []  # [(centre, [run indices])]
+    for i in sorted(range(len(runs)), key=lambda i: -len(runs[i])):
+        home = next((g for c, g in groups if np.linalg.norm(centres[i] - c) <= SWITCH_JUMP * bh), None)
+        if home is None:
+            groups.append((centres[i], [i]))
+        else:
+            home.append(i)
+    main = max((g for _, g in groups), key=lambda g: sum(len(runs[i]) for i in g))
+    for _, g in groups:
+        if g is not main:
+            for i in g:
+                others[rows[runs[i]]] = True
     return others, len(jumps)
 
 

@@ -39,7 +39,8 @@ def train(script_args, *, procs, threads, out, device):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise UserError(f"{' '.join(cmd[-12:])} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        said = [line for line in proc.stderr.splitlines() if line.startswith("error:")] or proc.stderr.splitlines()[-3:]
+        raise UserError(f"{' '.join(cmd)} failed: {' / '.join(said)}")
     with open(out / "train_log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     rates = [float(r["img_per_s"]) for r in rows[1:]] or [float(rows[0]["img_per_s"])]
@@ -52,12 +53,13 @@ def main(argv=None):
     p.add_argument("--gan", action="store_true", help="GenGAN bce / image instead of GenVanillaNN variant 2")
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="process counts to run (default 1 2)")
     p.add_argument("--epochs", type=int, default=4, help="epochs per run (default 4; epoch 1 is not timed)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of all the runs, interleaved; the median is shown")
     p.add_argument("--batch", type=int, default=32, help="global batch, the same for every run (default 32)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
     p.add_argument("--out", default=str(OUT), help=f"where runs are written (default {OUT.relative_to(ROOT)})")
     a = p.parse_args(argv)
-    if a.epochs < 2 or min(a.procs) < 1 or 1 not in a.procs:
-        raise UserError("need --epochs >= 2 and --procs including 1 (the baseline), all >= 1")
+    if a.epochs < 2 or a.repeat < 1 or min(a.procs) < 1 or 1 not in a.procs:
+        raise UserError("need --epochs >= 2, --repeat >= 1 and --procs including 1 (the baseline), all >= 1")
     import Mannequin
 
     video = str(a.video or Mannequin.ensure_sample("target"))
@@ -71,20 +73,23 @@ def main(argv=None):
         runs.append((1, max(a.procs)))  # a plain run with the threads the largest multi-process run uses in all
     print(f"{' '.join(script[:1] + script[2:])}: global batch {a.batch}, {a.epochs} epochs per run, {a.device}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
-    results = {}
-    for procs, threads in runs:
-        out = Path(a.out) / f"{'gan' if a.gan else 'vanilla'}-{procs}p{threads}t"
-        ips, wall, rows = train(script, procs=procs, threads=threads, out=out, device=a.device)
-        results[procs, threads] = ips
-        box = float(rows[-1]["val_box_ssim"])
-        print(f"{procs} process(es) x {threads} thread(s): {ips:.1f} images/s, {wall:.0f} s for the run, last val "
-              f"body-box SSIM {box:.3f}; load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
-    base = results[1, 1]
+    results, loads = {run: [] for run in runs}, [os.getloadavg()[0]]
+    for _ in range(a.repeat):  # interleaved: a load that changes over time weighs on every configuration alike
+        for procs, threads in runs:
+            out = Path(a.out) / f"{'gan' if a.gan else 'vanilla'}-{procs}p{threads}t"
+            ips, wall, rows = train(script, procs=procs, threads=threads, out=out, device=a.device)
+            results[procs, threads].append(ips)
+            loads.append(os.getloadavg()[0])
+            box = float(rows[-1]["val_box_ssim"])
+            print(f"{procs} process(es) x {threads} thread(s): {ips:.1f} images/s, {wall:.0f} s for the run, last "
+                  f"val body-box SSIM {box:.3f}; load average now {loads[-1]:.2f}")  # fmt: skip
+    base = statistics.median(results[1, 1])
+    print(f"\nmedian of {a.repeat} round(s); load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} cores")
     print("\n| processes | threads each | images/s | speed-up | scaling efficiency |")
     print("|---:|---:|---:|---:|---:|")
-    for (procs, threads), ips in results.items():
-        eff = f"{100 * ips / (procs * threads * base):.0f}%"
-        print(f"| {procs} | {threads} | {ips:.1f} | {ips / base:.2f}x | {eff} |")
+    for (procs, threads), rates in results.items():
+        ips = statistics.median(rates)
+        print(f"| {procs} | {threads} | {ips:.1f} | {ips / base:.2f}x | {100 * ips / (procs * threads * base):.0f}% |")
     return 0
 
 

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command  # noqa: E402
 from GenVanillaNN import (  # noqa: E402
     CKPT_FORMAT as VANILLA_FORMAT,
@@ -71,15 +72,12 @@ from Train import (  # noqa: E402
     resume_checkpoint,
     resumed_config,
     resumed_log,
-    run_trainer,
     sequence_starts,
     set_seed,
-    setup_ranks,
     split_data,
     train_windows,
     unusable,
     val_block,
-    weights_digest,
 )
 
 # --------------------------------------------------------------------------- defaults

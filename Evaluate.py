@@ -424,9 +424,9 @@ def main(argv=None):
     figures = Path(a.figures).expanduser().resolve() if a.figures else None
     dump = Path(a.dump).expanduser().resolve() if a.dump else None
     # Before the generators run (minutes): a full or read-only place fails now, with its name.
-    for folder, what in ((out, "the results"), (figures, "--figures"), (dump and dump.parent, "--dump")):
+    for folder, outputs_name in ((out, "the results"), (figures, "--figures"), (dump and dump.parent, "--dump")):
         if folder is not None:
-            check_writable(folder, need_bytes=8 << 20, what=what)
+            check_writable(folder, need_bytes=8 << 20, what=outputs_name)
     pose = {"auto": None, "on": True, "off": False}[a.pose]
 
     print(f"evaluating on the {what}, {a.size} px")

@@ -29,7 +29,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import DanceDemo  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator, train_command  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator, shown_size, train_command  # noqa: E402
 from Skeleton import DATA_DIR, ROOT, UserError, atomic_path, draw_skeleton, pause_here  # noqa: E402
 from VideoSkeleton import (  # noqa: E402
     CACHE_DIR,
@@ -261,7 +261,8 @@ def try_load_generator(gen_type, vs, *, size=SIZE, coherent=False):
     """(generator, None) when gen_type loads for this target at `size` px, else (None, the one-line reason)."""
     try:
         options = {"coherent": True} if coherent else {}
-        return load_generator(vs, gen_type, size=size, **options), None
+        shown = shown_size(gen_type, size, DanceDemo.PANEL)  # retrieval: the stored frames, not upscaled
+        return load_generator(vs, gen_type, size=shown, **options), None
     except UserError as e:
         return None, str(e)
     except Exception as e:  # a Gen* module being written must not take the whole page down

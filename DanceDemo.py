@@ -33,7 +33,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
+from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator, shown_size  # noqa: E402
 from Skeleton import (  # noqa: E402
     L_ANKLE,
     L_HIP,
@@ -416,8 +416,7 @@ def main(argv=None):
     options = {"coherent": True} if a.coherent else {}
     trained = GEN_TYPES[a.gen_type].train is not None
     # A missing checkpoint must fail now, not after the source's extraction.
-    # Retrieval (nothing trained) copies stored frames: ask for them at the panel's size rather than upscale --size.
-    size = a.size if trained else PANEL
+    size = shown_size(a.gen_type, a.size, PANEL)  # retrieval: the stored frames at the panel's size, not upscaled
     load = functools.partial(load_generator, target_vs, a.gen_type, size=size, device=a.device, **options)
     gen = load() if trained else None
     if source is None:

@@ -68,6 +68,12 @@ def train_command(gen_type, video=None, size=SIZE):
     return spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
 
 
+def shown_size(gen_type, size, panel):
+    """The side a generator renders at for a panel `panel` px wide: retrieval (nothing trained) copies stored frames,
+    so it renders at the panel's size instead of being upscaled; a trained type at the size it was trained at."""
+    return size if GEN_TYPES[gen_type].train else panel
+
+
 def checkpoint_dir(vs, gen_type, size=SIZE):
     """The default folder of gen_type's checkpoints on a target: data/checkpoints/<target key>/<folder>-<size>/."""
     return vs.model_dir(f"{GEN_TYPES[gen_type].folder}-{size}")

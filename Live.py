@@ -41,7 +41,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import DanceDemo  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator  # noqa: E402
+from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size  # noqa: E402
 from Skeleton import N_JOINTS, Skeleton, UserError, VideoWriter, body_height, normalize, run_cli  # noqa: E402
 from VideoSkeleton import (  # noqa: E402
     VideoSkeleton,
@@ -825,7 +825,9 @@ def main(argv=None):
     reader = None
     try:
         target_vs = VideoSkeleton(target)
-        gen = load_generator(target_vs, a.gen_type, size=a.size, device=a.device)
+        gen = load_generator(
+            target_vs, a.gen_type, size=shown_size(a.gen_type, a.size, DanceDemo.PANEL), device=a.device
+        )
         if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
             # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
             # other core (gen_type 3, 64 px, on the 2-core VM under load: median 58 ms, p95 632 ms with 2 threads,

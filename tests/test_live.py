@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import POSE, FakeTarget, motion, read_video, run_script, write_video
 
+import Capture
 import DanceDemo
 import Live
 from GenNearest import GenNearest
@@ -78,18 +79,18 @@ def frame_value(frame):
 
 
 def test_latest_frame_keeps_only_the_newest_and_counts_the_rest():
-    slot = Live.LatestFrame()
+    slot = Capture.LatestFrame()
     for i in range(3):
-        slot.put(Live.Frame(np.zeros((2, 2, 3), np.uint8), i, 0.1 * i))
+        slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), i, 0.1 * i))
     assert slot.take(timeout=0).index == 2  # the newest; 0 and 1 were replaced before anyone took them
     assert slot.counts() == (3, 2, 1)
     with pytest.raises(TimeoutError):
         slot.take(timeout=0)
-    slot.put(Live.Frame(np.zeros((2, 2, 3), np.uint8), 3, 0.3))
+    slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), 3, 0.3))
     slot.discard()  # a pause: the waiting frame is old
     slot.missed()  # a frame the reader skipped
     assert slot.counts() == (5, 4, 1)
-    slot.put(Live.Frame(np.zeros((2, 2, 3), np.uint8), 5, 0.5))
+    slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), 5, 0.5))
     slot.close("gone")
     assert slot.take(timeout=0).index == 5  # what arrived before the end is still shown
     assert slot.take(timeout=0) is None and slot.error == "gone"
@@ -97,8 +98,8 @@ def test_latest_frame_keeps_only_the_newest_and_counts_the_rest():
 
 def test_reader_plays_a_file_at_its_frame_rate_and_drops_what_the_pipeline_misses():
     clock = FakeClock()
-    slot = Live.LatestFrame()
-    reader = Live.Reader(FakeCapture(6, clock=clock), slot, name="clip", kind="file", pace_fps=25.0, clock=clock)
+    slot = Capture.LatestFrame()
+    reader = Capture.Reader(FakeCapture(6, clock=clock), slot, name="clip", kind="file", pace_fps=25.0, clock=clock)
     taken = []
     for i in range(6):
         assert reader.step()
@@ -115,7 +116,7 @@ def test_reader_plays_a_file_at_its_frame_rate_and_drops_what_the_pipeline_misse
 def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed():
     clock = FakeClock()
 
-    class Slot(Live.LatestFrame):
+    class Slot(Capture.LatestFrame):
         def put(self, frame):
             put.append(frame.index)
             super().put(frame)
@@ -123,7 +124,7 @@ def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed
     put, slot = [], Slot()
     # Decoding takes 2 frame times (1/8 s at 16 fps; binary fractions keep the arithmetic exact): a camera would have
     # sent the frames in between meanwhile.
-    reader = Live.Reader(FakeCapture(20, clock=clock, cost=1 / 8), slot, name="clip", kind="file", pace_fps=16.0,
+    reader = Capture.Reader(FakeCapture(20, clock=clock, cost=1 / 8), slot, name="clip", kind="file", pace_fps=16.0,
                          clock=clock)  # fmt: skip
     while reader.step():
         pass
@@ -138,9 +139,9 @@ def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed
 def test_reader_thread_accounts_for_every_frame(kind, error):
     """The real thread against a consumer: whatever the interleaving, every frame is shown or dropped, the last one
     is shown, and a camera that stops is reported."""
-    slot = Live.LatestFrame()
+    slot = Capture.LatestFrame()
     name = "camera 0" if kind == "camera" else "clip"
-    reader = Live.Reader(FakeCapture(30), slot, name=name, kind=kind).start()
+    reader = Capture.Reader(FakeCapture(30), slot, name=name, kind=kind).start()
     shown = []
     while (frame := slot.take(timeout=10)) is not None:
         shown.append(frame.index)
@@ -293,6 +294,30 @@ def test_gaps_hold_the_last_pose_then_show_the_target_at_rest(target):
     np.testing.assert_array_equal(rest_xy, target.xy[Live.rest_index(target.xy)])
 
 
+def test_a_generator_with_memory_gets_one_pose_at_a_time_and_starts_afresh_after_a_gap(target):
+    class Remembering:
+        """A generator that conditions on the poses of its previous calls, as gen_type 8 does."""
+
+        def __init__(self):
+            self.history, self.resets = [], 0
+
+        def generate(self, ske):
+            self.history.append(ske.xy.copy())
+            return np.full((32, 32, 3), 100, np.uint8)
+
+        def reset(self):
+            self.history, self.resets = [], self.resets + 1
+
+    gen = Remembering()
+    poses = [POSE] * 3 + [None] * 10 + [POSE] * 2
+    transfer = Live.LiveTransfer(
+        gen=gen, target_xy=target.xy, rest=Live.rest_frame(target, 32), pose=ScriptedPose(poses), fps=25.0, hold_s=0.1
+    )
+    states = [transfer(np.zeros((48, 64, 3), np.uint8), i / 25.0)[2] for i in range(len(poses))]
+    assert states == ["tracking"] * 3 + ["holding"] * 2 + ["rest"] * 8 + ["tracking"] * 2
+    assert gen.resets == 1 and len(gen.history) == 2  # reset once on entering the rest state; then the two new poses
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -312,7 +337,7 @@ class ScriptedSlot:
             self.on_take(self.given)
         i = self.indices.pop(0)
         self.given += 1
-        return Live.Frame(np.full((*self.shape, 3), 20 * i, np.uint8), i, self.clock.now())
+        return Capture.Frame(np.full((*self.shape, 3), 20 * i, np.uint8), i, self.clock.now())
 
     def discard(self):
         pass

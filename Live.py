@@ -613,15 +613,14 @@ def main(argv=None):
     reader = None
     try:
         target_vs = VideoSkeleton(target)
-        gen = load_generator(
-            target_vs, a.gen_type, size=shown_size(a.gen_type, a.size, DanceDemo.PANEL), device=a.device
-        )
+        size = shown_size(a.gen_type, a.size, DanceDemo.PANEL)
+        gen = load_generator(target_vs, a.gen_type, size=size, device=a.device)
         if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
             # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
             # other core (gen_type 3, 64 px, on the 2-core VM under load: median 58 ms, p95 632 ms with 2 threads,
             # 9 and 16 ms with 1).
             sys.modules["torch"].set_num_threads(TORCH_THREADS)
-        rest = rest_frame(target_vs, a.size)
+        rest = rest_frame(target_vs, size)  # as sharp as the generated frames
         pose = PoseTracker()
         # Warm up (MediaPipe's graph, the network's first pass) before the clock starts: not a frame late.
         pose(first)

@@ -428,7 +428,7 @@ def main(argv=None):
         # workers start up rather than before them.
         pending = None if trained else pool.submit(load)
         t = time.perf_counter()
-        source_vs = VideoSkeleton(source, frame_skip=a.stride)
+        source_vs = VideoSkeleton(source, frame_skip=a.stride, report=False)  # a source: no target report
         t_extract = time.perf_counter() - t
         gen = gen if trained else pending.result()
     label = f"generated: gen_type {a.gen_type}" + (" coherent" if a.coherent else "")

@@ -34,6 +34,19 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Checkpoints import (  # noqa: E402
+    CKPT_KEYS,
+    best_checkpoint,
+    build_from_checkpoint,
+    check_same_data,
+    checkpoint_bytes,
+    load_checkpoint,
+    restore_progress,
+    resume_checkpoint,
+    resumed_config,
+    resumed_log,
+    unusable,
+)
 from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command  # noqa: E402
 from GenVanillaNN import (  # noqa: E402
@@ -44,39 +57,28 @@ from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa:
 from Networks import NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
 from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable  # noqa: E402
 from Train import (  # noqa: E402
-    CKPT_KEYS,
     RunConfig,
     TrainedGenerator,
     TrainRun,
     add_training_args,
     augment,
     autocast,
-    best_checkpoint,
-    build_from_checkpoint,
-    check_same_data,
     check_training_args,
-    checkpoint_bytes,
     config_from_args,
     describe,
     epochs_for,
     history_xy,
     lambda_at,
     lambda_pair,
-    load_checkpoint,
     lr_at,
     open_target,
     plot_curves,
     plot_losses,
     render_poses,
-    restore_progress,
-    resume_checkpoint,
-    resumed_config,
-    resumed_log,
     sequence_starts,
     set_seed,
     split_data,
     train_windows,
-    unusable,
     val_block,
 )
 

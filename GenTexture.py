@@ -36,6 +36,16 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Checkpoints import (  # noqa: E402
+    best_checkpoint,
+    build_from_checkpoint,
+    check_same_data,
+    checkpoint_bytes,
+    restore_progress,
+    resume_checkpoint,
+    resumed_config,
+    resumed_log,
+)
 from Distributed import pick_device  # noqa: E402
 from GenGAN import default_d_args, feature_matching, gan_loss, val_metrics  # noqa: E402
 from GenNearest import GenNearest, pose_features  # noqa: E402
@@ -49,11 +59,7 @@ from Train import (  # noqa: E402
     add_training_args,
     augment,
     autocast,
-    best_checkpoint,
-    build_from_checkpoint,
-    check_same_data,
     check_training_args,
-    checkpoint_bytes,
     config_from_args,
     describe,
     lambda_at,
@@ -62,10 +68,6 @@ from Train import (  # noqa: E402
     plot_curves,
     render_poses,
     report_trained,
-    restore_progress,
-    resume_checkpoint,
-    resumed_config,
-    resumed_log,
     set_seed,
     split_data,
     val_block,

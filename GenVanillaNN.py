@@ -26,6 +26,16 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Checkpoints import (  # noqa: E402
+    best_checkpoint,
+    build_from_checkpoint,
+    check_same_data,
+    checkpoint_bytes,
+    restore_progress,
+    resume_checkpoint,
+    resumed_config,
+    resumed_log,
+)
 from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from Metrics import image_metrics  # noqa: E402
@@ -38,11 +48,7 @@ from Train import (  # noqa: E402
     add_training_args,
     augment,
     autocast,
-    best_checkpoint,
-    build_from_checkpoint,
-    check_same_data,
     check_training_args,
-    checkpoint_bytes,
     config_from_args,
     describe,
     epochs_for,
@@ -52,10 +58,6 @@ from Train import (  # noqa: E402
     open_target,
     plot_losses,
     render_poses,
-    restore_progress,
-    resume_checkpoint,
-    resumed_config,
-    resumed_log,
     set_seed,
     split_data,
     val_block,

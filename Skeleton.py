@@ -307,18 +307,20 @@ def atomic_path(path):
 
 
 def check_writable(folder, *, need_bytes=0, what="the results"):
-    """UserError now, before long work, if `folder` cannot take `what`: not a folder, read-only, or fewer than
-    need_bytes free. Creates the folder."""
-    folder = Path(folder)
+    """UserError now, before long work, if `folder` cannot take `what`: a file in the way, read-only, or fewer than
+    need_bytes free. Creates nothing: a folder that does not exist yet is judged by its nearest existing parent."""
+    folder = Path(folder).absolute()
+    place = folder
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise UserError(f"cannot write {what} to {folder}: a file stands where a folder is needed ({place})")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".probe-"):
             pass
-    except FileExistsError:
-        raise UserError(f"cannot write {what} to {folder}: a file stands where a folder is needed") from None
     except OSError as e:
         raise UserError(f"cannot write {what} to {folder}: {_OS_ERRORS.get(e.errno, e.strerror)}") from None
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(place).free
     if free < need_bytes:
         raise UserError(f"cannot write {what} to {folder}: disk full ({free / 2**20:.0f} MB free, about "
                         f"{need_bytes / 2**20:.0f} MB needed)")  # fmt: skip

@@ -173,6 +173,11 @@ class FakeTarget:
     def skeletons(self):
         return self.xy
 
+    @property
+    def ske_all(self):
+        """(N, 13, 3): joints and a visibility of 1, every frame with a person (as a VideoSkeleton's cache rows)."""
+        return np.concatenate([self.xy, np.ones((len(self.xy), 13, 1), np.float32)], axis=2)
+
     def frames(self, size=None):
         size = size or self._stored
         img = np.zeros((len(self), size, size, 3), np.uint8)

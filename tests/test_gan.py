@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import POSE, FakeVS, ctrl_c_after, run_script
 
+import Checkpoints
 import GenGAN
 import GenTypes
 import GenVanillaNN
@@ -170,7 +171,7 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     assert np.isfinite([last["loss_D"], last["loss_G"], last["val_sharpness"], last["val_flicker"]]).all()
     assert ("d_acc" in last) == (mode == "bce") and ("loss_D_GP" in last) == (mode == "wgan-gp")
     assert ("loss_G_T_L1" in last) == temporal
-    ckpt = Train.load_checkpoint(out / "best.pth", fmt=GenGAN.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
+    ckpt = Checkpoints.load_checkpoint(out / "best.pth", fmt=GenGAN.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
     for key in ("model", "netD", "optimizer_G", "optimizer_D", "model_args", "netD_args", "config", "data"):
         assert ckpt[key] is not None, key
     assert (ckpt["netD_T"] is not None) == temporal and ckpt["epoch"] == 1
@@ -228,7 +229,7 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
             "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
     path = GenTypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
-    Train.save_checkpoint(ckpt, path)
+    Checkpoints.save_checkpoint(ckpt, path)
     cfg = tiny_cfg(temporal=True, init_from_vanilla=None, lr_G=1e-12, lr_D=1e-12, aug_prob=0.0)
     summary = GenGAN.train(fake_vs, cfg, verbose=True)
     assert "netG initialised from GenVanillaNN" in capsys.readouterr().out
@@ -240,7 +241,7 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     assert w[:, 12:].abs().max() < 1e-6
     # A checkpoint from another split may have seen the val frames: not used (an error when asked for).
     ckpt["data"] = {**ckpt["data"], "val": [0, 5]}
-    Train.save_checkpoint(ckpt, path)
+    Checkpoints.save_checkpoint(ckpt, path)
     assert GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
     with pytest.raises(UserError, match="another train/val split"):
         GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
@@ -285,7 +286,7 @@ def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
         "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
     }
     for name, (ckpt, message) in damage.items():
-        Train.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        Checkpoints.save_checkpoint(ckpt, tmp_path / "latest.pth")
         with pytest.raises(UserError, match=message) as e:
             GenGAN.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
         assert "--force" in str(e.value), name

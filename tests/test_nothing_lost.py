@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import ROOT, FakeVS, ctrl_c_after, read_video, run_script
 
+import Checkpoints
 import GenGAN
 import GenTypes
 import GenVanillaNN
@@ -222,7 +223,7 @@ def test_tampered_weights_are_refused(trained, tamper, message):
     ckpt = torch.load(best, weights_only=True)
     name = next(k for k, v in ckpt["model"].items() if v.is_floating_point() and v.dim() > 1)
     ckpt["model"][name] = tamper(ckpt["model"][name])
-    Train.save_checkpoint(ckpt, best)
+    Checkpoints.save_checkpoint(ckpt, best)
     with pytest.raises(UserError, match=f"damaged: tensor {name} {message}.*retrain it"):
         GenVanillaNN.load_generator(vs, 3, size=32, device="cpu")
 

@@ -64,8 +64,9 @@ def run_main(module, argv, capfd):
 
 
 def tree(*roots):
-    """Every path under the roots (what a run may have left behind)."""
-    return {p for r in roots if Path(r).exists() for p in Path(r).rglob("*")}
+    """Every path under the roots (what a run may have left behind), but the build locks' empty files (one per
+    cache: they hold nothing, and removing them would race with a second process taking the lock)."""
+    return {p for r in roots if Path(r).exists() for p in Path(r).rglob("*") if p.suffix != ".lock"}
 
 
 def children(pid):

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import ROOT, FakeVS
 
+import Checkpoints
 import GenGAN
 import GenVanillaNN
 import Train
@@ -62,4 +63,4 @@ def test_shared_calls_are_keyword_only():
     with pytest.raises(TypeError):
         Train.TrainRun("out", 1, 1, 1, 0.0, {})
     with pytest.raises(TypeError):
-        Train.load_checkpoint("x.pth", "fmt")
+        Checkpoints.load_checkpoint("x.pth", "fmt")

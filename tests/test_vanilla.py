@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import POSE, FakeVS, run_script
 
+import Checkpoints
 import GenVanillaNN
 import Metrics
 import Networks
@@ -109,7 +110,7 @@ def test_one_epoch_smoke_train_writes_everything(fake_vs):
     last = summary["last"]
     assert 0 < last["val_l1"] < 1 and -1 <= last["val_box_ssim"] <= 1 and last["img_per_s"] > 0
     assert 0 <= last["data_share"] < 1
-    ckpt = Train.load_checkpoint(out / "best.pth", fmt=GenVanillaNN.CKPT_FORMAT, gen_type=3, size=64)
+    ckpt = Checkpoints.load_checkpoint(out / "best.pth", fmt=GenVanillaNN.CKPT_FORMAT, gen_type=3, size=64)
     assert ckpt["data"]["sha256"] == fake_vs.meta["sha256"] and ckpt["data"]["val"][1] == len(fake_vs)
     assert ckpt["config"]["variant"] == 2 and ckpt["epoch"] == 1 and "optimizer" in ckpt
     import cv2
@@ -138,7 +139,7 @@ def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, va
     ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": GenVanillaNN.gen_type_of_variant(variant), "size": 64,
             "model_args": args,
             "model": net.state_dict()}  # fmt: skip
-    Train.save_checkpoint(ckpt, tmp_path / "m.pth")
+    Checkpoints.save_checkpoint(ckpt, tmp_path / "m.pth")
     gen = GenVanillaNN.GenVanillaNN(tmp_path / "m.pth", device="cpu")
     xy = fake_vs.xy[:5]
     want = Train.render_poses(
@@ -172,7 +173,7 @@ def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         GenVanillaNN.train(fake_vs, tiny_cfg(1, epochs=2), out=tmp_path / "split", verbose=False)
     monkeypatch.setattr(GenVanillaNN, "render_poses", predict)
-    assert Train.load_checkpoint(tmp_path / "split" / "latest.pth", fmt=GenVanillaNN.CKPT_FORMAT)["epoch"] == 1
+    assert Checkpoints.load_checkpoint(tmp_path / "split" / "latest.pth", fmt=GenVanillaNN.CKPT_FORMAT)["epoch"] == 1
     resumed = GenVanillaNN.train(fake_vs, tiny_cfg(1, epochs=2), out=tmp_path / "split", resume=True, verbose=False)
     assert resumed["epoch"] == 2 and resumed["last"]["step"] == straight["last"]["step"]
     a = torch.load(tmp_path / "straight" / "latest.pth", weights_only=True)
@@ -205,7 +206,7 @@ def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
         "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
     }
     for name, (ckpt, message) in damage.items():
-        Train.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        Checkpoints.save_checkpoint(ckpt, tmp_path / "latest.pth")
         with pytest.raises(UserError, match=message) as e:
             GenVanillaNN.train(fake_vs, tiny_cfg(1, epochs=0), out=tmp_path, resume=True, verbose=False)
         assert "force=true" in str(e.value), name
@@ -227,15 +228,15 @@ def test_checkpoint_validation_and_missing_model_message(fake_vs, tmp_path):
     assert gen.size == 64 and gen.generate_batch(fake_vs.xy[:2]).shape == (2, 64, 64, 3)
     path = fake_vs.model_dir("vanilla-vector-64") / "best.pth"
     with pytest.raises(UserError, match="is for gen_type 2, not 3"):
-        Train.load_checkpoint(path, fmt=GenVanillaNN.CKPT_FORMAT, gen_type=3)
+        Checkpoints.load_checkpoint(path, fmt=GenVanillaNN.CKPT_FORMAT, gen_type=3)
     with pytest.raises(UserError, match="size 64, not 128"):
-        Train.load_checkpoint(path, fmt=GenVanillaNN.CKPT_FORMAT, size=128)
+        Checkpoints.load_checkpoint(path, fmt=GenVanillaNN.CKPT_FORMAT, size=128)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
-        Train.load_checkpoint(tmp_path / "junk.pth", fmt=GenVanillaNN.CKPT_FORMAT)
+        Checkpoints.load_checkpoint(tmp_path / "junk.pth", fmt=GenVanillaNN.CKPT_FORMAT)
     torch.save({"format": "other"}, tmp_path / "other.pth")
     with pytest.raises(UserError, match="not a deepdance-vanilla-1 checkpoint"):
-        Train.load_checkpoint(tmp_path / "other.pth", fmt=GenVanillaNN.CKPT_FORMAT)
+        Checkpoints.load_checkpoint(tmp_path / "other.pth", fmt=GenVanillaNN.CKPT_FORMAT)
 
 
 # --------------------------------------------------------------------------- CLI

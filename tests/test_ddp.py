@@ -289,9 +289,11 @@ def _worker(spec):
     """Run the jobs listed in spec (JSON); write this rank's weights digests next to it as rank<N>.json."""
     import conftest
 
-    results = [run_job(job)["weights_sha256"] for job in json.loads(Path(spec).read_text())]
-    Path(spec).with_name(f"rank{os.environ['RANK']}.json").write_text(json.dumps(results))
-    shutil.rmtree(conftest._DATA, ignore_errors=True)  # the data folder importing conftest made for this process
+    try:
+        results = [run_job(job)["weights_sha256"] for job in json.loads(Path(spec).read_text())]
+        Path(spec).with_name(f"rank{os.environ['RANK']}.json").write_text(json.dumps(results))
+    finally:
+        shutil.rmtree(conftest._DATA, ignore_errors=True)  # the data folder importing conftest made for this process
 
 
 if __name__ == "__main__":

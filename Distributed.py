@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch.autograd.function import once_differentiable
 
 from Skeleton import UserError, os_error_line, run_cli
 
@@ -224,28 +225,60 @@ def _peers_lost(main, argv):
                         "torchrun's report of its exit code, says why") from None  # fmt: skip
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """A sum over the ranks whose backward sums the gradients over the ranks too: every rank's loss depends on every
-    rank's share of the batch statistics."""
+class _SyncBatchNorm(torch.autograd.Function):
+    """BatchNorm's training forward and backward over the global batch, on CPU: a few passes over x and one small
+    all-reduce each way (what torch's SyncBatchNorm does with CUDA-only kernels). Statistics in float64.
+
+    Every rank's loss depends on every rank's share of the statistics, so the input gradient uses the sums of
+    dy and dy * (x - mean) over all ranks; weight and bias get this rank's share (DDP averages them).
+    """
 
     @staticmethod
-    def forward(ctx, x):
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
+    def forward(ctx, x, weight, bias, eps):  # x (B, C, ...), weight and bias (C,)
+        c = x.shape[1]
+        n = x.numel() // c
+        # This rank's mean and 1 / sqrt(var + eps) from the native kernel (stable, and 10x faster than var_mean here)
+        _, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True, 0.0, eps)
+        mean, var = mean.double(), (invstd.double() ** -2 - eps).clamp_min(0)  # (C,), (C,)
+        stats = torch.cat([n * mean, n * (var + mean**2), mean.new_full((1,), n)])  # sums of x, x^2, the count
+        dist.all_reduce(stats)
+        count = stats[-1]
+        mean = stats[:c] / count
+        var = (stats[c : 2 * c] / count - mean**2).clamp_min(0)  # biased: what BatchNorm normalises by
+        invstd = torch.rsqrt(var + eps)
+        w = weight.double()
+        shape = [1, c] + [1] * (x.dim() - 2)
+        scale, shift = (invstd * w).to(x.dtype), (bias.double() - mean * invstd * w).to(x.dtype)
+        ctx.save_for_backward(x, w, mean, invstd)
+        ctx.count = count
+        unbiased = var * count / (count - 1)
+        ctx.mark_non_differentiable(mean, unbiased)
+        return torch.addcmul(shift.view(shape), x, scale.view(shape)), mean, unbiased
 
     @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        return grad
+    @once_differentiable
+    def backward(ctx, dy, _mean, _var):  # the statistics' outputs only update the running ones: no gradient
+        x, w, mean, invstd = ctx.saved_tensors
+        c, dims = x.shape[1], [0, *range(2, x.dim())]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        sum_dy = dy.sum(dims).double()
+        sum_dy_xmu = (dy * (x - mean.to(x.dtype).view(shape))).sum(dims).double()
+        grad_weight, grad_bias = (sum_dy_xmu * invstd).to(x.dtype), sum_dy.to(x.dtype)  # this rank's share
+        total = torch.cat([sum_dy, sum_dy_xmu])
+        dist.all_reduce(total)
+        mean_dy, mean_dy_xmu = total[:c] / ctx.count, total[c:] / ctx.count
+        # dx = w invstd (dy - mean_dy - (x - mean) invstd^2 mean_dy_xmu) = k dy + a x + b, per channel
+        k = w * invstd
+        a = -k * invstd**2 * mean_dy_xmu
+        b = -k * mean_dy - a * mean
+        dx = torch.addcmul(torch.addcmul(b.to(x.dtype).view(shape), dy, k.to(x.dtype).view(shape)), x,
+                           a.to(x.dtype).view(shape))  # fmt: skip
+        return dx, grad_weight, grad_bias, None
 
 
 class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """BatchNorm over the global batch for CPU processes (gloo): torch's SyncBatchNorm runs on GPUs only, and with each
     process normalising by its own shard's statistics, N processes would train another model than one process does.
-
-    Each rank's mean and variance (torch.var_mean, stable) are merged in float64 by one all-reduce per layer.
     """
 
     def _check_input_dim(self, x):
@@ -253,26 +286,19 @@ class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected 2D, 3D or 4D input (got {x.dim()}D input)")
 
     def forward(self, x):  # (B, C), (B, C, L) or (B, C, H, W)
-        if not self.training or not self.track_running_stats:
+        if not self.training:
             return super().forward(x)
-        c, dims = x.shape[1], [0, *range(2, x.dim())]
-        n = x.numel() // c
-        var, mean = (v.double() for v in torch.var_mean(x, dim=dims, correction=0))  # (C,), (C,)
-        local = torch.cat([n * mean, n * (var + mean**2), mean.new_full((1,), n)])
-        total = _AllReduceSum.apply(local)  # (2C + 1,): sums of x and x^2, and the count, over the global batch
-        count = total[-1]
-        mean = total[:c] / count
-        var = (total[c : 2 * c] / count - mean**2).clamp_min(0)  # biased: what BatchNorm normalises by
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            self.running_mean.lerp_(mean.to(x.dtype), momentum)
-            self.running_var.lerp_((var * count / (count - 1)).to(x.dtype), momentum)  # unbiased, as BatchNorm keeps
-        inv = torch.rsqrt(var + self.eps)
-        w = self.weight.double() if self.affine else torch.ones_like(inv)
-        b = self.bias.double() if self.affine else torch.zeros_like(inv)
-        shape = [1, c] + [1] * (x.dim() - 2)
-        return x * (inv * w).to(x.dtype).view(shape) + (b - mean * inv * w).to(x.dtype).view(shape)
+        c = x.shape[1]
+        w = self.weight if self.affine else x.new_ones(c)
+        b = self.bias if self.affine else x.new_zeros(c)
+        y, mean, var = _SyncBatchNorm.apply(x, w, b, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.to(x.dtype), momentum)
+                self.running_var.lerp_(var.to(x.dtype), momentum)  # unbiased, as BatchNorm keeps it
+        return y
 
     @classmethod
     def convert(cls, module):

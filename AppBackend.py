@@ -30,7 +30,9 @@ import numpy as np  # noqa: E402
 
 import DanceDemo  # noqa: E402
 from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator, shown_size, train_command  # noqa: E402
+from Pose import detect_poses  # noqa: E402
 from Skeleton import DATA_DIR, ROOT, UserError, atomic_path, draw_skeleton, pause_here  # noqa: E402
+from Video import count_frames, iter_frames, probe_video  # noqa: E402
 from VideoSkeleton import (  # noqa: E402
     CACHE_DIR,
     CHECKPOINT_DIR,
@@ -38,12 +40,8 @@ from VideoSkeleton import (  # noqa: E402
     VIDEO_EXTS,
     VideoSkeleton,
     check_video_path,
-    count_frames,
-    detect_poses,
     extraction_params,
-    iter_frames,
     load_cache,
-    probe_video,
 )
 
 MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, store_upload here)

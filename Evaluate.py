@@ -39,8 +39,9 @@ from tqdm import tqdm  # noqa: E402
 from DanceDemo import PoseNormalizer  # noqa: E402
 from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
 from Metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency  # noqa: E402
+from Pose import detect_poses  # noqa: E402
 from Skeleton import ROOT, UserError, atomic_path, check_writable, render_maps, run_cli, write_png  # noqa: E402
-from VideoSkeleton import POSE_MODE, VideoSkeleton, check_video_path, detect_poses  # noqa: E402
+from VideoSkeleton import POSE_MODE, VideoSkeleton, check_video_path  # noqa: E402
 
 EVAL_GEN_TYPES = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
 OUT_DIR = ROOT / "out" / "eval"  # results go to OUT_DIR/<target key>/ unless --out says otherwise

@@ -42,16 +42,9 @@ import numpy as np  # noqa: E402
 import DanceDemo  # noqa: E402
 from Capture import CLOCK, LatestFrame, Reader, open_source, parse_source  # noqa: E402
 from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size  # noqa: E402
+from Pose import _quiet_native_stderr  # noqa: E402
 from Skeleton import N_JOINTS, Skeleton, UserError, VideoWriter, body_height, normalize, run_cli  # noqa: E402
-from VideoSkeleton import (  # noqa: E402
-    VideoSkeleton,
-    _quiet_native_stderr,
-    check_video_path,
-    cut_square,
-    detect_image,
-    frame_to_square,
-    make_pose,
-)
+from VideoSkeleton import VideoSkeleton, check_video_path, cut_square, detect_image, frame_to_square, make_pose  # noqa: E402
 
 DEFAULT_SOURCE = "0"  # the first camera
 HOLD_S = DanceDemo.MAX_INTERP_S  # s: without a person this long, the last pose is held; longer, the target rests

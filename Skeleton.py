@@ -130,13 +130,17 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED):
             signal.signal(signal.SIGTERM, previous[1])
 
 
+_PAUSED = set()
+
+
 def pause_here(point):
     """Test hook: with DEEPDANCE_TEST_PAUSE=<point>:<file> set, reaching `point` creates <file> and waits until it is
     removed (or a signal ends the process). Tests interrupt work at a known point instead of racing it. Costs one
     environment lookup when unset."""
     name, _, marker = os.environ.get("DEEPDANCE_TEST_PAUSE", "").rpartition(":")
-    if name != point or not marker:
+    if name != point or not marker or point in _PAUSED:
         return
+    _PAUSED.add(point)  # once per process: the test lets it go on after looking
     Path(marker).write_text(str(os.getpid()))
     while Path(marker).exists():
         time.sleep(0.01)

@@ -60,13 +60,7 @@ from AppBackend import (  # noqa: E402
 )
 from GenTypes import GEN_TYPES, SIZE, train_command  # noqa: E402
 from Skeleton import DATA_DIR, UserError  # noqa: E402
-from VideoSkeleton import (  # noqa: E402
-    FRAME_SIZE,
-    FRAME_SKIP,
-    MODEL_COMPLEXITY,
-    POSE_MODE,
-    VideoSkeleton,
-)
+from VideoSkeleton import FRAME_SIZE, FRAME_SKIP, MODEL_COMPLEXITY, POSE_MODE, VideoSkeleton  # noqa: E402
 
 MAX_STRIDE = 10
 TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 import DanceDemo  # noqa: E402
 import GenNearest  # noqa: E402
+import Video  # noqa: E402
 import VideoSkeleton  # noqa: E402
 from Skeleton import UserError, body_height, run_cli  # noqa: E402
 
@@ -56,7 +57,7 @@ def end_to_end(target, source, out):
     if r.returncode != 0:
         raise UserError(f"DanceDemo.py failed: {r.stderr.strip().splitlines()[-1]}")
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, VideoSkeleton.count_frames(out), r.stdout.strip().splitlines()[-1]
+    return wall, cpu, Video.count_frames(out), r.stdout.strip().splitlines()[-1]
 
 
 def jitter_rows(target, source):

@@ -27,7 +27,8 @@ import cv2  # noqa: E402
 
 from GenTypes import checkpoint_dir, train_command  # noqa: E402
 from Skeleton import DATA_DIR, UserError, VideoWriter, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton, iter_frames, probe_video  # noqa: E402
+from Video import iter_frames, probe_video  # noqa: E402
+from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CASES = ("sample", "taichi")

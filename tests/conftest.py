@@ -87,7 +87,7 @@ def sample_vs(sample_target):
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory, sample_target):
     """The first 60 frames of the sample target as a separate small video (fast extraction)."""
-    from VideoSkeleton import iter_frames
+    from Video import iter_frames
 
     frames = [f for _, f in iter_frames(sample_target, 0, 60)]
     return write_video(tmp_path_factory.mktemp("clips") / "short.mp4", frames)

@@ -235,7 +235,7 @@ def test_failed_transfer_leaves_nothing_behind(tmp_path):
 @pytest.fixture(scope="module")
 def short_source(tmp_path_factory, sample_source):
     """The first 40 frames of the sample source as a small video."""
-    from VideoSkeleton import iter_frames
+    from Video import iter_frames
 
     frames = [f for _, f in iter_frames(sample_source, 0, 40)]
     return write_video(tmp_path_factory.mktemp("demo") / "source.mp4", frames)

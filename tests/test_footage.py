@@ -14,6 +14,7 @@ from conftest import run_script
 import Coverage
 import Mannequin
 import TargetReport
+import Video
 import VideoSkeleton
 from Skeleton import L_HIP, L_WRIST, NOSE, R_HIP, R_WRIST, pck
 
@@ -156,7 +157,7 @@ def test_spans_of_a_variable_frame_rate_file_meet_exactly(tmp_path):
     # OpenCV's own frame seek lands elsewhere in such a file (what read_span checks and redoes).
     landed = []
     for n in (45, 60, 75):
-        cap = VideoSkeleton.open_video(path)
+        cap = Video.open_video(path)
         cap.set(cv2.CAP_PROP_POS_FRAMES, n)
         landed.append(frame_number(cap.read()[1]))
         cap.release()
@@ -188,7 +189,7 @@ def test_rotation_metadata_turns_frames_upright(tmp_path):
     assert (info["width"], info["height"], info["rotation"]) == (48, 64, 270)
     frame = next(VideoSkeleton.read_span(path, fps=info["fps"], t0=info["t0"]))[2]
     assert frame.shape == (64, 48, 3) and frame[5:13, 5:19].mean() > 200 and frame[40:, 30:].mean() < 30
-    assert VideoSkeleton.probe_video(path)[2:] == (48, 64)
+    assert Video.probe_video(path)[2:] == (48, 64)
 
 
 # --------------------------------------------------------------------------- Coverage (no MediaPipe)

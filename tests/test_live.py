@@ -524,7 +524,7 @@ def test_a_camera_that_stops_keeps_the_recording_so_far(short_clip, tmp_path, ca
 
 @pytest.mark.slow
 def test_live_from_a_file_headless_end_to_end(short_clip, tmp_path, monkeypatch):
-    from VideoSkeleton import iter_frames
+    from Video import iter_frames
 
     source = write_video(tmp_path / "source.mp4", [f for _, f in iter_frames(short_clip, 0, 30)], fps=25.0)
     out = tmp_path / "live.mp4"

@@ -27,9 +27,11 @@ import pytest
 import torch
 from conftest import ROOT, run_script, write_video
 
+import AppBackend
 import GenTypes
 import Networks
 import Skeleton
+import Video
 import VideoSkeleton
 from Skeleton import UserError, VideoWriter, clean_stale_temps, run_cli
 
@@ -112,7 +114,7 @@ def clips(tmp_path_factory, short_clip):
     import Mannequin
 
     d = tmp_path_factory.mktemp("reliability")
-    frames = [f for _, f in VideoSkeleton.iter_frames(short_clip)]
+    frames = [f for _, f in Video.iter_frames(short_clip)]
     noise = np.random.default_rng(8).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     mp4v = write_video(d / "whole.mp4", frames[:30]).read_bytes()
     # An H.264 file with its index first (as phones and our VideoWriter write it), cut short: it opens, declares
@@ -223,14 +225,14 @@ def test_scripts_as_real_processes(clips, short_clip, target_vs, tmp_path):
     in-process matrix above runs the same code)."""
     entries = ("VideoSkeleton", "DanceDemo source", "GenVanillaNN")
     runs = {entry: entry_argv(entry, clips["random bytes"], short_clip, tmp_path / entry) for entry in entries}
-    runs["unknown gen_type"] = ["--gen_type", "9", "--video_path", short_clip]
+    runs["unknown gen_type"] = ["--gen_type", "10", "--video_path", short_clip]
     scripts = {**{e: ENTRIES[e][0] for e in entries}, "unknown gen_type": "DanceDemo"}
     with ThreadPoolExecutor(len(runs)) as pool:
         procs = {e: pool.submit(run_script, f"{scripts[e]}.py", *argv, timeout=120) for e, argv in runs.items()}
     for entry, proc in procs.items():
         proc = proc.result()
         assert proc.returncode == 2, (entry, proc.stderr)
-        needle = "invalid choice: 9" if entry == "unknown gen_type" else "cannot read a frame"
+        needle = "invalid choice: 10" if entry == "unknown gen_type" else "cannot read a frame"
         assert_one_line(proc.returncode, proc.stderr, needle)
         assert not (tmp_path / entry).exists()
 
@@ -238,8 +240,8 @@ def test_scripts_as_real_processes(clips, short_clip, target_vs, tmp_path):
 @pytest.mark.parametrize(
     "module, argv, needle",
     [
-        ("DanceDemo", ["--gen_type", "9"], "invalid choice: 9"),
-        ("Evaluate", ["--gen_type", "9"], "unknown gen_type 9"),
+        ("DanceDemo", ["--gen_type", "10"], "invalid choice: 10"),
+        ("Evaluate", ["--gen_type", "10"], "unknown gen_type 10"),
         ("GenVanillaNN", ["x.mp4", "false", "3"], "invalid choice: 3"),
         ("GenGAN", ["x.mp4", "--mode", "lsgan"], "invalid choice: 'lsgan'"),
         ("VideoSkeleton", ["x.mp4", "--frame_skip", "two"], "invalid int value"),
@@ -265,14 +267,14 @@ def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, t
         "DanceDemo", ["--video_path", short_clip, "--source", clips["person leaves"], "--out", demo], capfd
     )
     assert code == 0 and f"{missing} without a person filled in" in out, err
-    assert VideoSkeleton.probe_video(demo)[0] == 60
+    assert Video.probe_video(demo)[0] == 60
     code, out, err = run_main("GenNearest", [clips["person leaves"]], capfd)
     assert code == 0 and "validation block" in out, err
 
 
 @pytest.mark.parametrize("case, side", [("32x32", 32), ("4K", 3840)])
 def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_path, capfd):
-    assert VideoSkeleton.probe_video(clips[case])[2] == side
+    assert Video.probe_video(clips[case])[2] == side
     code, out, err = run_main("VideoSkeleton", [clips[case]], capfd)
     assert code == 0 and "Traceback" not in err, err
     vs = VideoSkeleton.VideoSkeleton(clips[case], verbose=False)
@@ -289,7 +291,7 @@ def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_p
 
 @pytest.fixture
 def mini_clip(tmp_path, short_clip):
-    frames = [f for _, f in VideoSkeleton.iter_frames(short_clip, 0, 12)]
+    frames = [f for _, f in Video.iter_frames(short_clip, 0, 12)]
     return write_video(tmp_path / "mini.mp4", frames)
 
 
@@ -401,7 +403,7 @@ def test_read_rows_equals_slicing(target_vs):
 @pytest.fixture
 def cached_clip(tmp_path, sample_target):
     """A 200-frame clip (about 6 s of extraction on two workers) that already has a cache (1 frame in 10)."""
-    clip = write_video(tmp_path / "longer.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 200)])
+    clip = write_video(tmp_path / "longer.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 200)])
     vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
     files = {p.name: p.read_bytes() for p in vs.cache_dir.iterdir()}
     return clip, vs.cache_dir, files
@@ -612,7 +614,6 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
 
 @pytest.mark.slow
 def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_dir, short_clip, tmp_path, capfd):
-    import app
     import GenGAN
     import GenVanillaNN
 
@@ -639,7 +640,7 @@ def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_di
     for load, gen_type in ((GenVanillaNN.load_generator, 3), (GenGAN.load_generator, 4)):
         with pytest.raises(UserError, match="cannot read checkpoint"):
             load(target_vs, gen_type)
-    assert app.training_summaries(target_vs.key) == {}  # the app's model list skips it
+    assert not AppBackend.training_summaries(target_vs.key)  # the app's model list skips it
     assert not marker.exists(), "a loader ran the checkpoint's code"
 
 
@@ -690,7 +691,7 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
     """GenVanillaNN.py killed (SIGKILL) after epoch 1's checkpoint, then --resume: the same weights, optimizer,
     schedule, RNG and log as one uninterrupted run. Then NaN in the loss stops it with one line and leaves the
     last good checkpoints as they were. The kill comes at a known point: the test hook pauses the run there."""
-    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in VideoSkeleton.iter_frames(sample_target, 0, 25)])
+    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 25)])
     VideoSkeleton.VideoSkeleton(clip, verbose=False)
     straight_out, split_out = tmp_path / "straight", tmp_path / "split"
     log = split_out / "train_log.csv"

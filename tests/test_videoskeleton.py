@@ -51,7 +51,7 @@ def test_changed_params_or_content_invalidate(short_clip, tmp_path, monkeypatch)
     stricter = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
     assert stricter.cache_dir == base.cache_dir and stricter.meta["params"]["min_detection_confidence"] == 0.6
     # Different content under the same name -> a different cache folder.
-    from VideoSkeleton import iter_frames
+    from Video import iter_frames
 
     other = write_video(tmp_path / short_clip.name, [f for _, f in iter_frames(short_clip, 0, 30)])
     changed = VideoSkeleton.VideoSkeleton(other, verbose=False)

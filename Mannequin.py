@@ -7,6 +7,7 @@ The ground-truth joints follow MediaPipe Pose's semantics, in pixels of the 320x
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from Skeleton import (
     UserError,
     VideoWriter,
     atomic_path,
+    check_writable,
     run_cli,
     write_png,
 )
@@ -587,10 +589,41 @@ def joints_path(which):
 
 
 def ensure_sample(which="target", force=False):
-    """Render `which` to SAMPLE_DIR/{which}.mp4 (+ {which}_joints.npy) unless both exist; return the mp4's path."""
+    """Render `which` to SAMPLE_DIR/{which}.mp4 (+ {which}_joints.npy) unless both exist whole; return the mp4's path.
+
+    One render per clip: a second thread or process waits for the first and reuses its files. A clip found damaged
+    (it does not decode to its N_FRAMES frames) is rendered again with a note: it is ours, never the user's fault.
+    """
+    from filelock import FileLock
+
+    video = clip_path(which)
+    check_writable(SAMPLE_DIR, what="the built-in sample")
+    with FileLock(SAMPLE_DIR / f".{which}.lock", is_singleton=False):
+        problem = None if force else _sample_problem(which)
+        if problem is None and not force:
+            return video
+        if problem != "missing":
+            print(f"note: the built-in sample {video.name} {problem}: rendering it again", file=sys.stderr)
+        _render_sample(which)
+    return video
+
+
+def _sample_problem(which):
+    """Why the rendered sample clip cannot be used ("missing", "is damaged ..."), or None when it is whole."""
+    video = clip_path(which)
+    if not video.exists() or not joints_path(which).exists():
+        return "missing"
+    cap = cv2.VideoCapture(str(video))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    ok = cap.isOpened() and cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, n - 1)) and cap.read()[0]
+    cap.release()
+    if n != N_FRAMES[which] or not ok:
+        return f"is damaged ({n} of {N_FRAMES[which]} frames decode)"
+    return None
+
+
+def _render_sample(which):
     video, npy = clip_path(which), joints_path(which)
-    if not force and video.exists() and npy.exists():
-        return video
     joints, frames = _frames(which)
     with VideoWriter(video, FPS, crf=CRF) as w:  # streamed: the clip is never all in memory
         for frame in frames:

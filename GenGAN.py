@@ -36,9 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 from Checkpoints import (  # noqa: E402
     CKPT_KEYS,
-    best_checkpoint,
     build_from_checkpoint,
-    check_same_data,
     checkpoint_bytes,
     load_checkpoint,
     restore_progress,
@@ -256,9 +254,7 @@ def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=Fals
         raise UserError(f"GenGAN takes no generator options (got {', '.join(options)})")
     if gen_type not in range(4, 9):
         raise UserError(f"GenGAN handles gen_types 4-8, not {gen_type}")
-    gen = GenGAN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
-    check_same_data(gen, vs, allow_foreign=allow_foreign)
-    return gen
+    return GenGAN.load_best(vs, gen_type, size=size, device=device, allow_foreign=allow_foreign)
 
 
 # --------------------------------------------------------------------------- training

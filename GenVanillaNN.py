@@ -27,9 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from Checkpoints import (  # noqa: E402
-    best_checkpoint,
     build_from_checkpoint,
-    check_same_data,
     checkpoint_bytes,
     restore_progress,
     resume_checkpoint,
@@ -120,9 +118,7 @@ def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=Fals
     (or, for a checkpoint trained on other footage, that it is foreign: allow_foreign uses it with a warning)."""
     if gen_type not in (2, 3):
         raise UserError(f"GenVanillaNN handles gen_type 2 (vector) and 3 (skeleton image), not {gen_type}")
-    gen = GenVanillaNN(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
-    check_same_data(gen, vs, allow_foreign=allow_foreign)
-    return gen
+    return GenVanillaNN.load_best(vs, gen_type, size=size, device=device, allow_foreign=allow_foreign)
 
 
 # --------------------------------------------------------------------------- training

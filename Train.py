@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from Checkpoints import (
     CKPT_KEYS,
+    best_checkpoint,
     build_from_checkpoint,
     check_same_data,
     load_checkpoint,
@@ -514,6 +515,13 @@ class TrainedGenerator:
         self.epoch = ckpt.get("epoch")  # when it was saved
         self.val = ckpt.get("val", {})  # its validation metrics
         self.data = ckpt.get("data", {})  # what it trained on: sha256, params, [start, stop) of train and val
+
+    @classmethod
+    def load_best(cls, vs, gen_type, *, size, device, allow_foreign=False):
+        """gen_type's best.pth on target vs as a generator, checked to be that footage's (check_same_data)."""
+        gen = cls(best_checkpoint(vs, gen_type, size), device, gen_type=gen_type, size=size)
+        check_same_data(gen, vs, allow_foreign=allow_foreign)
+        return gen
 
     def net_class(self, ckpt):
         raise NotImplementedError

@@ -41,9 +41,10 @@ class Ranks:
     """Where this process stands among torchrun's (DistributedDataParallel). One process is rank 0 of 1, and then
     every method below returns its input untouched: plain `python GenVanillaNN.py` trains exactly as it always did.
 
-    The trainers draw every random number (shuffling, augmentation) for the *global* batch on every rank, from the
-    same seed, and each rank takes its share `shard` of it (DistributedSampler's interleaving): the RNG stays the same
-    on all ranks, so a checkpoint's RNG is the run's whatever the number of processes that resumes it.
+    The trainers draw the shuffling and the augmentation for the *global* batch on every rank, from the same seed,
+    and each rank takes its share `shard` of it (DistributedSampler's interleaving); GenGAN's gradient-penalty mixing
+    weights are drawn for the rank's share, the same count on every rank. So the RNG stays the same on all ranks,
+    and a checkpoint's RNG is the run's whatever the number of processes that resumes it.
     """
 
     rank: int = 0

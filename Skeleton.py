@@ -138,9 +138,9 @@ def pause_here(point):
     removed (or a signal ends the process). Tests interrupt work at a known point instead of racing it. Costs one
     environment lookup when unset."""
     name, _, marker = os.environ.get("DEEPDANCE_TEST_PAUSE", "").rpartition(":")
-    if name != point or not marker or point in _PAUSED:
+    if name != point or not marker or marker in _PAUSED:
         return
-    _PAUSED.add(point)  # once per process: the test lets it go on after looking
+    _PAUSED.add(marker)  # once per marker file: the test lets the work go on after looking
     Path(marker).write_text(str(os.getpid()))
     while Path(marker).exists():
         time.sleep(0.01)

@@ -21,7 +21,8 @@ from conftest import ROOT, read_video, run_script, write_video
 import app
 import AppBackend
 import DanceDemo
-import VideoSkeleton as VS
+import Video
+import VideoSkeleton
 from GenTypes import GEN_TYPES, checkpoint_dir, train_command
 from Skeleton import UserError, VideoWriter
 
@@ -40,7 +41,7 @@ def decode_video(data, tmp_path):
 
 
 def sample_frames(sample_target, start, stop):
-    return [f for _, f in VS.iter_frames(sample_target, start, stop)]
+    return [f for _, f in Video.iter_frames(sample_target, start, stop)]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def clips(tmp_path_factory, sample_target, sample_source):
     """Small real videos: an mp4 (mp4v) and an AVI (MJPG) of the sample source, 24 frames each; an H.264 mp4 that
     declares 40 frames but is cut short (decoding stops after about a third of them)."""
     folder = tmp_path_factory.mktemp("app-clips")
-    frames = [f for _, f in VS.iter_frames(sample_source, 0, 40)]
+    frames = [f for _, f in Video.iter_frames(sample_source, 0, 40)]
     mp4 = write_video(folder / "source24.mp4", frames[:24])
     avi = folder / "source24.avi"
     out = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, frames[0].shape[1::-1])
@@ -201,11 +202,11 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
     for k in range(3):  # three different small videos
         clip = write_video(tmp_path / f"c{k}.mp4", sample_frames(sample_target, 10 * k, 10 * k + 3))
         stored.append(AppBackend.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
-        (VS.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
+        (VideoSkeleton.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
     assert not stored[0].exists() and stored[1].exists() and stored[2].exists()
-    assert not (VS.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
+    assert not (VideoSkeleton.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
     for p in stored[1:]:
-        shutil.rmtree(VS.CACHE_DIR / f"{p.stem}-0123456789")
+        shutil.rmtree(VideoSkeleton.CACHE_DIR / f"{p.stem}-0123456789")
 
 
 # --------------------------------------------------------------------------- what the page offers
@@ -214,17 +215,17 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
 def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_target, short_clip, data_dir, clips):
     import Mannequin
 
-    VS.VideoSkeleton(short_clip, verbose=False)
-    ghost = VS.CACHE_DIR / "gone-0123456789"  # a cache whose video was deleted since
+    VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    ghost = VideoSkeleton.CACHE_DIR / "gone-0123456789"  # a cache whose video was deleted since
     ghost.mkdir()
     (ghost / "meta.json").write_text(
         json.dumps({"source": str(data_dir / "gone.mp4"), "params": {}, "detected": 1, "frames": 1})
     )
     uploaded = AppBackend.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
-    VS.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
+    VideoSkeleton.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
     (data_dir / "elsewhere").mkdir()
     namesake = write_video(data_dir / "elsewhere" / "short.mp4", sample_frames(sample_target, 60, 72))
-    VS.VideoSkeleton(namesake, verbose=False)  # another video of the same name
+    VideoSkeleton.VideoSkeleton(namesake, verbose=False)  # another video of the same name
     try:
         targets = AppBackend.processed_targets()
         sources = AppBackend.data_videos()
@@ -278,7 +279,7 @@ def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tm
 
 def test_a_damaged_source_is_named_with_its_own_frame_counts(clips, tmp_path):
     src = AppBackend.store_upload(clips["corrupt"].read_bytes(), "holiday dance.mp4", folder=tmp_path)
-    declared, decoded = VS.probe_video(src)[0], VS.count_frames(src)
+    declared, decoded = Video.probe_video(src)[0], Video.count_frames(src)
     assert declared == 40 and 0 < decoded < 30
     with pytest.raises(UserError) as e:
         AppBackend.source_poses(src, stride=2, shown="`holiday dance.mp4`", report=lambda f, t: None)
@@ -466,8 +467,8 @@ def test_a_run_can_be_cancelled_and_says_so(sample_vs, paused):
 
 def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypatch):
     calls = []
-    extract = VS.extract
-    monkeypatch.setattr(VS, "extract", lambda *a, **kw: calls.append(a[0]) or extract(*a, **kw))
+    extract = VideoSkeleton.extract
+    monkeypatch.setattr(VideoSkeleton, "extract", lambda *a, **kw: calls.append(a[0]) or extract(*a, **kw))
     at = new_app()
     at.run()
     at.radio(key="source_kind").set_value(app.SOURCE_KINDS[3]).run()
@@ -506,7 +507,7 @@ def test_a_failed_run_keeps_the_previous_video_labelled_and_names_the_file(sampl
     at.button(key="run").click().run()
     finish_job(at)
     assert not at.exception
-    decoded = VS.count_frames(clips["corrupt"])
+    decoded = Video.count_frames(clips["corrupt"])
     assert [e.value for e in at.error] == [
         f"The run failed: `holiday dance.mp4` is damaged: it declares 40 frames but only {decoded} can be decoded; "
         "re-encode it (e.g. `ffmpeg -i 'holiday dance.mp4' -c:v libx264 fixed.mp4`) or use an undamaged copy"
@@ -568,7 +569,7 @@ def new_target(tmp_path_factory, sample_target):
     """A small video (frames 100-159 of the sample) to add as a target; its cache and models removed after."""
     clip = write_video(tmp_path_factory.mktemp("app-new") / "new_dancer.mp4", sample_frames(sample_target, 100, 160))
     yield clip
-    for cache in VS.CACHE_DIR.glob("new_dancer-*"):
+    for cache in VideoSkeleton.CACHE_DIR.glob("new_dancer-*"):
         shutil.rmtree(AppBackend.CHECKPOINT_DIR / cache.name, ignore_errors=True)
         shutil.rmtree(cache)
 
@@ -635,7 +636,7 @@ def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_ta
 def fresh_target(tmp_path_factory, sample_target):
     """A small extracted target (frames 300-359 of the sample), nothing trained yet; cache and models removed after."""
     clip = write_video(tmp_path_factory.mktemp("app-target") / "app_target.mp4", sample_frames(sample_target, 300, 360))
-    vs = VS.VideoSkeleton(clip, verbose=False)
+    vs = VideoSkeleton.VideoSkeleton(clip, verbose=False)
     yield vs
     shutil.rmtree(vs.cache_dir, ignore_errors=True)
     shutil.rmtree(vs.model_dir(""), ignore_errors=True)

@@ -244,7 +244,7 @@ def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):
     [
         (["--gen_type", "4"], "python GenGAN.py"),
         (["--gen_type", "2"], "python GenVanillaNN.py"),
-        (["--gen_type", "9"], "unknown gen_type 9"),
+        (["--gen_type", "10"], "unknown gen_type 10"),
         (["--normalize"], "--normalize applies to --test"),
         (["--dump", "frames.txt"], "--dump must name an .npz"),
         (["--strip_frames", "0"], "--strip_frames must be >= 1"),

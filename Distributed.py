@@ -12,6 +12,7 @@ Below the trainers and Train.py; nothing here knows a network or a dataset.
 import hashlib
 import os
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,13 @@ import torch.distributed as dist
 from torch.autograd.function import once_differentiable
 
 from Skeleton import UserError, os_error_line, run_cli
+
+SETUP_WAIT_S = 120  # a rank other than 0 that fails before the process group exists waits up to this long for torchrun
+# to stop it (rank 0, failing the same way, says why and exits first); past it, it says its own line
+
+
+class StopTogether(UserError):
+    """A problem every rank stops on (Ranks.together agreed on it): rank 0 says it, the others wait until it has."""
 
 
 def pick_device(name="auto"):
@@ -136,7 +144,7 @@ class Ranks:
         failed = [(r, e) for r, e in enumerate(errors) if e is not None]
         if failed:
             r, e = failed[0]
-            raise UserError(e if r == 0 else f"(process of rank {r}) {e}")
+            raise StopTogether(e if r == 0 else f"(process of rank {r}) {e}")
 
     def check_same_weights(self, nets, epoch):
         """UserError unless every rank holds bitwise the same weights: processes each training their own model
@@ -183,14 +191,19 @@ def setup_ranks(device="auto"):
 def run_trainer(main, *, interrupted):
     """Skeleton.run_cli for a trainer script, quiet on ranks other than 0 under torchrun: they stop on the same line
     rank 0 prints (Ranks.together), on the SIGTERM torchrun sends when one process fails, or on a process group that
-    broke because another process quit: one line for the user, not one traceback per process."""
+    broke because another process quit: one line for the user, not one traceback per process.
+
+    A rank other than 0 never exits on a shared problem before rank 0 has printed it: torchrun would SIGTERM rank 0
+    mid-sentence (tests/test_ddp.py's one-line tests). After Ranks.together they meet at a barrier once rank 0's line
+    is out; before the process group exists (a --device that is not there) they wait for torchrun's SIGTERM."""
     if int(os.environ.get("RANK", "0")) == 0:
-        return run_cli(lambda argv: _peers_lost(main, argv), interrupted=interrupted)
+        return run_cli(lambda argv: _peers_lost(main, argv), interrupted=interrupted, after_error=_release_others)
 
     def quiet(argv):
         try:
             return main(argv)
-        except (UserError, OSError):
+        except (UserError, OSError) as e:
+            _wait_for_rank_0(e)
             sys.exit(2)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -200,6 +213,30 @@ def run_trainer(main, *, interrupted):
             sys.exit(2)
 
     return run_cli(quiet, interrupted=interrupted)
+
+
+def _release_others(error):
+    """Rank 0, its line printed: let the ranks waiting in _wait_for_rank_0 go (a shared stop only)."""
+    if isinstance(error, StopTogether) and dist.is_initialized():
+        try:
+            dist.barrier()
+        except (dist.DistError, RuntimeError):
+            pass  # another rank is already gone: nothing left to release
+
+
+def _wait_for_rank_0(error):
+    """A rank other than 0 stopping on `error`: return once rank 0 has said it (see run_trainer)."""
+    try:
+        if isinstance(error, StopTogether) and dist.is_initialized():
+            dist.barrier()  # rank 0 reaches it after printing
+        elif not dist.is_initialized():  # every rank checks its setup alike, so rank 0 is failing too: torchrun
+            time.sleep(SETUP_WAIT_S)  # SIGTERMs this one once rank 0 exits; if rank 0 did not fail, say it here
+            line = error if isinstance(error, UserError) else os_error_line(error, "cannot read or write")
+            print(f"error: (process of rank {os.environ.get('RANK')}) {line}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # torchrun's SIGTERM (run_cli's handler): rank 0 has spoken
+        sys.exit(130)
+    except (dist.DistError, RuntimeError):
+        pass  # rank 0 is gone
 
 
 # How gloo and NCCL say a collective's peer is gone (gloo raises a plain RuntimeError, not a DistError).

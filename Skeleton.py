@@ -105,9 +105,10 @@ def os_error_line(e, doing="cannot write"):
     return f"{doing}{where}: {what}"
 
 
-def run_cli(main, argv=None, interrupted=INTERRUPTED):
+def run_cli(main, argv=None, interrupted=INTERRUPTED, after_error=None):
     """Run `main(argv)`; turn UserError, storage faults (OSError), bad arguments, Ctrl-C and SIGTERM into one
-    stderr line and a non-zero exit. interrupted: what the Ctrl-C line adds (e.g. how to continue)."""
+    stderr line and a non-zero exit. interrupted: what the Ctrl-C line adds (e.g. how to continue).
+    after_error(e): called once a UserError's line is out, before the exit (torchrun's rank 0 releases the others)."""
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
     previous = argparse.ArgumentParser.error, signal.getsignal(signal.SIGTERM)
     argparse.ArgumentParser.error = _usage_error
@@ -116,7 +117,9 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED):
     try:
         return main(argv)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        if after_error is not None:
+            after_error(e)
         sys.exit(2)
     except OSError as e:  # a full or read-only disk, a name too long...: never a traceback
         print(f"error: {os_error_line(e, 'cannot read or write')}", file=sys.stderr)

@@ -260,8 +260,6 @@ def test_a_time_budget_ends_every_rank_at_the_same_step(runs):
 
 
 @pytest.mark.slow
-# Races: rank 1 may exit (code 2) before rank 0 prints, and torchrun then SIGTERMs rank 0 (seen once in CI).
-@pytest.mark.skip(reason="races with torchrun's SIGTERM of rank 0: to fix in Distributed.run_trainer")
 def test_cuda_asked_for_and_absent_is_one_line_from_rank_0(tmp_path):
     proc = launch(tmp_path, ["GenGAN.py", "--device", "cuda"], timeout=120)
     assert_one_error_line(proc, "--device cuda asked for, but no CUDA GPU is visible")

@@ -29,7 +29,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import DanceDemo  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator, shown_size, train_command  # noqa: E402
+from GenTypes import (  # noqa: E402
+    GEN_TYPES,
+    SIZE,
+    checkpoint_dir,
+    load_generator,
+    shown_size,
+    train_command,
+    train_command_for,
+)
 from Pose import detect_poses  # noqa: E402
 from Skeleton import DATA_DIR, ROOT, UserError, atomic_path, draw_skeleton, pause_here  # noqa: E402
 from Video import count_frames, iter_frames, probe_video  # noqa: E402
@@ -275,12 +283,12 @@ class Availability(NamedTuple):
     command: str = ""  # what trains it (untrained) or trains it again over the damaged file (damaged)
 
 
-def retrain_command(gen_type, video, size=SIZE):
+def retrain_command(gen_type, video, size=SIZE, *, framing=None):
     """The command that trains gen_type again over a damaged checkpoint: the training command, forced.
 
     GenVanillaNN takes the reference's positional <force> (right after the video), GenGAN a --force flag.
     """
-    words = shlex.split(train_command(gen_type, video, size))
+    words = shlex.split(train_command(gen_type, video, size, framing=framing))
     if GEN_TYPES[gen_type].module == "GenVanillaNN":
         words[3] = "true"
     else:
@@ -304,10 +312,12 @@ def generator_states(vs, load):
             elif spec.train is None or importlib.util.find_spec(spec.module) is None:
                 out.append(Availability(g, size, "unavailable", why))
             elif not (checkpoint_dir(vs, g, size) / "best.pth").exists():
-                out.append(Availability(g, size, "untrained", command=train_command(g, vs.video_path, size)))
+                out.append(Availability(g, size, "untrained", command=train_command_for(vs, g, size)))
             else:
                 why = why.replace(str(CHECKPOINT_DIR / vs.key), shown_path(CHECKPOINT_DIR / vs.key))
-                out.append(Availability(g, size, "damaged", why, retrain_command(g, vs.video_path, size)))
+                out.append(
+                    Availability(g, size, "damaged", why, retrain_command(g, vs.video_path, size, framing=vs.framing))
+                )
     return out
 
 

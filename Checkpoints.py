@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from GenTypes import checkpoint_dir, train_command
+from GenTypes import checkpoint_dir, train_command_for
 from Skeleton import ROOT, UserError, atomic_path
 
 CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
@@ -105,7 +105,7 @@ def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=
     """
     path = Path(out) / "latest.pth"
     if not path.is_file():
-        scratch = train_command(gen_type, vs.video_path, size)
+        scratch = train_command_for(vs, gen_type, size)
         if Path(out).resolve() != checkpoint_dir(vs, gen_type, size).resolve():
             shown = Path(out).resolve()
             scratch += f" --out {shlex.quote(str(shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown))}"
@@ -181,27 +181,30 @@ def best_checkpoint(vs, gen_type, size):
     """Path of gen_type's best.pth on this target; UserError with the exact training command if there is none."""
     path = checkpoint_dir(vs, gen_type, size) / "best.pth"
     if not path.exists():
-        cmd = train_command(gen_type, vs.video_path, size)
+        cmd = train_command_for(vs, gen_type, size)
         raise UserError(f"no checkpoint for gen_type {gen_type} on {vs.video_path.stem}: train it with {cmd}")
     return path
 
 
 def check_same_data(gen, vs, *, allow_foreign=False):
     """A generator's checkpoint must have been trained on this target's footage, in its image space (its data
-    fingerprint): a best.pth copied from another project would render another person, one trained on the centre
-    crop of a video now framed on the person would draw it at the wrong place. UserError, or with allow_foreign a
-    warning line."""
+    fingerprint: the video's hash and extraction params): a best.pth copied from another project would render
+    another person, one trained on the centre crop of a video now framed on the person would draw it at the wrong
+    place. UserError, or with allow_foreign a warning line."""
     data = gen.data if isinstance(gen.data, dict) else {}
     meta = getattr(vs, "meta", None) or {}
     theirs, ours = data.get("sha256"), meta.get("sha256")
-    framing = [(p or {}).get("framing", "center") for p in (data.get("params"), meta.get("params"))]
-    retrain = f"retrain it with {train_command(gen.gen_type, vs.video_path, gen.size)}"
+    # Before cache version 2 no framing was recorded: those frames were the centre crop.
+    params = [{"framing": "center", **(p or {})} for p in (data.get("params"), meta.get("params"))]
+    differ = [f"{k} {params[0].get(k)} (this cache: {params[1].get(k)})" for k in sorted(params[0] | params[1])
+              if params[0].get(k) != params[1].get(k)]  # fmt: skip
+    retrain = f"retrain it with {train_command_for(vs, gen.gen_type, gen.size)}"
     if theirs is not None and ours is not None and theirs != ours:
         line = f"{gen.what} was trained on other footage ({data.get('key', 'unknown')}), not on {vs.key}: it would " \
                f"render that person; {retrain}"  # fmt: skip
-    elif theirs is not None and framing[0] != framing[1]:
-        line = f"{gen.what} was trained on the {framing[0]}-framed square of this video, its frames are now " \
-               f"{framing[1]}-framed: {retrain}"  # fmt: skip
+    elif theirs is not None and differ:
+        line = f"{gen.what} was trained on frames of this video extracted with other settings: {', '.join(differ)}; " \
+               f"{retrain}"  # fmt: skip
     else:
         return
     if not allow_foreign:

@@ -54,8 +54,9 @@ def gen_type_of(module, **settings):
     raise UserError(f"{module} provides no gen_type with {settings}")
 
 
-def train_command(gen_type, video=None, size=SIZE):
-    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target)."""
+def train_command(gen_type, video=None, size=SIZE, *, framing=None):
+    """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target), in
+    the target's framing (None: the default; a target's is vs.framing)."""
     spec = GEN_TYPES[gen_type]
     if spec.train is None:
         return None
@@ -65,7 +66,17 @@ def train_command(gen_type, video=None, size=SIZE):
         video = Mannequin.clip_path("target")
     video = Path(video).resolve()
     shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
-    return spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
+    cmd = spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
+    if framing is not None:
+        from VideoSkeleton import FRAMING  # the name only: no video work
+
+        cmd += f" --framing {framing}" if framing != FRAMING else ""
+    return cmd
+
+
+def train_command_for(vs, gen_type, size=SIZE):
+    """train_command on the target vs (a VideoSkeleton): its video, in its framing (test doubles may have none)."""
+    return train_command(gen_type, vs.video_path, size, framing=getattr(vs, "framing", None))
 
 
 def shown_size(gen_type, size, panel):

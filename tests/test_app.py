@@ -303,10 +303,10 @@ def test_the_video_and_the_page_name_the_panels_alike(monkeypatch):
 
 
 class StubTarget:
-    """What generator_states reads of a target: its key, video and model folders."""
+    """What generator_states reads of a target: its key, video, framing and model folders."""
 
     def __init__(self, key, video):
-        self.key, self.video_path = key, video
+        self.key, self.video_path, self.framing = key, video, "person"
 
     def model_dir(self, name):
         return AppBackend.CHECKPOINT_DIR / self.key / name

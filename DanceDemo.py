@@ -47,7 +47,7 @@ from Skeleton import (  # noqa: E402
     draw_skeleton,
     run_cli,
 )
-from VideoSkeleton import READ_CHUNK, VideoSkeleton, check_video_path, read_rows  # noqa: E402
+from VideoSkeleton import READ_CHUNK, VideoSkeleton, add_framing_arg, check_video_path, read_rows  # noqa: E402
 
 DEFAULT_GEN_TYPE = 1  # nearest neighbour: nothing to train
 COVERAGE_SHARE = 0.05  # warn when more than this share of the source's frames is far from every target pose: a
@@ -216,6 +216,21 @@ def prepare_poses(ske_all, valid, fps, target_xy, smooth=True, normalize=True):
 # --------------------------------------------------------------------------- the video
 
 
+def placement(times, fps):
+    """How many times each source frame goes into an output written at the constant rate fps so that every frame
+    shows at its own time: (N,) int64 from the frames' times (s, increasing; VideoSkeleton.times). Output frame k
+    (at k / fps) shows the source frame nearest that time, so a frame is repeated through a gap in a variable frame
+    rate (a phone slowing down in the dark) and dropped (0) when a later one is nearer its output frame (a burst).
+    Frames 1 / fps apart (a constant rate) give all ones: nothing changes."""
+    times = np.asarray(times, np.float64)
+    if len(times) < 2:
+        return np.ones(len(times), np.int64)
+    grid = times[0] + np.arange(int(round((times[-1] - times[0]) * fps)) + 1) / fps
+    after = np.clip(np.searchsorted(times, grid), 1, len(times) - 1)  # the first frame at or after each output time
+    nearest = np.where(grid - times[after - 1] <= times[after] - grid, after - 1, after)
+    return np.bincount(nearest, minlength=len(times)).astype(np.int64)
+
+
 @functools.lru_cache(maxsize=16)
 def _caption(text, color, width):
     """A caption rendered once: (mul, add) float32 (LABEL_H, width, 3) so a strip becomes strip * mul + add."""
@@ -294,11 +309,14 @@ def transfer(
 ):
     """Render the motion transfer of source_vs onto gen's target into the mp4 `out`; returns timing stats.
 
-    source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps); target_xy (M,13,2) the target's poses
-    (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch.
+    source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps, times); target_xy (M,13,2) the target's poses
+    (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch. The
+    output runs at source_vs.fps with each source frame at its own time (placement: a variable frame rate's frames
+    repeated or dropped).
     """
     t0 = time.perf_counter()
     n = len(source_vs.valid)
+    repeats = placement(source_vs.times, source_vs.fps)
     src_xy, norm_xy, normalizer = prepare_poses(
         source_vs.ske_all, source_vs.valid, source_vs.fps, target_xy, smooth, normalize
     )
@@ -320,7 +338,8 @@ def transfer(
                     src[j % READ_CHUNK], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label
                 )
                 t2 = time.perf_counter()
-                writer.write(frame)
+                for _ in range(repeats[i + j]):
+                    writer.write(frame)
                 timing["encode"] += time.perf_counter() - t2
                 timing["draw"] += t2 - t
                 if show:
@@ -332,7 +351,8 @@ def transfer(
     timing["encode"] += time.perf_counter() - t  # ffmpeg finishing the file
     if show:
         cv2.destroyAllWindows()
-    return {"frames": n, "missing": int((~np.asarray(source_vs.valid)).sum()), "normalizer": normalizer, **timing}
+    missing = int((~np.asarray(source_vs.valid)).sum())
+    return {"frames": n, "written": int(repeats.sum()), "missing": missing, "normalizer": normalizer, **timing}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -354,6 +374,7 @@ def main(argv=None):
         help=f"generator, see the table above (default {DEFAULT_GEN_TYPE})",
     )
     p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
+    add_framing_arg(p, "the target's square, whose checkpoints are used")
     p.add_argument(
         "--source",
         default=None,
@@ -412,7 +433,7 @@ def main(argv=None):
         _open_window()
     generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing
 
-    target_vs = VideoSkeleton(target)
+    target_vs = VideoSkeleton(target, framing=a.framing)
     options = {"coherent": True} if a.coherent else {}
     trained = GEN_TYPES[a.gen_type].train is not None
     # A missing checkpoint must fail now, not after the source's extraction.
@@ -443,6 +464,8 @@ def main(argv=None):
     seconds = time.perf_counter() - t_start
     n = stats["frames"]
     missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
+    if stats["written"] != n:  # a variable frame rate: the output's frames are the source's times at a steady rate
+        missing += f" ({stats['written']} output frames at {source_vs.fps:g} fps: each source frame at its own time)"
     print(
         f"wrote {out}: {n} frames{missing} in {seconds:.1f} s = {n / seconds:.1f} frames/s end to end "
         f"(source poses {t_extract:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "

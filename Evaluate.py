@@ -5,10 +5,11 @@
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3 --test held_out.mp4
     python Evaluate.py --gen_type 1 --dump out/frames.npz && python bench/verify_dump.py out/frames.npz
 
-Without --test the poses are the target's own validation block (the contiguous block at the clip's end
-that the training scripts hold out, never the frames around it) and gen_type 1 retrieves from the
-training block only. With --test they are the skeletons of a separate clip of the same person,
-extracted by the same pipeline, and its frames are the truth; --normalize maps them onto the target's
+Without --test the poses are the target's own test block (the contiguous block at the clip's end that
+neither the training nor the choice of best.pth saw; --block select scores the selection block the
+trainers chose best.pth on instead) and gen_types 1 and 9 retrieve from the training block only. With
+--test they are the skeletons of a separate clip of the same person, extracted by the same pipeline, and
+its frames are the truth; --normalize maps them onto the target's
 placement first (and the generated frames back) when the framing differs.
 
 Ground truth is the frame in the generators' image space (square crop, --size px). Per gen_type:
@@ -41,7 +42,7 @@ from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_gener
 from Metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency  # noqa: E402
 from Pose import detect_poses  # noqa: E402
 from Skeleton import ROOT, UserError, atomic_path, check_writable, render_maps, run_cli, write_png  # noqa: E402
-from VideoSkeleton import POSE_MODE, VideoSkeleton, check_video_path  # noqa: E402
+from VideoSkeleton import POSE_MODE, VideoSkeleton, add_framing_arg, check_video_path  # noqa: E402
 
 EVAL_GEN_TYPES = "all"  # which gen_types to measure: "all" or a comma list such as "1,3"
 OUT_DIR = ROOT / "out" / "eval"  # results go to OUT_DIR/<target key>/ unless --out says otherwise
@@ -88,7 +89,7 @@ class EvalSet:
     xy_in (N,13,2): poses given to the generators (the target's placement); xy (N,13,2): ground-truth
     joints in the real frames; real (N,S,S,3) uint8 BGR; consecutive (N-1,) bool: frame i+1 directly
     follows frame i in the video; back: None, or a 2x3 affine taking a generated frame onto the real one;
-    target_vs: the target the generators belong to (vs itself for its val block).
+    target_vs: the target the generators belong to (vs itself for its own blocks).
     """
 
     def __init__(self, name, vs, positions, xy_in, real, back=None, target_vs=None):
@@ -117,12 +118,13 @@ class EvalSet:
         )
 
 
-def val_set(vs, size):
-    """The target's validation block; also returns the training positions (what gen_type 1 may copy from)."""
-    train, val = vs.split()
-    if len(train) == 0 or len(val) == 0:
-        raise UserError(f"{vs} is too short to hold out a validation block ({len(vs)} frames with a person)")
-    return EvalSet("val", vs, val, vs.skeletons()[val], vs.frames(size)[val]), train
+def held_out_set(vs, size, block="test"):
+    """The target's test (or selection) block; also returns the training positions (what gen_type 1 may copy from)."""
+    blocks = vs.split()
+    held = getattr(blocks, block)
+    if len(blocks.train) == 0 or len(held) == 0:
+        raise UserError(f"{vs} is too short to hold out a {block} block ({len(vs)} frames with a person)")
+    return EvalSet(block, vs, held, vs.skeletons()[held], vs.frames(size)[held]), blocks.train
 
 
 def clip_set(test_vs, target_vs, size, normalize=False):
@@ -139,7 +141,7 @@ def clip_set(test_vs, target_vs, size, normalize=False):
         back = np.array([[k, 0.0, t[0]], [0.0, k, t[1]]], np.float64)
     else:
         xy_in = xy
-    return EvalSet("test", test_vs, positions, xy_in, test_vs.frames(size), back, target_vs)
+    return EvalSet("clip", test_vs, positions, xy_in, test_vs.frames(size), back, target_vs)
 
 
 def generate(gen, xy, batch=RENDER_BATCH, desc="generate"):
@@ -170,9 +172,9 @@ def leak_warning(gen, es):
     """A line if the generator saw the evaluated frames (or other footage), else None.
 
     Reads what generators may carry: `positions` (the frames a retrieval copies from) and `data` (a trained
-    checkpoint's fingerprint: sha256 and the [start, stop) train range).
+    checkpoint's fingerprint: sha256, the [start, stop) train range and "val", the range best.pth was chosen on).
     """
-    if es.name != "val":
+    if es.name == "clip":
         return None
     copied = getattr(gen, "positions", None)  # a retrieval generator's frames (GenNearest)
     if copied is not None and np.intersect1d(copied, es.positions).size:
@@ -185,6 +187,9 @@ def leak_warning(gen, es):
     lo, hi = data.get("train", (0, 0))
     if lo <= es.positions[-1] and es.positions[0] < hi:
         return f"its checkpoint trained on positions {lo}-{hi - 1}, which overlap the evaluated block: not held out"
+    lo, hi = data.get("val", (0, 0))
+    if lo <= es.positions[-1] and es.positions[0] < hi:
+        return f"its best.pth was chosen on positions {lo}-{hi - 1}, which overlap the evaluated block: optimistic"
     return None
 
 
@@ -373,12 +378,19 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video_path", default=None, help="target video (default: the built-in sample target)")
+    add_framing_arg(p, "the target's square (and --test's), whose checkpoints are measured")
     p.add_argument(
         "--gen_type",
         default=EVAL_GEN_TYPES,
         help=f"'all' or a comma list of {sorted(GEN_TYPES)} (default {EVAL_GEN_TYPES})",
     )
-    p.add_argument("--test", default=None, help="held-out clip of the same person (default: the target's val block)")
+    p.add_argument("--test", default=None, help="held-out clip of the same person (default: the target's --block)")
+    p.add_argument(
+        "--block",
+        default="test",
+        choices=("test", "select"),
+        help="without --test: the target's test block, or the selection block best.pth was chosen on (default test)",
+    )
     p.add_argument("--normalize", action="store_true", help="--test: map its poses onto the target's placement")
     p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
     p.add_argument("--out", default=None, help="output folder (default out/eval/<target>[-on-<test>]/)")
@@ -395,7 +407,7 @@ def main(argv=None):
     if a.strip_frames < 1:
         raise UserError(f"--strip_frames must be >= 1, got {a.strip_frames}")
     if a.normalize and not a.test:
-        raise UserError("--normalize applies to --test clips only (the val block is already in the target's placement)")
+        raise UserError("--normalize applies to --test clips only (the target's blocks are in its own placement)")
     if a.dump and not a.dump.lower().endswith(".npz"):
         raise UserError(f"--dump must name an .npz file, got {a.dump}")
     target = check_video_path(a.video_path) if a.video_path else None
@@ -403,17 +415,17 @@ def main(argv=None):
     if len(gen_types) == 1:  # a single type whose code is missing fails now, not after an extraction
         generator_module(gen_types[0], target)
 
-    vs = VideoSkeleton(target)
+    vs = VideoSkeleton(target, framing=a.framing)
     if test is None:
-        es, train = val_set(vs, a.size)
-        what = f"validation block of {vs.video_path.name}: positions {es.positions[0]}-{es.positions[-1]}"
+        es, train = held_out_set(vs, a.size, a.block)
+        what = f"{a.block} block of {vs.video_path.name}: positions {es.positions[0]}-{es.positions[-1]}"
         what += f" ({len(es)} frames), training block 0-{train[-1]}"
     else:
-        test_vs = VideoSkeleton(test)
+        test_vs = VideoSkeleton(test, framing=a.framing)
         if test_vs.key == vs.key:
             raise UserError("--test is the target video itself, whose frames the models trained on; leave out --test")
         es = clip_set(test_vs, vs, a.size, a.normalize)
-        train = vs.split()[0]
+        train = vs.split().train
         what = f"{test.name} ({len(es)} frames with a person){' normalised onto the target' if a.normalize else ''}"
     out = (
         Path(a.out).expanduser().resolve()

@@ -46,7 +46,7 @@ from Checkpoints import (  # noqa: E402
     unusable,
 )
 from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
-from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command  # noqa: E402
+from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command_for  # noqa: E402
 from GenVanillaNN import (  # noqa: E402
     CKPT_FORMAT as VANILLA_FORMAT,
 )
@@ -301,15 +301,15 @@ def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
     path = checkpoint_dir(vs, vanilla_type, cfg.size) / "best.pth"
     problem = None
     if not path.exists():
-        cmd = train_command(vanilla_type, vs.video_path, cfg.size)
+        cmd = train_command_for(vs, vanilla_type, cfg.size)
         problem = f"no GenVanillaNN checkpoint at {path}; train it with {cmd}"
     else:
         ckpt = load_checkpoint(path, fmt=VANILLA_FORMAT, gen_type=vanilla_type, size=cfg.size, fix=VANILLA_FIX)
         with unusable(f"GenVanillaNN checkpoint {path}", VANILLA_FIX):
             data = ckpt.get("data", {})
-            if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val")):
-                # Other data or another split: its weights may have seen our validation frames.
-                problem = f"{path} was trained on other data or another train/val split than this run"
+            if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val", "test")):
+                # Other data or another split: its weights may have seen our selection or test frames.
+                problem = f"{path} was trained on other data or another train/select/test split than this run"
     if problem is None:
         ckpt["_path"] = str(path)
         return ckpt
@@ -660,8 +660,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
             start = "netG from scratch (no GenVanillaNN checkpoint to start from: this takes much longer)"
         print(
             f"training {what} on {device}: netG {n_g:.2f}M, netD {n_d:.2f}M parameters, {len(windows)} train "
-            f"{f'windows of {windows.shape[1]} frames' if cfg.temporal else 'frames'} / {len(val_ds)} val frames, "
-            f"batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
+            f"{f'windows of {windows.shape[1]} frames' if cfg.temporal else 'frames'} / {len(val_ds)} selection-block "
+            f"frames, batch {bsz * frames_per_window} frames, n_critic {n_critic}, "
             f"{run.plan()}\n  {start}\n  -> {out}"
         )
 
@@ -779,7 +779,7 @@ def main(argv=None):
         raise UserError("need --n_critic >= 0 and --lr_D > 0")
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
     target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
-                         force_option="--force", load=partial(GenGAN, device="cpu"))  # fmt: skip
+                         force_option="--force", load=partial(GenGAN, device="cpu"), framing=a.framing)  # fmt: skip
     if target is None:  # trained already
         return 0
     ranks, vs, out = target

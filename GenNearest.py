@@ -6,7 +6,7 @@
 Plain mode answers every query on its own (a KD-tree over the target's 26-vectors) and so flickers
 between look-alike frames from different moments. Coherent mode treats a batch as one clip and picks,
 among the K nearest frames of each step, the path that balances pose distance against jumps in the
-target's time (Viterbi). The CLI measures both on the target's own validation block.
+target's time (Viterbi). The CLI measures both on the target's own selection block.
 
 Frames are returned at the generator's `size` straight from the cache (stored at 256 px): at the stored size
 they are the stored frames themselves (DanceDemo asks for its panel's size, so nothing is upscaled), at any
@@ -22,7 +22,7 @@ import numpy as np
 from GenTypes import SIZE
 from Metrics import pose_error, temporal_diff
 from Skeleton import L_HIP, R_HIP, Skeleton, UserError, body_height, normalize, render_maps, run_cli, write_png
-from VideoSkeleton import VideoSkeleton, square_frame
+from VideoSkeleton import VideoSkeleton, add_framing_arg, square_frame
 
 FEATURES = "absolute"  # what is matched: "absolute" = the 26-vector in the target's frame (the reference's;
 # the query must already be mapped onto the target's placement), "pose" = hip-centred and height-scaled
@@ -222,13 +222,14 @@ def jitter(rows, images, times=None):
 
 
 def self_retrieval(vs, size=SIZE, k=K, jump_weight=JUMP_WEIGHT, features=FEATURES):
-    """Match the target's validation block against its training frames, plain and coherent: a dict per mode."""
-    train, val = vs.split()
-    if len(train) == 0 or len(val) < 2:
-        raise UserError(f"{vs} is too short for a validation block ({len(vs)} frames)")
-    gen = GenNearest(vs, size, k=k, jump_weight=jump_weight, features=features, positions=train)
-    query = vs.skeletons()[val]
-    truth = vs.frames(size)[val]
+    """Match the target's selection block against its training frames, plain and coherent: a dict per mode. The
+    options are tuned here (a tuning tool), so Evaluate's test block stays unseen by the choice."""
+    blocks = vs.split()
+    if len(blocks.train) == 0 or len(blocks.select) < 2:
+        raise UserError(f"{vs} is too short for a selection block ({len(vs)} frames)")
+    gen = GenNearest(vs, size, k=k, jump_weight=jump_weight, features=features, positions=blocks.train)
+    query = vs.skeletons()[blocks.select]
+    truth = vs.frames(size)[blocks.select]
     frame_s = 1.0 / vs.fps
     out = {}
     for mode in ("plain", "coherent"):
@@ -262,6 +263,7 @@ def write_preview(path, gen, query, truth, rows, n=8, size=128):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample target)")
+    add_framing_arg(p, "the target's square")
     p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"frame side (default {SIZE})")
     p.add_argument(
         "--features", default=FEATURES, choices=FEATURE_CHOICES, help=f"what is matched (default {FEATURES})"
@@ -276,9 +278,9 @@ def main(argv=None):
         raise UserError(f"--jump_weight must be >= 0, got {a.jump_weight}")
     if a.preview and not a.preview.lower().endswith(".png"):
         raise UserError(f"--preview must name a .png file, got {a.preview}")
-    vs = VideoSkeleton(a.video)
+    vs = VideoSkeleton(a.video, framing=a.framing)
     gen, query, truth, res = self_retrieval(vs, a.size, a.k, a.jump_weight, a.features)
-    print(f"{gen}: validation block of {len(query)} frames matched against the {len(gen.positions)} training frames")
+    print(f"{gen}: selection block of {len(query)} frames matched against the {len(gen.positions)} training frames")
     for mode, r in res.items():
         print(
             f"  {mode:8s} pose error {100 * r['pose_error']:5.2f}% of body height | image L1 {r['image_l1']:5.1f}/255"

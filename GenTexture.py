@@ -62,6 +62,7 @@ from Train import (  # noqa: E402
     check_training_args,
     config_from_args,
     describe,
+    epochs_for,
     lambda_at,
     lambda_pair,
     lr_at,
@@ -76,7 +77,8 @@ from VideoSkeleton import VideoSkeleton  # noqa: E402
 
 # --------------------------------------------------------------------------- defaults
 
-EPOCHS = 30  # see README "gen_type 9" for what it reaches and how long it takes on the 2-core CPU
+IMAGES = 33_000  # default training length in images seen, not epochs (as GenVanillaNN.IMAGES): taichi1's former
+# 30 epochs; README "Texture (gen_type 9)" for what it reaches and how long it takes on the 2-core CPU
 BATCH = 32
 LR = 2e-3  # AdamW peak (warm-up, then cosine decay to LR * LR_FLOOR), as GenVanillaNN
 LR_FLOOR = 0.02
@@ -364,7 +366,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps, ref_flow], dim=1)  # (N_val, 11, S, S)
     val_ref_images = train_ds.images[val_ref].permute(0, 2, 3, 1).numpy()  # (N_val, S, S, 3) uint8, for samples.png
     bsz = min(cfg.batch, len(train_ds))
-    run = TrainRun(out, epochs=cfg.epochs or EPOCHS, steps_per_epoch=len(train_ds) // bsz, images_per_step=bsz,
+    epochs = cfg.epochs or epochs_for(IMAGES, len(train_ds) // bsz * bsz)
+    run = TrainRun(out, epochs=epochs, steps_per_epoch=len(train_ds) // bsz, images_per_step=bsz,
                    time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
                    log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
     what = f"gen_type {g} (texture) at {cfg.size} px" + (f", adversarial x{cfg.lambda_adv:g}" if netD else "")
@@ -372,7 +375,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
-              f"{len(val_ds)} val frames, references outside +-{cfg.exclude} rows (nearest {cfg.ref_k}), batch {bsz}, "
+              f"{len(val_ds)} selection-block frames, references outside +-{cfg.exclude} rows (nearest {cfg.ref_k}), "
+              f"batch {bsz}, "
               f"{run.plan()}{resumed} -> {out}")  # fmt: skip
 
     def plot(log):
@@ -493,7 +497,8 @@ def main(argv=None):
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_args(p, d, lr=d.lr, lr_help="AdamW peak learning rate", folder="texture-<size>",
-                      epochs_help=f"(default {EPOCHS})")  # fmt: skip
+                      epochs_help=f"(default: as many as {IMAGES:,} training images, whatever the clip's "
+                                  "length)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="retrain from scratch over an existing best.pth")
     p.add_argument(
         "--exclude",
@@ -531,7 +536,7 @@ def main(argv=None):
         raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_adv >= 0")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
-    vs = VideoSkeleton(a.video)
+    vs = VideoSkeleton(a.video, framing=a.framing)
     out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)
     if not a.force and not a.resume and (out / "best.pth").exists():
         load = partial(GenTexture, vs=vs, device="cpu", gen_type=GEN_TYPE, size=cfg.size)

@@ -188,7 +188,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         resumed = f" from epoch {run.epoch}" if state else ""
         procs = f" x {ranks.world} processes ({bsz // ranks.world} frames each)" if ranks.on else ""
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}{procs}: {len(train_ds)} train / "
-              f"{len(val_ds)} val frames, batch {bsz}, {run.plan()}{resumed} -> {out}")  # fmt: skip
+              f"{len(val_ds)} selection-block frames, batch {bsz}, {run.plan()}{resumed} -> {out}")  # fmt: skip
 
     def plot(log):
         plot_losses(log, out / "loss.png", title=f"{vs.key}: {what}")
@@ -318,7 +318,8 @@ def main(argv=None):
     check_training_args(a, force, "force=true")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     target = open_target(a.video, cfg, gen_type=gen_type_of_variant(cfg.variant), out=a.out, retrain=force or a.resume,
-                         force_option="force=true", load=partial(GenVanillaNN, device="cpu"))  # fmt: skip
+                         force_option="force=true", load=partial(GenVanillaNN, device="cpu"),
+                         framing=a.framing)  # fmt: skip
     if target is None:  # trained already
         return 0
     ranks, vs, out = target

@@ -44,7 +44,15 @@ from Capture import CLOCK, LatestFrame, Reader, open_source, parse_source  # noq
 from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size  # noqa: E402
 from Pose import _quiet_native_stderr  # noqa: E402
 from Skeleton import N_JOINTS, Skeleton, UserError, VideoWriter, body_height, normalize, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton, check_video_path, cut_square, detect_image, frame_to_square, make_pose  # noqa: E402
+from VideoSkeleton import (  # noqa: E402
+    VideoSkeleton,
+    add_framing_arg,
+    check_video_path,
+    cut_square,
+    detect_image,
+    frame_to_square,
+    make_pose,
+)
 
 DEFAULT_SOURCE = "0"  # the first camera
 HOLD_S = DanceDemo.MAX_INTERP_S  # s: without a person this long, the last pose is held; longer, the target rests
@@ -546,6 +554,7 @@ def build_parser():
         help=f"generator, see python DanceDemo.py --help (default {DanceDemo.DEFAULT_GEN_TYPE})",
     )
     p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
+    add_framing_arg(p, "the target's square")
     p.add_argument("--out", default=None, help="also record what is shown to this .mp4 (default: no recording)")
     p.add_argument(
         "--window",
@@ -605,7 +614,7 @@ def main(argv=None):
     cap, first, fps, name, pace, expected = open_source(kind, where)  # a camera that does not open fails now
     reader = None
     try:
-        target_vs = VideoSkeleton(target)
+        target_vs = VideoSkeleton(target, framing=a.framing)
         size = shown_size(a.gen_type, a.size, DanceDemo.PANEL)
         gen = load_generator(target_vs, a.gen_type, size=size, device=a.device)
         if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)

@@ -96,31 +96,39 @@ def epochs_for(images, images_per_epoch):
     return max(1, math.ceil(images / max(images_per_epoch, 1)))
 
 
-def data_fingerprint(vs, train_pos, val_pos):
-    """What a checkpoint was trained on: the video's content hash, extraction params and the split."""
+def data_fingerprint(vs, blocks):
+    """What a checkpoint was trained on: the video's content hash, extraction params and the blocks ([start, stop)
+    positions: "val" is the selection block its best.pth was chosen on, "test" the block Evaluate reports)."""
+
+    def span(pos):
+        return [int(pos[0]), int(pos[-1]) + 1]
+
     return {
         "key": vs.key,
         "sha256": vs.meta["sha256"],
         "params": vs.meta["params"],
-        "train": [int(train_pos[0]), int(train_pos[-1]) + 1],
-        "val": [int(val_pos[0]), int(val_pos[-1]) + 1],
+        "train": span(blocks.train),
+        "val": span(blocks.select),
+        "test": span(blocks.test),
     }
 
 
 def split_data(vs, min_train=MIN_TRAIN_FRAMES):
-    """(train positions, val positions, data_fingerprint) of a target; UserError if too few frames to train on."""
-    train_pos, val_pos = vs.split()
-    if len(train_pos) < min_train or len(val_pos) < 1:
+    """(train positions, selection positions, data_fingerprint) of a target; UserError if too few frames to train on.
+    The trainers validate on the selection block (their "val"); the test block after it is left to Evaluate."""
+    blocks = vs.split()
+    if len(blocks.train) < min_train or len(blocks.select) < 1:
         raise UserError(
-            f"{vs.video_path.name} has {len(vs)} frames with a person, {len(train_pos)} of them to train on once the "
-            f"validation block is held out: too few (at least {min_train}; a few hundred make a useful model)"
+            f"{vs.video_path.name} has {len(vs)} frames with a person, {len(blocks.train)} of them to train on once "
+            f"the selection and test blocks are held out: too few (at least {min_train}; a few hundred make a useful "
+            "model)"
         )
-    return train_pos, val_pos, data_fingerprint(vs, train_pos, val_pos)
+    return blocks.train, blocks.select, data_fingerprint(vs, blocks)
 
 
 @dataclass
 class ValBlock:
-    """The validation block as the trainers measure it."""
+    """The validation block as the trainers measure it: the target's selection block (VideoSkeleton.split)."""
 
     inputs: dict  # {"image": (N, 3, S, S), "vector": (N, 26)} float tensors in [-1, 1]: the nets' inputs
     maps: np.ndarray  # (N, S, S, 3) uint8 skeleton maps
@@ -553,18 +561,21 @@ def report_trained(path, load, force_option, *, vs):
     print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")
 
 
-def open_target(video, cfg, *, gen_type, out, retrain, force_option, load):
+def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, framing):
     """A trainer CLI's start: (ranks, the target's VideoSkeleton, the checkpoint folder), or None when best.pth is
     there and retrain (force or --resume) is off: rank 0 then reports it (report_trained; load(path, gen_type=,
-    size=) -> its generator). Under torchrun every rank opens the target, and a problem on any stops them all."""
+    size=) -> its generator). Under torchrun every rank opens the target, and a problem on any stops them all.
+    framing: the target's square, "person" or "center" (--framing)."""
     from VideoSkeleton import VideoSkeleton
+
+    opened = partial(VideoSkeleton, video, framing=framing)
 
     ranks = setup_ranks(cfg.device)  # a missing GPU fails before any video work; under torchrun: meet the others
     ranks.split_batch(cfg.batch)  # more processes than --batch frames: said before any video work too
     with ranks.together():  # rank 0 first: it extracts an uncached video (with its progress bar) ...
-        vs = VideoSkeleton(video) if ranks.main else None
+        vs = opened() if ranks.main else None
     with ranks.together():  # ... then the others load its cache (another node: extract their own, quietly)
-        vs = vs if vs is not None else VideoSkeleton(video, verbose=False)
+        vs = vs if vs is not None else opened(verbose=False)
         out = Path(out) if out else checkpoint_dir(vs, gen_type, cfg.size)
         trained = not retrain and (out / "best.pth").exists()
         if trained and ranks.main:
@@ -577,18 +588,27 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load):
 
 
 def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
-    """The arguments both trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
+    """The arguments the trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
+    from VideoSkeleton import add_framing_arg
+
     p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
     p.add_argument("--epochs", type=int, default=0, help=epochs_help)
     p.add_argument("--time_budget", type=float, default=0.0, metavar="MINUTES",
                    help="train this long instead of --epochs; schedules follow the clock (default off)")  # fmt: skip
     p.add_argument("--batch", type=int, default=d.batch, help=f"frames per batch (default {d.batch})")
     p.add_argument("--lr", type=float, default=lr, help=f"{lr_help} (default {lr})")
-    p.add_argument("--size", type=int, default=d.size, choices=(64, 128), help=f"frame side in px (default {d.size})")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=d.size,
+        choices=(64, 128, 256),
+        help=f"frame side in px (default {d.size}; 256: a CUDA GPU)",
+    )
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="(default auto: cuda if any)")
     p.add_argument("--resume", action="store_true", help="continue latest.pth: its epochs, optimizers, schedule, RNG")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--out", default=None, help=f"checkpoint folder (default data/checkpoints/<target>/{folder})")
+    add_framing_arg(p, "the target's square")
     p.add_argument("--aug", type=float, default=d.aug_prob, help=f"share of samples augmented (default {d.aug_prob})")
     p.add_argument(
         "--lambda_L1",

@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -88,8 +89,10 @@ LOOK_SIDE = 160  # and the whole frame kept small (px on its longer side) and gr
 FRAME_SKIP = 1  # keep every k-th frame
 WORKERS = min(2, os.cpu_count() or 1)
 MIN_FRAMES_PER_WORKER = 48  # below this a second process costs more (start-up) than it saves
-VAL_FRAC = 0.15  # share of usable frames held out as the validation block (the clip's end)
-VAL_GAP = 5  # frames dropped between the train and val blocks so neighbours cannot leak
+TEST_FRAC = 0.15  # share of usable frames held out as the test block (the clip's end): what Evaluate reports
+SELECT_FRAC = 0.10  # share held out just before it as the selection block: where the trainers pick best.pth (a
+# model chosen on the block it is scored on reads optimistic, #15)
+BLOCK_GAP = 5  # frames dropped between two blocks so neighbouring (near-identical) frames cannot leak
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MAX_MISSING = 0.05  # share of the frames a video declares that may fail to decode (containers misstate lengths by
 # a frame or two; more means a damaged file, refused rather than silently cut short)
@@ -639,6 +642,7 @@ class VideoSkeleton:
         self.crop = tuple(int(v) for v in meta["crop"])  # (x0, y0, side) px of the upright video
         self.padding = tuple(int(v) for v in meta["padding"])  # (left, top, right, bottom) px of black
         self.rotation = int(meta["rotation"])
+        self.framing = meta["params"]["framing"]  # "person" or "center" (FRAMINGS)
         try:
             self.report = json.loads((cache / "report.json").read_text())
         except (OSError, ValueError):
@@ -686,12 +690,17 @@ class VideoSkeleton:
             self._resized[size] = out
         return self._resized[size]
 
-    def split(self, val_frac=VAL_FRAC, gap=VAL_GAP):
-        """(train, val) positions: the last `val_frac` of the clip is one contiguous val block."""
+    def split(self, test_frac=TEST_FRAC, select_frac=SELECT_FRAC, gap=BLOCK_GAP):
+        """Split(train, select, test) of the usable-frame positions, contiguous, `gap` frames apart:
+        train | gap | select | gap | test, the test block at the clip's end (the frames the former val block held).
+        A block that does not fit is empty (Train.split_data refuses to train then)."""
         n = len(self)
-        n_val = max(1, round(val_frac * n)) if n > 1 else 0
-        n_train = max(0, n - n_val - gap)
-        return np.arange(n_train), np.arange(n - n_val, n)
+        n_test = max(1, round(test_frac * n)) if n > 1 else 0
+        n_select = max(1, round(select_frac * n)) if n > 2 else 0
+        select_stop = max(0, n - n_test - gap)
+        select_start = max(0, select_stop - n_select)
+        train = np.arange(max(0, select_start - gap))
+        return Split(train, np.arange(select_start, select_stop), np.arange(n - n_test, n))
 
     def dataset(self, positions=None, size=64):
         """A PoseDataset over the given usable-frame positions (all by default), preloaded."""
@@ -700,6 +709,14 @@ class VideoSkeleton:
 
     def __repr__(self):
         return f"VideoSkeleton({self.video_path.name}: {len(self)}/{len(self.valid)} frames with a person)"
+
+
+class Split(NamedTuple):
+    """A target's blocks, as usable-frame positions (VideoSkeleton.split)."""
+
+    train: np.ndarray  # what the trainers learn from and gen_types 1 and 9 retrieve from
+    select: np.ndarray  # where the trainers validate and choose best.pth
+    test: np.ndarray  # what Evaluate reports: seen by nothing
 
 
 class PoseDataset:
@@ -737,6 +754,17 @@ class PoseDataset:
 # --------------------------------------------------------------------------- CLI
 
 
+def add_framing_arg(p, whose="the stored square"):
+    """--framing, the same in every script that opens a target (its cache, and so its checkpoints, follow it)."""
+    p.add_argument(
+        "--framing",
+        default=FRAMING,
+        choices=FRAMINGS,
+        help=f"{whose}: one per clip holding the whole body (person) or the course's centre crop, a cache and "
+        f"checkpoints of its own (default {FRAMING})",
+    )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", default=None, help="video file (default: the built-in sample target)")
@@ -750,12 +778,7 @@ def main(argv=None):
         "--mode", default=POSE_MODE, choices=("tracking", "static"), help=f"MediaPipe mode (default {POSE_MODE})"
     )
     p.add_argument("--workers", type=int, default=WORKERS, help=f"extraction processes (default {WORKERS})")
-    p.add_argument(
-        "--framing",
-        default=FRAMING,
-        choices=FRAMINGS,
-        help=f"the stored square: one per clip holding the whole body (person) or the centre crop (default {FRAMING})",
-    )
+    add_framing_arg(p)
     p.add_argument(
         "--preview", default=None, help="also write the target report's contact sheet (PNG) here (default: none)"
     )

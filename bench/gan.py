@@ -79,8 +79,8 @@ def temporal_error(fake, real, consecutive):
 
 
 def measure(vs, gen_types):
-    """{gen_type: metrics} on the target's contiguous val block, fed to each generator as one sequence."""
-    _, val = vs.split()
+    """{gen_type: metrics} on the target's contiguous test block, fed to each generator as one sequence."""
+    val = vs.split().test
     xy, real = vs.skeletons()[val], vs.frames(SIZE)[val]
     consecutive = np.diff(vs.rows[val]) == 1
     results = {}
@@ -113,7 +113,7 @@ def quality(vs, budget, retrain):
     for gt in (4, 7):
         ensure_gan(vs, gt, budget, retrain)
     results, _ = measure(vs, (3, 4, 7))
-    table(results, f"Quality on {vs.video_path.name}'s val block ({len(vs.split()[1])} frames, 64 px)")
+    table(results, f"Quality on {vs.video_path.name}'s test block ({len(vs.split().test)} frames, 64 px)")
     ref = results[3]
     for gt in (4, 7):
         m = results[gt]

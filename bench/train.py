@@ -60,12 +60,12 @@ def main(argv=None):
         raise UserError(f"--minutes must be > 0, got {a.minutes}")
     video = a.video or (TAICHI if TAICHI.exists() else None)
     vs = VideoSkeleton(video, verbose=False)
-    train_pos, val_pos = vs.split()
+    train_pos, val_pos, _ = vs.split()  # the trainers validate on the selection block: so does this bench
     val = vs.dataset(val_pos, a.size)
     val_real, val_xy = val.images.permute(0, 2, 3, 1).numpy(), val.xy.numpy()
     device = GenVanillaNN.pick_device(a.device)
     print(
-        f"{vs}: train frames {train_pos[0]}-{train_pos[-1]}, val {val_pos[0]}-{val_pos[-1]} ({len(val_pos)}); "
+        f"{vs}: train frames {train_pos[0]}-{train_pos[-1]}, selection {val_pos[0]}-{val_pos[-1]} ({len(val_pos)}); "
         f"{a.size} px, {a.minutes:g} min per variant on {device} ({torch.get_num_threads()} threads, "
         f"{os.cpu_count()} cores, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
         f"load average {os.getloadavg()[0]:.2f})"
@@ -95,7 +95,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     near = nearest_metrics(vs, train_pos, val_xy, val_real, a.size)
     lines.append(row("GenNearest (train block)", near, f"{len(val_pos) / (time.perf_counter() - t0):.0f} frames/s"))
-    print(f"\nvalidation block of {vs.video_path.name} ({len(val_pos)} frames, {a.size} px, L1 of pixels in [0, 1]):\n")
+    print(f"\nselection block of {vs.video_path.name} ({len(val_pos)} frames, {a.size} px, L1 of pixels in [0, 1]):\n")
     print("| model | L1 | PSNR | SSIM | body-box SSIM | notes |")
     print("|---|---|---|---|---|---|")
     print("\n".join(lines))

@@ -36,7 +36,7 @@ import Train
 from Skeleton import UserError
 
 TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
-N_FRAMES = 30  # FakeVS: 20 training frames after the validation block and its gap
+N_FRAMES = 40  # FakeVS: 20 training frames before the selection and test blocks and their gaps
 # One step per epoch (batch 16 of 20 frames), so train_log.csv's train_loss is each step's loss.
 VANILLA = {"variant": 2, "size": 32, "batch": 16, "aug_prob": 0.0, "device": "cpu", "model_args": TINY_G["image"]}
 GANS = {

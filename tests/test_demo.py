@@ -9,6 +9,7 @@ from conftest import POSE, FakeTarget, motion, read_video, run_script, write_vid
 
 import DanceDemo
 import GenTypes
+import Mannequin
 from GenNearest import GenNearest
 from Skeleton import L_WRIST, UserError, body_height, run_cli
 
@@ -188,7 +189,8 @@ def synthetic_source(n=30, fps=10.0, missing=(5, 6, 20)):
     ske = np.concatenate([xy, np.ones((n, 13, 1), np.float32)], axis=-1)
     ske[list(missing)] = np.nan
     frames = np.full((n, 64, 64, 3), 90, np.uint8)
-    return SimpleNamespace(ske_all=ske, valid=np.isfinite(ske[:, 0, 0]), frames_all=frames, fps=fps)
+    times = np.arange(n) / fps  # a constant frame rate
+    return SimpleNamespace(ske_all=ske, valid=np.isfinite(ske[:, 0, 0]), frames_all=frames, fps=fps, times=times)
 
 
 def test_transfer_writes_every_frame_with_three_panels(tmp_path):
@@ -211,6 +213,46 @@ def test_transfer_writes_every_frame_with_three_panels(tmp_path):
         assert np.abs(right[i].astype(int).mean(axis=(0, 1)) - expected[i, 0, 0].astype(int)).max() < 6
     # The normalised panel draws the skeleton; the source panel keeps its frame.
     assert video[:, :, DanceDemo.PANEL : 2 * DanceDemo.PANEL].max() > 200
+
+
+def test_placement_shows_each_frame_at_its_own_time():
+    assert DanceDemo.placement(np.arange(50) * 0.04, 25.0).tolist() == [1] * 50  # constant rate: unchanged
+    assert DanceDemo.placement(np.arange(10) * 0.1 + 1e-4 * np.sin(np.arange(10)), 10.0).tolist() == [1] * 10
+    assert DanceDemo.placement([0.0], 25.0).tolist() == [1]
+    # The issue's case: a phone at 15 frames/s in a file that says 18; frame 100 (6.67 s) must land at 6.67 s.
+    times = np.arange(120) / 15.0
+    shown = np.repeat(np.arange(120), DanceDemo.placement(times, 18.0))  # the source frame of each output frame
+    assert len(shown) == round(times[-1] * 18) + 1
+    assert np.flatnonzero(shown == 100)[0] / 18.0 == pytest.approx(100 / 15.0, abs=0.5 / 18)
+    # Slowing down, then a burst, then steady: every output frame shows the source frame nearest its time.
+    times = Mannequin.vfr_times(((20, 15), (20, 60), (20, 25)))
+    repeats = DanceDemo.placement(times, 25.0)
+    shown = np.repeat(np.arange(60), repeats)
+    assert repeats.max() == 2 and (repeats == 0).sum() > 5  # repeated through the slow part, dropped in the burst
+    grid = np.arange(len(shown)) / 25.0
+    assert np.allclose(np.abs(times[shown] - grid), np.abs(times[None] - grid[:, None]).min(axis=1))
+
+
+def test_transfer_places_a_variable_frame_rate_source_by_its_times(tmp_path):
+    target = FakeTarget(target_clip(120))
+    source = synthetic_source(n=40, fps=10.0, missing=())
+    source.times = Mannequin.vfr_times(((10, 5), (20, 20), (10, 10)))  # 5, then 20, then 10 frames/s, said 10
+    digits = np.arange(40) % 7, np.arange(40) // 7  # each frame's number, written as two grey levels 36 apart
+    source.frames_all = np.zeros((40, 64, 64, 3), np.uint8)
+    source.frames_all[:, :32] = (36 * digits[0]).astype(np.uint8)[:, None, None, None]
+    source.frames_all[:, 32:] = (36 * digits[1]).astype(np.uint8)[:, None, None, None]
+    out = tmp_path / "vfr.mp4"
+    stats = DanceDemo.transfer(source, target.xy, GenNearest(target, size=64), out, verbose=False)
+    expected = np.repeat(np.arange(40), DanceDemo.placement(source.times, 10.0))
+    assert stats["frames"] == 40 and stats["written"] == len(expected) == round(source.times[-1] * 10) + 1
+    video, fps = read_video(out)
+    assert len(video) == len(expected) and fps == pytest.approx(10.0)
+    # The source panel's left edge, away from the caption and the skeleton: the source frame's number.
+    ones, sevens = (
+        np.round(video[:, rows, 4:20].mean(axis=(1, 2, 3)) / 36) for rows in (slice(30, 60), slice(-28, -4))
+    )
+    np.testing.assert_array_equal((ones + 7 * sevens).astype(int), expected)
+    assert expected[0] == expected[1] == 0 and 10 + 19 not in expected  # held at 5 frames/s, dropped at 20
 
 
 def test_failed_transfer_leaves_nothing_behind(tmp_path):
@@ -255,6 +297,25 @@ def test_demo_end_to_end(short_clip, short_source, tmp_path):
     r = run_script("DanceDemo.py", *args)
     assert r.returncode == 0, r.stderr
     assert "detected" not in r.stdout and read_video(out)[0].shape[0] == 20
+
+
+@pytest.mark.slow
+def test_demo_keeps_a_variable_frame_rate_sources_timing(short_clip, tmp_path):
+    """A phone's clip (15, then 60, then 25 frames/s): the output runs at one rate and lasts as long as the source."""
+    from VideoSkeleton import VideoSkeleton
+
+    frames, _ = Mannequin.render_shot(Mannequin.Shot(frames=60, people=(Mannequin.Person("source"),)))
+    source = Mannequin.write_clip(tmp_path / "vfr.mp4", frames, rates=((20, 15), (20, 60), (20, 25)))
+    out = tmp_path / "demo.mp4"
+    r = run_script("DanceDemo.py", "--video_path", short_clip, "--source", source, "--out", out)
+    assert r.returncode == 0, r.stderr
+    vs = VideoSkeleton(source, verbose=False)  # the cache the run made
+    written = int(DanceDemo.placement(vs.times, vs.fps).sum())
+    assert vs.meta["vfr"] and written != 60
+    assert f"({written} output frames at {vs.fps:g} fps: each source frame at its own time)" in r.stdout
+    video, fps = read_video(out)
+    assert len(video) == written and fps == pytest.approx(vs.fps, abs=0.01)
+    assert (len(video) - 1) / fps == pytest.approx(vs.times[-1], abs=0.5 / fps)  # as long as the source
 
 
 @pytest.mark.slow

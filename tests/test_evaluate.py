@@ -14,7 +14,7 @@ from bench import verify_dump
 from DanceDemo import PoseNormalizer
 from GenVanillaNN import image_metrics
 from Skeleton import UserError, run_cli
-from VideoSkeleton import VAL_GAP
+from VideoSkeleton import BLOCK_GAP
 
 S = 64
 
@@ -87,8 +87,7 @@ def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
 
 
 def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_ones(sample_vs):
-    _, val = sample_vs.split()
-    pick = val[:12]
+    pick = sample_vs.split().test[:12]
     real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
     good = Evaluate.pose_consistency(Evaluate.detect_poses(real), xy)
     assert good["pose_found"] == 1.0 and good["pose_err"] < 0.03
@@ -99,12 +98,14 @@ def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_on
 # --------------------------------------------------------------------------- what is evaluated
 
 
-def test_val_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_those(sample_vs):
-    es, train = Evaluate.val_set(sample_vs, S)
-    val = sample_vs.split()[1]
-    assert np.array_equal(es.positions, val) and np.all(np.diff(es.positions) == 1)
+def test_test_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_those(sample_vs):
+    es, train = Evaluate.held_out_set(sample_vs, S)
+    blocks = sample_vs.split()
+    assert es.name == "test" and np.array_equal(es.positions, blocks.test) and np.all(np.diff(es.positions) == 1)
     assert not set(train.tolist()) & set(es.positions.tolist())
-    assert es.positions[0] - train[-1] > VAL_GAP  # a gap of VAL_GAP frames between the blocks
+    assert es.positions[0] - blocks.select[-1] > BLOCK_GAP  # the selection block and a gap lie between them
+    select, _ = Evaluate.held_out_set(sample_vs, S, "select")
+    assert np.array_equal(select.positions, blocks.select)
     assert es.consecutive.all() and len(es.consecutive) == len(es) - 1
     results, outputs, skipped, warnings = Evaluate.evaluate(es, [1], train)
     assert not skipped and not warnings and outputs[1].shape == es.real.shape
@@ -119,7 +120,7 @@ def test_val_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_
 def test_a_checkpoint_trained_on_the_evaluated_block_is_flagged(sample_vs):
     from types import SimpleNamespace
 
-    es, train = Evaluate.val_set(sample_vs, S)
+    es, train = Evaluate.held_out_set(sample_vs, S)
     sha = sample_vs.meta["sha256"]
     held_out = SimpleNamespace(data={"sha256": sha, "train": [0, int(train[-1]) + 1]})
     leaky = SimpleNamespace(data={"sha256": sha, "train": [0, len(sample_vs)]})
@@ -191,13 +192,13 @@ def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "| 1 | nearest |" in r.stdout and "n/a below 128 px" in r.stdout
     header = [line for line in r.stdout.splitlines() if line.startswith("evaluating on the")]
-    assert header and header[0].startswith("evaluating on the validation block of "), header
+    assert header and header[0].startswith("evaluating on the test block of "), header
     skipped = [line for line in r.stdout.splitlines() if line.startswith("- skipped gen_type")]
     assert len(skipped) == 2
     assert "python GenVanillaNN.py" in skipped[0] and "python GenGAN.py" in skipped[1]
     meta = json.loads((out / "metrics.json").read_text())
     assert list(meta["results"]) == ["1"] and sorted(meta["skipped"]) == ["2", "4"]
-    val = sample_vs.split()[1]
+    val = sample_vs.split().test
     assert meta["eval"]["positions"] == [int(val[0]), int(val[-1])] and meta["eval"]["frames"] == len(val)
     for png in (out / "strip.png", out / "chart.png", tmp_path / "fig" / "eval_strip.png"):
         assert cv2.imread(str(png)) is not None and png.stat().st_size < 300_000
@@ -235,7 +236,7 @@ def test_independent_ssim_matches_the_library_on_odd_crops():
 
 def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):
     meta = Evaluate.main(["--gen_type", "1", "--test", str(short_clip), "--normalize", "--out", str(tmp_path)])
-    assert meta["eval"]["set"] == "test" and meta["eval"]["frames"] == 60 and meta["eval"]["normalize"]
+    assert meta["eval"]["set"] == "clip" and meta["eval"]["frames"] == 60 and meta["eval"]["normalize"]
     assert 0 < meta["results"]["1"]["l1"] < 0.2
 
 

@@ -429,3 +429,101 @@ def test_cli_prints_the_report_and_writes_the_contact_sheet(shots, extracted, tm
     assert sheet.read_bytes() == (extracted("off_centre").cache_dir / "report.png").read_bytes()
     proc = run_script("VideoSkeleton.py", shots["off_centre"][0], "--framing", "face")
     assert proc.returncode == 2 and "invalid choice: 'face'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_framing_center_trains_evaluates_and_demos_its_own_checkpoints(short_clip, one_thread, tmp_path):
+    """--framing center everywhere: the trainer writes to the -center cache's folder, Evaluate and DanceDemo load
+    that checkpoint with --framing center; the default framing has none of its own and refuses a copied one."""
+    import shutil
+
+    import DanceDemo
+    import Evaluate
+    import GenTypes
+    import GenVanillaNN
+
+    clip = str(short_clip)
+    quick = ["--epochs", "1", "--batch", "4", "--device", "cpu"]
+    assert GenVanillaNN.main([clip, "false", "2", *quick, "--framing", "center"]) == 0
+    center = VideoSkeleton.VideoSkeleton(short_clip, framing="center", verbose=False)
+    person = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    assert center.key == person.key + "-center" and center.framing == "center" and person.framing == "person"
+    best = GenTypes.checkpoint_dir(center, 3) / "best.pth"
+    assert best.is_file() and not GenTypes.checkpoint_dir(person, 3).exists()
+
+    meta = Evaluate.main(["--video_path", clip, "--framing", "center", "--gen_type", "3", "--out", str(tmp_path / "e")])
+    assert meta["target_key"] == center.key and list(meta["results"]) == ["3"] and meta["crop"] == list(center.crop)
+    out = tmp_path / "demo.mp4"
+    stats = DanceDemo.main(["--video_path", clip, "--framing", "center", "--gen_type", "3", "--source", clip,
+                            "--out", str(out)])  # fmt: skip
+    assert stats["frames"] == 60 and out.is_file()
+
+    with pytest.raises(
+        VideoSkeleton.UserError, match=r"no checkpoint for gen_type 3 on short: train it with .* false 2$"
+    ):
+        GenTypes.load_generator(person, 3, device="cpu")
+    shutil.copytree(best.parent, GenTypes.checkpoint_dir(person, 3))  # the centre crop's model under the person's
+    with pytest.raises(VideoSkeleton.UserError, match=r"framing center \(this cache: person\); retrain it with"):
+        GenTypes.load_generator(person, 3, device="cpu")
+    shutil.rmtree(GenTypes.checkpoint_dir(person, 3))  # the session's other tests find short_clip as it was
+    shutil.rmtree(best.parent)
+    with pytest.raises(
+        VideoSkeleton.UserError, match=r"train it with python GenVanillaNN.py .* false 2 --framing center$"
+    ):
+        GenTypes.load_generator(center, 3, device="cpu")
+
+
+def test_framing_bench_scores_generated_squares_in_the_videos_pixels():
+    from conftest import POSE
+
+    from bench import framing
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (2, 50, 70, 3), np.uint8)
+    crop = (40, -10, 40)  # sticks out at the top and the right: padded there
+    squares = np.stack([Video.cut_square(f, crop, 40) for f in raw])  # at the crop's side: no resampling
+    for f, sq in zip(raw, squares, strict=True):
+        np.testing.assert_array_equal(framing.into_source(f, sq, crop), f)  # put back where it was cut from
+    xy = np.repeat(POSE[None], 2, axis=0)
+    x0, y0, x1, y1 = framing.source_box(xy[0], crop, 70, 50)
+    px = np.float32(crop[:2]) + xy[0] * crop[2]  # the joints in the video's pixels (the nose above its top)
+    assert x0 < px[:, 0].min() and px[:, 0].max() < x1 <= 70 and y0 == 0 and px[:, 1].max() < y1 <= 50
+    ssim, l1 = framing.source_scores(squares, raw, xy, crop)
+    np.testing.assert_allclose(ssim, 1.0)
+    np.testing.assert_array_equal(l1, 0.0)
+    small = np.stack([cv2.resize(s, (16, 16), interpolation=cv2.INTER_AREA) for s in squares])  # a 16 px generator
+    ssim16, l1_16 = framing.source_scores(small, raw, xy, crop)
+    assert np.all(ssim16 < 0.9) and np.all(l1_16 > 0.01)
+
+
+@pytest.mark.slow
+def test_framing_bench_compares_both_framings_on_the_same_frames(short_clip):
+    proc = run_script("bench/framing.py", "--video", short_clip, "--gen_type", "1,3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"python bench/framing.py --video {short_clip} --gen_type 1,3"
+    assert any("test block, 9 frames (cache rows 51-59)" in line for line in lines)
+    rows = [line.split(" | ") for line in lines if line.startswith("| 1 |")]
+    assert [r[1] for r in rows] == ["person", "center"] and all(0 < float(r[3]) < 1 for r in rows)
+    assert any(
+        line.startswith("- gen_type 3, framing center: ") and line.endswith(" --framing center") for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [("GenVanillaNN", ["x.mp4"]), ("GenGAN", ["x.mp4"]), ("GenTexture", ["x.mp4"]), ("GenNearest", ["x.mp4"]),
+     ("Evaluate", []), ("DanceDemo", []), ("DanceDemo", ["--live"])],
+)  # fmt: skip
+def test_every_script_that_opens_a_target_takes_the_framing(module, argv, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "-h"])
+    assert e.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--framing {person,center}" in shown and "(default person)" in shown
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--framing", "face"])
+    assert e.value.code == 2 and "invalid choice: 'face'" in capsys.readouterr().err

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def fake_vs(tmp_path):
-    return FakeVS(tmp_path, n=30)
+    return FakeVS(tmp_path, n=40)
 
 
 def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
@@ -183,7 +183,7 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     # (batch-size-dependent float rounding may move a pixel by one level)
     assert np.abs(np.stack(one).astype(int) - frames).max() <= 1
     # Round trip: the reloaded generator scores exactly what the in-memory one scored when best.pth was written.
-    _, val = fake_vs.split()
+    val = fake_vs.split().select  # where the trainers validate
     got = GenVanillaNN.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
     assert got["l1"] == ckpt["val"]["l1"] and got["box_ssim"] == ckpt["val"]["box_ssim"]
 
@@ -224,8 +224,7 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
     args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
     net = Networks.build_net(2, args)
-    train_pos, val_pos = fake_vs.split()
-    data = Train.data_fingerprint(fake_vs, train_pos, val_pos)
+    data = Train.data_fingerprint(fake_vs, fake_vs.split())
     ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
             "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
     path = GenTypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
@@ -239,11 +238,11 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     w = gan["model"]["stem.0.weight"]  # the vanilla stem on t, (still almost) zero on t-1, t-2
     torch.testing.assert_close(w[:, :12], net.state_dict()["stem.0.weight"], atol=1e-6, rtol=0)
     assert w[:, 12:].abs().max() < 1e-6
-    # A checkpoint from another split may have seen the val frames: not used (an error when asked for).
+    # A checkpoint from another split may have seen the selection or test frames: not used (an error when asked for).
     ckpt["data"] = {**ckpt["data"], "val": [0, 5]}
     Checkpoints.save_checkpoint(ckpt, path)
     assert GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
-    with pytest.raises(UserError, match="another train/val split"):
+    with pytest.raises(UserError, match="another train/select/test split"):
         GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
 
 

@@ -130,7 +130,7 @@ def test_writer_refuses_a_broken_file_and_keeps_the_previous_one(tmp_path):
 
 
 def test_a_second_training_into_a_busy_folder_refuses(tmp_path):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     busy = Train.TrainRun(tmp_path / "run", epochs=1, steps_per_epoch=1, images_per_step=1, time_budget=0,
                           best={"box_ssim": -1.0})  # fmt: skip
     with busy:  # another training holds the folder
@@ -187,14 +187,14 @@ def wait_until(condition, seconds=300):
 
 @pytest.fixture
 def trained(tmp_path):
-    vs = FakeVS(tmp_path / "a", n=30)
+    vs = FakeVS(tmp_path / "a", n=40)
     GenVanillaNN.train(vs, tiny_cfg(variant=2), verbose=False)
     return vs, GenTypes.checkpoint_dir(vs, 3, 32) / "best.pth"
 
 
 def test_a_foreign_checkpoint_is_refused_or_used_only_when_asked(trained, tmp_path, capsys):
     vs, best = trained
-    other = FakeVS(tmp_path / "b", n=30)
+    other = FakeVS(tmp_path / "b", n=40)
     other.key, other.meta = "other-9999999999", {**other.meta, "sha256": "e" * 64}
     dest = GenTypes.checkpoint_dir(other, 3, 32) / "best.pth"
     dest.parent.mkdir(parents=True)
@@ -206,6 +206,25 @@ def test_a_foreign_checkpoint_is_refused_or_used_only_when_asked(trained, tmp_pa
     assert "warning: " in capsys.readouterr().err
     with pytest.raises(UserError, match="trained on other footage"):
         Train.report_trained(dest, lambda p: GenVanillaNN.GenVanillaNN(p, "cpu"), "force=true", vs=other)
+
+
+def test_a_checkpoint_of_other_extraction_settings_is_refused_naming_them(trained, tmp_path):
+    vs, best = trained  # FakeVS records no framing: a checkpoint from before #14, the centre crop
+    other = FakeVS(tmp_path / "b", n=40)
+    other.meta = {**other.meta, "params": {**other.meta["params"], "frame_skip": 5, "framing": "person"}}
+    dest = GenTypes.checkpoint_dir(other, 3, 32) / "best.pth"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(best.read_bytes())
+    with pytest.raises(UserError) as e:
+        GenVanillaNN.load_generator(other, 3, size=32, device="cpu")
+    assert "trained on frames of this video extracted with other settings: frame_skip 1 (this cache: 5), framing " \
+           "center (this cache: person); retrain it with python GenVanillaNN.py" in str(e.value)  # fmt: skip
+    assert GenVanillaNN.load_generator(vs, 3, size=32, device="cpu").size == 32  # its own data: used
+    # A centre-framed target's commands say so; the default framing adds nothing.
+    other.framing = "center"
+    assert GenTypes.train_command_for(other, 3, 32).endswith(" false 2 --size 32 --framing center")
+    other.framing = "person"
+    assert GenTypes.train_command_for(other, 3).endswith(" false 2")
 
 
 @pytest.mark.parametrize(
@@ -229,7 +248,7 @@ def test_tampered_weights_are_refused(trained, tamper, message):
 
 
 def test_resume_continues_the_run_as_it_was_configured(tmp_path, monkeypatch):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     make_batch = ctrl_c_after(monkeypatch, GenVanillaNN, "make_batch", 2)  # at the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
         GenVanillaNN.train(vs, tiny_cfg(epochs=3, lr=5e-4), out=tmp_path / "run", verbose=False)
@@ -242,7 +261,7 @@ def test_resume_continues_the_run_as_it_was_configured(tmp_path, monkeypatch):
 
 
 def test_a_resumed_gan_keeps_its_epochs(tmp_path, monkeypatch):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     cfg = GenGAN.GANConfig(size=32, epochs=3, batch=8, g_args=TINY, d_args={"ndf": 8}, device="cpu",
                            init_from_vanilla=False)  # fmt: skip
     make_batch = ctrl_c_after(monkeypatch, GenGAN, "make_batch", 2)  # at the first batch of epoch 2
@@ -255,7 +274,7 @@ def test_a_resumed_gan_keeps_its_epochs(tmp_path, monkeypatch):
 
 
 def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path, monkeypatch):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
     before = (tmp_path / "run" / "latest.pth").read_bytes()
 
@@ -270,7 +289,7 @@ def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path, 
 
 
 def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path, monkeypatch):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     (tmp_path / "a-file").write_text("x")
     calls = []
     monkeypatch.setattr(GenVanillaNN, "make_batch", lambda *a: calls.append(1))
@@ -292,7 +311,7 @@ class _Usage:
 def test_the_train_log_lives_in_the_checkpoint(tmp_path, monkeypatch):
     """A force=true retrain interrupted between writing its checkpoint and rewriting train_log.csv used to lose
     the log of the checkpoint on disk: the checkpoint carries its log, and a resume writes the CSV from it."""
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     GenVanillaNN.train(vs, tiny_cfg(epochs=2), out=tmp_path / "run", verbose=False)
 
     def interrupted(self):

@@ -45,7 +45,7 @@ def test_render_poses_batches_skip_invalid_poses_and_restore_the_mode():
 
 @pytest.mark.usefixtures("one_thread")
 def test_images_column_is_cumulative_in_both_trainers(tmp_path):
-    vs = FakeVS(tmp_path, n=30)
+    vs = FakeVS(tmp_path, n=40)
     tiny = {"ch": [8, 16], "n_res": 1}
     vcfg = GenVanillaNN.TrainConfig(epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
     GenVanillaNN.train(vs, vcfg, out=tmp_path / "v", verbose=False)

@@ -34,7 +34,7 @@ def tiny_cfg(variant=2, **kw):
 
 
 @pytest.mark.parametrize("variant", [1, 2])
-@pytest.mark.parametrize("size", [64, 128])
+@pytest.mark.parametrize("size", [64, 128, 256])
 def test_networks_shapes_and_range(variant, size):
     torch.manual_seed(0)
     net = Networks.build_net(variant, Networks.default_model_args(variant, size)).eval()
@@ -111,7 +111,9 @@ def test_one_epoch_smoke_train_writes_everything(fake_vs):
     assert 0 < last["val_l1"] < 1 and -1 <= last["val_box_ssim"] <= 1 and last["img_per_s"] > 0
     assert 0 <= last["data_share"] < 1
     ckpt = Checkpoints.load_checkpoint(out / "best.pth", fmt=GenVanillaNN.CKPT_FORMAT, gen_type=3, size=64)
-    assert ckpt["data"]["sha256"] == fake_vs.meta["sha256"] and ckpt["data"]["val"][1] == len(fake_vs)
+    select = fake_vs.split().select  # validated (best.pth chosen) on the selection block; the test block is the end
+    assert ckpt["data"]["sha256"] == fake_vs.meta["sha256"] and ckpt["data"]["test"][1] == len(fake_vs)
+    assert ckpt["data"]["val"] == [int(select[0]), int(select[-1]) + 1]
     assert ckpt["config"]["variant"] == 2 and ckpt["epoch"] == 1 and "optimizer" in ckpt
     import cv2
 
@@ -119,12 +121,15 @@ def test_one_epoch_smoke_train_writes_everything(fake_vs):
     assert grid.shape[0] == 3 * 64 * 2  # skeleton / generated / real rows, upscaled x2
 
 
-def test_128_px_trains_and_generates(fake_vs):
-    GenVanillaNN.train(fake_vs, tiny_cfg(2, size=128), verbose=False)
-    gen = GenVanillaNN.load_generator(fake_vs, 3, size=128, device="cpu")
-    assert gen.size == 128 and gen.generate_batch(fake_vs.xy[:3]).shape == (3, 128, 128, 3)
-    best = fake_vs.model_dir("vanilla-image-128") / "best.pth"
-    with pytest.raises(UserError, match="size 128, not 64"):
+@pytest.mark.parametrize("size", [128, 256])
+def test_large_sizes_train_and_generate(fake_vs, size):
+    """128 px (the CPU's) and 256 px (a CUDA GPU's): the default architecture, one epoch, shapes and reloading."""
+    GenVanillaNN.train(fake_vs, tiny_cfg(2, size=size), verbose=False)
+    gen = GenVanillaNN.load_generator(fake_vs, 3, size=size, device="cpu")
+    assert gen.size == size and gen.generate_batch(fake_vs.xy[:3]).shape == (3, size, size, 3)
+    assert gen.net.ps == size // 32  # the convolutions run at 32x32 (Networks.default_model_args)
+    best = fake_vs.model_dir(f"vanilla-image-{size}") / "best.pth"
+    with pytest.raises(UserError, match=f"size {size}, not 64"):
         GenVanillaNN.GenVanillaNN(best, device="cpu", size=64)
 
 

@@ -76,19 +76,29 @@ def test_two_workers_give_the_same_frames_as_one(short_clip, monkeypatch):
     assert np.abs(two.ske_all[both, :, :2] - s1[both, :, :2]).mean() < 0.01
 
 
-def test_split_is_contiguous_and_disjoint(sample_vs):
-    train, val = sample_vs.split()
-    assert len(set(train) & set(val)) == 0
-    assert np.all(np.diff(val) == 1) and np.all(np.diff(train) == 1)
-    assert val[0] - train[-1] > VideoSkeleton.VAL_GAP  # a gap, so neighbouring frames cannot leak
-    assert val[-1] == len(sample_vs) - 1
-    assert abs(len(val) - VideoSkeleton.VAL_FRAC * len(sample_vs)) <= 1
+def test_split_is_three_contiguous_disjoint_blocks_with_gaps(sample_vs):
+    train, select, test = blocks = sample_vs.split()
+    assert all(np.all(np.diff(b) == 1) for b in blocks) and train[0] == 0
+    assert select[0] - train[-1] > VideoSkeleton.BLOCK_GAP  # gaps, so neighbouring frames cannot leak
+    assert test[0] - select[-1] > VideoSkeleton.BLOCK_GAP
+    assert test[-1] == len(sample_vs) - 1  # the test block is the clip's end
+    assert abs(len(test) - VideoSkeleton.TEST_FRAC * len(sample_vs)) <= 1
+    assert abs(len(select) - VideoSkeleton.SELECT_FRAC * len(sample_vs)) <= 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 12, 30, 31, 200])
+def test_split_of_any_length_never_overlaps(n):
+    blocks = VideoSkeleton.VideoSkeleton.split(type("Clip", (), {"__len__": lambda self: n})())
+    used = np.concatenate(blocks)
+    assert len(np.unique(used)) == len(used) and (used < n).all() and (used >= 0).all()
+    if n >= 30:  # long enough for all three blocks and their gaps
+        assert min(len(b) for b in blocks) >= 1
 
 
 def test_dataset_tensors(sample_vs):
     import torch
 
-    train, _ = sample_vs.split()
+    train = sample_vs.split().train
     ds = sample_vs.dataset(train[:16], size=64)
     maps, vec, img = ds.batch(torch.arange(4))
     assert maps.shape == (4, 3, 64, 64) and img.shape == (4, 3, 64, 64) and vec.shape == (4, 26)

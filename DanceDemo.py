@@ -321,14 +321,15 @@ def transfer(
         source_vs.ske_all, source_vs.valid, source_vs.fps, target_xy, smooth, normalize
     )
     timing = {"prepare": time.perf_counter() - t0, "generate": 0.0, "draw": 0.0, "encode": 0.0}
-    # A coherent generator reads its batch as one clip: give it the whole clip so no seams appear.
-    step = n if getattr(gen, "coherent", False) else max(1, batch)
+    # The whole clip at once (a coherent generator matches it as one, without seams), its frames a batch at a time.
+    step = max(1, batch)
+    chunks = gen.generate_clip(norm_xy, step)
     label = label or "generated"
     bar = tqdm(total=n, desc="transfer", unit="frame", disable=not verbose, leave=False)
     with bar, VideoWriter(out, source_vs.fps, crf=CRF) as writer:
         for i in range(0, n, step):
             t = time.perf_counter()
-            images = gen.generate_batch(norm_xy[i : i + step])
+            images = next(chunks)
             timing["generate"] += time.perf_counter() - t
             for j, img in enumerate(images):
                 t = time.perf_counter()

@@ -145,11 +145,11 @@ def clip_set(test_vs, target_vs, size, normalize=False):
 
 
 def generate(gen, xy, batch=RENDER_BATCH, desc="generate"):
-    """Poses (N,13,2) through gen.generate_batch -> ((N,S,S,3) uint8, seconds); a coherent generator gets one clip."""
-    step = len(xy) if getattr(gen, "coherent", False) else batch
+    """Poses (N,13,2) through gen.generate_clip (one clip: a coherent generator matches it whole) -> ((N,S,S,3)
+    uint8, seconds)."""
     t = time.perf_counter()
-    out = [gen.generate_batch(xy[i : i + step]) for i in tqdm(range(0, len(xy), step), desc=desc, leave=False)]
-    return np.concatenate(out), time.perf_counter() - t
+    chunks = tqdm(gen.generate_clip(xy, batch), total=-(-len(xy) // batch), desc=desc, leave=False)
+    return np.concatenate(list(chunks)), time.perf_counter() - t
 
 
 def parse_gen_types(text):

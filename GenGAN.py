@@ -242,6 +242,17 @@ class GenGAN(TrainedGenerator):
         windows = history_xy(np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2), HISTORY)  # (N, HISTORY + 1, 13, 2)
         return self.render(windows, np.isfinite(windows[:, 0]).all(axis=(1, 2)), batch)  # finite where pose t is
 
+    def generate_clip(self, xy, batch=64):
+        """TrainedGenerator.generate_clip; gen_type 8's windows are cut from the whole clip first, so a batch's first
+        frames see the previous batch's poses: the same frames as one generate_batch of the clip."""
+        if not self.temporal:
+            yield from super().generate_clip(xy, batch)
+            return
+        windows = history_xy(np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2), HISTORY)  # (N, HISTORY + 1, 13, 2)
+        for i in range(0, len(windows), batch):
+            w = windows[i : i + batch]
+            yield self.render(w, np.isfinite(w[:, 0]).all(axis=(1, 2)), batch)
+
     def inputs(self, poses):
         """(B, 13, 2) poses, or (B, HISTORY + 1, 13, 2) windows for gen_type 8 -> netG's input batch."""
         return temporal_input(poses, self.size) if self.temporal else pose_input(poses, self.variant, self.size)

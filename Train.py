@@ -547,6 +547,12 @@ class TrainedGenerator:
         xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
         return self.render(xy, np.isfinite(xy).all(axis=(1, 2)), batch)
 
+    def generate_clip(self, xy, batch=RENDER_BATCH):
+        """A whole clip's (N, 13, 2) poses -> its frames, yielded `batch` at a time ((b, S, S, 3) uint8 BGR): memory
+        holds one batch however long the clip (DanceDemo, Evaluate)."""
+        for i in range(0, len(xy), batch):
+            yield self.generate_batch(xy[i : i + batch], batch)
+
     def render(self, poses, valid, batch=RENDER_BATCH):
         return render_poses(self.net, poses, self.inputs, size=self.size, device=self.device, valid=valid, batch=batch)
 

@@ -262,11 +262,12 @@ def test_failed_transfer_leaves_nothing_behind(tmp_path):
         def __init__(self):
             self.calls = 0
 
-        def generate_batch(self, xy):
-            self.calls += 1
-            if self.calls > 1:
-                raise RuntimeError("generator crashed")
-            return np.zeros((len(xy), 64, 64, 3), np.uint8)
+        def generate_clip(self, xy, batch):
+            for i in range(0, len(xy), batch):
+                self.calls += 1
+                if self.calls > 1:
+                    raise RuntimeError("generator crashed")
+                yield np.zeros((len(xy[i : i + batch]), 64, 64, 3), np.uint8)
 
     out = tmp_path / "demo.mp4"
     with pytest.raises(RuntimeError):

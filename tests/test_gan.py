@@ -182,6 +182,9 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     one = [gen.generate(Skeleton(p)) for p in fake_vs.xy[:5]]  # gen_type 8: generate() keeps the history
     # (batch-size-dependent float rounding may move a pixel by one level)
     assert np.abs(np.stack(one).astype(int) - frames).max() <= 1
+    # A clip streamed 2 frames at a time: gen_type 8's second batch still sees the first one's poses.
+    chunks = list(gen.generate_clip(fake_vs.xy[:5], batch=2))
+    assert [len(c) for c in chunks] == [2, 2, 1] and np.abs(np.concatenate(chunks).astype(int) - frames).max() <= 1
     # Round trip: the reloaded generator scores exactly what the in-memory one scored when best.pth was written.
     val = fake_vs.split().select  # where the trainers validate
     got = GenVanillaNN.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])

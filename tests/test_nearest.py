@@ -76,6 +76,10 @@ def test_coherent_mode_stops_the_flicker_between_look_alike_frames():
     # generate_batch reads the batch as one clip when the generator is coherent.
     coherent_gen = GenNearest.GenNearest(target, size=8, coherent=True)
     np.testing.assert_array_equal(frame_ids(coherent_gen.generate_batch(query)), coherent)
+    # generate_clip matches the whole clip too, but hands its frames over 32 at a time (bounded memory).
+    chunks = list(coherent_gen.generate_clip(query, 32))
+    assert [len(c) for c in chunks] == [32] * 6 + [8]
+    np.testing.assert_array_equal(frame_ids(np.concatenate(chunks)), coherent)
 
 
 def test_degenerate_coherent_settings_fall_back_to_plain():

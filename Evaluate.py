@@ -193,25 +193,30 @@ def leak_warning(gen, es):
     return None
 
 
-def evaluate(es, gen_types, train, device="auto", pose=None):
+def evaluate(es, gen_types, train, device="auto", pose=None, gen_size=None):
     """Run and measure each gen_type on an EvalSet: results {g: metrics}, outputs {g: frames}, skipped, warnings.
 
     gen_type 1 retrieves from the `train` positions only; types that cannot be loaded (no checkpoint, no
     code yet) are skipped with their loader's one-line note, which names the training command (skipped
     {g: line}); a measured type whose checkpoint trained on the evaluated frames gets a line in warnings.
     pose: True/False forces pose consistency on/off (default: at >= POSE_MIN_SIZE px).
+    gen_size: run the generators at this size and scale their frames to es.size as the demo shows them (bilinear):
+    what a smaller model looks like at the size shown (default es.size).
     """
+    gen_size = gen_size or es.size
     pose = es.size >= POSE_MIN_SIZE if pose is None else pose
     results, outputs, skipped, warnings = {}, {}, {}, {}
     boxes = body_boxes(es.xy, es.size)
     for g in gen_types:
         options = {"positions": train} if GEN_TYPES[g].module == "GenNearest" else {}
         try:
-            gen = load_generator(es.target_vs, g, size=es.size, device=device, **options)
+            gen = load_generator(es.target_vs, g, size=gen_size, device=device, **options)
         except UserError as e:
             skipped[g] = str(e)
             continue
         fake, seconds = generate(gen, es.xy_in, desc=f"gen_type {g}")
+        if gen_size != es.size and fake.ndim == 4:
+            fake = np.stack([cv2.resize(f, (es.size, es.size), interpolation=cv2.INTER_LINEAR) for f in fake])
         if fake.shape != es.real.shape or fake.dtype != np.uint8:
             skipped[g] = (
                 f"gen_type {g} returned {fake.dtype} frames of shape {fake.shape}, expected uint8 {es.real.shape}"
@@ -393,6 +398,13 @@ def main(argv=None):
     )
     p.add_argument("--normalize", action="store_true", help="--test: map its poses onto the target's placement")
     p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
+    p.add_argument(
+        "--gen_size",
+        type=int,
+        default=None,
+        choices=(64, 128, 256),
+        help="run the generators at this size and score their frames scaled to --size (default: --size)",
+    )
     p.add_argument("--out", default=None, help="output folder (default out/eval/<target>[-on-<test>]/)")
     p.add_argument("--dump", default=None, help="also write every frame compared as uint8 arrays to this .npz")
     p.add_argument("--figures", default=None, help="also copy strip.png and chart.png here as eval_strip/eval_chart")
@@ -442,8 +454,9 @@ def main(argv=None):
             check_writable(folder, need_bytes=8 << 20, what=outputs_name)
     pose = {"auto": None, "on": True, "off": False}[a.pose]
 
-    print(f"evaluating on the {what}, {a.size} px")
-    results, outputs, skipped, warnings = evaluate(es, gen_types, train, a.device, pose)
+    scaled = f" (generators at {a.gen_size} px, scaled up)" if a.gen_size and a.gen_size != a.size else ""
+    print(f"evaluating on the {what}, {a.size} px{scaled}")
+    results, outputs, skipped, warnings = evaluate(es, gen_types, train, a.device, pose, a.gen_size)
     if not results:
         raise UserError("nothing to evaluate: " + " | ".join(skipped.values()))
     reference = None
@@ -490,6 +503,7 @@ def main(argv=None):
             "frame_interval_s": 1.0 / es.vs.fps,
         },
         "size": a.size,
+        "gen_size": a.gen_size or a.size,
         "crop": list(es.vs.crop),  # (x0, y0, side) px of the upright source video: the square of the frames
         "box_margin": BOX_MARGIN,
         "results": {str(g): {k: _num(v) for k, v in r.items()} for g, r in results.items()},

@@ -117,6 +117,16 @@ def test_test_block_is_disjoint_from_the_training_frames_and_nearest_copies_only
     assert "copies frames from the evaluated block" in flagged[1]
 
 
+def test_gen_size_scores_a_smaller_model_scaled_up_to_the_size_shown(sample_vs):
+    es, train = Evaluate.held_out_set(sample_vs, 2 * S)
+    full, outputs, _, _ = Evaluate.evaluate(es, [1], train, pose=False)
+    small, scaled, _, _ = Evaluate.evaluate(es, [1], train, pose=False, gen_size=S)
+    assert scaled[1].shape == outputs[1].shape == es.real.shape
+    # The same frames retrieved, shown from 64 px: blurrier than the stored 128 px frames themselves.
+    assert small[1]["sharpness"] < 0.8 * full[1]["sharpness"]
+    assert np.abs(scaled[1].astype(int) - outputs[1]).mean() < 6
+
+
 def test_a_checkpoint_trained_on_the_evaluated_block_is_flagged(sample_vs):
     from types import SimpleNamespace
 

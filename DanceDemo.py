@@ -46,6 +46,7 @@ from Skeleton import (  # noqa: E402
     check_writable,
     draw_skeleton,
     run_cli,
+    write_png,
 )
 from VideoSkeleton import READ_CHUNK, VideoSkeleton, add_framing_arg, check_video_path, read_rows  # noqa: E402
 
@@ -58,6 +59,7 @@ PANEL = 256  # px side of each of the three panels in the output video
 WHITE, RED = (255, 255, 255), (60, 60, 255)  # BGR caption colours
 LABEL_H = 22  # px: the caption strip at the top of each panel
 WINDOW = "DeepDance (q closes this window)"
+STILLS = 3  # --stills: output frames shown, evenly spread over the clip (its first and last tenth left out)
 CRF = 20  # H.264 quality of the output (lower = better, bigger)
 HEIGHT_QUANTILE = 0.9  # robust standing height: this quantile of body_height over a clip (crouched or
 # foreshortened frames read shorter, a few mis-detections longer)
@@ -388,6 +390,9 @@ def main(argv=None):
     )
     p.add_argument("--out", default=None, help=f"output mp4 (default {os.path.relpath(OUT, ROOT)} in the project)")
     p.add_argument("--show", action="store_true", help="also show the frames in a window (default: headless)")
+    p.add_argument(
+        "--stills", default=None, help=f"also write {STILLS} output frames, one above the other, to this .png"
+    )
     p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
     p.add_argument(
@@ -420,6 +425,8 @@ def main(argv=None):
         raise UserError(f"--stride must be >= 1, got {a.stride}")
     if a.coherent and a.gen_type != 1:
         raise UserError(f"--coherent applies to gen_type 1 only (got --gen_type {a.gen_type})")
+    if a.stills and not a.stills.lower().endswith(".png"):
+        raise UserError(f"--stills must name a .png file, got {a.stills}")
     out = Path(a.out).expanduser().resolve() if a.out else OUT
     if out.suffix.lower() != ".mp4":
         raise UserError(f"--out must name an .mp4 file, got {a.out}")
@@ -472,7 +479,19 @@ def main(argv=None):
         f"(source poses {t_extract:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "
         f"encode {stats['encode']:.1f} s)"
     )
+    if a.stills:
+        stills = Path(a.stills).expanduser().resolve()
+        write_png(stills, still_frames(out, stats["written"]))
+        print(f"stills -> {stills}")
     return stats
+
+
+def still_frames(video, count, n=STILLS):
+    """n frames of the written output video, evenly spread, one above the other: (n * H, W, 3) uint8 BGR."""
+    from Video import iter_frames
+
+    picks = set(np.linspace(0.1 * (count - 1), 0.9 * (count - 1), n).round().astype(int).tolist())
+    return np.concatenate([frame for i, frame in iter_frames(video) if i in picks], axis=0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import os
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from conftest import POSE, FakeTarget, motion, read_video, run_script, write_video
@@ -294,10 +295,17 @@ def test_demo_end_to_end(short_clip, short_source, tmp_path):
     video, fps = read_video(out)
     assert video.shape == (20, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
     # Coherent mode, from the cached source poses this time.
-    args = ("--video_path", short_clip, "--source", short_source, "--out", out, "--stride", 2, "--coherent")
+    stills = tmp_path / "stills.png"
+    args = ("--video_path", short_clip, "--source", short_source, "--out", out, "--stride", 2, "--coherent",
+            "--stills", stills)  # fmt: skip
     r = run_script("DanceDemo.py", *args)
     assert r.returncode == 0, r.stderr
-    assert "detected" not in r.stdout and read_video(out)[0].shape[0] == 20
+    video = read_video(out)[0]
+    assert "detected" not in r.stdout and video.shape[0] == 20
+    # --stills: frames 2, 10 and 17 of the output, one above the other.
+    picture = cv2.imread(str(stills))
+    assert picture.shape == (3 * DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3)
+    assert np.abs(picture[: DanceDemo.PANEL].astype(int) - video[2]).mean() < 3
 
 
 @pytest.mark.slow

@@ -269,7 +269,7 @@ def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, t
     assert code == 0 and f"{missing} without a person filled in" in out, err
     assert Video.probe_video(demo)[0] == 60
     code, out, err = run_main("GenNearest", [clips["person leaves"]], capfd)
-    assert code == 0 and "validation block" in out, err
+    assert code == 0 and "selection block" in out, err
 
 
 @pytest.mark.parametrize("case, side", [("32x32", 32), ("4K", 3840)])

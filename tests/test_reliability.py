@@ -672,7 +672,7 @@ def test_nothing_in_the_project_unpickles():
 
 
 def train_cmd(clip, out, *extra):
-    """GenVanillaNN.py on a tiny clip (16 train frames, batch 4: 4 steps an epoch, 2 epochs) as a process: argv."""
+    """GenVanillaNN.py on a tiny clip (36 frames: 17 to train on, batch 4: 4 steps an epoch, 2 epochs) as a process: argv."""
     args = [clip, "false", "2", "--epochs", "2", "--batch", "4", "--device", "cpu", *extra, "--out", out]
     return [sys.executable, str(ROOT / "GenVanillaNN.py"), *map(str, args)]
 
@@ -691,7 +691,7 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
     """GenVanillaNN.py killed (SIGKILL) after epoch 1's checkpoint, then --resume: the same weights, optimizer,
     schedule, RNG and log as one uninterrupted run. Then NaN in the loss stops it with one line and leaves the
     last good checkpoints as they were. The kill comes at a known point: the test hook pauses the run there."""
-    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 25)])
+    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 36)])
     VideoSkeleton.VideoSkeleton(clip, verbose=False)
     straight_out, split_out = tmp_path / "straight", tmp_path / "split"
     log = split_out / "train_log.csv"

@@ -111,7 +111,7 @@ def test_test_block_is_disjoint_from_the_training_frames_and_nearest_copies_only
     assert not skipped and not warnings and outputs[1].shape == es.real.shape
     train_frames = {f.tobytes() for f in sample_vs.frames(S)[train]}
     assert all(f.tobytes() in train_frames for f in outputs[1])
-    # The control: retrieving from every frame, the test block finds itself (a leak scores a perfect L1), and is flagged.
+    # The control: retrieving from every frame, the test block finds itself (a leak: a perfect L1), and is flagged.
     leak, _, _, flagged = Evaluate.evaluate(es, [1], np.arange(len(sample_vs)))
     assert leak[1]["l1"] == 0 and results[1]["l1"] > 0
     assert "copies frames from the evaluated block" in flagged[1]

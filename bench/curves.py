@@ -5,10 +5,10 @@
 
 Reads each default checkpoint folder's train_log.csv (written by the trainers at every epoch: cumulative seconds
 and images, and the validation of the selection block) and prints, per run, what it had reached after each of
---at minutes (the best body-box SSIM so far, as best.pth would be, with its sharpness), its end, and when it
-first reached --reach body-box SSIM. A GAN fine-tune (gen_type 4) starts from gen_type 3's best.pth: its
-minutes are its own, gen_type 3's come first. Minutes are wall time as logged, under whatever load the machine
-had (the trainers print it); train with the default commands first (a missing run prints its command).
+--at minutes (the epoch logged by then: body-box SSIM and, where logged, sharpness), its best epoch by body-box
+SSIM, and when it first reached --reach body-box SSIM. A GAN fine-tune (gen_type 4) starts from gen_type 3's
+best.pth: its minutes are its own, gen_type 3's come first. Minutes are wall time as logged, under whatever load
+the machine had; train with the default commands first (a missing run prints its command).
 """
 
 import argparse
@@ -39,10 +39,10 @@ def read_log(path):
              float(r.get("val_sharpness") or nan)) for r in rows]  # fmt: skip
 
 
-def best_by(log, minutes):
-    """The epoch with the best body-box SSIM among those logged by `minutes` (None if none yet)."""
+def at(log, minutes):
+    """The last epoch logged by `minutes` (None if none yet)."""
     done = [row for row in log if row[0] <= minutes]
-    return max(done, key=lambda row: row[2]) if done else None
+    return done[-1] if done else None
 
 
 def cell(row):
@@ -73,8 +73,8 @@ def main(argv=None):
         raise UserError(f"--gen_type: {unknown} train nothing; choose among 2-9")
     vs = VideoSkeleton(None if a.video == "sample" else a.video, framing=a.framing, verbose=False)
 
-    print(f"{vs.video_path.name}: selection-block body-box SSIM (best so far), from each run's train_log.csv\n")
-    print("| gen_type | px | " + " | ".join(f"{m:g} min" for m in a.at) + f" | end | first >= {a.reach:g} |")
+    print(f"{vs.video_path.name}: selection-block body-box SSIM (and sharpness), from each run's train_log.csv\n")
+    print("| gen_type | px | " + " | ".join(f"{m:g} min" for m in a.at) + f" | best epoch | first >= {a.reach:g} |")
     print("|---:|---:|" + "---|" * (len(a.at) + 2))
     missing = []
     for g in gen_types:
@@ -87,10 +87,10 @@ def main(argv=None):
             end = log[-1]
             first = next((row for row in log if row[2] >= a.reach), None)
             reach = "never" if first is None else f"{first[0]:.1f} min ({first[1]:,} images)"
-            cells = [cell(best_by(log, m)) if m <= end[0] + 1e-9 else "(ended)" for m in a.at]
-            end_cell = (
-                f"{cell(best_by(log, end[0]))} at {end[0]:.1f} min, {end[1]:,} images ({end[1] / 60 / end[0]:.0f}/s)"
-            )
+            cells = [cell(at(log, m)) if m <= end[0] + 1e-9 else "(ended)" for m in a.at]
+            best = max(log, key=lambda row: row[2])
+            rate = end[1] / 60 / end[0]
+            end_cell = f"{cell(best)} ({best[0]:.1f} min; the run: {end[0]:.1f} min, {end[1]:,} images, {rate:.0f}/s)"
             print(f"| {g} | {size} | " + " | ".join(cells) + f" | {end_cell} | {reach} |")
     for line in missing:
         print(f"- not trained: {line}")

@@ -31,9 +31,19 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Adversarial import (  # noqa: E402
+    D_T_FRAMES,
+    LAMBDA_GP,
+    SHARP_WEIGHT,
+    critic_score,
+    default_d_args,
+    feature_matching,
+    gan_loss,
+    gradient_penalty,
+    val_metrics,
+)
 from Checkpoints import (  # noqa: E402
     CKPT_KEYS,
     build_from_checkpoint,
@@ -51,8 +61,7 @@ from GenVanillaNN import (  # noqa: E402
     CKPT_FORMAT as VANILLA_FORMAT,
 )
 from GenVanillaNN import VARIANTS, gen_type_of_variant  # noqa: E402
-from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio  # noqa: E402
-from Networks import NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
+from Networks import MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
 from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
@@ -95,15 +104,12 @@ WARMUP = 0.05  # share of training with a linear LR warm-up (then cosine decay t
 LR_FLOOR = 0.02
 LAMBDA_L1 = (100.0, 30.0)  # L1 weight at the start and the end of training (the reference's dynamic schedule)
 LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
-LAMBDA_GP = 10.0  # WGAN-GP gradient penalty
 LAMBDA_DRIFT = 1e-3  # keeps the critic's values near 0 (Karras et al.): an unbounded critic drifts away
 N_CRITIC = 5  # WGAN-GP: critic steps per generator step
 LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); 50 left
 # taichi2's output flickering much more (README "Temporal GAN")
 HISTORY = 2  # temporal netG also sees the skeletons of t-1 .. t-HISTORY
-D_T_FRAMES = 3  # consecutive frames the temporal discriminator sees
 AUG_PROB = 0.5  # share of training windows shifted/zoomed (Train.augment)
-SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (see val_score)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
 D_GAP_EPOCHS = 3  # wgan-gp: the critic gap growing this many epochs in a row is reported the same way
 CKPT_FORMAT = "deepdance-gan-1"
@@ -117,71 +123,6 @@ VANILLA_FIX = "retrain it (GenVanillaNN.py with force=true) or pass --no-init_fr
 GAN_MODES = ("bce", "wgan-gp")
 INPUTS = ("image", "vector")
 VARIANT_OF_INPUT = {v: k for k, v in VARIANTS.items()}  # GenVanillaNN variant of netG
-
-
-def default_d_args(size=SIZE, temporal=False, frames=D_T_FRAMES):
-    """netD's (or, temporal=True, netD_T's) model_args: conditioned on skeleton maps, 6 channels per frame.
-
-    log2(size / 16) stride-2 layers: 2 at 64 px, so 34 px patches, about half the frame (3 would see 70 px, more
-    than the frame); the half-resolution D sees the global layout.
-    """
-    return {"in_ch": 6 * (frames if temporal else 1), "ndf": NDF, "n_layers": max(1, int(math.log2(size / 16))),
-            "norm": "instance", "num_D": 1 if temporal else NUM_D}  # fmt: skip
-
-
-# --------------------------------------------------------------------------- losses
-
-
-def critic_score(pred):
-    """Per-sample score of a multi-scale prediction: mean over patches, averaged over scales. -> (B,)."""
-    return torch.stack([p[-1].float().flatten(1).mean(1) for p in pred]).mean(0)
-
-
-def gan_loss(pred, target_is_real, mode):
-    """Adversarial loss of a multi-scale prediction: BCE on every patch logit, or the Wasserstein critic's mean."""
-    losses = []
-    for p in pred:
-        logits = p[-1].float()
-        if mode == "bce":
-            target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
-            losses.append(F.binary_cross_entropy_with_logits(logits, target))
-        else:
-            losses.append(-logits.mean() if target_is_real else logits.mean())
-    return sum(losses) / len(losses)
-
-
-def feature_matching(pred_fake, pred_real):
-    """pix2pixHD: L1 between D's features of fake and (fixed) real pairs, averaged over layers and scales."""
-    losses = [
-        F.l1_loss(f.float(), r.detach().float()) for pf, pr in zip(pred_fake, pred_real, strict=True)
-        for f, r in zip(pf[:-1], pr[:-1], strict=True)
-    ]  # fmt: skip
-    return sum(losses) / len(losses)
-
-
-def gradient_penalty(critic, real, fake, lambda_gp=LAMBDA_GP, generator=None):
-    """WGAN-GP: lambda_gp * E[(||grad_x critic(x)||_2 - 1)^2] at random points x between real and fake samples.
-
-    critic: (B, ...) -> (B,) scores; real, fake: (B, ...) tensors of the same shape (fake detached).
-    """
-    eps = torch.rand(len(real), generator=generator).to(real.device).view(-1, *[1] * (real.dim() - 1))
-    x = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def val_score(metrics, weight=SHARP_WEIGHT):
-    """best.pth's criterion: body-box SSIM, minus weight x |ln sharpness| (blur and over-sharpening both cost).
-
-    SSIM alone would always pick the blurriest epoch, i.e. undo the GAN; the weight trades 0.02 box SSIM for
-    sharpness 0.67 -> 1.
-    """
-    s = metrics.get("sharpness", float("nan"))
-    penalty = abs(math.log(s)) if s > 0 and math.isfinite(s) else 10.0
-    return metrics["box_ssim"] - weight * penalty
 
 
 # --------------------------------------------------------------------------- temporal inputs
@@ -585,15 +526,6 @@ def setup_models(vs, cfg, *, out, fingerprint, resume, verbose):
     if dT_args:
         netD_T = build_from_checkpoint(MultiscaleDiscriminator, dT_args, state["netD_T"], what=what, fix=fix)
     return state, None, (netG, netD, netD_T), (g_args, d_args, dT_args), state["init_from"]
-
-
-def val_metrics(val, val_fake):
-    """Validation metrics of netG's outputs on the ValBlock, with best.pth's score (val_score)."""
-    metrics = image_metrics(val_fake, val.real, val.xy)
-    metrics["sharpness"] = sharpness_ratio(val_fake, val.real, body_boxes(val.xy, val.real.shape[1]))
-    metrics["flicker"] = flicker(val_fake, val.real, val.consecutive)["flicker"]
-    metrics["score"] = val_score(metrics)
-    return metrics
 
 
 def epoch_line(epoch, now, means, metrics, last, is_best, run, mode):

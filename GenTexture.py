@@ -36,6 +36,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from Adversarial import default_d_args, feature_matching, gan_loss, val_metrics  # noqa: E402
 from Checkpoints import (  # noqa: E402
     best_checkpoint,
     build_from_checkpoint,
@@ -47,7 +48,6 @@ from Checkpoints import (  # noqa: E402
     resumed_log,
 )
 from Distributed import pick_device  # noqa: E402
-from GenGAN import default_d_args, feature_matching, gan_loss, val_metrics  # noqa: E402
 from GenNearest import GenNearest, pose_features  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402

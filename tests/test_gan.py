@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import POSE, FakeVS, ctrl_c_after, run_script
 
+import Adversarial
 import Checkpoints
 import GenGAN
 import GenTypes
@@ -42,14 +43,14 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
 
 
 def test_multiscale_patch_discriminator_shapes():
-    d = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(64))
+    d = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(64))
     out = d(torch.randn(2, 6, 64, 64))
-    assert len(out) == GenGAN.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
+    assert len(out) == Networks.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
     assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
-    small = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    small = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(32))(torch.randn(1, 6, 32, 32))
     assert small[1][-1].shape[-1] >= 1
-    dt = Networks.MultiscaleDiscriminator(**GenGAN.default_d_args(64, temporal=True))
+    dt = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(64, temporal=True))
     assert len(dt(torch.randn(1, 6 * GenGAN.D_T_FRAMES, 64, 64))) == 1
 
 
@@ -60,7 +61,7 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
     for scale in (0.3, 1.0, 2.5):
         w = torch.randn(48)
         w = (w / w.norm() * scale).requires_grad_(True)
-        gp = GenGAN.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
+        gp = Adversarial.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
         assert gp.item() == pytest.approx(10.0 * (scale - 1.0) ** 2, abs=1e-5)
         # create_graph=True: the penalty's own gradient reaches the critic, d/dw = 2 lambda (|w| - 1) w / |w|.
         (grad_w,) = torch.autograd.grad(gp, w)
@@ -69,21 +70,20 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
 
 def test_gan_losses_and_schedules():
     pred = [[torch.full((2, 1, 3, 3), 4.0)], [torch.full((2, 1, 1, 1), 4.0)]]  # D very sure: real
-    assert GenGAN.gan_loss(pred, True, "bce").item() < 0.02 < GenGAN.gan_loss(pred, False, "bce").item()
-    assert (
-        GenGAN.gan_loss(pred, True, "wgan-gp").item() == -4.0 and GenGAN.gan_loss(pred, False, "wgan-gp").item() == 4.0
-    )
-    assert GenGAN.critic_score(pred).tolist() == [4.0, 4.0]
+    assert Adversarial.gan_loss(pred, True, "bce").item() < 0.02 < Adversarial.gan_loss(pred, False, "bce").item()
+    assert Adversarial.gan_loss(pred, True, "wgan-gp").item() == -4.0
+    assert Adversarial.gan_loss(pred, False, "wgan-gp").item() == 4.0
+    assert Adversarial.critic_score(pred).tolist() == [4.0, 4.0]
     lam = GenGAN.LAMBDA_L1
     assert (
         Train.lambda_at(0.0, lam) == 100.0 and Train.lambda_at(1.0, lam) == 30.0 and Train.lambda_at(0.5, lam) == 65.0
     )
     feats = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]]
     assert (
-        GenGAN.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0
+        Adversarial.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0
     )  # logits out
     good, blurry = {"box_ssim": 0.80, "sharpness": 1.0}, {"box_ssim": 0.81, "sharpness": 0.5}
-    assert GenGAN.val_score(good) > GenGAN.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
+    assert Adversarial.val_score(good) > Adversarial.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
 
 
 def test_d_overpowering_g_is_reported(tmp_path):

@@ -186,6 +186,24 @@ def best_checkpoint(vs, gen_type, size):
     return path
 
 
+def start_checkpoint(vs, *, gen_type, size, fmt, fingerprint, fix):
+    """Another gen_type's best.pth that a training run starts from (GenGAN's netG) or builds on (GenTexture's base):
+    -> (checkpoint dict with "_path", None), or (None, the problem in words) when there is none or it was trained on
+    other data or another train/select/test split (its weights may have seen this run's selection or test frames).
+    UserError (naming `fix`) for a file that is there but unreadable."""
+    path = checkpoint_dir(vs, gen_type, size) / "best.pth"
+    if not path.exists():
+        cmd = train_command_for(vs, gen_type, size)
+        return None, f"no gen_type {gen_type} checkpoint at {path}; train it with {cmd}"
+    ckpt = load_checkpoint(path, fmt=fmt, gen_type=gen_type, size=size, fix=fix)
+    with unusable(f"checkpoint {path}", fix):
+        data = ckpt.get("data", {})
+        if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val", "test")):
+            return None, f"{path} was trained on other data or another train/select/test split than this run"
+    ckpt["_path"] = str(path)
+    return ckpt, None
+
+
 def check_same_data(gen, vs, *, allow_foreign=False):
     """A generator's checkpoint must have been trained on this target's footage, in its image space (its data
     fingerprint: the video's hash and extraction params): a best.pth copied from another project would render

@@ -48,20 +48,20 @@ from Checkpoints import (  # noqa: E402
     CKPT_KEYS,
     build_from_checkpoint,
     checkpoint_bytes,
-    load_checkpoint,
     restore_progress,
     resume_checkpoint,
     resumed_config,
     resumed_log,
+    start_checkpoint,
     unusable,
 )
 from Distributed import run_trainer, setup_ranks, weights_digest  # noqa: E402
-from GenTypes import SIZE, checkpoint_dir, gen_type_of, train_command_for  # noqa: E402
+from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from GenVanillaNN import (  # noqa: E402
     CKPT_FORMAT as VANILLA_FORMAT,
 )
 from GenVanillaNN import VARIANTS, gen_type_of_variant  # noqa: E402
-from Networks import MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
+from Networks import D_NORMS, NDF, NUM_D, MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input  # noqa: E402
 from Skeleton import INTERRUPTED, N_JOINTS, UserError, check_writable  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
@@ -250,24 +250,13 @@ def vanilla_checkpoint(vs, cfg, fingerprint, verbose=True):
     if cfg.init_from_vanilla is False:
         return None
     vanilla_type = gen_type_of_variant(VARIANT_OF_INPUT[cfg.input])
-    path = checkpoint_dir(vs, vanilla_type, cfg.size) / "best.pth"
-    problem = None
-    if not path.exists():
-        cmd = train_command_for(vs, vanilla_type, cfg.size)
-        problem = f"no GenVanillaNN checkpoint at {path}; train it with {cmd}"
-    else:
-        ckpt = load_checkpoint(path, fmt=VANILLA_FORMAT, gen_type=vanilla_type, size=cfg.size, fix=VANILLA_FIX)
-        with unusable(f"GenVanillaNN checkpoint {path}", VANILLA_FIX):
-            data = ckpt.get("data", {})
-            if any(data.get(k) != fingerprint[k] for k in ("sha256", "params", "train", "val", "test")):
-                # Other data or another split: its weights may have seen our selection or test frames.
-                problem = f"{path} was trained on other data or another train/select/test split than this run"
-    if problem is None:
-        ckpt["_path"] = str(path)
+    ckpt, problem = start_checkpoint(vs, gen_type=vanilla_type, size=cfg.size, fmt=VANILLA_FORMAT,
+                                     fingerprint=fingerprint, fix=VANILLA_FIX)  # fmt: skip
+    if ckpt is not None:
         return ckpt
     if cfg.init_from_vanilla:
         raise UserError(f"--init_from_vanilla: {problem}")
-    if verbose and path.exists():
+    if verbose:
         print(f"not initialising netG from GenVanillaNN: {problem}")
     return None
 
@@ -709,6 +698,11 @@ def main(argv=None):
     p.add_argument("--lambda_FM", type=float, default=d.lambda_FM, help=f"bce feature matching (default {d.lambda_FM})")
     p.add_argument("--lambda_GP", type=float, default=d.lambda_GP, help=f"gradient penalty (default {d.lambda_GP})")
     p.add_argument("--lambda_T", type=float, default=d.lambda_T, help=f"temporal: flicker L1 (default {d.lambda_T})")
+    p.add_argument("--ndf", type=int, default=NDF, help=f"netD's first-layer width (default {NDF})")
+    p.add_argument("--d_layers", type=int, default=None, help="netD's stride-2 layers, i.e. its patch size (default "
+                   "log2(size / 16): 2 at 64 px, 34 px patches)")  # fmt: skip
+    p.add_argument("--num_D", type=int, default=NUM_D, help=f"netD's scales (default {NUM_D}: full and half)")
+    p.add_argument("--d_norm", default="instance", choices=D_NORMS, help="netD's normalisation (default instance)")
     p.add_argument(
         "--init_from_vanilla",
         action=argparse.BooleanOptionalAction,
@@ -718,9 +712,11 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="retrain from scratch over an existing checkpoint")
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
-    if a.n_critic < 0 or a.lr_D <= 0:
-        raise UserError("need --n_critic >= 0 and --lr_D > 0")
+    if a.n_critic < 0 or a.lr_D <= 0 or a.ndf < 1 or a.num_D < 1 or (a.d_layers is not None and a.d_layers < 1):
+        raise UserError("need --n_critic >= 0, --lr_D > 0 and --ndf, --num_D, --d_layers >= 1")
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
+    d_given = {"ndf": a.ndf, "n_layers": a.d_layers, "num_D": a.num_D, "norm": a.d_norm}
+    cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != default_d_args(cfg.size).get(k)} or None
     target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
                          force_option="--force", load=partial(GenGAN, device="cpu"), framing=a.framing)  # fmt: skip
     if target is None:  # trained already

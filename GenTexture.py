@@ -46,10 +46,14 @@ from Checkpoints import (  # noqa: E402
     resume_checkpoint,
     resumed_config,
     resumed_log,
+    start_checkpoint,
+    unusable,
 )
 from Distributed import pick_device  # noqa: E402
 from GenNearest import GenNearest, pose_features  # noqa: E402
 from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
+from GenVanillaNN import CKPT_FORMAT as VANILLA_FORMAT  # noqa: E402
+from GenVanillaNN import gen_type_of_variant  # noqa: E402
 from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402
 from Skeleton import INTERRUPTED, UserError, check_writable, run_cli  # noqa: E402
 from Train import (  # noqa: E402
@@ -99,11 +103,16 @@ PRIOR = True  # start the flow from the joints' own displacements (joint_flow); 
 PRIOR_SIGMA = 0.05  # joint_flow: reach of each joint's displacement (frame sides; a forearm is ~0.12 of the frame)
 PRIOR_STILL = math.exp(-2.0)  # joint_flow: weight of "no displacement", so pixels ~2 sigma from every joint stay put
 IN_CH = 11  # query skeleton map, reference frame, reference skeleton map (3 channels each), joint flow (2)
+BASE = "auto"  # build on gen_type 3's frame ("vanilla"), not ("none"), or "auto": when its best.pth of the same
+# data and split exists. README "gen_type 9" for what it does to body SSIM and sharpness
+BASES = ("auto", "vanilla", "none")
+BASE_FIX = "retrain it (GenVanillaNN.py <video> true 2) or pass --base none"
 CKPT_FORMAT = "deepdance-texture-2"
 RETRAIN = "retrain it (GenTexture.py with --force)"  # the fix for a best.pth this version cannot use
 
 
 GEN_TYPE = gen_type_of("GenTexture")
+VANILLA_TYPE = gen_type_of_variant(2)  # the base: gen_type 3, the U-Net from the skeleton map
 
 
 # --------------------------------------------------------------------------- the network
@@ -120,10 +129,18 @@ class TextureNet(nn.Module):
     pixels where the reference only needs moving, painted ones elsewhere.
     """
 
-    def __init__(self, unet, max_flow=MAX_FLOW, prior=PRIOR):
+    def __init__(self, unet, max_flow=MAX_FLOW, prior=PRIOR, base=None):
         super().__init__()
         self.unet = UNet(**unet)
         self.max_flow, self.prior = float(max_flow), bool(prior)
+        # base: a trained gen_type 3 U-Net's model_args (its weights come with this net's state_dict), frozen.
+        self.base = None if base is None else UNet(**base).requires_grad_(False).eval()
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.base is not None:  # frozen, BatchNorm included: always its inference statistics
+            self.base.eval()
+        return self
 
     def forward(self, x):
         return self.parts(x)[0]
@@ -139,10 +156,15 @@ class TextureNet(nn.Module):
         if self.prior:
             grid = grid + x[:, 9:11].permute(0, 2, 3, 1)
             x = torch.cat([x[:, :3], sample(ref, grid), x[:, 6:]], dim=1)
+        if self.base is not None:
+            with torch.no_grad():
+                base = self.base(x[:, :3]).float()  # (B, 3, S, S) in [-1, 1]: gen_type 3's frame for the query map
+            x = torch.cat([x, base], dim=1)
         o = self.unet(x).float()  # (B, 6, S, S) in [-1, 1] (tanh)
         warped = sample(ref, grid + self.max_flow * o[:, :2].permute(0, 2, 3, 1))
         mask = 0.5 * (o[:, 2:3] + 1.0)
-        return mask * warped + (1.0 - mask) * o[:, 3:6], warped, mask
+        colours = o[:, 3:6] if self.base is None else (base + o[:, 3:6]).clamp(-1.0, 1.0)  # base: a correction
+        return mask * warped + (1.0 - mask) * colours, warped, mask
 
 
 def sample(images, grid):
@@ -303,6 +325,7 @@ class TrainConfig(RunConfig):
     lr_D: float = LR_D
     exclude: int = EXCLUDE
     ref_k: int = REF_K
+    base: str = BASE
     model_args: dict | None = None  # overrides of default_texture_args (experiments; not on the command line)
 
     def __post_init__(self):
@@ -314,6 +337,31 @@ def val_references(train_xy, val_xy):
     train_f, val_f = pose_features(train_xy, "absolute"), pose_features(val_xy, "absolute")
     d = (val_f**2).sum(1)[:, None] + (train_f**2).sum(1)[None] - 2.0 * val_f @ train_f.T
     return d.argmin(1)
+
+
+def base_checkpoint(vs, cfg, fingerprint, verbose=True):
+    """The gen_type 3 checkpoint a fresh run builds on (cfg.base), or None; UserError if "vanilla" and unusable."""
+    if cfg.base == "none":
+        return None
+    ckpt, problem = start_checkpoint(vs, gen_type=VANILLA_TYPE, size=cfg.size, fmt=VANILLA_FORMAT,
+                                     fingerprint=fingerprint, fix=BASE_FIX)  # fmt: skip
+    if ckpt is None and cfg.base == "vanilla":
+        raise UserError(f"--base vanilla: {problem}")
+    if ckpt is None and verbose:
+        print(f"not building on gen_type {VANILLA_TYPE}: {problem}")
+    return ckpt
+
+
+def build_net(model_args, base=None):
+    """A fresh TextureNet; with `base` (a gen_type 3 checkpoint) its frozen base holds that checkpoint's weights."""
+    if base is None:
+        return TextureNet(**model_args)
+    model_args["unet"] = {**model_args["unet"], "in_ch": IN_CH + 3}  # + the base's frame
+    model_args["base"] = dict(base["model_args"])
+    net = TextureNet(**model_args)
+    with unusable(f"GenVanillaNN checkpoint {base['_path']}", BASE_FIX, "UNet"):
+        net.base.load_state_dict(base["model"])
+    return net
 
 
 def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
@@ -336,8 +384,11 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         model_args = state["model_args"]
         cfg = resumed_config(cfg, state["config"], path=latest, force="--force")
         net = build_from_checkpoint(TextureNet, model_args, state["model"], what=f"checkpoint {latest}", fix=fix)
+        base_from = state.get("base_from")
     else:
-        net = TextureNet(**model_args)
+        base = base_checkpoint(vs, cfg, fingerprint, verbose)
+        net = build_net(model_args, base)
+        base_from = base and {"path": base["_path"], "epoch": base["epoch"], "val": base.get("val", {})}
     net = net.to(device, memory_format=torch.channels_last)
     netD = None
     if cfg.lambda_adv > 0:
@@ -371,6 +422,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                    time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
                    log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
     what = f"gen_type {g} (texture) at {cfg.size} px" + (f", adversarial x{cfg.lambda_adv:g}" if netD else "")
+    what += f", on gen_type {VANILLA_TYPE}'s frame" if net.base is not None else ""
     n_params = sum(p.numel() for p in net.parameters())
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
@@ -463,6 +515,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 "netD": None if netD is None else netD.state_dict(),
                 "netD_args": None if netD is None else default_d_args(cfg.size),
                 "optimizer_D": None if netD is None else opt_D.state_dict(),
+                "base_from": base_from,
                 "rng": rng.get_state(),
                 "config": asdict(cfg),
                 "data": fingerprint,
@@ -529,6 +582,13 @@ def main(argv=None):
         type=float,
         default=d.lambda_adv,
         help=f"adversarial weight (GenGAN's BCE + feature matching; 0 = L1 only; default {d.lambda_adv})",
+    )
+    p.add_argument(
+        "--base",
+        default=d.base,
+        choices=BASES,
+        help=f"correct gen_type {VANILLA_TYPE}'s frame where the reference does not fit (vanilla), paint from scratch "
+        f"(none), or auto: vanilla when its best.pth of this data and split exists (default {d.base})",
     )
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")

@@ -21,6 +21,7 @@ from Skeleton import N_JOINTS, UserError, maps_to_tensor_layout, render_maps
 
 NDF = 32  # discriminator base width (pix2pix's 64 is sized for 256 px frames; 32 halves D's CPU time at 64 px)
 NUM_D = 2  # discriminator scales (full and half resolution)
+D_NORMS = ("instance", "batch", "spectral")
 
 
 # --------------------------------------------------------------------------- generators
@@ -237,21 +238,31 @@ class PatchDiscriminator(nn.Module):
     """pix2pix's PatchGAN: (B, in_ch, S, S) -> every layer's features, the last (B, 1, S/2^n - 2, S/2^n - 2) logits.
 
     Each logit judges one patch; the intermediate features feed pix2pixHD's feature-matching loss.
+    norm: "instance" (per-sample statistics, as the gradient penalty needs: BatchNorm mixes samples), "batch", or
+    "spectral" (every conv's weight divided by its largest singular value, Miyato et al.: D stays 1-Lipschitz).
     """
 
     def __init__(self, in_ch=6, ndf=NDF, n_layers=2, norm="instance"):
         super().__init__()
+        if norm not in D_NORMS:
+            raise UserError(f"discriminator norm must be one of {D_NORMS}, not {norm!r}")
+        sn = norm == "spectral"
+
+        def conv(cin, cout, stride, bias=True):
+            c = nn.Conv2d(cin, cout, 4, stride, 1, bias=bias)
+            return nn.utils.parametrizations.spectral_norm(c) if sn else c
 
         def block(cin, cout, stride, normed):
-            layers = [nn.Conv2d(cin, cout, 4, stride, 1, bias=not normed)]
-            if normed:  # InstanceNorm: per-sample statistics, as the gradient penalty needs (BatchNorm mixes samples)
+            normed = normed and not sn
+            layers = [conv(cin, cout, stride, bias=not normed)]
+            if normed:
                 layers.append(nn.InstanceNorm2d(cout, affine=True) if norm == "instance" else nn.BatchNorm2d(cout))
             return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
 
         ch = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
         layers = [block(in_ch, ch[0], 2, False)]
         layers += [block(ch[i - 1], ch[i], 2, True) for i in range(1, n_layers)]
-        layers += [block(ch[n_layers - 1], ch[n_layers], 1, True), nn.Conv2d(ch[n_layers], 1, 4, 1, 1)]
+        layers += [block(ch[n_layers - 1], ch[n_layers], 1, True), conv(ch[n_layers], 1, 1)]
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x):

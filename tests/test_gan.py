@@ -6,6 +6,7 @@ Training runs on a tiny synthetic target (a stick figure moving over a gradient)
 """
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -35,8 +36,9 @@ def fake_vs(tmp_path):
 def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
     """A fast run: tiny nets at 32 px, 1 epoch, batch 8, CPU, never from a GenVanillaNN checkpoint."""
     kw.setdefault("init_from_vanilla", False)
+    kw.setdefault("d_args", TINY_D)
     return GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
-                       g_args=TINY_G[input], d_args=TINY_D, device="cpu", **kw)  # fmt: skip
+                       g_args=TINY_G[input], device="cpu", **kw)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- networks and losses
@@ -52,6 +54,44 @@ def test_multiscale_patch_discriminator_shapes():
     assert small[1][-1].shape[-1] >= 1
     dt = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(64, temporal=True))
     assert len(dt(torch.randn(1, 6 * GenGAN.D_T_FRAMES, 64, 64))) == 1
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "spectral"])
+def test_discriminator_options(norm):
+    d = Networks.MultiscaleDiscriminator(in_ch=6, ndf=8, n_layers=3, norm=norm, num_D=2)
+    out = d(torch.randn(2, 6, 64, 64))
+    assert len(out) == 2 and out[0][-1].shape == (2, 1, 6, 6)  # 3 stride-2 layers: 70 px patches
+    kinds = {type(m) for m in d.modules()}
+    assert (torch.nn.InstanceNorm2d in kinds) == (norm == "instance") and (torch.nn.BatchNorm2d in kinds) == (
+        norm == "batch")  # fmt: skip
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(torch.nn.utils.parametrize.is_parametrized(c) == (norm == "spectral") for c in convs)
+    if norm == "spectral":  # every conv's weight has spectral norm 1 (after a few power iterations)
+        for _ in range(20):
+            d(torch.randn(2, 6, 64, 64))
+        d.eval()
+        w = convs[1].weight.flatten(1)
+        assert abs(torch.linalg.matrix_norm(w, 2).item() - 1) < 0.05
+    with pytest.raises(UserError, match="norm must be one of"):
+        Networks.PatchDiscriminator(norm="group")
+
+
+def test_d_options_on_the_command_line_reach_netd(fake_vs, monkeypatch):
+    seen = {}
+    not_main = SimpleNamespace(main=False)  # a rank that prints nothing after training
+    monkeypatch.setattr(GenGAN, "open_target", lambda *a, **k: (not_main, fake_vs, None))
+    monkeypatch.setattr(GenGAN, "train", lambda vs, cfg, **k: seen.update(cfg=cfg))
+    assert GenGAN.main(["x.mp4", "--d_norm", "spectral", "--d_layers", "3", "--ndf", "32"]) == 0
+    assert seen["cfg"].d_args == {"norm": "spectral", "n_layers": 3}  # only what differs from the defaults
+    GenGAN.main(["x.mp4"])
+    assert seen["cfg"].d_args is None
+    monkeypatch.undo()
+    d_args = {**TINY_D, "norm": "spectral", "num_D": 1}
+    summary = GenGAN.train(fake_vs, tiny_cfg(d_args=d_args), verbose=False)
+    ckpt = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
+    assert ckpt["netD_args"]["norm"] == "spectral" and ckpt["netD_args"]["num_D"] == 1
+    assert any("parametrizations" in k for k in ckpt["netD"])
+    assert GenGAN.train(fake_vs, tiny_cfg(epochs=2, d_args=d_args), resume=True, verbose=False)["epoch"] == 2
 
 
 def test_gradient_penalty_is_exact_on_a_linear_critic():

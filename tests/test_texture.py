@@ -1,5 +1,7 @@
 """GenTexture (gen_type 9): the warp, the retrieval exclusion window, training, save/load, the table, bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -255,3 +257,79 @@ def test_cli_bad_input_as_a_user_runs_it(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "video not found" in lines[0]
+
+
+# --------------------------------------------------------------------------- building on gen_type 3 (--base)
+
+BASE_UNET = {"size": S, "in_ch": 3, "out_ch": 3, "ch": [8, 16], "n_res": 1, "attn": False, "ps": 2}
+
+
+def tiny_base():
+    """A tiny gen_type 3 U-Net in eval mode (random weights; BatchNorm statistics not the identity, so that eval and
+    train mode differ: a test sees which one the base runs in)."""
+    from Networks import UNet
+
+    torch.manual_seed(3)
+    net = UNet(**BASE_UNET)
+    for name, t in net.state_dict().items():
+        if name.endswith("running_mean"):
+            t.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def save_vanilla(vs, net, **data):
+    """net as vs's gen_type 3 best.pth (data: fingerprint entries to change)."""
+    import Checkpoints
+    import GenVanillaNN
+    import Train
+
+    fingerprint = {**Train.data_fingerprint(vs, vs.split()), **data}
+    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": S, "model_args": BASE_UNET,
+            "model": net.state_dict(), "epoch": 4, "val": {"box_ssim": 0.5}, "data": fingerprint}  # fmt: skip
+    path = GenTypes.checkpoint_dir(vs, 3, S) / "best.pth"
+    Checkpoints.save_checkpoint(ckpt, path)
+    return path
+
+
+def test_the_base_is_gen3s_frame_frozen_and_corrected(one_thread):
+    base = tiny_base()
+    args = {**TINY, "unet": {**TINY["unet"], "in_ch": GenTexture.IN_CH + 3}, "base": BASE_UNET}
+    net = GenTexture.TextureNet(**args)
+    net.base.load_state_dict(base.state_dict())
+    net.train()
+    assert not net.base.training and not any(p.requires_grad for p in net.base.parameters())
+    query = torch.rand(2, 3, S, S) * 2 - 1
+    x = torch.cat([query, torch.rand(2, 8, S, S) * 2 - 1], 1)
+    with torch.no_grad():
+        expected = base(query).clamp(-1, 1)
+    net.unet = FixedUNet(mask=0.0, colour=0.0)  # mask 0, no correction: gen_type 3's frame itself
+    torch.testing.assert_close(net(x), expected)
+    net.unet = FixedUNet(mask=0.0, colour=0.25)  # a correction is added to it
+    torch.testing.assert_close(net(x), (expected + 0.25).clamp(-1, 1))
+
+
+def test_training_on_the_base_keeps_it_and_loads_it(tmp_path, one_thread, capsys):
+    vs = TexVS(tmp_path, n=40)
+    with pytest.raises(UserError, match=r"--base vanilla: no gen_type 3 checkpoint .*python GenVanillaNN"):
+        GenTexture.train(vs, tiny_config(base="vanilla"), verbose=False)
+    base = tiny_base()
+    path = save_vanilla(vs, base)
+    summary = GenTexture.train(vs, tiny_config(), verbose=True)  # "auto": the base is there
+    assert "on gen_type 3's frame" in capsys.readouterr().out
+    ckpt = torch.load(Path(summary["out"]) / "best.pth", map_location="cpu", weights_only=True)
+    assert ckpt["model_args"]["base"] == BASE_UNET and ckpt["base_from"]["path"] == str(path)
+    for name, t in base.state_dict().items():  # frozen: its weights and statistics are gen_type 3's, unchanged
+        torch.testing.assert_close(ckpt["model"][f"base.{name}"], t, rtol=0, atol=0)
+    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    assert gen.net.base is not None and gen.generate_batch(vs.xy[:3]).shape == (3, S, S, 3)
+    summary = GenTexture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)  # resumes on the same base
+    assert summary["epoch"] == 2
+    # gen_type 3 trained on another split may have seen the selection or test block: not built on.
+    save_vanilla(vs, base, val=[0, 5])
+    out = tmp_path / "other"
+    GenTexture.train(vs, tiny_config(), out=out, verbose=True)
+    assert "not building on gen_type 3: " in capsys.readouterr().out
+    assert "base" not in torch.load(out / "best.pth", weights_only=True)["model_args"]
+    with pytest.raises(UserError, match="another train/select/test split"):
+        GenTexture.train(vs, tiny_config(base="vanilla"), out=out, verbose=False)
+    assert GenTexture.train(vs, tiny_config(base="none"), out=tmp_path / "none", verbose=False)["epoch"] == 1

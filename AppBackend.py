@@ -1,7 +1,7 @@
 """What the web app (app.py) works with, apart from the page itself: no Streamlit here.
 
 uploads       stored by content (container sniffed, one frame decoded), the most recent kept with their poses
-targets       the videos that can be picked (the sample, processed videos), their generators and reports
+targets       the videos that can be picked (the sample, processed videos), their framings, generators and reports
 previews      a few frames of a target or a source with their skeletons
 the work      a transfer (DanceDemo.transfer), adding a target, and the background Job that runs either
 """
@@ -45,6 +45,8 @@ from VideoSkeleton import (  # noqa: E402
     CACHE_DIR,
     CHECKPOINT_DIR,
     FRAME_SIZE,
+    FRAMING,
+    FRAMINGS,
     VIDEO_EXTS,
     VideoSkeleton,
     check_video_path,
@@ -170,11 +172,35 @@ def video_summary(path):
 # --------------------------------------------------------------------------- what can be picked
 
 
+class Framed(NamedTuple):
+    """A target's pose cache in one framing: what VideoSkeleton opens it with, and where its models are."""
+
+    params: dict  # extraction params of the cache (meta.json), framing included
+    key: str  # the cache folder's name: the target key its checkpoints sit under (data/checkpoints/<key>/)
+
+
 class Target(NamedTuple):
     label: str  # short: what the select box shows
     video: Path | None  # None: the built-in sample target (rendered on demand)
-    params: dict | None  # extraction params of its cache (None: VideoSkeleton's defaults)
+    caches: dict  # {framing: Framed} of the framings it is extracted in, in FRAMINGS order ({}: none yet)
     details: str = ""  # the rest, written out in full under the select box
+
+    def framings(self):
+        """The framings it can be opened in: those extracted; FRAMING alone before any (the sample's first use)."""
+        return list(self.caches) or [FRAMING]
+
+    def params(self, framing):
+        """Extraction params of its cache in `framing` (None: none yet, VideoSkeleton's defaults)."""
+        cache = self.caches.get(framing)
+        return None if cache is None else cache.params
+
+    def video_path(self):
+        """Its video file (the built-in sample's clip, rendered or not, for the sample target)."""
+        if self.video is not None:
+            return self.video
+        import Mannequin  # the path only
+
+        return Mannequin.clip_path("target").resolve()
 
 
 def shown_path(path):
@@ -184,14 +210,17 @@ def shown_path(path):
 
 
 def processed_targets():
-    """The built-in sample target first, then every cached video whose file is still there, newest first.
+    """The built-in sample target first, then every cached video whose file is still there, newest first, each with
+    the framings it is extracted in.
 
-    Uploaded sources (UPLOAD_DIR) have caches too but are not targets.
+    Uploaded sources (UPLOAD_DIR) have caches too but are not targets. In each framing the cache the trainers read
+    (VideoSkeleton's default sampling: its key holds their checkpoints) is preferred over a newer one with another
+    sampling (a target also used as a source with a stride), else the newest is taken.
     """
     import Mannequin  # paths only: nothing is rendered here
 
     sample, sample_source = Mannequin.clip_path("target").resolve(), Mannequin.clip_path("source").resolve()
-    targets = {sample: Target("built-in sample target", None, None, "a rendered mannequin, 600 frames")}
+    chosen = {sample: {}}  # video -> {framing: (Framed, whether the trainers read it, details)}
     metas = sorted(CACHE_DIR.glob("*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     uploads = UPLOAD_DIR.resolve()
     for meta_path in metas:
@@ -199,19 +228,43 @@ def processed_targets():
             meta = json.loads(meta_path.read_text())
             video, params = Path(meta["source"]).resolve(), dict(meta["params"])
             found, frames = int(meta["detected"]), int(meta["frames"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a cache being written or damaged: VideoSkeleton itself reports those
-        if video == sample:
-            targets[sample] = targets[sample]._replace(params=params)
-        elif video not in targets and video != sample_source and not video.is_relative_to(uploads) and video.is_file():
+            framing = params.get("framing", FRAMING)
+            trainers = params == extraction_params(framing=framing)
+        except (OSError, ValueError, KeyError, TypeError, UserError):
+            continue  # a cache being written or damaged, an unknown framing: VideoSkeleton itself reports those
+        if video == sample_source or video.is_relative_to(uploads) or not (video == sample or video.is_file()):
+            continue
+        framed = chosen.setdefault(video, {})
+        if framing not in framed or (trainers and not framed[framing][1]):
             skip = params.get("frame_skip", 1)
             every = f", 1 frame in {skip}" if skip > 1 else ""
             details = f"{found} of {frames} frames with a person{every}; in {shown_path(video.parent)}/"
-            targets[video] = Target(video.name, video, params, details)
-    names = [t.label for t in targets.values()]
+            framed[framing] = Framed(params, meta_path.parent.name), trainers, details
+    targets = []
+    for video, framed in chosen.items():
+        caches = {f: framed[f][0] for f in FRAMINGS if f in framed}
+        if video == sample:
+            targets.append(Target("built-in sample target", None, caches, "a rendered mannequin, 600 frames"))
+        else:  # the counts of its first framing's cache (those of another framing differ little)
+            targets.append(Target(video.name, video, caches, framed[next(iter(caches))][2]))
+    names = [t.label for t in targets]
     # Labels are short (the select box cuts long ones); two videos of one name are told apart by their folder.
     return [t._replace(label=f"{t.label} ({shown_path(t.video.parent)}/)") if names.count(t.label) > 1 else t
-            for t in targets.values()]  # fmt: skip
+            for t in targets]  # fmt: skip
+
+
+def framing_states(target):
+    """{framing: one line} for every framing: whether the target is extracted in it, and the generators trained on
+    that framing's cache (its checkpoints are its own: data/checkpoints/<key>/, the key ending -center or not)."""
+    out = {}
+    for framing in FRAMINGS:
+        cache = target.caches.get(framing)
+        if cache is None:  # not extracted in it; the sample before its first use opens in FRAMING, extracting it
+            out[framing] = "extracted on first use" if framing in target.framings() else "not extracted"
+            continue
+        trained = trained_sizes(cache.key)
+        out[framing] = f"trained: gen_type {', '.join(map(str, trained))}" if trained else "nothing trained yet"
+    return out
 
 
 def data_videos():
@@ -540,8 +593,9 @@ def describe(stats):
     )
 
 
-def add_target(video, *, shown, progress=None):
-    """Extract a new target's poses (VideoSkeleton's defaults, as the trainers read them) -> a summary dict."""
+def add_target(video, *, shown, framing=FRAMING, progress=None):
+    """Extract a new target's poses in `framing` (otherwise VideoSkeleton's defaults, as the trainers read them) -> a
+    summary dict. A video already extracted in that framing is only read from its cache."""
     report = progress or (lambda fraction, text: None)
     n_video = probe_video(video)[0]
     report(0.0, f"target poses: MediaPipe on the {n_video} frames of {shown}")
@@ -550,11 +604,12 @@ def add_target(video, *, shown, progress=None):
             video,
             verbose=False,
             progress=lambda done, total: report(done / total, f"target poses: {done}/{total} frames of {shown}"),
+            framing=framing,
         )
     except UserError as e:
         raise UserError(named(e, video, shown)) from None
     return {"video": str(vs.video_path), "shown": shown, "key": vs.key, "cache_dir": str(vs.cache_dir),
-            "detected": len(vs), "frames": len(vs.valid)}  # fmt: skip
+            "detected": len(vs), "frames": len(vs.valid), "framing": vs.framing}  # fmt: skip
 
 
 class Cancelled(Exception):

@@ -64,6 +64,9 @@ CRF = 20  # H.264 quality of the output (lower = better, bigger)
 HEIGHT_QUANTILE = 0.9  # robust standing height: this quantile of body_height over a clip (crouched or
 # foreshortened frames read shorter, a few mis-detections longer)
 MAX_INTERP_S = 0.5  # gaps without a person up to this long are interpolated; longer ones hold the last pose
+TIME_ROUNDING_S = 1e-3  # s: frame steps this close to 1 / fps are an even rate (a container's timestamps in ms
+# round each step by up to 1 ms), so such a source is smoothed and filled by frame counts, exactly as before
+MIN_DT = 1e-3  # s: the smallest step the One-Euro filter takes (two frames with one timestamp)
 # One-Euro filter (Casiez et al. 2012), speeds in body heights per second so the settings do not depend on
 # how large the person is in the frame. Run forwards then backwards over a clip (zero phase: no lag), these
 # bring the sample source's jitter to its ground truth's level without moving the joints off it and cut
@@ -76,16 +79,32 @@ D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate itself
 # --------------------------------------------------------------------------- source poses
 
 
-def fill_missing(xy, valid, fps=25.0, max_interp_s=MAX_INTERP_S):
+def uneven_times(times, fps):
+    """The frames' times (N,) float64 s when they are not evenly 1 / fps apart (a phone's variable frame rate: slow
+    stretches, bursts, dropped frames), else None: times None, fewer than two, or every step within TIME_ROUNDING_S of
+    1 / fps. Smoothing and gap filling step by these times, or count frames at fps when None."""
+    if times is None:
+        return None
+    times = np.asarray(times, np.float64)
+    if len(times) < 2 or np.all(np.abs(np.diff(times) - 1.0 / fps) <= TIME_ROUNDING_S):
+        return None
+    return times
+
+
+def fill_missing(xy, valid, fps=25.0, max_interp_s=MAX_INTERP_S, *, times=None):
     """Give every frame a pose: (N,13,2) with junk where ~valid (N,) -> (N,13,2) float32, all finite.
 
     Gaps up to max_interp_s are linearly interpolated; longer gaps hold the last pose before them, and
-    frames before the first detection take the first detected pose.
+    frames before the first detection take the first detected pose. times (N,) s (VideoSkeleton.times): a
+    variable frame rate's gaps are measured and interpolated in time (uneven_times); an even rate counts frames.
     """
     xy = np.array(xy, np.float32).reshape(len(valid), 13, 2)
     valid = np.asarray(valid, bool) & np.all(np.isfinite(xy), axis=(1, 2))
     if not valid.any():
         raise UserError("no person was found in any frame of the source video")
+    if times is not None and len(times) != len(valid):
+        raise ValueError(f"{len(times)} frame times for {len(valid)} frames")
+    t = uneven_times(times, fps)  # (N,) s, or None at an even rate
     idx = np.flatnonzero(valid)
     out = xy.copy()
     out[: idx[0]] = xy[idx[0]]
@@ -94,8 +113,16 @@ def fill_missing(xy, valid, fps=25.0, max_interp_s=MAX_INTERP_S):
     for a, b in zip(idx[:-1], idx[1:], strict=True):
         if b - a <= 1:
             continue
-        if b - a - 1 <= max_gap:
-            w = (np.arange(a + 1, b, dtype=np.float32) - a)[:, None, None] / (b - a)
+        if t is None:
+            short = b - a - 1 <= max_gap
+            w = (np.arange(a + 1, b, dtype=np.float32) - a)[:, None, None] / (b - a)  # (b-a-1,1,1)
+        else:
+            # The time nobody was seen: the detections around the gap less one frame, as k missing frames are k / fps
+            # at an even rate (a burst's many frames can be a short gap, a slow stretch's few a long one).
+            span = t[b] - t[a]
+            short = span - 1.0 / fps <= max_interp_s
+            w = ((t[a + 1 : b] - t[a]) / span if span > 0 else np.zeros(b - a - 1)).astype(np.float32)[:, None, None]
+        if short:
             out[a + 1 : b] = (1 - w) * xy[a] + w * xy[b]
         else:
             out[a + 1 : b] = xy[a]
@@ -105,7 +132,8 @@ def fill_missing(xy, valid, fps=25.0, max_interp_s=MAX_INTERP_S):
 class OneEuroFilter:
     """One-Euro filter (Casiez et al., CHI 2012) for a stream of poses: smooth when still, quick when moving.
 
-    Feed (13,2) poses one at a time with __call__; `scale` is the length unit of the speeds (body height).
+    Feed (13,2) poses one at a time with __call__, each dt s after the previous one (1 / fps unless given: a
+    variable frame rate, a camera's dropped frames); `scale` is the length unit of the speeds (body height).
     """
 
     def __init__(self, fps, min_cutoff=MIN_CUTOFF, beta=BETA, d_cutoff=D_CUTOFF, scale=1.0):
@@ -118,39 +146,50 @@ class OneEuroFilter:
         self.scale = max(float(scale), 1e-6)
         self.x = self.dx = None
 
-    def _alpha(self, cutoff):
+    @staticmethod
+    def _alpha(cutoff, dt):
         tau = 1.0 / (2 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau / self.dt)
+        return 1.0 / (1.0 + tau / dt)
 
-    def __call__(self, x):
-        """Next pose (13,2) -> filtered pose (13,2) float32."""
+    def __call__(self, x, *, dt=None):
+        """Next pose (13,2), dt s after the previous one (None: 1 / fps) -> filtered pose (13,2) float32."""
         x = np.asarray(x, np.float32)
         if self.x is None:
             self.x, self.dx = x.copy(), np.zeros_like(x)
             return self.x.copy()
-        a_d = self._alpha(self.d_cutoff)
-        self.dx = a_d * (x - self.x) / self.dt + (1 - a_d) * self.dx
+        # A Python float: a NumPy float64 step would turn the float32 arithmetic into float64 (NEP 50).
+        dt = self.dt if dt is None else max(float(dt), MIN_DT)
+        a_d = self._alpha(self.d_cutoff, dt)
+        self.dx = a_d * (x - self.x) / dt + (1 - a_d) * self.dx
         speed = np.linalg.norm(self.dx, axis=-1, keepdims=True) / self.scale  # (13,1) body heights / s
-        a = self._alpha(self.min_cutoff + self.beta * speed)
+        a = self._alpha(self.min_cutoff + self.beta * speed, dt)
         self.x = (a * x + (1 - a) * self.x).astype(np.float32)
         return self.x.copy()
 
 
-def smooth_poses(xy, fps, min_cutoff=MIN_CUTOFF, beta=BETA, d_cutoff=D_CUTOFF, zero_phase=True):
+def smooth_poses(xy, fps, min_cutoff=MIN_CUTOFF, beta=BETA, d_cutoff=D_CUTOFF, zero_phase=True, *, times=None):
     """One-Euro smoothing of a whole clip: (N,13,2) finite poses -> (N,13,2) float32.
 
     zero_phase runs the filter forwards then backwards, so the result does not lag the motion (offline use);
-    speeds are measured in the clip's median body height.
+    speeds are measured in the clip's median body height. times (N,) s (VideoSkeleton.times): a variable frame
+    rate's frames are stepped by their own intervals (uneven_times), the backward pass by the same ones reversed.
     """
     xy = np.asarray(xy, np.float32)
     if len(xy) == 0:
         return xy.copy()
+    if times is not None and len(times) != len(xy):
+        raise ValueError(f"{len(times)} frame times for {len(xy)} poses")
+    t = uneven_times(times, fps)
+    steps = [None] * (len(xy) - 1) if t is None else np.diff(t).tolist()  # (N-1,) s between frames; None: 1 / fps
     scale = float(np.median(body_height(xy)))
-    forward = OneEuroFilter(fps, min_cutoff, beta, d_cutoff, scale)
-    out = np.stack([forward(p) for p in xy])
+
+    def run(poses, dts):  # dts: the steps into poses[1:]
+        f = OneEuroFilter(fps, min_cutoff, beta, d_cutoff, scale)
+        return np.stack([f(poses[0])] + [f(p, dt=dt) for p, dt in zip(poses[1:], dts, strict=True)])
+
+    out = run(xy, steps)
     if zero_phase:
-        backward = OneEuroFilter(fps, min_cutoff, beta, d_cutoff, scale)
-        out = np.stack([backward(p) for p in out[::-1]])[::-1]
+        out = run(out[::-1], steps[::-1])[::-1]
     return np.ascontiguousarray(out)
 
 
@@ -202,15 +241,16 @@ class PoseNormalizer:
         )
 
 
-def prepare_poses(ske_all, valid, fps, target_xy, smooth=True, normalize=True):
+def prepare_poses(ske_all, valid, fps, target_xy, smooth=True, normalize=True, *, times=None):
     """Source skeletons (N,13,>=2, NaN where missing) -> (source poses, normalised poses, PoseNormalizer).
 
     Both pose arrays are (N,13,2) float32, finite: the source's (filled, smoothed) in its own frame and
-    the same mapped onto the target (what the generator is asked for).
+    the same mapped onto the target (what the generator is asked for). times (N,) s: the frames' own times
+    (VideoSkeleton.times), which a variable frame rate's gap filling and smoothing go by.
     """
-    src = fill_missing(np.asarray(ske_all)[..., :2], valid, fps)
+    src = fill_missing(np.asarray(ske_all)[..., :2], valid, fps, times=times)
     if smooth:
-        src = smooth_poses(src, fps)
+        src = smooth_poses(src, fps, times=times)
     norm = PoseNormalizer.fit(src[np.asarray(valid, bool)], target_xy) if normalize else PoseNormalizer.identity()
     return src, norm.apply(src), norm
 
@@ -314,13 +354,13 @@ def transfer(
     source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps, times); target_xy (M,13,2) the target's poses
     (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch. The
     output runs at source_vs.fps with each source frame at its own time (placement: a variable frame rate's frames
-    repeated or dropped).
+    repeated or dropped), and a variable frame rate's poses are filled in and smoothed by those times too.
     """
     t0 = time.perf_counter()
     n = len(source_vs.valid)
     repeats = placement(source_vs.times, source_vs.fps)
     src_xy, norm_xy, normalizer = prepare_poses(
-        source_vs.ske_all, source_vs.valid, source_vs.fps, target_xy, smooth, normalize
+        source_vs.ske_all, source_vs.valid, source_vs.fps, target_xy, smooth, normalize, times=source_vs.times
     )
     timing = {"prepare": time.perf_counter() - t0, "generate": 0.0, "draw": 0.0, "encode": 0.0}
     # The whole clip at once (a coherent generator matches it as one, without seams), its frames a batch at a time.

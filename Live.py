@@ -63,7 +63,6 @@ ADAPT_S = 5.0  # s: once settled, the normalisation follows its estimate with th
 STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as stopped
 PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
 RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
-MIN_DT = 1e-3  # s: the smallest step the causal filter is given (two frames with one time stamp)
 WINDOW_CHOICES = ("auto", "on", "off")
 TORCH_THREADS = 1  # a trained generator's threads in the live loop (see main)
 WINDOW = "DeepDance live (q quits, space pauses)"
@@ -120,11 +119,10 @@ class CausalSmoother:
 
     def __call__(self, xy, t, scale=1.0):
         """Pose (13, 2) captured at t s, scale = body height (the unit of the filter's speeds) -> (13, 2) float32."""
-        if self.t is not None:
-            self.filter.dt = max(t - self.t, MIN_DT)
+        dt = None if self.t is None else t - self.t  # the first pose after a reset has no step
         self.filter.scale = max(float(scale), 1e-6)
         self.t = t
-        return self.filter(xy)
+        return self.filter(xy, dt=dt)
 
 
 class OnlineNormalizer:

@@ -9,6 +9,9 @@ and an H.264 mp4 of three panels (source + skeleton | normalised pose | generate
 - Targets are the videos already processed (DATA_DIR/cache) plus the built-in sample; "Add a target" extracts a
   new one from an upload or a path and shows the commands that train its generators. Generators are listed per
   trained size; untrained ones with their training command, damaged ones with the command that retrains them.
+- A target is opened in a framing (VideoSkeleton's --framing: "person" by default, or "center"), one of those it is
+  extracted in, each shown with what is trained on it; the generators listed and run are that framing's (its cache
+  has its own key, and so its own checkpoints). "Extract in framing" extracts another framing as adding a target does.
 - Long work (a run, adding a target) goes to a thread of its own (Job): Streamlit stops a script run whenever the
   page reruns, so work done in the script was cancelled silently by any click. The settings are locked while a job
   runs and the page says what is running; Cancel stops it.
@@ -43,6 +46,7 @@ from AppBackend import (  # noqa: E402
     detected_preview,
     display_name,
     extracted_preview,
+    framing_states,
     generator_states,
     is_extracted,
     named,
@@ -60,12 +64,24 @@ from AppBackend import (  # noqa: E402
 )
 from GenTypes import GEN_TYPES, SIZE, train_command  # noqa: E402
 from Skeleton import DATA_DIR, UserError  # noqa: E402
-from VideoSkeleton import FRAME_SIZE, FRAME_SKIP, MODEL_COMPLEXITY, POSE_MODE, VideoSkeleton  # noqa: E402
+from VideoSkeleton import (  # noqa: E402
+    FRAME_SIZE,
+    FRAME_SKIP,
+    FRAMING,
+    FRAMINGS,
+    MODEL_COMPLEXITY,
+    POSE_MODE,
+    VideoSkeleton,
+)
 
 MAX_STRIDE = 10
 TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them
 SOURCE_KINDS = ("built-in sample source", "a video under data/", "a video path", "upload a video")
 TARGET_FROM = ("upload a video", "a video path on this machine")
+FRAMING_HELP = (
+    "the target's square: 'person' holds the whole body in every frame (the scripts' default), 'center' is the "
+    "course's centre crop. Each framing has a pose cache and trained generators of its own (--framing in the scripts)"
+)
 PANELS = "source + its skeleton | normalised pose | generated target"  # the labels DanceDemo.draw_panels writes
 JOB_POLL_S = 0.5  # how often the page redraws a running job's progress bar
 TOO_BIG = (
@@ -159,26 +175,30 @@ def collect_job(st):
         st.session_state["result"] = job.result
     elif job.error is None:
         st.session_state["added"] = job.result
-        st.session_state["select_target"] = job.result["video"]
+        st.session_state["select_target"] = job.result["video"], job.result["framing"]
     st.session_state["last_job"] = {"kind": job.kind, "what": job.what, "error": job.error, "cancelled": job.cancelled}
 
 
-def request_job(kind):
+def request_job(kind, framing=None):
     """on_click of Run / Extract: recorded in the session before the script runs, so the settings render locked at
-    once and a click is not lost when the page reruns meanwhile."""
+    once and a click is not lost when the page reruns meanwhile. framing: the one 'Extract in framing' asks for."""
     import streamlit as st
 
     st.session_state["requested"] = kind
+    st.session_state["extract_framing"] = framing
 
 
 def apply_pending_selection(st, targets):
-    """After a target was added: select it (before the select box exists: Streamlit allows it only then)."""
-    video = st.session_state.pop("select_target", None)
-    if video is None:
+    """After a target was added: select it in the framing it was extracted in (before the select box and the radio
+    exist: Streamlit allows it only then)."""
+    pending = st.session_state.pop("select_target", None)
+    if pending is None:
         return
-    match = [t for t in targets if t.video is not None and str(t.video) == video]
+    video, framing = pending
+    match = [t for t in targets if str(t.video_path()) == video]
     if match:
         st.session_state["target"] = match[0]
+        st.session_state["framing"] = framing
     st.session_state["added"]["selected"] = bool(match)  # the built-in sample source, say, is never a target
 
 
@@ -189,6 +209,7 @@ class Choice(NamedTuple):
     """What the side panel picked."""
 
     target: Target
+    framing: str  # the target's, FRAMINGS
     target_vs: VideoSkeleton
     ckpt_stamp: tuple
     states: list  # [Availability]
@@ -204,8 +225,23 @@ class Choice(NamedTuple):
     smooth: bool
 
 
+def framing_section(side, target, *, busy):
+    """Side panel: the target's framing, among those it is extracted in, each with what is trained on it; a button
+    for each framing it is not extracted in yet (a job, as adding a target) -> the framing."""
+    framings, said = target.framings(), framing_states(target)
+    framing = side.radio(
+        "Framing", framings, index=framings.index(FRAMING) if FRAMING in framings else 0, key="framing",
+        captions=[said[f] for f in framings], horizontal=True, disabled=busy, help=FRAMING_HELP,
+    )  # fmt: skip
+    for other in (f for f in FRAMINGS if f not in framings):
+        side.button(f"Extract in framing {other}", key=f"extract_{other}", disabled=busy, on_click=request_job,
+                    args=("framing", other), help=f"its poses in framing {other}, under 'Add a target'")  # fmt: skip
+    return framing
+
+
 def target_section(st, side, *, load_target, load_gen, busy):
-    """Side panel: the target and the generator -> (target, target_vs, ckpt_stamp, states, gen_type, size, coherent)."""
+    """Side panel: the target, its framing and the generator -> (target, framing, target_vs, ckpt_stamp, states,
+    gen_type, size, coherent)."""
     targets = processed_targets()
     apply_pending_selection(st, targets)
     target = side.selectbox(
@@ -213,12 +249,13 @@ def target_section(st, side, *, load_target, load_gen, busy):
         help="the processed videos; add your own under 'Add a target' on the right",
     )  # fmt: skip
     side.markdown(f"{target.label}: {target.details}" if target.details else target.label)
-    video = None if target.video is None else str(target.video)
+    framing = framing_section(side, target, busy=busy)
+    video, params = None if target.video is None else str(target.video), target.params(framing)
     try:
         stamp = target.video.stat().st_mtime_ns if target.video else 0
-        first = " (first use: rendering and extracting it, about a minute)" if target.params is None else ""
+        first = " (first use: rendering and extracting it, about a minute)" if params is None else ""
         with st.spinner(f"loading the target's poses{first}..."):
-            target_vs = load_target(video, stamp, json.dumps(target.params, sort_keys=True) if target.params else "")
+            target_vs = load_target(video, stamp, json.dumps(params, sort_keys=True) if params else "")
     except (UserError, OSError) as e:  # its cache or video went bad since it was listed: the other targets remain
         st.error(f"target {target.label}: {e}")
         st.stop()
@@ -241,7 +278,7 @@ def target_section(st, side, *, load_target, load_gen, busy):
         "temporally coherent (Viterbi)", key="coherent", disabled=busy,
         help="gen_type 1: fewer jumps between look-alike frames",
     )  # fmt: skip
-    return target, target_vs, ckpt_stamp, states, gen_type, size, coherent
+    return target, framing, target_vs, ckpt_stamp, states, gen_type, size, coherent
 
 
 def checked_upload(st, upload, *, folder, keep_name, keep):
@@ -312,7 +349,7 @@ def side_panel(st, *, load_target, load_gen, busy):
     """All the settings, in the side panel (locked while a job runs) -> Choice."""
     side = st.sidebar
     side.header("Settings")
-    target, target_vs, ckpt_stamp, states, gen_type, size, coherent = target_section(
+    target, framing, target_vs, ckpt_stamp, states, gen_type, size, coherent = target_section(
         st, side, load_target=load_target, load_gen=load_gen, busy=busy
     )
     source, shown, source_error, hint = source_section(st, side, busy=busy)
@@ -322,14 +359,19 @@ def side_panel(st, *, load_target, load_gen, busy):
     )  # fmt: skip
     normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize", disabled=busy)
     smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth", disabled=busy)
-    return Choice(target, target_vs, ckpt_stamp, states, gen_type, size, coherent, source, shown, source_error, hint,
-                  int(stride), normalize, smooth)  # fmt: skip
+    return Choice(target, framing, target_vs, ckpt_stamp, states, gen_type, size, coherent, source, shown,
+                  source_error, hint, int(stride), normalize, smooth)  # fmt: skip
+
+
+def in_framing(framing):
+    """' in framing center' for a framing other than the default, as the training commands add --framing."""
+    return "" if framing == FRAMING else f" in framing {framing}"
 
 
 def run_what(c):
     """One line naming a run's settings: shown while it runs, and under its video."""
     return (
-        f"{c.source_shown} onto {c.target.label} | gen_type {c.gen_type} at {c.size} px"
+        f"{c.source_shown} onto {c.target.label}{in_framing(c.framing)} | gen_type {c.gen_type} at {c.size} px"
         f"{' coherent' if c.coherent else ''} | stride {c.stride}"
         f"{'' if c.normalize else ' | no normalisation'}{'' if c.smooth else ' | no smoothing'}"
     )
@@ -350,9 +392,20 @@ def start_run(c, load_gen):
     return Job("run", run_what(c), work).start()
 
 
-def start_add_target(st):
-    """The Job behind 'Extract the poses' (Add a target), from that section's upload or path; None if none given."""
-    if st.session_state.get("target_from", TARGET_FROM[0]) == TARGET_FROM[0]:
+def start_add_target(st, target=None):
+    """The Job behind 'Extract the poses' (Add a target), from that section's upload or path and framing; None if none
+    given. With `target`: the one behind 'Extract in framing', that target in the framing it asked for."""
+    framing = st.session_state.get("target_framing", FRAMING)
+    if target is not None:
+        framing, shown = st.session_state["extract_framing"], f"`{target.label}`"
+
+        def locate(progress):
+            if target.video is None:  # the sample: rendered, in case its clip went since
+                import Mannequin
+
+                return Mannequin.ensure_sample("target")
+            return target.video
+    elif st.session_state.get("target_from", TARGET_FROM[0]) == TARGET_FROM[0]:
         upload = st.session_state.get("target_upload")
         if upload is None:
             return None
@@ -371,9 +424,9 @@ def start_add_target(st):
             return resolve_path(text)
 
     def work(progress):
-        return add_target(locate(progress), shown=shown, progress=progress)
+        return add_target(locate(progress), shown=shown, framing=framing, progress=progress)
 
-    return Job("target", f"adding the target {shown}", work).start()
+    return Job("target", f"adding the target {shown}{in_framing(framing)}", work).start()
 
 
 def run_section(st, c, *, busy):
@@ -470,17 +523,20 @@ def report_block(st, cache_dir):
         st.markdown("No target report for this cache (this version of VideoSkeleton writes none).")
 
 
-def training_commands(video):
-    """The commands that train each trainable gen_type on `video`, one per line."""
-    return "\n".join(f"{train_command(g, video)}   # gen_type {g}" for g, spec in GEN_TYPES.items() if spec.train)
+def training_commands(video, framing):
+    """The commands that train each trainable gen_type on `video` in `framing`, one per line."""
+    return "\n".join(f"{train_command(g, video, framing=framing)}   # gen_type {g}"
+                     for g, spec in GEN_TYPES.items() if spec.train)  # fmt: skip
 
 
 def models_section(st, c, *, summaries):
     """Every generator of this target: ready (with its training summary), damaged, not trained (with the command)."""
     trained = summaries(c.target_vs.key, c.ckpt_stamp)
     counts = {s: sum(a.state == s for a in c.states) for s in ("ready", "untrained", "damaged", "unavailable")}
-    label = f"Generators for {c.target.label}: {counts['ready']} ready, {counts['untrained']} not trained" + (
-        f", {counts['damaged']} damaged" if counts["damaged"] else ""
+    damaged = f", {counts['damaged']} damaged" if counts["damaged"] else ""
+    label = (
+        f"Generators for {c.target.label} in framing {c.framing}: {counts['ready']} ready, "
+        f"{counts['untrained']} not trained{damaged}"
     )
     with st.expander(label, expanded=counts["damaged"] > 0, key="models"):
         lines = []
@@ -513,8 +569,9 @@ def models_section(st, c, *, summaries):
 def add_target_section(st, *, busy):
     """Add a target from the page: an upload or a path -> its poses extracted (progress bar at the top), its report,
     the commands that train its generators."""
-    added = st.session_state.get("added")
-    with st.expander("Add a target: your own video of the person to animate", expanded=added is not None,
+    added, job = st.session_state.get("added"), st.session_state.get("job")
+    extracting = job is not None and job.kind == "target"  # its progress bar is in here: open, wherever it started
+    with st.expander("Add a target: your own video of the person to animate", expanded=added is not None or extracting,
                      key="add_target_box"):  # fmt: skip
         st.markdown(
             "Film one person, whole body in view, with a still camera, for a few minutes of varied poses (README: "
@@ -522,6 +579,8 @@ def add_target_section(st, *, busy):
             "generators then train from the command line and appear in this page without a restart."
         )
         origin = st.radio("From", TARGET_FROM, key="target_from", horizontal=True, disabled=busy)
+        st.radio("Framing", FRAMINGS, index=FRAMINGS.index(FRAMING), key="target_framing", horizontal=True,
+                 disabled=busy, help=FRAMING_HELP)  # fmt: skip
         if origin == TARGET_FROM[0]:
             given = st.file_uploader("Target video", max_upload_size=MAX_UPLOAD_MB, key="target_upload",
                                      disabled=busy)  # fmt: skip
@@ -531,8 +590,7 @@ def add_target_section(st, *, busy):
                                   placeholder="../shared/data/taichi1.mp4").strip()  # fmt: skip
         st.button("Extract the poses", key="add_target", disabled=busy or not given, on_click=request_job,
                   args=("target",))  # fmt: skip
-        job = st.session_state.get("job")
-        if job is not None and job.kind == "target":
+        if extracting:
             job_panel()()  # here, under the button just pressed: the top of the page is scrolled out of view
         if added:
             selected = (
@@ -541,12 +599,12 @@ def add_target_section(st, *, busy):
                 else " It is not in the target list: the built-in sample source stays a source."
             )
             st.success(
-                f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, cache "
-                f"`{shown_path(added['cache_dir'])}/`.{selected}"
+                f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, framing "
+                f"{added['framing']}, cache `{shown_path(added['cache_dir'])}/`.{selected}"
             )
             report_block(st, added["cache_dir"])
             st.markdown("Train its generators from the project folder (each takes minutes on a CPU):")
-            st.code(training_commands(added["video"]), language="bash")
+            st.code(training_commands(added["video"], added["framing"]), language="bash")
 
 
 def main():
@@ -568,6 +626,8 @@ def main():
         st.session_state["job"] = start_run(c, load_gen)
     elif requested == "target":
         st.session_state["job"] = start_add_target(st)
+    elif requested == "framing":
+        st.session_state["job"] = start_add_target(st, c.target)
     if requested and st.session_state.get("job") is None:
         st.rerun()  # nothing to start (the input went meanwhile): render the settings unlocked again
     if requested:

@@ -70,7 +70,9 @@ def jitter_rows(target, source):
         ("plain", True, False),
         (f"coherent (k={GenNearest.K}, jump_weight={GenNearest.JUMP_WEIGHT:g})", True, True),
     ):
-        _, query, _ = DanceDemo.prepare_poses(sv.ske_all, sv.valid, sv.fps, tv.skeletons(), smooth=smooth)
+        _, query, _ = DanceDemo.prepare_poses(
+            sv.ske_all, sv.valid, sv.fps, tv.skeletons(), smooth=smooth, times=sv.times
+        )
         picks = gen.match(query, coherent=coherent)
         j = GenNearest.jitter(picks, gen.images[picks], gen.times)
         rows.append((label, j["jump_s"] * tv.fps, j["frame_diff"], GenNearest.pose_error(query, gen.xy[picks])))
@@ -80,8 +82,8 @@ def jitter_rows(target, source):
 def smoothing_line(case, source):
     """Keypoint jitter (mean |2nd difference|) before and after smoothing; on the sample also the error to the truth."""
     sv = VideoSkeleton.VideoSkeleton(source, verbose=False)
-    raw = DanceDemo.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps)
-    smooth = DanceDemo.smooth_poses(raw, sv.fps)
+    raw = DanceDemo.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps, times=sv.times)  # as DanceDemo.transfer
+    smooth = DanceDemo.smooth_poses(raw, sv.fps, times=sv.times)
     h = float(np.median(body_height(raw)))
 
     def jitter(xy):

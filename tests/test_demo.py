@@ -141,6 +141,82 @@ def test_missing_frames_are_interpolated_or_held():
         DanceDemo.fill_missing(np.full((5, 13, 2), np.nan), np.zeros(5, bool))
 
 
+# --------------------------------------------------------------------------- variable frame rates
+
+
+def vfr_clip(fps=30.0):
+    """A phone-like clip said to be at fps: 20 frames at fps, a burst of 40 at 240 frames/s, a slow stretch of 6 at
+    2.5 frames/s, 20 at fps again. Poses drift right at 0.1 frame widths/s: linear in time, not in frame number."""
+    times = np.concatenate(
+        [np.arange(20) / fps, 0.7 + np.arange(40) / 240, 1.0 + 0.4 * np.arange(6), 3.1 + np.arange(20) / fps]
+    )
+    xy = POSE[None] + (0.1 * times)[:, None, None].astype(np.float32) * np.float32([1.0, 0.0])
+    return xy.astype(np.float32), times, fps
+
+
+def test_an_even_rate_is_filled_and_smoothed_exactly_as_without_times():
+    truth, noisy, fps = noisy_wave(n=200, fps=29.97)
+    valid = np.random.default_rng(1).uniform(size=200) > 0.15
+    valid[100:110] = False  # a 0.33 s gap: interpolated
+    valid[150:170] = False  # a 0.67 s gap: held
+    seen = np.where(valid[:, None, None], noisy, np.nan)
+    even = np.arange(200) / fps
+    rounded = np.round(even, 3)  # a container's timestamps in ms: steps of 33 and 34 ms
+    assert DanceDemo.uneven_times(even, fps) is None and DanceDemo.uneven_times(rounded, fps) is None
+    base = DanceDemo.fill_missing(seen, valid, fps)
+    for times in (even, rounded):
+        assert DanceDemo.fill_missing(seen, valid, fps, times=times).tobytes() == base.tobytes()
+        for zero_phase in (True, False):
+            expected = DanceDemo.smooth_poses(base, fps, zero_phase=zero_phase).tobytes()
+            assert DanceDemo.smooth_poses(base, fps, zero_phase=zero_phase, times=times).tobytes() == expected
+    # A 2 ms step is no rounding: those times are followed.
+    assert DanceDemo.uneven_times(np.r_[even[:50], even[50:] + 0.002], fps) is not None
+
+
+def test_gaps_of_a_variable_frame_rate_are_measured_and_filled_in_time():
+    xy, times, fps = vfr_clip()
+    valid = np.ones(len(xy), bool)
+    valid[25:55] = False  # 30 frames of the burst, 0.13 s: interpolated (by count, 1 s at 30 fps: held)
+    valid[58:60] = False  # the burst's last 2 frames, before a 0.14 s pause: interpolated in time
+    valid[61:63] = False  # 2 frames of the slow stretch, 1.2 s between detections: held (by count, 0.07 s)
+    seen = np.where(valid[:, None, None], xy, np.nan)
+    out = DanceDemo.fill_missing(seen, valid, fps, times=times)
+    np.testing.assert_allclose(out[25:55], xy[25:55], atol=1e-6)  # linear in time: interpolation is exact
+    np.testing.assert_allclose(out[58:60], xy[58:60], atol=1e-6)  # weights by time, not by frame number
+    np.testing.assert_allclose(out[61:63], np.repeat(xy[60:61], 2, axis=0))
+    counted = DanceDemo.fill_missing(seen, valid, fps)  # what counting frames at the declared rate made of it
+    assert np.abs(counted[25:55] - xy[25:55]).max() > 1e-3 and np.abs(counted[58:60] - xy[58:60]).max() > 1e-3
+    assert np.abs(counted[61:63] - xy[60]).max() > 1e-3
+
+
+def test_smoothing_steps_by_the_frames_own_times():
+    truth, noisy, _ = noisy_wave(n=120, fps=15.0)
+    # A 15 fps clip said to be 30 fps is smoothed as the 15 fps clip it is, by both passes.
+    for zero_phase in (True, False):
+        np.testing.assert_allclose(
+            DanceDemo.smooth_poses(noisy, 30.0, zero_phase=zero_phase, times=np.arange(120) / 15.0),
+            DanceDemo.smooth_poses(noisy, 15.0, zero_phase=zero_phase),
+            atol=1e-6,
+        )
+    # The backward pass is the causal filter on the clip reversed in time: the same steps, in reverse order (beta 0:
+    # the speed unit, the clip's median body height, does not matter).
+    xy, times, fps = vfr_clip()
+    xy = xy + np.random.default_rng(0).normal(0, 0.004, xy.shape).astype(np.float32)
+    opts = {"beta": 0.0, "min_cutoff": 1.0}
+    forward = DanceDemo.smooth_poses(xy, fps, zero_phase=False, times=times, **opts)
+    backward = DanceDemo.smooth_poses(forward[::-1], fps, zero_phase=False, times=times[-1] - times[::-1], **opts)
+    np.testing.assert_allclose(DanceDemo.smooth_poses(xy, fps, times=times, **opts), backward[::-1], atol=1e-6)
+    assert np.abs(DanceDemo.smooth_poses(xy, fps, **opts) - backward[::-1]).max() > 1e-3  # frame counts differ
+    # A burst at 240 frames/s is smoothed per second, not per frame: its jitter goes as at an even rate.
+    t = Mannequin.vfr_times(((30, 30), (240, 240), (30, 30)))
+    truth = np.repeat(POSE[None], len(t), axis=0)
+    truth[:, L_WRIST, 1] += 0.08 * np.sin(2 * np.pi * 0.5 * t)
+    noisy = truth + np.random.default_rng(3).normal(0, 0.004, truth.shape).astype(np.float32)
+    burst = slice(40, 260)
+    err = lambda a: np.linalg.norm(a[burst] - truth[burst], axis=-1).mean()  # noqa: E731
+    assert err(DanceDemo.smooth_poses(noisy, 30.0, times=t)) < 0.6 * err(DanceDemo.smooth_poses(noisy, 30.0))
+
+
 # --------------------------------------------------------------------------- generators
 
 
@@ -234,7 +310,10 @@ def test_placement_shows_each_frame_at_its_own_time():
     assert np.allclose(np.abs(times[shown] - grid), np.abs(times[None] - grid[:, None]).min(axis=1))
 
 
-def test_transfer_places_a_variable_frame_rate_source_by_its_times(tmp_path):
+def test_transfer_places_a_variable_frame_rate_source_by_its_times(tmp_path, monkeypatch):
+    prepared = []  # the frame times transfer fills in and smooths the source's poses by
+    prepare = DanceDemo.prepare_poses
+    monkeypatch.setattr(DanceDemo, "prepare_poses", lambda *a, **kw: prepared.append(kw["times"]) or prepare(*a, **kw))
     target = FakeTarget(target_clip(120))
     source = synthetic_source(n=40, fps=10.0, missing=())
     source.times = Mannequin.vfr_times(((10, 5), (20, 20), (10, 10)))  # 5, then 20, then 10 frames/s, said 10
@@ -254,6 +333,7 @@ def test_transfer_places_a_variable_frame_rate_source_by_its_times(tmp_path):
     )
     np.testing.assert_array_equal((ones + 7 * sevens).astype(int), expected)
     assert expected[0] == expected[1] == 0 and 10 + 19 not in expected  # held at 5 frames/s, dropped at 20
+    assert len(prepared) == 1 and prepared[0] is source.times
 
 
 def test_failed_transfer_leaves_nothing_behind(tmp_path):

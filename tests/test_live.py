@@ -177,11 +177,13 @@ def test_causal_smoothing_has_no_look_ahead():
     # It still smooths: less frame-to-frame jitter than the detections.
     jit = lambda a: np.linalg.norm(np.diff(a, 2, axis=0), axis=-1).mean()  # noqa: E731
     assert jit(runs[0]) < 0.5 * jit(xy)
-    # The same filter as the offline forwards pass, at a steady frame rate.
-    offline = DanceDemo.smooth_poses(xy, 25.0, zero_phase=False)
-    s = Live.CausalSmoother(25.0)
-    live = np.stack([s(p, ti, float(np.median(body_height(xy)))) for p, ti in zip(xy, t, strict=True)])
-    np.testing.assert_allclose(live, offline, atol=1e-5)
+    # The same filter as the offline forwards pass, at a steady frame rate and at uneven capture times alike.
+    height = float(np.median(body_height(xy)))
+    for times in (t, t_uneven):
+        offline = DanceDemo.smooth_poses(xy, 25.0, zero_phase=False, times=times)
+        s = Live.CausalSmoother(25.0)
+        live = np.stack([s(p, ti, height) for p, ti in zip(xy, times, strict=True)])
+        np.testing.assert_allclose(live, offline, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- online normalisation

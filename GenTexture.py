@@ -75,6 +75,7 @@ from Train import (  # noqa: E402
     report_trained,
     set_seed,
     split_data,
+    ssim_loss,
     val_block,
 )
 from VideoSkeleton import VideoSkeleton  # noqa: E402
@@ -92,6 +93,7 @@ LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
 LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
 LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
 # kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
+LAMBDA_SSIM = 0.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for detail where L1 would blur
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
@@ -320,6 +322,7 @@ class TrainConfig(RunConfig):
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
     lambda_warp: float = LAMBDA_WARP
     lambda_mask: float = LAMBDA_MASK
+    lambda_ssim: float = LAMBDA_SSIM
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
     lr_D: float = LR_D
@@ -461,6 +464,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 loss = lambda_at(progress, cfg.lambda_L1) * l1
                 if cfg.lambda_warp:  # the warp alone must match too: the flow learns to move the reference itself
                     loss = loss + cfg.lambda_warp * (warped - real).abs().mean()
+                if cfg.lambda_ssim:
+                    loss = loss + cfg.lambda_ssim * ssim_loss(fake, real)
                 if cfg.lambda_mask:  # painting costs this much per pixel: real pixels are used wherever they nearly fit
                     loss = loss + cfg.lambda_mask * (1.0 - mask).mean()
                 if netD is not None:
@@ -578,6 +583,12 @@ def main(argv=None):
         help=f"cost of painting a pixel instead of moving the reference's (default {d.lambda_mask})",
     )
     p.add_argument(
+        "--lambda_ssim",
+        type=float,
+        default=d.lambda_ssim,
+        help=f"weight of 1 - SSIM of the output (default {d.lambda_ssim})",
+    )
+    p.add_argument(
         "--lambda_adv",
         type=float,
         default=d.lambda_adv,
@@ -592,8 +603,9 @@ def main(argv=None):
     )
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
-    if a.exclude < 0 or a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask) < 0:
-        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_adv >= 0")
+    if a.exclude < 0 or a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim) < 0:
+        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_ssim, "
+                        "--lambda_adv >= 0")  # fmt: skip
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)

@@ -238,6 +238,29 @@ def train_windows(rows, length):
     return ends[:, None] - np.arange(length - 1, -1, -1)[None]
 
 
+# --------------------------------------------------------------------------- losses
+
+
+def ssim_loss(fake, real, win=7, k1=0.01, k2=0.03):
+    """1 - SSIM of (B, 3, S, S) images in [-1, 1], differentiable: the SSIM Evaluate reports (Metrics.ssim_maps:
+    win x win uniform windows, sample covariance, per channel, windows inside the image), averaged over the batch.
+
+    Pixel L1 is content with a blur where it is unsure; SSIM's contrast term is not (a flat patch scores low
+    against a textured one), so this term asks for detail where pixel losses average it away.
+    """
+    x, y = (fake.float() + 1.0) / 2.0, (real.float() + 1.0) / 2.0  # [0, 1]: data range 1
+
+    def mean(t):
+        return F.avg_pool2d(t, win, stride=1)
+
+    ux, uy = mean(x), mean(y)
+    cov = win * win / (win * win - 1.0)
+    vx, vy, vxy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy), cov * (mean(x * y) - ux * uy)
+    c1, c2 = k1**2, k2**2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return 1.0 - s.mean()
+
+
 # --------------------------------------------------------------------------- inference
 
 

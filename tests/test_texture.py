@@ -240,6 +240,7 @@ def test_missing_checkpoint_names_the_training_command(tmp_path):
         (["--epochs", "-1"], "need --epochs >= 0"),
         (["--exclude", "-1"], "need --exclude >= 0"),
         (["--ref_k", "0"], "--ref_k >= 1"),
+        (["--lambda_ssim", "-1"], "--lambda_ssim"),
         (["--force", "--resume"], "contradict each other"),
     ],
 )

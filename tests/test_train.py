@@ -64,3 +64,24 @@ def test_shared_calls_are_keyword_only():
         Train.TrainRun("out", 1, 1, 1, 0.0, {})
     with pytest.raises(TypeError):
         Checkpoints.load_checkpoint("x.pth", "fmt")
+
+
+def test_ssim_loss_is_one_minus_evaluates_ssim_and_has_a_gradient():
+    from Metrics import image_metrics
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    fake = np.clip(real.astype(int) + rng.integers(-60, 60, real.shape), 0, 255).astype(np.uint8)
+
+    def tensor(u):
+        return torch.from_numpy(u).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    x = tensor(fake).requires_grad_(True)
+    loss = Train.ssim_loss(x, tensor(real))
+    ssim = image_metrics(fake, real, np.full((3, 13, 2), 0.5, np.float32))["ssim"]
+    assert abs((1 - loss.item()) - ssim) < 1e-5 and 0.5 < ssim < 0.95
+    loss.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert Train.ssim_loss(tensor(real), tensor(real)).item() < 1e-6
+    flat = torch.zeros(1, 3, 24, 24)  # a flat frame against a textured one: SSIM's contrast term says it is wrong
+    assert Train.ssim_loss(flat, tensor(real[:1])).item() > 0.9

@@ -85,6 +85,7 @@ from Train import (  # noqa: E402
     sequence_starts,
     set_seed,
     split_data,
+    ssim_loss,
     train_windows,
     val_block,
 )
@@ -104,6 +105,7 @@ WARMUP = 0.05  # share of training with a linear LR warm-up (then cosine decay t
 LR_FLOOR = 0.02
 LAMBDA_L1 = (100.0, 30.0)  # L1 weight at the start and the end of training (the reference's dynamic schedule)
 LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
+LAMBDA_SSIM = 0.0  # weight of 1 - SSIM (Train.ssim_loss), next to lambda_L1's L1
 LAMBDA_DRIFT = 1e-3  # keeps the critic's values near 0 (Karras et al.): an unbounded critic drifts away
 N_CRITIC = 5  # WGAN-GP: critic steps per generator step
 LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); 50 left
@@ -226,6 +228,7 @@ class GANConfig(RunConfig):
     lr_D: float = LR_D
     lambda_L1: tuple = LAMBDA_L1
     lambda_FM: float = LAMBDA_FM
+    lambda_ssim: float = LAMBDA_SSIM
     lambda_GP: float = LAMBDA_GP
     lambda_T: float = LAMBDA_T
     n_critic: int = 0  # 0: N_CRITIC for wgan-gp, 1 for bce
@@ -374,6 +377,10 @@ class GANModel:
             loss_G_FM = feature_matching(pred_fake, self.pred_real)
             loss_G = loss_G + cfg.lambda_FM * loss_G_FM
             t["loss_G_FM"] = loss_G_FM
+        if cfg.lambda_ssim > 0:
+            loss_G_SSIM = ssim_loss(fake, self.real)
+            loss_G = loss_G + cfg.lambda_ssim * loss_G_SSIM
+            t["loss_G_SSIM"] = loss_G_SSIM
         if self.netD_T is not None:
             loss_G_T_GAN = gan_loss(self.D(fake, True), True, cfg.mode)
             s = fake.shape[-1]
@@ -696,6 +703,7 @@ def main(argv=None):
     p.add_argument("--lr_D", type=float, default=d.lr_D, help=f"netD's Adam learning rate (default {d.lr_D})")
     p.add_argument("--n_critic", type=int, default=0, help=f"D steps per G step (default {N_CRITIC} wgan-gp, 1 bce)")
     p.add_argument("--lambda_FM", type=float, default=d.lambda_FM, help=f"bce feature matching (default {d.lambda_FM})")
+    p.add_argument("--lambda_ssim", type=float, default=d.lambda_ssim, help=f"1 - SSIM (default {d.lambda_ssim})")
     p.add_argument("--lambda_GP", type=float, default=d.lambda_GP, help=f"gradient penalty (default {d.lambda_GP})")
     p.add_argument("--lambda_T", type=float, default=d.lambda_T, help=f"temporal: flicker L1 (default {d.lambda_T})")
     p.add_argument("--ndf", type=int, default=NDF, help=f"netD's first-layer width (default {NDF})")
@@ -714,6 +722,8 @@ def main(argv=None):
     check_training_args(a, a.force, "--force")
     if a.n_critic < 0 or a.lr_D <= 0 or a.ndf < 1 or a.num_D < 1 or (a.d_layers is not None and a.d_layers < 1):
         raise UserError("need --n_critic >= 0, --lr_D > 0 and --ndf, --num_D, --d_layers >= 1")
+    if min(a.lambda_FM, a.lambda_ssim, a.lambda_GP, a.lambda_T) < 0:
+        raise UserError("need --lambda_FM, --lambda_ssim, --lambda_GP, --lambda_T >= 0")
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
     d_given = {"ndf": a.ndf, "n_layers": a.d_layers, "num_D": a.num_D, "norm": a.d_norm}
     cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != default_d_args(cfg.size).get(k)} or None

@@ -20,7 +20,7 @@ import GenTypes
 import GenVanillaNN
 import Networks
 import Train
-from Skeleton import Skeleton, UserError
+from Skeleton import Skeleton, UserError, run_cli
 
 SIZE = 32
 TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
@@ -351,3 +351,13 @@ def test_cli_bad_input_is_one_line(args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ssim_term_is_logged_and_bad_weights_are_one_line(fake_vs, capsys):
+    last = GenGAN.train(fake_vs, tiny_cfg(lambda_ssim=1.0), verbose=False)["last"]
+    assert 0 < last["loss_G_SSIM"] < 2
+    assert "loss_G_SSIM" not in GenGAN.train(fake_vs, tiny_cfg(), out=fake_vs.root / "plain", verbose=False)["last"]
+    with pytest.raises(SystemExit):
+        run_cli(GenGAN.main, ["x.mp4", "--lambda_ssim", "-1"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--lambda_ssim" in err and len(err.splitlines()) == 1

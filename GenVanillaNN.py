@@ -58,6 +58,7 @@ from Train import (  # noqa: E402
     render_poses,
     set_seed,
     split_data,
+    ssim_loss,
     val_block,
 )
 
@@ -75,6 +76,7 @@ WEIGHT_DECAY = 1e-4
 LAMBDA_L1 = (1.0, 1.0)  # pixel L1 (the reference's loss), constant
 LAMBDA_GRAD = 0.0  # L1 between image gradients, against blur: off, since on taichi1 0.5 gave a worse val L1 and
 # body-box SSIM than pure L1 after 40 epochs
+LAMBDA_SSIM = 0.0  # weight of 1 - SSIM (Train.ssim_loss) next to L1: asks for detail where L1 would blur
 CKPT_FORMAT = "deepdance-vanilla-1"
 RETRAIN = "retrain it (GenVanillaNN.py with force=true)"  # the fix for a best.pth this version cannot use
 
@@ -134,6 +136,7 @@ class TrainConfig(RunConfig):
     weight_decay: float = WEIGHT_DECAY
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
     lambda_grad: float = LAMBDA_GRAD
+    lambda_ssim: float = LAMBDA_SSIM
     model_args: dict | None = None  # overrides of default_model_args (experiments; not on the command line)
 
     def __post_init__(self):
@@ -216,6 +219,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 loss = lambda_at(progress, cfg.lambda_L1) * l1
                 if cfg.lambda_grad:
                     loss = loss + cfg.lambda_grad * grad_l1(fake, real)
+                if cfg.lambda_ssim:
+                    loss = loss + cfg.lambda_ssim * ssim_loss(fake, real)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -313,7 +318,10 @@ def main(argv=None):
         help=f"1 = 26-vector -> image (gen_type 2), 2 = skeleton map -> image (gen_type 3) (default {VARIANT})",
     )
     p.add_argument("--lambda_grad", type=float, default=d.lambda_grad, help=f"gradient L1 (default {d.lambda_grad})")
+    p.add_argument("--lambda_ssim", type=float, default=d.lambda_ssim, help=f"1 - SSIM (default {d.lambda_ssim})")
     a = p.parse_args(argv)
+    if min(a.lambda_grad, a.lambda_ssim) < 0:
+        raise UserError("need --lambda_grad, --lambda_ssim >= 0")
     force = parse_bool(a.force)
     check_training_args(a, force, "force=true")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")

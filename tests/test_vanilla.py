@@ -199,6 +199,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
     assert (tmp_path / "latest.pth").read_bytes() == before
 
 
+def test_the_ssim_term_adds_to_the_loss(fake_vs, tmp_path, monkeypatch):
+    calls = []
+    ssim_loss = GenVanillaNN.ssim_loss
+    monkeypatch.setattr(GenVanillaNN, "ssim_loss", lambda fake, real: calls.append(1) or ssim_loss(fake, real))
+    plain = GenVanillaNN.train(fake_vs, tiny_cfg(2), out=tmp_path / "plain", verbose=False)["last"]
+    assert not calls
+    with_ssim = GenVanillaNN.train(fake_vs, tiny_cfg(2, lambda_ssim=1.0), out=tmp_path / "ssim", verbose=False)
+    assert len(calls) == with_ssim["last"]["step"] > 0  # every step
+    assert with_ssim["last"]["train_loss"] > plain["train_loss"]  # + 1 - SSIM (> 0) on the same first step's frames
+
+
 def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
     GenVanillaNN.train(fake_vs, tiny_cfg(1), out=tmp_path, verbose=False)
     good = torch.load(tmp_path / "latest.pth", weights_only=True)
@@ -253,6 +264,7 @@ def test_checkpoint_validation_and_missing_model_message(fake_vs, tmp_path):
         (["no/such/video.mp4"], "video not found"),
         (["no/such/video.mp4", "true", "2", "--resume"], "contradict"),
         (["no/such/video.mp4", "maybe"], "expected true/false"),
+        (["no/such/video.mp4", "--lambda_ssim", "-1"], "--lambda_ssim >= 0"),
         pytest.param(
             ["no/such/video.mp4", "--device", "cuda"],
             "no CUDA GPU is visible",

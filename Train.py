@@ -249,13 +249,15 @@ def ssim_loss(fake, real, win=7, k1=0.01, k2=0.03):
     against a textured one), so this term asks for detail where pixel losses average it away.
     """
     x, y = (fake.float() + 1.0) / 2.0, (real.float() + 1.0) / 2.0  # [0, 1]: data range 1
-
-    def mean(t):
-        return F.avg_pool2d(t, win, stride=1)
-
-    ux, uy = mean(x), mean(y)
+    c = x.shape[1]
+    box = torch.full((5 * c, 1, 1, win), 1.0 / win, device=x.device)
+    # Window means of x, y, x^2, y^2, xy in one separable depthwise pass: 1 x win then win x 1 (a win x win
+    # avg_pool2d is ~4x slower on the CPU, its backward most of all: 0.6 vs 0.11 s a batch of 32 at 128 px).
+    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1).contiguous()
+    stats = F.conv2d(F.conv2d(stats, box, groups=5 * c), box.transpose(2, 3), groups=5 * c)
+    ux, uy, xx, yy, xy = stats.split(c, dim=1)
     cov = win * win / (win * win - 1.0)
-    vx, vy, vxy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy), cov * (mean(x * y) - ux * uy)
+    vx, vy, vxy = cov * (xx - ux * ux), cov * (yy - uy * uy), cov * (xy - ux * uy)
     c1, c2 = k1**2, k2**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return 1.0 - s.mean()

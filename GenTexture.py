@@ -93,7 +93,8 @@ LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
 LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
 LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
 # kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
-LAMBDA_SSIM = 0.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for detail where L1 would blur
+LAMBDA_SSIM = 3.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for detail where L1 would blur; on
+# taichi1 3 gave gen_type 3's body SSIM at more sharpness, 0 and 1 less SSIM (README "Texture (gen_type 9)")
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0

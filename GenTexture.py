@@ -426,8 +426,10 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                    time_budget=cfg.time_budget, best={"score": -math.inf}, restored=restored,
                    log_rows=resumed_log(state, out), nan_hint="try a lower --lr", verbose=verbose)  # fmt: skip
     what = f"gen_type {g} (texture) at {cfg.size} px" + (f", adversarial x{cfg.lambda_adv:g}" if netD else "")
-    what += f", on gen_type {VANILLA_TYPE}'s frame" if net.base is not None else ""
-    n_params = sum(p.numel() for p in net.parameters())
+    if net.base is not None:
+        frozen = sum(p.numel() for p in net.base.parameters()) / 1e6
+        what += f", on gen_type {VANILLA_TYPE}'s frame ({frozen:.2f}M parameters, frozen)"
+    n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)  # trained; the base is frozen
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "

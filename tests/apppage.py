@@ -1,0 +1,63 @@
+"""What the app tests share: driving the page with Streamlit's AppTest (a fresh page, its texts, a job waited for
+on its Event), the bounds they wait within, and frames of the sample to make small targets from."""
+
+import time
+
+from conftest import ROOT
+
+import AppBackend
+import Video
+
+RUN_TIMEOUT = 240  # s: one job or script run of the page, a source extraction included (2 slow shared cores)
+PAUSE_TIMEOUT = 60  # s for a job to reach its pause point
+
+
+def sample_frames(sample_target, start, stop):
+    return [f for _, f in Video.iter_frames(sample_target, start, stop)]
+
+
+def new_app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT)
+
+
+def no_problem(at):
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def texts(at):
+    """Every text the page shows (markdown, captions, alerts, code), one string each."""
+    kinds = ("markdown", "caption", "info", "warning", "error", "success", "code")
+    return [e.value for kind in kinds for e in at.get(kind)]
+
+
+def page_text(at):
+    return "\n".join(texts(at))
+
+
+def finish_job(at):
+    """Wait for the session's job to end (its Event), then rerun the page as its progress poll does."""
+    job = at.session_state["job"]
+    assert job is not None, "no job is running"
+    assert job.finished.wait(RUN_TIMEOUT), f"the job did not end within {RUN_TIMEOUT} s: {job.state()}"
+    at.run()
+    assert at.session_state["job"] is None
+    return job
+
+
+def wait_for_file(path, timeout=PAUSE_TIMEOUT):
+    """Poll until `path` exists (a job reached its pause point); generous bound, no fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def select_target(at, video):
+    targets = [t for t in AppBackend.processed_targets() if t.video == video]
+    assert len(targets) == 1, [t.video for t in AppBackend.processed_targets()]
+    at.selectbox(key="target").set_value(targets[0]).run()
+    no_problem(at)
+    return targets[0]

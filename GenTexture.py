@@ -107,7 +107,7 @@ PRIOR_SIGMA = 0.05  # joint_flow: reach of each joint's displacement (frame side
 PRIOR_STILL = math.exp(-2.0)  # joint_flow: weight of "no displacement", so pixels ~2 sigma from every joint stay put
 IN_CH = 11  # query skeleton map, reference frame, reference skeleton map (3 channels each), joint flow (2)
 BASE = "auto"  # build on gen_type 3's frame ("vanilla"), not ("none"), or "auto": when its best.pth of the same
-# data and split exists. README "gen_type 9" for what it does to body SSIM and sharpness
+# data and split exists. README "Texture (gen_type 9)" for what it does to body SSIM and sharpness
 BASES = ("auto", "vanilla", "none")
 BASE_FIX = "retrain it (GenVanillaNN.py <video> true 2) or pass --base none"
 CKPT_FORMAT = "deepdance-texture-2"
@@ -356,16 +356,16 @@ def base_checkpoint(vs, cfg, fingerprint, verbose=True):
     return ckpt
 
 
-def build_net(model_args, base=None):
-    """A fresh TextureNet; with `base` (a gen_type 3 checkpoint) its frozen base holds that checkpoint's weights."""
+def new_texture_net(model_args, base=None):
+    """A fresh TextureNet and its model_args; with `base` (a gen_type 3 checkpoint) the U-Net also sees the base's
+    frame and the frozen base holds that checkpoint's weights."""
     if base is None:
-        return TextureNet(**model_args)
-    model_args["unet"] = {**model_args["unet"], "in_ch": IN_CH + 3}  # + the base's frame
-    model_args["base"] = dict(base["model_args"])
+        return TextureNet(**model_args), model_args
+    model_args = {**model_args, "unet": {**model_args["unet"], "in_ch": IN_CH + 3}, "base": dict(base["model_args"])}
     net = TextureNet(**model_args)
     with unusable(f"GenVanillaNN checkpoint {base['_path']}", BASE_FIX, "UNet"):
         net.base.load_state_dict(base["model"])
-    return net
+    return net, model_args
 
 
 def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
@@ -391,7 +391,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         base_from = state.get("base_from")
     else:
         base = base_checkpoint(vs, cfg, fingerprint, verbose)
-        net = build_net(model_args, base)
+        net, model_args = new_texture_net(model_args, base)
         base_from = base and {"path": base["_path"], "epoch": base["epoch"], "val": base.get("val", {})}
     net = net.to(device, memory_format=torch.channels_last)
     netD = None

@@ -178,11 +178,17 @@ class GenNearest:
         if len(xy) == 0:
             return np.zeros(0, np.int64)
         if not coherent or len(xy) == 1 or self.k == 1:
-            return self.index.kneighbors(self._features(xy), n_neighbors=1, return_distance=False)[:, 0]
+            return self.candidates(xy, 1)[:, 0]
         dist, rows = self.index.kneighbors(self._features(xy), n_neighbors=self.k)
         scale = max(float(np.median(dist[:, 0])), 1e-6)
         path = viterbi(dist / scale, self.times[rows], self.jump_weight)
         return rows[np.arange(len(rows)), path]
+
+    def candidates(self, xy, k):
+        """The k stored frames nearest each pose, nearest first: (N,13,2) poses (no NaN) -> (N, k) int64 rows."""
+        k = min(int(k), len(self.positions))
+        return self.index.kneighbors(self._features(np.asarray(xy, np.float32).reshape(-1, 13, 2)), n_neighbors=k,
+                                     return_distance=False)  # fmt: skip
 
     def generate_batch(self, xy):
         """(N,13,2) float32 poses in [0,1] -> (N,S,S,3) uint8 BGR; coherent mode reads the batch as one clip."""

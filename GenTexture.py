@@ -299,6 +299,17 @@ class GenTexture(TrainedGenerator):
         _, images, xy = self.references(poses)
         return texture_input(poses, images, xy, self.size)
 
+    def generate_from(self, xy, rows):
+        """Each pose rendered from a given stored frame instead of its nearest: (N, 13, 2) joints, (N,) positions into
+        self.nearest -> (N, S, S, 3) uint8 BGR (bench/references.py: how much the choice of reference matters)."""
+        xy, rows = np.asarray(xy, np.float32).reshape(-1, 13, 2), np.asarray(rows, np.int64)
+        nn_ = self.nearest
+
+        def to_input(i):  # i: a batch of indices into xy
+            return texture_input(xy[i], nn_.images[rows[i]], nn_.xy[rows[i]], self.size)
+
+        return render_poses(self.net, np.arange(len(xy)), to_input, size=self.size, device=self.device)
+
 
 def load_generator(vs, gen_type=GEN_TYPE, *, size=SIZE, device="auto", allow_foreign=False):
     """The best trained gen_type 9 for this target, ready to generate; UserError names how to train it (or, for a

@@ -207,6 +207,39 @@ def test_checkpoint_round_trip(trained, one_thread):
     assert gen.generate_batch(np.zeros((0, 13, 2), np.float32)).shape == (0, S, S, 3)
 
 
+def test_generate_from_renders_each_pose_from_the_frame_given(trained, one_thread):
+    vs, _ = trained
+    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    _, _, val = vs.split()
+    query = vs.xy[val]
+    rows = gen.nearest.candidates(query, 3)
+    assert rows.shape == (len(val), 3)
+    np.testing.assert_array_equal(rows[:, 0], gen.nearest.match(query, coherent=False))  # nearest first
+    np.testing.assert_array_equal(gen.generate_from(query, rows[:, 0]), gen.generate_batch(query))
+    other = gen.generate_from(query, rows[:, 2])
+    assert other.shape == (len(val), S, S, 3) and not np.array_equal(other, gen.generate_batch(query))
+
+
+def test_reference_bench_scores_the_nearest_as_evaluate_and_the_oracle_highest(trained, one_thread):
+    import Metrics
+    from bench import references
+
+    vs, _ = trained
+    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    save_vanilla(vs, tiny_base())
+    guide = GenTypes.load_generator(vs, 3, size=S, device="cpu")
+    es, _ = Evaluate.held_out_set(vs, S, "select")
+    out = references.compare(gen, guide, es, k=4)
+    assert list(out) == ["nearest", "guided", "oracle"]
+    fake = gen.generate_batch(es.xy_in)
+    boxes = Metrics.body_boxes(es.xy, S)
+    ssim, sharp, moved = out["nearest"]
+    assert ssim == pytest.approx(Metrics.image_metrics(fake, es.real, es.xy)["box_ssim"], abs=1e-9) and moved == 0
+    assert sharp == pytest.approx(Metrics.sharpness_ratio(fake, es.real, boxes), abs=1e-9)
+    # The oracle takes each frame's best of the 4: its mean is at least any other choice's.
+    assert out["oracle"][0] >= max(out["nearest"][0], out["guided"][0]) - 1e-12 and out["oracle"][2] > 0
+
+
 def test_resume_continues_the_run(trained, one_thread):
     vs, _ = trained
     summary = GenTexture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)

@@ -14,8 +14,10 @@ not redrawn.
 
 While training, the frame retrieved for a training frame is never the frame itself nor one of its neighbours:
 every frame within --exclude cache rows of it is left out (they are near-duplicates; the network would learn
-to copy, and at test time no such twin exists). Training reuses Train.py's machinery (TrainRun, checkpoints,
---resume, augmentation, the shared CLI) and is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
+to copy, and at test time no such twin exists). By default (auto) the window is as wide as makes the references
+as far in pose as the selection block's poses are from the training frames: the frame rate sets it, not a
+constant. Training reuses Train.py's machinery (TrainRun, checkpoints, --resume, augmentation, the shared CLI) and
+is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
 """
 
 import os
@@ -98,8 +100,10 @@ LAMBDA_SSIM = 3.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for d
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
-EXCLUDE = 5  # cache rows on each side of a training frame that its reference may not come from: on taichi1 (10
-# fps) +-5 rows makes the training references' pose distance (median 0.150) about the held-out block's (0.137)
+EXCLUDE = "auto"  # cache rows on each side of a training frame that its reference may not come from. auto: the
+# fewest that make the training references as far in pose as the selection block's nearest training frames
+# (auto_exclude); a fixed count fits one frame rate only: +-5 rows suited taichi1 (1 frame in 10 of its recording)
+# and left the references of 25-30 fps clips 3-4x nearer than anything met at test time (README "Texture")
 REF_K = 3  # training: the reference is drawn from the REF_K nearest allowed frames (inference takes the nearest)
 MAX_FLOW = 0.5  # the flow's largest displacement, in grid units (2 = the frame side): a quarter of the frame
 PRIOR = True  # start the flow from the joints' own displacements (joint_flow); the U-Net corrects it
@@ -216,7 +220,7 @@ def texture_input(query_xy, ref_images, ref_xy, size):
 # --------------------------------------------------------------------------- retrieval while training
 
 
-def reference_table(xy, rows, *, exclude=EXCLUDE, k=REF_K, chunk=512):
+def reference_table(xy, rows, *, exclude, k=REF_K, chunk=512):
     """For each training frame, its k nearest frames by pose (gen_type 1's absolute 26-vector), leaving out every
     frame within `exclude` cache rows of it (itself included).
 
@@ -239,6 +243,39 @@ def reference_table(xy, rows, *, exclude=EXCLUDE, k=REF_K, chunk=512):
         order = np.take_along_axis(d, part, 1).argsort(1, kind="stable")
         out[a : a + chunk] = np.take_along_axis(part, order, 1)
     return out
+
+
+def auto_exclude(xy, rows, held_xy, *, k=REF_K, chunk=512):
+    """The window --exclude auto uses: the fewest cache rows w each side of a training frame such that the median
+    pose distance from training frames to their nearest frame outside +-w is at least the median distance from the
+    held-out poses (the selection block's) to their nearest training frame. Training then meets references as far
+    from its frames as inference will, whatever the frame rate: at 30 fps the neighbours within a second are
+    near-duplicates, at 1 frame in 10 they are not.
+
+    xy (N, 13, 2) training joints, rows (N,) their cache rows, held_xy (M, 13, 2) -> w (int >= 0), the largest that
+    leaves k frames outside every window if none reaches the held-out distance.
+    """
+    feats, held = pose_features(xy, "absolute"), pose_features(held_xy, "absolute")  # (N, 26), (M, 26)
+    rows = np.asarray(rows, np.int64)
+    sq = (feats**2).sum(1)
+    goal = np.median(np.sqrt(np.maximum((held**2).sum(1)[:, None] + sq[None] - 2.0 * held @ feats.T, 0)).min(1))
+
+    def median_reach(w):  # median over training frames of the distance to the nearest frame outside +-w rows
+        near = np.empty(len(feats))
+        for a in range(0, len(feats), chunk):
+            d = sq[a : a + chunk, None] + sq[None] - 2.0 * feats[a : a + chunk] @ feats.T
+            d[np.abs(rows[a : a + chunk, None] - rows[None]) <= w] = np.inf
+            near[a : a + chunk] = d.min(1)
+        return np.median(np.sqrt(np.maximum(near, 0)))
+
+    lo, hi = 0, max(0, (len(feats) - k - 1) // 2)  # hi: k frames stay outside every window
+    while lo < hi:  # median_reach grows with w (a wider window only removes candidates): bisect for the fewest
+        mid = (lo + hi) // 2
+        if median_reach(mid) >= goal:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def make_batch(ds, idx, refs, cfg, rng, device):
@@ -338,7 +375,7 @@ class TrainConfig(RunConfig):
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
     lr_D: float = LR_D
-    exclude: int = EXCLUDE
+    exclude: int | str = EXCLUDE  # cache rows, or "auto" (auto_exclude)
     ref_k: int = REF_K
     base: str = BASE
     model_args: dict | None = None  # overrides of default_texture_args (experiments; not on the command line)
@@ -423,8 +460,11 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     restored = state and restore_progress(state, path=latest, force="--force", rng=rng, optimizers=optimizers,
                                           score="score")  # fmt: skip
     train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
-    refs = torch.from_numpy(reference_table(train_ds.xy.numpy(), np.asarray(vs.rows)[train_pos], exclude=cfg.exclude,
-                                            k=cfg.ref_k))  # fmt: skip
+    train_rows = np.asarray(vs.rows)[train_pos]
+    exclude = cfg.exclude
+    if exclude == "auto":
+        exclude = auto_exclude(train_ds.xy.numpy(), train_rows, val_ds.xy.numpy(), k=cfg.ref_k)
+    refs = torch.from_numpy(reference_table(train_ds.xy.numpy(), train_rows, exclude=exclude, k=cfg.ref_k))
     val = val_block(vs, val_ds, val_pos)
     val_ref = val_references(train_ds.xy.numpy(), val.xy)  # (N_val,) into train_ds
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
@@ -443,8 +483,9 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)  # trained; the base is frozen
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
+        auto = " (auto)" if cfg.exclude == "auto" else ""
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
-              f"{len(val_ds)} selection-block frames, references outside +-{cfg.exclude} rows (nearest {cfg.ref_k}), "
+              f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} (nearest {cfg.ref_k}), "
               f"batch {bsz}, "
               f"{run.plan()}{resumed} -> {out}")  # fmt: skip
 
@@ -535,6 +576,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 "netD_args": None if netD is None else default_d_args(cfg.size),
                 "optimizer_D": None if netD is None else opt_D.state_dict(),
                 "base_from": base_from,
+                "exclude_rows": exclude,  # the window used (cfg.exclude may say "auto")
                 "rng": rng.get_state(),
                 "config": asdict(cfg),
                 "data": fingerprint,
@@ -565,6 +607,19 @@ def d_step(netD, opt_D, cond, real, fake, run, lr, device):
 # --------------------------------------------------------------------------- CLI
 
 
+def exclude_arg(text):
+    """--exclude's value: "auto" or a count of cache rows >= 0 (UserError otherwise)."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UserError(f"need --exclude auto or a number of rows >= 0, got {text!r}")
+    return n
+
+
 def main(argv=None):
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -574,9 +629,9 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="retrain from scratch over an existing best.pth")
     p.add_argument(
         "--exclude",
-        type=int,
-        default=d.exclude,
-        help=f"training: cache rows each side of a frame its reference may not come from (default {d.exclude})",
+        default=str(d.exclude),
+        help="training: cache rows each side of a frame its reference may not come from, or auto: as far in pose "
+        f"as the selection block is from the training frames (default {d.exclude})",
     )
     p.add_argument(
         "--ref_k",
@@ -617,9 +672,9 @@ def main(argv=None):
     )
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
-    if a.exclude < 0 or a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim) < 0:
-        raise UserError("need --exclude >= 0, --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_ssim, "
-                        "--lambda_adv >= 0")  # fmt: skip
+    a.exclude = exclude_arg(a.exclude)
+    if a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim) < 0:
+        raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_ssim, --lambda_adv >= 0")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)

@@ -126,6 +126,37 @@ def test_references_are_the_nearest_frames_outside_the_window():
         GenTexture.reference_table(xy[:10], np.arange(10), exclude=4, k=2)
 
 
+def motion(fps, seconds=40.0, start=0.0, seed=0):
+    """A dance sampled at fps from `start` s: (N, 13, 2) joints that wander smoothly (the same motion whatever fps)."""
+    t = np.arange(start, start + seconds, 1.0 / fps)
+    phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, (3, 13, 2))
+    wave = sum(np.sin(f * t[:, None, None] + phases[i]) for i, f in enumerate((0.7, 1.3, 2.9)))
+    return (0.5 + 0.04 * wave).astype(np.float32)
+
+
+def median_reach(xy, rows, w):
+    """Median over frames of the distance to the nearest frame outside +-w rows (by brute force)."""
+    d = np.linalg.norm(xy.reshape(len(xy), 1, 26) - xy.reshape(1, len(xy), 26), axis=-1)
+    d[np.abs(rows[:, None] - rows[None]) <= w] = np.inf
+    return np.median(d.min(1))
+
+
+def test_the_auto_window_makes_training_references_as_far_as_the_held_out_poses():
+    held = motion(10, seconds=8, start=45)  # later in the dance: as far as inference's references will be
+    widths = {}
+    for fps in (10, 30):
+        xy = motion(fps)
+        rows = np.arange(len(xy))
+        w = GenTexture.auto_exclude(xy, rows, held, chunk=64)
+        goal = np.median(np.linalg.norm(held.reshape(-1, 1, 26) - xy.reshape(1, -1, 26), axis=-1).min(1))
+        assert median_reach(xy, rows, w) >= goal > median_reach(xy, rows, w - 1)  # the fewest rows that do
+        widths[fps] = w
+    assert widths[10] > 0 and 2.5 <= widths[30] / widths[10] <= 3.5  # the same motion: 3x the frames, 3x the rows
+    # Held-out poses unlike any training pose: the widest window that still leaves k frames outside it.
+    xy = motion(10, seconds=3)
+    assert GenTexture.auto_exclude(xy, np.arange(len(xy)), xy[:5] + 0.3, k=3) == (len(xy) - 3 - 1) // 2
+
+
 def test_training_batches_take_their_reference_outside_the_window(one_thread):
     from VideoSkeleton import PoseDataset
 
@@ -271,7 +302,8 @@ def test_missing_checkpoint_names_the_training_command(tmp_path):
     [
         (["/no/such/video.mp4"], "video not found"),
         (["--epochs", "-1"], "need --epochs >= 0"),
-        (["--exclude", "-1"], "need --exclude >= 0"),
+        (["--exclude", "-1"], "need --exclude auto or a number of rows >= 0, got '-1'"),
+        (["--exclude", "some"], "need --exclude auto or a number of rows >= 0, got 'some'"),
         (["--ref_k", "0"], "--ref_k >= 1"),
         (["--lambda_ssim", "-1"], "--lambda_ssim"),
         (["--force", "--resume"], "contradict each other"),

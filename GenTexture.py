@@ -245,33 +245,41 @@ def reference_table(xy, rows, *, exclude, k=REF_K, chunk=512):
     return out
 
 
+def reference_reach(xy, rows, exclude, chunk=512):
+    """Median over training frames of the pose distance (gen_type 1's 26-vector) to their nearest frame outside
+    +-exclude cache rows: how far training's references are. xy (N, 13, 2), rows (N,) -> float."""
+    feats, rows = pose_features(xy, "absolute"), np.asarray(rows, np.int64)
+    sq = (feats**2).sum(1)
+    near = np.empty(len(feats))
+    for a in range(0, len(feats), chunk):
+        d = sq[a : a + chunk, None] + sq[None] - 2.0 * feats[a : a + chunk] @ feats.T
+        d[np.abs(rows[a : a + chunk, None] - rows[None]) <= exclude] = np.inf
+        near[a : a + chunk] = d.min(1)
+    return float(np.median(np.sqrt(np.maximum(near, 0))))
+
+
+def held_reach(xy, held_xy):
+    """Median over held-out poses (M, 13, 2) of the pose distance to their nearest training pose (N, 13, 2): how
+    far inference's references will be."""
+    feats, held = pose_features(xy, "absolute"), pose_features(held_xy, "absolute")
+    d = (held**2).sum(1)[:, None] + (feats**2).sum(1)[None] - 2.0 * held @ feats.T
+    return float(np.median(np.sqrt(np.maximum(d, 0)).min(1)))
+
+
 def auto_exclude(xy, rows, held_xy, *, k=REF_K, chunk=512):
-    """The window --exclude auto uses: the fewest cache rows w each side of a training frame such that the median
-    pose distance from training frames to their nearest frame outside +-w is at least the median distance from the
-    held-out poses (the selection block's) to their nearest training frame. Training then meets references as far
-    from its frames as inference will, whatever the frame rate: at 30 fps the neighbours within a second are
+    """The window --exclude auto uses: the fewest cache rows w each side of a training frame whose reference_reach
+    is at least the held-out poses' held_reach (the selection block's). Training then meets references as far from
+    its frames as inference will, whatever the frame rate: at 30 fps the neighbours within a second are
     near-duplicates, at 1 frame in 10 they are not.
 
     xy (N, 13, 2) training joints, rows (N,) their cache rows, held_xy (M, 13, 2) -> w (int >= 0), the largest that
     leaves k frames outside every window if none reaches the held-out distance.
     """
-    feats, held = pose_features(xy, "absolute"), pose_features(held_xy, "absolute")  # (N, 26), (M, 26)
-    rows = np.asarray(rows, np.int64)
-    sq = (feats**2).sum(1)
-    goal = np.median(np.sqrt(np.maximum((held**2).sum(1)[:, None] + sq[None] - 2.0 * held @ feats.T, 0)).min(1))
-
-    def median_reach(w):  # median over training frames of the distance to the nearest frame outside +-w rows
-        near = np.empty(len(feats))
-        for a in range(0, len(feats), chunk):
-            d = sq[a : a + chunk, None] + sq[None] - 2.0 * feats[a : a + chunk] @ feats.T
-            d[np.abs(rows[a : a + chunk, None] - rows[None]) <= w] = np.inf
-            near[a : a + chunk] = d.min(1)
-        return np.median(np.sqrt(np.maximum(near, 0)))
-
-    lo, hi = 0, max(0, (len(feats) - k - 1) // 2)  # hi: k frames stay outside every window
-    while lo < hi:  # median_reach grows with w (a wider window only removes candidates): bisect for the fewest
+    goal = held_reach(xy, held_xy)
+    lo, hi = 0, max(0, (len(xy) - k - 1) // 2)  # hi: k frames stay outside every window
+    while lo < hi:  # the reach grows with w (a wider window only removes candidates): bisect for the fewest
         mid = (lo + hi) // 2
-        if median_reach(mid) >= goal:
+        if reference_reach(xy, rows, mid, chunk) >= goal:
             hi = mid
         else:
             lo = mid + 1
@@ -461,10 +469,11 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                                           score="score")  # fmt: skip
     train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
     train_rows = np.asarray(vs.rows)[train_pos]
+    train_xy = train_ds.xy.numpy()
     exclude = cfg.exclude
     if exclude == "auto":
-        exclude = auto_exclude(train_ds.xy.numpy(), train_rows, val_ds.xy.numpy(), k=cfg.ref_k)
-    refs = torch.from_numpy(reference_table(train_ds.xy.numpy(), train_rows, exclude=exclude, k=cfg.ref_k))
+        exclude = auto_exclude(train_xy, train_rows, val_ds.xy.numpy(), k=cfg.ref_k)
+    refs = torch.from_numpy(reference_table(train_xy, train_rows, exclude=exclude, k=cfg.ref_k))
     val = val_block(vs, val_ds, val_pos)
     val_ref = val_references(train_ds.xy.numpy(), val.xy)  # (N_val,) into train_ds
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
@@ -484,8 +493,11 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
         auto = " (auto)" if cfg.exclude == "auto" else ""
+        reach = (f"median pose distance {reference_reach(train_xy, train_rows, exclude):.3f}; the selection block's "
+                 f"to the training frames: {held_reach(train_xy, val_ds.xy.numpy()):.3f}")  # fmt: skip
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
-              f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} (nearest {cfg.ref_k}), "
+              f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} ({reach}; "
+              f"nearest {cfg.ref_k}), "
               f"batch {bsz}, "
               f"{run.plan()}{resumed} -> {out}")  # fmt: skip
 

@@ -150,6 +150,8 @@ def test_the_auto_window_makes_training_references_as_far_as_the_held_out_poses(
         w = GenTexture.auto_exclude(xy, rows, held, chunk=64)
         goal = np.median(np.linalg.norm(held.reshape(-1, 1, 26) - xy.reshape(1, -1, 26), axis=-1).min(1))
         assert median_reach(xy, rows, w) >= goal > median_reach(xy, rows, w - 1)  # the fewest rows that do
+        assert GenTexture.reference_reach(xy, rows, w, chunk=64) == pytest.approx(median_reach(xy, rows, w), rel=1e-4)
+        assert GenTexture.held_reach(xy, held) == pytest.approx(goal, rel=1e-4)
         widths[fps] = w
     assert widths[10] > 0 and 2.5 <= widths[30] / widths[10] <= 3.5  # the same motion: 3x the frames, 3x the rows
     # Held-out poses unlike any training pose: the widest window that still leaves k frames outside it.

@@ -124,6 +124,27 @@ def _exit_with_parent(parent):
     os._exit(1)
 
 
+def _worker_error_path(parent_pid):
+    """Where an extraction worker that could not start leaves its reason for the parent (one line of text)."""
+    return CACHE_DIR / f".worker-error-{parent_pid}"
+
+
+def _stop_if_reimported(video):
+    """In a worker process re-running its parent's main script (spawn imports that script to start each extraction
+    worker), a VideoSkeleton made at the script's top level would wait forever for the cache lock its parent holds.
+    Leave the reason for the parent (_worker_error_path) and end this worker: the parent reports it in one line."""
+    if not getattr(multiprocessing.current_process(), "_inheriting", False):  # not starting as a spawned worker
+        return
+    main = sys.modules.get("__mp_main__", sys.modules.get("__main__"))  # the script being re-run (runpy's name)
+    script = Path(getattr(main, "__file__", None) or "the script").name
+    line = (f"{script} makes a VideoSkeleton when it is imported, and extracting {Path(video).name} starts worker "
+            f"processes that import {script} again (Python's spawn start): put {script}'s code under "
+            'if __name__ == "__main__":')  # fmt: skip
+    with contextlib.suppress(OSError), atomic_path(_worker_error_path(os.getppid())) as tmp:
+        tmp.write_text(line)
+    os._exit(1)
+
+
 def _init_worker(counter, stop, parent):
     """Pool initializer: share the progress counter and stop flag, silence MediaPipe/TFLite's C++ logging.
 
@@ -323,6 +344,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
         stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
         bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
         initargs = (counter, stop, os.getpid())
+        _worker_error_path(os.getpid()).unlink(missing_ok=True)  # a stale one, of an earlier process with our pid
         crop = center_square(w, h) if params["framing"] == "center" else None
         with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
             run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
@@ -381,6 +403,11 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
                             f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4)"
                         )
             except BrokenProcessPool:
+                reason = _worker_error_path(os.getpid())
+                if reason.exists():  # a worker that re-ran our caller's main script (_stop_if_reimported)
+                    line = reason.read_text()
+                    reason.unlink(missing_ok=True)
+                    raise UserError(line) from None
                 raise UserError(
                     f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
                     "written: rerun, with --workers 1 if memory is short"
@@ -619,6 +646,7 @@ class VideoSkeleton:
         report=True,
     ):
         self.video_path = check_video_path(video if video is not None else default_video())
+        _stop_if_reimported(self.video_path)
         if frame_skip < 1:
             raise UserError(f"frame_skip must be >= 1, got {frame_skip}")
         params = extraction_params(frame_skip, size, model_complexity, mode, framing)

@@ -248,22 +248,24 @@ def reference_table(xy, rows, *, exclude, k=REF_K, chunk=512):
 def reference_reach(xy, rows, exclude, chunk=512):
     """Median over training frames of the pose distance (gen_type 1's 26-vector) to their nearest frame outside
     +-exclude cache rows: how far training's references are. xy (N, 13, 2), rows (N,) -> float."""
-    feats, rows = pose_features(xy, "absolute"), np.asarray(rows, np.int64)
-    sq = (feats**2).sum(1)
-    near = np.empty(len(feats))
-    for a in range(0, len(feats), chunk):
-        d = sq[a : a + chunk, None] + sq[None] - 2.0 * feats[a : a + chunk] @ feats.T
-        d[np.abs(rows[a : a + chunk, None] - rows[None]) <= exclude] = np.inf
-        near[a : a + chunk] = d.min(1)
-    return float(np.median(np.sqrt(np.maximum(near, 0))))
+    feats = pose_features(xy, "absolute")
+    nearest = reference_table(xy, rows, exclude=exclude, k=1, chunk=chunk)[:, 0]
+    return float(np.median(np.linalg.norm(feats - feats[nearest], axis=1)))
+
+
+def nearest_training(train_xy, query_xy):
+    """Each query pose's nearest training frame (what the generator retrieves; gen_type 1's absolute 26-vector):
+    (N, 13, 2) training joints, (M, 13, 2) queries -> ((M,) indices into train_xy, (M,) their distances)."""
+    train_f, query_f = pose_features(train_xy, "absolute"), pose_features(query_xy, "absolute")
+    d = (query_f**2).sum(1)[:, None] + (train_f**2).sum(1)[None] - 2.0 * query_f @ train_f.T
+    idx = d.argmin(1)
+    return idx, np.sqrt(np.maximum(d[np.arange(len(idx)), idx], 0))
 
 
 def held_reach(xy, held_xy):
     """Median over held-out poses (M, 13, 2) of the pose distance to their nearest training pose (N, 13, 2): how
     far inference's references will be."""
-    feats, held = pose_features(xy, "absolute"), pose_features(held_xy, "absolute")
-    d = (held**2).sum(1)[:, None] + (feats**2).sum(1)[None] - 2.0 * held @ feats.T
-    return float(np.median(np.sqrt(np.maximum(d, 0)).min(1)))
+    return float(np.median(nearest_training(xy, held_xy)[1]))
 
 
 def auto_exclude(xy, rows, held_xy, *, k=REF_K, chunk=512):
@@ -392,13 +394,6 @@ class TrainConfig(RunConfig):
         self.lambda_L1 = lambda_pair(self.lambda_L1)
 
 
-def val_references(train_xy, val_xy):
-    """Each validation pose's nearest training frame (what the generator retrieves): (N_val,) indices."""
-    train_f, val_f = pose_features(train_xy, "absolute"), pose_features(val_xy, "absolute")
-    d = (val_f**2).sum(1)[:, None] + (train_f**2).sum(1)[None] - 2.0 * val_f @ train_f.T
-    return d.argmin(1)
-
-
 def base_checkpoint(vs, cfg, fingerprint, verbose=True):
     """The gen_type 3 checkpoint a fresh run builds on (cfg.base), or None; UserError if "vanilla" and unusable."""
     if cfg.base == "none":
@@ -475,7 +470,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         exclude = auto_exclude(train_xy, train_rows, val_ds.xy.numpy(), k=cfg.ref_k)
     refs = torch.from_numpy(reference_table(train_xy, train_rows, exclude=exclude, k=cfg.ref_k))
     val = val_block(vs, val_ds, val_pos)
-    val_ref = val_references(train_ds.xy.numpy(), val.xy)  # (N_val,) into train_ds
+    val_ref, _ = nearest_training(train_xy, val.xy)  # (N_val,) into train_ds
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
     ref_flow = joint_flow(val.xy, train_ds.xy[val_ref].numpy(), cfg.size)
     val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps, ref_flow], dim=1)  # (N_val, 11, S, S)

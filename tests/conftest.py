@@ -2,10 +2,17 @@
 synthetic target the trainers' tests train on."""
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+# Ctrl-C as a user has it. A runner that starts pytest as a background job of a non-interactive shell (`nohup ... &`)
+# hands it SIGINT ignored, and every process it starts would inherit that (an ignored signal stays ignored across
+# exec): the Ctrl-C tests would then wait for an exit that never comes. A handler, unlike SIG_IGN, is reset by exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Before any project module is imported: caches, checkpoints and the sample go to a temp dir, so the
 # tests neither read stale files from data/ nor leave any there.

@@ -210,13 +210,10 @@ def test_a_script_without_a_main_guard_gets_one_line_instead_of_hanging(tmp_path
                       f"vs = VideoSkeleton({str(clip)!r}, verbose=False)\n")  # fmt: skip
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode != 0
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .endswith(
-            "mine.py makes a VideoSkeleton when it is imported, and extracting flipped.mp4 starts worker processes that "
-            "import mine.py again (Python's spawn start): put mine.py's code under if __name__ == \"__main__\":"
-        )
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "mine.py makes a VideoSkeleton when it is imported, and extracting flipped.mp4 starts worker processes "
+        "that import mine.py again (Python's spawn start): put mine.py's code under if __name__ == \"__main__\":"
     )
     cache = VideoSkeleton.CACHE_DIR
     assert not list(cache.glob(".worker-error-*")) and not list(cache.glob("flipped-*"))

@@ -245,11 +245,13 @@ def reference_table(xy, rows, *, exclude, k=REF_K, chunk=512):
     return out
 
 
-def reference_reach(xy, rows, exclude, chunk=512):
+def reference_reach(xy, rows, exclude, chunk=512, *, table=None):
     """Median over training frames of the pose distance (gen_type 1's 26-vector) to their nearest frame outside
-    +-exclude cache rows: how far training's references are. xy (N, 13, 2), rows (N,) -> float."""
+    +-exclude cache rows: how far training's references are. xy (N, 13, 2), rows (N,) -> float. table: this
+    window's reference_table if already made (its first column is that nearest frame)."""
     feats = pose_features(xy, "absolute")
-    nearest = reference_table(xy, rows, exclude=exclude, k=1, chunk=chunk)[:, 0]
+    table = reference_table(xy, rows, exclude=exclude, k=1, chunk=chunk) if table is None else np.asarray(table)
+    nearest = table[:, 0]
     return float(np.median(np.linalg.norm(feats - feats[nearest], axis=1)))
 
 
@@ -465,12 +467,12 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     train_ds, val_ds = vs.dataset(train_pos, cfg.size), vs.dataset(val_pos, cfg.size)
     train_rows = np.asarray(vs.rows)[train_pos]
     train_xy = train_ds.xy.numpy()
+    val = val_block(vs, val_ds, val_pos)
+    val_ref, val_dist = nearest_training(train_xy, val.xy)  # (N_val,) into train_ds, (N_val,) how far each is
     exclude = cfg.exclude
     if exclude == "auto":
-        exclude = auto_exclude(train_xy, train_rows, val_ds.xy.numpy(), k=cfg.ref_k)
+        exclude = auto_exclude(train_xy, train_rows, val.xy, k=cfg.ref_k)
     refs = torch.from_numpy(reference_table(train_xy, train_rows, exclude=exclude, k=cfg.ref_k))
-    val = val_block(vs, val_ds, val_pos)
-    val_ref, _ = nearest_training(train_xy, val.xy)  # (N_val,) into train_ds
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
     ref_flow = joint_flow(val.xy, train_ds.xy[val_ref].numpy(), cfg.size)
     val_x = torch.cat([val.inputs["image"], ref_imgs, ref_maps, ref_flow], dim=1)  # (N_val, 11, S, S)
@@ -488,8 +490,10 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     if verbose:
         resumed = f" from epoch {run.epoch}" if state else ""
         auto = " (auto)" if cfg.exclude == "auto" else ""
-        reach = (f"median pose distance {reference_reach(train_xy, train_rows, exclude):.3f}; the selection block's "
-                 f"to the training frames: {held_reach(train_xy, val_ds.xy.numpy()):.3f}")  # fmt: skip
+        reach = reference_reach(train_xy, train_rows, exclude, table=refs.numpy())  # no second table
+        reach = (
+            f"median pose distance {reach:.3f}; the selection block's to the training frames: {np.median(val_dist):.3f}"
+        )
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
               f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} ({reach}; "
               f"nearest {cfg.ref_k}), "

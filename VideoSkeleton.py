@@ -344,7 +344,6 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
         stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
         bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
         initargs = (counter, stop, os.getpid())
-        _worker_error_path(os.getpid()).unlink(missing_ok=True)  # a stale one, of an earlier process with our pid
         crop = center_square(w, h) if params["framing"] == "center" else None
         with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
             run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
@@ -403,6 +402,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
                             f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4)"
                         )
             except BrokenProcessPool:
+                pool.shutdown(wait=True)  # every worker gone: the reason one left is whole, no other replaces it later
                 reason = _worker_error_path(os.getpid())
                 if reason.exists():  # a worker that re-ran our caller's main script (_stop_if_reimported)
                     line = reason.read_text()

@@ -28,7 +28,7 @@ from Checkpoints import best_checkpoint, check_same_data  # noqa: E402
 from Evaluate import held_out_set  # noqa: E402
 from GenTexture import GEN_TYPE, VANILLA_TYPE, GenTexture  # noqa: E402
 from GenVanillaNN import load_generator as load_vanilla  # noqa: E402
-from Metrics import body_boxes, image_metrics, sharpness_ratio  # noqa: E402
+from Metrics import body_boxes, box_l1, image_metrics, sharpness_ratio  # noqa: E402
 from Skeleton import UserError, run_cli  # noqa: E402
 from VideoSkeleton import VideoSkeleton, add_framing_arg  # noqa: E402
 
@@ -37,22 +37,13 @@ K = 8  # references tried per pose, nearest first: each costs one render of the 
 BLOCKS = ("test", "select")
 
 
-def box_l1_each(a, b, boxes):
-    """(K, N) mean |a - b| in each frame's body box: a (K, N, S, S, 3), b (N, S, S, 3) uint8."""
-    out = np.empty(a.shape[:2])
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        d = a[:, i, y0:y1, x0:x1].astype(np.float32) - b[i, y0:y1, x0:x1].astype(np.float32)
-        out[:, i] = np.abs(d).mean(axis=(1, 2, 3))
-    return out
-
-
 def choose(outputs, es, guide, boxes):
     """outputs (K, N, S, S, 3) -> {way: (N,) index of the reference chosen for each pose}."""
     n = outputs.shape[1]
     ssim = np.stack([image_metrics(o, es.real, es.xy, reduce=False)["box_ssim"] for o in outputs])  # (K, N)
     return {
         "nearest": np.zeros(n, np.int64),
-        "guided": box_l1_each(outputs, guide, boxes).argmin(0),
+        "guided": np.stack([box_l1(o, guide, boxes) for o in outputs]).argmin(0),  # (K, N) -> (N,)
         "oracle": ssim.argmax(0),
     }
 

@@ -203,11 +203,11 @@ def test_a_script_without_a_main_guard_gets_one_line_instead_of_hanging(tmp_path
     at the top level used to have every worker wait forever for the cache lock its parent holds."""
     from Video import iter_frames
 
-    frames = [np.ascontiguousarray(f[:, ::-1]) for _, f in iter_frames(short_clip, 0, 50)]
+    frames = [np.ascontiguousarray(f[:, ::-1]) for _, f in iter_frames(short_clip, 0, 60)] * 2  # 2 workers' worth
     clip = write_video(tmp_path / "flipped.mp4", frames)  # new content: not in the cache yet, so it is extracted
     script = tmp_path / "mine.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom VideoSkeleton import VideoSkeleton\n\n"
-                      f"vs = VideoSkeleton({str(clip)!r}, verbose=False)\n")  # fmt: skip
+                      f"vs = VideoSkeleton({str(clip)!r}, verbose=False, workers=2)\n")  # fmt: skip
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]

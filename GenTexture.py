@@ -57,7 +57,7 @@ from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from GenVanillaNN import CKPT_FORMAT as VANILLA_FORMAT  # noqa: E402
 from GenVanillaNN import gen_type_of_variant  # noqa: E402
 from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402
-from Skeleton import INTERRUPTED, UserError, check_writable, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, UserError, check_writable, person_mask, run_cli  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
     TrainedGenerator,
@@ -95,6 +95,9 @@ LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
 LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
 LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
 # kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
+LAMBDA_MASK_BG = None  # the same cost off the person (None: LAMBDA_MASK everywhere). Lower, the background may be
+# painted (gen_type 3's smooth frame where the base is on) while the person stays real pixels (README "Texture")
+PERSON_WIDTH = 0.1  # the person, for LAMBDA_MASK_BG: within this x body height of a limb (Skeleton.person_mask)
 LAMBDA_SSIM = 3.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for detail where L1 would blur; on
 # taichi1 3 gave gen_type 3's body SSIM at more sharpness, 0 and 1 less SSIM (README "Texture (gen_type 9)")
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
@@ -292,7 +295,7 @@ def auto_exclude(xy, rows, held_xy, *, k=REF_K, chunk=512):
 
 def make_batch(ds, idx, refs, cfg, rng, device):
     """One training batch: (input (B, 11, S, S) as texture_input's, real (B, 3, S, S), query maps (B, 3, S, S) in
-    [-1, 1]) on device.
+    [-1, 1], the cost of painting each pixel (B, 1, S, S): paint_cost) on device.
 
     The reference is one of the frame's allowed nearest frames (refs: (N, k), drawn at random) as stored; the
     frame and its joints are shifted/zoomed together (Train.augment) and its map redrawn from the moved joints,
@@ -312,7 +315,20 @@ def make_batch(ds, idx, refs, cfg, rng, device):
         x.contiguous(memory_format=cl),
         real.contiguous(memory_format=cl),
         maps.to(device).contiguous(memory_format=cl),
+        paint_cost(xy, cfg).to(device),
     )
+
+
+def paint_cost(xy, cfg):
+    """What painting a pixel rather than using the warped reference's costs: (B, 13, 2) query joints (after
+    augmentation) -> (B, 1, S, S), cfg.lambda_mask on the person (Skeleton.person_mask), cfg.lambda_mask_bg off it
+    (None: lambda_mask there too, a constant map)."""
+    xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
+    inside, outside = cfg.lambda_mask, cfg.lambda_mask if cfg.lambda_mask_bg is None else cfg.lambda_mask_bg
+    if inside == outside:
+        return torch.full((len(xy), 1, cfg.size, cfg.size), float(inside))
+    person = torch.from_numpy(person_mask(xy, cfg.size, PERSON_WIDTH))[:, None]  # (B, 1, S, S) in {0, 1}
+    return outside + (inside - outside) * person
 
 
 # --------------------------------------------------------------------------- the generator
@@ -383,6 +399,7 @@ class TrainConfig(RunConfig):
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
     lambda_warp: float = LAMBDA_WARP
     lambda_mask: float = LAMBDA_MASK
+    lambda_mask_bg: float | None = LAMBDA_MASK_BG
     lambda_ssim: float = LAMBDA_SSIM
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
@@ -522,7 +539,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                 for group in opt.param_groups:
                     group["lr"] = lr
                 idx = perm[i * bsz : (i + 1) * bsz]
-                x, real, cond = make_batch(train_ds, idx, refs, cfg, rng, device)
+                x, real, cond, cost = make_batch(train_ds, idx, refs, cfg, rng, device)
                 t1 = time.perf_counter()
                 with autocast(device):
                     fake, warped, mask = net.parts(x)
@@ -532,8 +549,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                     loss = loss + cfg.lambda_warp * (warped - real).abs().mean()
                 if cfg.lambda_ssim:
                     loss = loss + cfg.lambda_ssim * ssim_loss(fake, real)
-                if cfg.lambda_mask:  # painting costs this much per pixel: real pixels are used wherever they nearly fit
-                    loss = loss + cfg.lambda_mask * (1.0 - mask).mean()
+                if cfg.lambda_mask or cfg.lambda_mask_bg:  # painting costs: real pixels wherever they nearly fit
+                    loss = loss + (cost * (1.0 - mask)).mean()
                 if netD is not None:
                     sums["d"] += d_step(netD, opt_D, cond, real, fake.detach(), run, lr, device)
                     for p in netD.parameters():
@@ -663,6 +680,13 @@ def main(argv=None):
         help=f"cost of painting a pixel instead of moving the reference's (default {d.lambda_mask})",
     )
     p.add_argument(
+        "--lambda_mask_bg",
+        type=float,
+        default=d.lambda_mask_bg,
+        help=f"the same cost off the person (more than {PERSON_WIDTH:g} body heights from every limb; default "
+        f"{d.lambda_mask_bg}: --lambda_mask's)",
+    )
+    p.add_argument(
         "--lambda_ssim",
         type=float,
         default=d.lambda_ssim,
@@ -684,8 +708,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
     a.exclude = exclude_arg(a.exclude)
-    if a.ref_k < 1 or min(a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim) < 0:
-        raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask, --lambda_ssim, --lambda_adv >= 0")
+    lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim, a.lambda_mask_bg or 0.0)
+    if a.ref_k < 1 or min(lambdas) < 0:
+        raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask(_bg), --lambda_ssim, --lambda_adv >= 0")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)

@@ -109,14 +109,18 @@ def box_l1(fake, real, boxes):
 # --------------------------------------------------------------------------- detail and steadiness
 
 
-def gradient_energy(images, boxes):
-    """(N,) mean squared Sobel gradient magnitude of the luma inside each box (0-255 scale): detail, not blur."""
+def gradient_energy(images, boxes, weights=None):
+    """(N,) mean squared Sobel gradient magnitude of the luma inside each box (0-255 scale): detail, not blur.
+
+    weights (N, S, S) in [0, 1], optional: each pixel's gradient counts this much (still divided by the box's
+    area), e.g. a person mask: the part of the box's energy that lies on the person."""
     out = np.empty(len(images))
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         gray = images[i, y0:y1, x0:x1].astype(np.float32) @ GRAY  # (h, w) in [0, 255]
         gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-        out[i] = float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
+        g2 = gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2
+        out[i] = float(np.mean(g2 if weights is None else g2 * weights[i, y0:y1, x0:x1]))
     return out
 
 

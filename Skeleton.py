@@ -369,6 +369,25 @@ def body_height(xy):
     return d(xy[..., NOSE, :], neck) + d(neck, hips) + thigh + shin
 
 
+PERSON_SEGMENTS = tuple((a, b) for a, b, _ in LIMBS) + ((L_SHOULDER, R_HIP), (R_SHOULDER, L_HIP))  # + diagonals:
+# the limbs drawn thick leave a hole in the torso; the two diagonals fill it
+
+
+def person_mask(xy, size, half_width):
+    """Where the person is, from the joints alone: (N, 13, 2) in [0, 1] -> (N, S, S) float32, 1 within about
+    half_width x body height of a limb or a torso diagonal, 0 elsewhere. A share of the body height, so a pose gets
+    the same mask at any distance from the camera. Drawn with OpenCV (~1 ms a batch of 32 at 128 px)."""
+    xy = np.asarray(xy, np.float32).reshape(-1, N_JOINTS, 2)
+    ext = np.concatenate([xy, 0.5 * (xy[:, L_SHOULDER] + xy[:, R_SHOULDER])[:, None]], axis=1)  # NECK = -1
+    pts = np.round(ext * size * 16 - 8).astype(np.int32)  # 4 fractional bits; pixel i's centre is at i + 0.5
+    widths = np.maximum(1, np.round(2 * half_width * body_height(xy) * size)).astype(int)
+    out = np.zeros((len(xy), size, size), np.uint8)
+    for m, p, w in zip(out, pts, widths, strict=True):
+        for a, b in PERSON_SEGMENTS:
+            cv2.line(m, tuple(map(int, p[a])), tuple(map(int, p[b])), 1, int(w), cv2.LINE_8, shift=4)
+    return out.astype(np.float32)
+
+
 def normalize(xy):
     """Hip-centred, body-height-scaled coordinates: (..., 13, 2) -> (..., 26) float32."""
     xy = np.asarray(xy, dtype=np.float32)

@@ -235,6 +235,35 @@ def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
     assert e.value.code == 1
 
 
+def test_background_bench_puts_the_gap_where_it_was_made(tmp_path, capsys):
+    from conftest import POSE
+
+    from bench import background
+
+    size = 64
+    real = texture(6, size)
+    xy = np.repeat(POSE[None], 6, axis=0)
+    off = background.person_weights(xy, size, 0.1) < 0.01  # (N, S, S) pixels wholly off the person
+    fake = real.copy()
+    fake[off] = 128  # the generator got the person right and painted the background flat
+    scores = background.split_scores(fake, real, xy, background.person_weights(xy, size, 0.1))
+    as_made, its_person, real_person = (scores[k] for k in scores)
+    assert as_made[0] < 0.95 and as_made[1] < 0.8  # the flat background costs SSIM and detail ...
+    assert its_person[0] == pytest.approx(1.0, abs=0.01) and its_person[1] == pytest.approx(1.0, abs=0.01)
+    assert real_person == pytest.approx(as_made, abs=0.01)  # ... and the real person changes nothing
+    area, energy = background.person_share(real, xy, background.person_weights(xy, size, 0.1))
+    assert 0.2 < area < 0.8 and energy == pytest.approx(area, abs=0.1)  # detail everywhere: energy goes as area
+    np.savez(tmp_path / "d.npz", real=real, xy=xy, fake_3=fake)
+    assert background.main([str(tmp_path / "d.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "| 3 | its person, the real background | 1.000 | 1.00 |" in out and "holds" in out
+    for argv, message in ((["missing.npz"], "no such dump"), ([str(tmp_path / "d.npz"), "--width", "0"], "--width")):
+        with pytest.raises(SystemExit):
+            run_cli(background.main, argv)
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.startswith("error:") and len(err.splitlines()) == 1
+
+
 def test_independent_ssim_matches_the_library_on_odd_crops():
     from skimage.metrics import structural_similarity
 

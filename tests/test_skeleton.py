@@ -110,3 +110,18 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     with Skeleton.atomic_path(target) as tmp:
         np.save(tmp, np.ones(3))
     assert np.load(target).sum() == 3 and [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
+def test_person_mask_covers_the_limbs_and_scales_with_the_body():
+    size = 128
+    m = Skeleton.person_mask(POSE[None], size, 0.1)[0]
+    assert m.shape == (size, size) and m.dtype == np.float32 and set(np.unique(m)) <= {0.0, 1.0}
+    for a, b, _ in LIMBS:  # the middle of every limb is on the person ...
+        x, y = np.floor((0.5 * (POSE[a] + POSE[b if b >= 0 else Skeleton.L_SHOULDER])) * size).astype(int)
+        assert m[y, x] == 1
+    assert m[:5].sum() == 0 and m[:, :5].sum() == 0  # ... the frame's edges are not
+    hips = 0.5 * (POSE[Skeleton.L_HIP] + POSE[Skeleton.R_HIP])
+    small = Skeleton.person_mask(((POSE - hips) * 0.5 + hips)[None], size, 0.1)[0]
+    assert small.sum() == pytest.approx(m.sum() / 4, rel=0.15)  # a share of body height: the area goes as its square
+    wide = Skeleton.person_mask(POSE[None], size, 0.2)[0]
+    assert (wide >= m).all() and wide.sum() > 1.5 * m.sum()

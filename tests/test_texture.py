@@ -10,7 +10,7 @@ from conftest import FakeVS, run_script
 import Evaluate
 import GenTexture
 import GenTypes
-from Skeleton import Skeleton, UserError, run_cli
+from Skeleton import Skeleton, UserError, person_mask, run_cli
 
 S = 32  # px: tiny frames and a tiny net keep every test here under a few seconds
 TINY = {
@@ -171,14 +171,36 @@ def test_training_batches_take_their_reference_outside_the_window(one_thread):
     seen = set()
     for _ in range(20):
         idx = torch.randperm(40, generator=rng)[:8]
-        x, real, cond = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
+        x, real, cond, cost = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
         assert x.shape == (8, 11, S, S) and real.shape == cond.shape == (8, 3, S, S)
+        assert cost.shape == (8, 1, S, S) and (cost == cfg.lambda_mask).all()  # lambda_mask_bg None: one cost
         picked = frame_ids(x[:, 3:6])
         assert (np.abs(rows[picked] - rows[idx.numpy()]) > cfg.exclude).all()
         assert all(p in refs[i].tolist() for p, i in zip(picked, idx.tolist(), strict=True))
         np.testing.assert_array_equal(frame_ids(real), idx.numpy())  # the target itself is the frame asked for
         seen.update(zip(idx.tolist(), picked.tolist(), strict=True))
     assert len({p for i, p in seen if i == 20} | {p for i, p in seen if i == 21}) > 1  # drawn among the k nearest
+
+
+def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
+    from conftest import POSE
+
+    xy = np.stack([POSE, POSE])
+    flat = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.2))
+    assert flat.shape == (2, 1, S, S) and (flat == 0.2).all()  # lambda_mask_bg None: the one cost everywhere
+    cost = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.5, lambda_mask_bg=0.0))
+    person = person_mask(xy, S, GenTexture.PERSON_WIDTH)
+    assert 0 < person.mean() < 0.5
+    np.testing.assert_array_equal(cost[:, 0].numpy(), 0.5 * person)
+
+
+def test_training_with_a_free_background_stores_the_setting(tmp_path, one_thread):
+    vs = TexVS(tmp_path / "bg", n=40)
+    cfg = tiny_config(lambda_mask_bg=0.0)
+    summary = GenTexture.train(vs, cfg, out=tmp_path / "run", verbose=False)
+    assert np.isfinite(summary["last"]["train_loss"])
+    ckpt = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
+    assert ckpt["config"]["lambda_mask_bg"] == 0.0 and ckpt["config"]["lambda_mask"] == cfg.lambda_mask
 
 
 # --------------------------------------------------------------------------- training, checkpoints, loading
@@ -308,6 +330,7 @@ def test_missing_checkpoint_names_the_training_command(tmp_path):
         (["--exclude", "some"], "need --exclude auto or a number of rows >= 0, got 'some'"),
         (["--ref_k", "0"], "--ref_k >= 1"),
         (["--lambda_ssim", "-1"], "--lambda_ssim"),
+        (["--lambda_mask_bg", "-0.5"], "--lambda_mask(_bg)"),
         (["--force", "--resume"], "contradict each other"),
     ],
 )

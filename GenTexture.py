@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -95,11 +95,14 @@ LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
 LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
 LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
 # kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
-LAMBDA_MASK_BG = None  # the same cost off the person (None: LAMBDA_MASK everywhere). Lower, the background may be
-# painted (gen_type 3's smooth frame where the base is on) while the person stays real pixels (README "Texture")
+LAMBDA_MASK_BG = 0.0  # the same cost off the person: free, so the background may be painted (gen_type 3's smooth
+# frame where the base is on) while the person stays real pixels. On taichi1 at 128 px +0.032 body SSIM at the same
+# SSIM weight, the person still found by MediaPipe; at 64 px no measurable change (README "Texture (gen_type 9)")
 PERSON_WIDTH = 0.1  # the person, for LAMBDA_MASK_BG: within this x body height of a limb (Skeleton.person_mask)
-LAMBDA_SSIM = 3.0  # weight of 1 - SSIM (Train.ssim_loss) against L1: asks for detail where L1 would blur; on
-# taichi1 3 gave gen_type 3's body SSIM at more sharpness, 0 and 1 less SSIM (README "Texture (gen_type 9)")
+LAMBDA_SSIM = {64: 3.0, 128: 0.8}  # weight of 1 - SSIM (Train.ssim_loss) against L1, by frame size (larger sizes
+# take 128's): asks for detail where L1 would blur. At 64 px on taichi1, 3 gave gen_type 3's body SSIM at more
+# sharpness, 0 and 1 less SSIM; at 128 px the term switches the net from moving real pixels to painting a person
+# MediaPipe cannot find between 0.8 and 1 (README "Texture (gen_type 9)", "128 px on the CPU")
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
@@ -321,10 +324,9 @@ def make_batch(ds, idx, refs, cfg, rng, device):
 
 def paint_cost(xy, cfg):
     """What painting a pixel rather than using the warped reference's costs: (B, 13, 2) query joints (after
-    augmentation) -> (B, 1, S, S), cfg.lambda_mask on the person (Skeleton.person_mask), cfg.lambda_mask_bg off it
-    (None: lambda_mask there too, a constant map)."""
+    augmentation) -> (B, 1, S, S), cfg.lambda_mask on the person (Skeleton.person_mask), cfg.lambda_mask_bg off it."""
     xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
-    inside, outside = cfg.lambda_mask, cfg.lambda_mask if cfg.lambda_mask_bg is None else cfg.lambda_mask_bg
+    inside, outside = cfg.lambda_mask, cfg.lambda_mask_bg
     if inside == outside:
         return torch.full((len(xy), 1, cfg.size, cfg.size), float(inside))
     person = torch.from_numpy(person_mask(xy, cfg.size, PERSON_WIDTH))[:, None]  # (B, 1, S, S) in {0, 1}
@@ -399,8 +401,8 @@ class TrainConfig(RunConfig):
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
     lambda_warp: float = LAMBDA_WARP
     lambda_mask: float = LAMBDA_MASK
-    lambda_mask_bg: float | None = LAMBDA_MASK_BG
-    lambda_ssim: float = LAMBDA_SSIM
+    lambda_mask_bg: float = LAMBDA_MASK_BG
+    lambda_ssim: float | None = None  # None: LAMBDA_SSIM at this size (default_lambda_ssim)
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
     lr_D: float = LR_D
@@ -411,6 +413,11 @@ class TrainConfig(RunConfig):
 
     def __post_init__(self):
         self.lambda_L1 = lambda_pair(self.lambda_L1)
+
+
+def default_lambda_ssim(size):
+    """LAMBDA_SSIM's weight for a frame size: its own, or the largest size's below it (256 px takes 128's)."""
+    return LAMBDA_SSIM[max([s for s in LAMBDA_SSIM if s <= size], default=min(LAMBDA_SSIM))]
 
 
 def base_checkpoint(vs, cfg, fingerprint, verbose=True):
@@ -457,9 +464,13 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                                   force="--force", keys=("optimizer",))  # fmt: skip
         model_args = state["model_args"]
         cfg = resumed_config(cfg, state["config"], path=latest, force="--force")
+        if "lambda_mask_bg" not in state["config"]:  # a run from before the setting: one cost everywhere
+            cfg = replace(cfg, lambda_mask_bg=cfg.lambda_mask)
         net = build_from_checkpoint(TextureNet, model_args, state["model"], what=f"checkpoint {latest}", fix=fix)
         base_from = state.get("base_from")
     else:
+        if cfg.lambda_ssim is None:  # stored resolved: the checkpoint's config says what this run used
+            cfg = replace(cfg, lambda_ssim=default_lambda_ssim(cfg.size))
         base = base_checkpoint(vs, cfg, fingerprint, verbose)
         net, model_args = new_texture_net(model_args, base)
         base_from = base and {"path": base["_path"], "epoch": base["epoch"], "val": base.get("val", {})}
@@ -684,13 +695,15 @@ def main(argv=None):
         type=float,
         default=d.lambda_mask_bg,
         help=f"the same cost off the person (more than {PERSON_WIDTH:g} body heights from every limb; default "
-        f"{d.lambda_mask_bg}: --lambda_mask's)",
+        f"{d.lambda_mask_bg:g}: the background may be painted)",
     )
     p.add_argument(
         "--lambda_ssim",
         type=float,
         default=d.lambda_ssim,
-        help=f"weight of 1 - SSIM of the output (default {d.lambda_ssim})",
+        help="weight of 1 - SSIM of the output (default, by --size: "
+        + ", ".join(f"{w:g} at {s} px" for s, w in LAMBDA_SSIM.items())
+        + " and up)",
     )
     p.add_argument(
         "--lambda_adv",
@@ -708,7 +721,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     check_training_args(a, a.force, "--force")
     a.exclude = exclude_arg(a.exclude)
-    lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim, a.lambda_mask_bg or 0.0)
+    lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim or 0.0, a.lambda_mask_bg)
     if a.ref_k < 1 or min(lambdas) < 0:
         raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask(_bg), --lambda_ssim, --lambda_adv >= 0")
     cfg = config_from_args(TrainConfig, a, aug_prob="aug")

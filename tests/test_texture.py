@@ -173,7 +173,8 @@ def test_training_batches_take_their_reference_outside_the_window(one_thread):
         idx = torch.randperm(40, generator=rng)[:8]
         x, real, cond, cost = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
         assert x.shape == (8, 11, S, S) and real.shape == cond.shape == (8, 3, S, S)
-        assert cost.shape == (8, 1, S, S) and (cost == cfg.lambda_mask).all()  # lambda_mask_bg None: one cost
+        assert cost.shape == (8, 1, S, S)  # lambda_mask on the person, lambda_mask_bg (0 by default) off it:
+        np.testing.assert_allclose(cost.unique().numpy(), [cfg.lambda_mask_bg, cfg.lambda_mask], rtol=1e-6)
         picked = frame_ids(x[:, 3:6])
         assert (np.abs(rows[picked] - rows[idx.numpy()]) > cfg.exclude).all()
         assert all(p in refs[i].tolist() for p, i in zip(picked, idx.tolist(), strict=True))
@@ -186,8 +187,8 @@ def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
     from conftest import POSE
 
     xy = np.stack([POSE, POSE])
-    flat = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.2))
-    assert flat.shape == (2, 1, S, S) and (flat == 0.2).all()  # lambda_mask_bg None: the one cost everywhere
+    flat = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.2, lambda_mask_bg=0.2))
+    assert flat.shape == (2, 1, S, S) and (flat == 0.2).all()  # the same cost on and off the person
     cost = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.5, lambda_mask_bg=0.0))
     person = person_mask(xy, S, GenTexture.PERSON_WIDTH)
     assert 0 < person.mean() < 0.5
@@ -196,11 +197,18 @@ def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
 
 def test_training_with_a_free_background_stores_the_setting(tmp_path, one_thread):
     vs = TexVS(tmp_path / "bg", n=40)
-    cfg = tiny_config(lambda_mask_bg=0.0)
+    cfg = tiny_config(lambda_mask_bg=0.1)
     summary = GenTexture.train(vs, cfg, out=tmp_path / "run", verbose=False)
     assert np.isfinite(summary["last"]["train_loss"])
     ckpt = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
-    assert ckpt["config"]["lambda_mask_bg"] == 0.0 and ckpt["config"]["lambda_mask"] == cfg.lambda_mask
+    assert ckpt["config"]["lambda_mask_bg"] == 0.1 and ckpt["config"]["lambda_mask"] == cfg.lambda_mask
+    assert ckpt["config"]["lambda_ssim"] == GenTexture.default_lambda_ssim(S)  # stored as used, not None
+
+
+def test_the_ssim_weight_defaults_by_size():
+    weights = GenTexture.LAMBDA_SSIM
+    assert GenTexture.default_lambda_ssim(64) == weights[64] and GenTexture.default_lambda_ssim(128) == weights[128]
+    assert GenTexture.default_lambda_ssim(256) == weights[128] and GenTexture.default_lambda_ssim(S) == weights[64]
 
 
 # --------------------------------------------------------------------------- training, checkpoints, loading
@@ -301,6 +309,20 @@ def test_resume_continues_the_run(trained, one_thread):
     assert summary["epoch"] == 2
     log = (GenTypes.checkpoint_dir(vs, 9, S) / "train_log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == ["1", "2"]
+
+
+def test_a_run_from_before_lambda_mask_bg_resumes_with_one_cost(tmp_path, one_thread):
+    from Checkpoints import save_checkpoint
+
+    vs = TexVS(tmp_path / "old", n=40)
+    GenTexture.train(vs, tiny_config(), out=tmp_path / "run", verbose=False)
+    latest = tmp_path / "run" / "latest.pth"
+    ckpt = torch.load(latest, weights_only=True)
+    del ckpt["config"]["lambda_mask_bg"]  # as written before the setting existed
+    save_checkpoint(ckpt, latest)
+    GenTexture.train(vs, tiny_config(epochs=2), out=tmp_path / "run", resume=True, verbose=False)
+    config = torch.load(latest, weights_only=True)["config"]
+    assert config["lambda_mask_bg"] == config["lambda_mask"] == GenTexture.LAMBDA_MASK
 
 
 def test_gen_type_table_and_evaluate_pick_it_up():

@@ -524,7 +524,8 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         )
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
               f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} ({reach}; "
-              f"nearest {cfg.ref_k}), "
+              f"nearest {cfg.ref_k}), SSIM x{cfg.lambda_ssim:g}, painting costs {cfg.lambda_mask:g} on the person "
+              f"and {cfg.lambda_mask_bg:g} off it, "
               f"batch {bsz}, "
               f"{run.plan()}{resumed} -> {out}")  # fmt: skip
 

@@ -125,3 +125,7 @@ def test_person_mask_covers_the_limbs_and_scales_with_the_body():
     assert small.sum() == pytest.approx(m.sum() / 4, rel=0.15)  # a share of body height: the area goes as its square
     wide = Skeleton.person_mask(POSE[None], size, 0.2)[0]
     assert (wide >= m).all() and wide.sum() > 1.5 * m.sum()
+    missing = POSE.copy()
+    missing[Skeleton.L_WRIST] = np.nan  # a joint MediaPipe did not find: that pose draws nothing, the others do
+    both = Skeleton.person_mask(np.stack([missing, POSE]), size, 0.1)
+    assert both[0].sum() == 0 and np.array_equal(both[1], m)

@@ -123,11 +123,16 @@ def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=
 def resumed_config(cfg, stored, *, path, force):
     """The configuration a resumed run continues with: the run's own (`stored`, its checkpoint's), with cfg's plan
     (epochs, time budget, device) where cfg sets one. Any other setting of cfg that differs from both its default
-    and the run's is a contradiction: UserError naming it (--resume continues the run as it was configured)."""
+    and the run's is a contradiction: UserError naming it (--resume continues the run as it was configured).
+
+    A setting added after the run was written takes the value that reproduces how that run trained, where the
+    config class names one (its BEFORE: {field: stored config -> value}), else today's default."""
     defaults = type(cfg)()
     names = {f.name for f in fields(cfg)}
+    before = getattr(cfg, "BEFORE", {})
     with unusable(f"checkpoint {path}", f"start over with {force}"):
         merged = {k: v for k, v in stored.items() if k in names}
+        merged |= {k: then(stored) for k, then in before.items() if k not in stored}
         for f in fields(cfg):
             mine, default, theirs = getattr(cfg, f.name), getattr(defaults, f.name), stored.get(f.name)
             if f.name == "device" or (f.name in PLAN_FIELDS and (mine != default or f.name not in merged)):

@@ -31,6 +31,7 @@ import time  # noqa: E402
 from dataclasses import asdict, dataclass, replace  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import ClassVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -57,7 +58,7 @@ from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from GenVanillaNN import CKPT_FORMAT as VANILLA_FORMAT  # noqa: E402
 from GenVanillaNN import gen_type_of_variant  # noqa: E402
 from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402
-from Skeleton import INTERRUPTED, UserError, check_writable, person_mask, run_cli  # noqa: E402
+from Skeleton import INTERRUPTED, PERSON_WIDTH, UserError, check_writable, person_mask, run_cli  # noqa: E402
 from Train import (  # noqa: E402
     RunConfig,
     TrainedGenerator,
@@ -98,7 +99,6 @@ LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped refer
 LAMBDA_MASK_BG = 0.0  # the same cost off the person: free, so the background may be painted (gen_type 3's smooth
 # frame where the base is on) while the person stays real pixels. On taichi1 at 128 px +0.032 body SSIM at the same
 # SSIM weight, the person still found by MediaPipe; at 64 px no measurable change (README "Texture (gen_type 9)")
-PERSON_WIDTH = 0.1  # the person, for LAMBDA_MASK_BG: within this x body height of a limb (Skeleton.person_mask)
 LAMBDA_SSIM = {64: 3.0, 128: 0.8}  # weight of 1 - SSIM (Train.ssim_loss) against L1, by frame size (larger sizes
 # take 128's): asks for detail where L1 would blur. At 64 px on taichi1, 3 gave gen_type 3's body SSIM at more
 # sharpness, 0 and 1 less SSIM; at 128 px the term switches the net from moving real pixels to painting a person
@@ -270,22 +270,16 @@ def nearest_training(train_xy, query_xy):
     return idx, np.sqrt(np.maximum(d[np.arange(len(idx)), idx], 0))
 
 
-def held_reach(xy, held_xy):
-    """Median over held-out poses (M, 13, 2) of the pose distance to their nearest training pose (N, 13, 2): how
-    far inference's references will be."""
-    return float(np.median(nearest_training(xy, held_xy)[1]))
-
-
-def auto_exclude(xy, rows, held_xy, *, k=REF_K, chunk=512):
+def auto_exclude(xy, rows, goal, *, k=REF_K, chunk=512):
     """The window --exclude auto uses: the fewest cache rows w each side of a training frame whose reference_reach
-    is at least the held-out poses' held_reach (the selection block's). Training then meets references as far from
-    its frames as inference will, whatever the frame rate: at 30 fps the neighbours within a second are
-    near-duplicates, at 1 frame in 10 they are not.
+    is at least `goal`, the held-out poses' median distance to their nearest training frame (the selection block's,
+    nearest_training: as far as inference's references will be). Training then meets references that far from its
+    frames whatever the frame rate: at 30 fps the neighbours within a second are near-duplicates, at 1 frame in 10
+    they are not.
 
-    xy (N, 13, 2) training joints, rows (N,) their cache rows, held_xy (M, 13, 2) -> w (int >= 0), the largest that
-    leaves k frames outside every window if none reaches the held-out distance.
+    xy (N, 13, 2) training joints, rows (N,) their cache rows, goal (float) -> w (int >= 0), the largest that leaves
+    k frames outside every window if none reaches the goal.
     """
-    goal = held_reach(xy, held_xy)
     lo, hi = 0, max(0, (len(xy) - k - 1) // 2)  # hi: k frames stay outside every window
     while lo < hi:  # the reach grows with w (a wider window only removes candidates): bisect for the fewest
         mid = (lo + hi) // 2
@@ -329,7 +323,7 @@ def paint_cost(xy, cfg):
     inside, outside = cfg.lambda_mask, cfg.lambda_mask_bg
     if inside == outside:
         return torch.full((len(xy), 1, cfg.size, cfg.size), float(inside))
-    person = torch.from_numpy(person_mask(xy, cfg.size, PERSON_WIDTH))[:, None]  # (B, 1, S, S) in {0, 1}
+    person = torch.from_numpy(person_mask(xy, cfg.size))[:, None]  # (B, 1, S, S) in {0, 1}
     return outside + (inside - outside) * person
 
 
@@ -410,6 +404,8 @@ class TrainConfig(RunConfig):
     ref_k: int = REF_K
     base: str = BASE
     model_args: dict | None = None  # overrides of default_texture_args (experiments; not on the command line)
+    # Checkpoints.resumed_config: a run written before a setting existed trained as this value of it.
+    BEFORE: ClassVar[dict] = {"lambda_mask_bg": lambda stored: stored.get("lambda_mask", LAMBDA_MASK)}  # one cost
 
     def __post_init__(self):
         self.lambda_L1 = lambda_pair(self.lambda_L1)
@@ -464,8 +460,6 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
                                   force="--force", keys=("optimizer",))  # fmt: skip
         model_args = state["model_args"]
         cfg = resumed_config(cfg, state["config"], path=latest, force="--force")
-        if "lambda_mask_bg" not in state["config"]:  # a run from before the setting: one cost everywhere
-            cfg = replace(cfg, lambda_mask_bg=cfg.lambda_mask)
         net = build_from_checkpoint(TextureNet, model_args, state["model"], what=f"checkpoint {latest}", fix=fix)
         base_from = state.get("base_from")
     else:
@@ -497,9 +491,10 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
     train_xy = train_ds.xy.numpy()
     val = val_block(vs, val_ds, val_pos)
     val_ref, val_dist = nearest_training(train_xy, val.xy)  # (N_val,) into train_ds, (N_val,) how far each is
+    held_reach = float(np.median(val_dist))  # how far inference's references will be
     exclude = cfg.exclude
     if exclude == "auto":
-        exclude = auto_exclude(train_xy, train_rows, val.xy, k=cfg.ref_k)
+        exclude = auto_exclude(train_xy, train_rows, held_reach, k=cfg.ref_k)
     refs = torch.from_numpy(reference_table(train_xy, train_rows, exclude=exclude, k=cfg.ref_k))
     ref_maps, _, ref_imgs = train_ds.batch(torch.from_numpy(val_ref))
     ref_flow = joint_flow(val.xy, train_ds.xy[val_ref].numpy(), cfg.size)
@@ -519,9 +514,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
         resumed = f" from epoch {run.epoch}" if state else ""
         auto = " (auto)" if cfg.exclude == "auto" else ""
         reach = reference_reach(train_xy, train_rows, exclude, table=refs.numpy())  # no second table
-        reach = (
-            f"median pose distance {reach:.3f}; the selection block's to the training frames: {np.median(val_dist):.3f}"
-        )
+        reach = f"median pose distance {reach:.3f}; the selection block's to the training frames: {held_reach:.3f}"
         print(f"training {what}, {n_params / 1e6:.2f}M parameters, on {device}: {len(train_ds)} train / "
               f"{len(val_ds)} selection-block frames, references outside +-{exclude} rows{auto} ({reach}; "
               f"nearest {cfg.ref_k}), SSIM x{cfg.lambda_ssim:g}, painting costs {cfg.lambda_mask:g} on the person "

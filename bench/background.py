@@ -23,9 +23,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads Ope
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from GenTexture import PERSON_WIDTH  # noqa: E402
 from Metrics import body_boxes, gradient_energy, image_metrics, sharpness_ratio  # noqa: E402
-from Skeleton import UserError, person_mask, run_cli  # noqa: E402
+from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
 
 FEATHER = 1.0  # px, Gaussian sigma on the mask's edge: a hard cut would add a seam's gradients to both parts
 

@@ -147,16 +147,18 @@ def test_the_auto_window_makes_training_references_as_far_as_the_held_out_poses(
     for fps in (10, 30):
         xy = motion(fps)
         rows = np.arange(len(xy))
-        w = GenTexture.auto_exclude(xy, rows, held, chunk=64)
         goal = np.median(np.linalg.norm(held.reshape(-1, 1, 26) - xy.reshape(1, -1, 26), axis=-1).min(1))
+        held_reach = float(np.median(GenTexture.nearest_training(xy, held)[1]))  # what train() passes
+        w = GenTexture.auto_exclude(xy, rows, held_reach, chunk=64)
         assert median_reach(xy, rows, w) >= goal > median_reach(xy, rows, w - 1)  # the fewest rows that do
         assert GenTexture.reference_reach(xy, rows, w, chunk=64) == pytest.approx(median_reach(xy, rows, w), rel=1e-4)
-        assert GenTexture.held_reach(xy, held) == pytest.approx(goal, rel=1e-4)
+        assert held_reach == pytest.approx(goal, rel=1e-4)
         widths[fps] = w
     assert widths[10] > 0 and 2.5 <= widths[30] / widths[10] <= 3.5  # the same motion: 3x the frames, 3x the rows
     # Held-out poses unlike any training pose: the widest window that still leaves k frames outside it.
     xy = motion(10, seconds=3)
-    assert GenTexture.auto_exclude(xy, np.arange(len(xy)), xy[:5] + 0.3, k=3) == (len(xy) - 3 - 1) // 2
+    far = float(np.median(GenTexture.nearest_training(xy, xy[:5] + 0.3)[1]))
+    assert GenTexture.auto_exclude(xy, np.arange(len(xy)), far, k=3) == (len(xy) - 3 - 1) // 2
 
 
 def test_training_batches_take_their_reference_outside_the_window(one_thread):
@@ -190,7 +192,7 @@ def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
     flat = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.2, lambda_mask_bg=0.2))
     assert flat.shape == (2, 1, S, S) and (flat == 0.2).all()  # the same cost on and off the person
     cost = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.5, lambda_mask_bg=0.0))
-    person = person_mask(xy, S, GenTexture.PERSON_WIDTH)
+    person = person_mask(xy, S)
     assert 0 < person.mean() < 0.5
     np.testing.assert_array_equal(cost[:, 0].numpy(), 0.5 * person)
 

@@ -54,7 +54,7 @@ from Checkpoints import (  # noqa: E402
 )
 from Distributed import pick_device  # noqa: E402
 from GenNearest import GenNearest, pose_features  # noqa: E402
-from GenTypes import SIZE, checkpoint_dir, gen_type_of  # noqa: E402
+from GenTypes import RENDER_BATCH, SIZE, checkpoint_dir, gen_type_of  # noqa: E402
 from GenVanillaNN import CKPT_FORMAT as VANILLA_FORMAT  # noqa: E402
 from GenVanillaNN import gen_type_of_variant  # noqa: E402
 from Networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input  # noqa: E402
@@ -359,6 +359,14 @@ class GenTexture(TrainedGenerator):
     def inputs(self, poses):
         _, images, xy = self.references(poses)
         return texture_input(poses, images, xy, self.size)
+
+    @torch.no_grad()
+    def moved(self, xy, batch=RENDER_BATCH):
+        """Where the output is the nearest frame moved rather than painted: (N, 13, 2) joints -> (N, S, S) float32,
+        the net's mask in [0, 1] (1: the warped reference, 0: the painted colours)."""
+        xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
+        parts = (self.net.parts(self.inputs(xy[a : a + batch]).to(self.device)) for a in range(0, len(xy), batch))
+        return np.concatenate([mask[:, 0].float().cpu().numpy() for _, _, mask in parts])
 
     def generate_from(self, xy, rows):
         """Each pose rendered from a given stored frame instead of its nearest: (N, 13, 2) joints, (N,) positions into

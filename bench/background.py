@@ -1,14 +1,15 @@
 """Where does a generator's gap to the real frames lie: on the person, or behind them? (#15)
 
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3,9 --dump out/eval/taichi1/taichi1.npz
-    python bench/background.py out/eval/taichi1/taichi1.npz [--width 0.1]
+    python bench/background.py out/eval/taichi1/taichi1.npz [--width 0.1] [--pose]
 
 Evaluate's body box holds the person and what is behind them. Each generated frame of the dump is cut along the
 real pose's person mask (Skeleton.person_mask: within --width x body height of a limb, feathered by a pixel) and
 put together with the real frame two ways: its person on the real background, and the real person on its
 background. The body-box SSIM and sharpness (Evaluate's) of the three say how much of a generator's gap lies on
 the person and how much behind them; the first line says how much of the real frames' body box, and of their
-gradient energy (the detail sharpness counts), is the person's.
+gradient energy (the detail sharpness counts), is the person's. --pose also runs MediaPipe on each (Evaluate's pose
+consistency, for dumps of 128 px and up): whether the person or the background keeps it from finding anyone.
 """
 
 import argparse
@@ -23,7 +24,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads Ope
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from Metrics import body_boxes, gradient_energy, image_metrics, sharpness_ratio  # noqa: E402
+from bench.verify_dump import load_dump  # noqa: E402
+from Metrics import body_boxes, gradient_energy, image_metrics, pose_consistency, sharpness_ratio  # noqa: E402
+from Pose import detect_poses  # noqa: E402
 from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
 
 FEATHER = 1.0  # px, Gaussian sigma on the mask's edge: a hard cut would add a seam's gradients to both parts
@@ -40,16 +43,25 @@ def compose(person, background, weights):
     return np.round(w * person + (1.0 - w) * background).astype(np.uint8)
 
 
-def split_scores(fake, real, xy, weights):
-    """{what: (body-box SSIM, sharpness)} for the frames as generated, their person on the real background, and
-    the real person on their background."""
-    boxes = body_boxes(xy, real.shape[1])
-    frames = {
+def composites(fake, real, weights):
+    """{what: (N, S, S, 3) uint8}: the frames as generated, their person on the real background, and the real
+    person on their background."""
+    return {
         "as generated": fake,
         "its person, the real background": compose(fake, real, weights),
         "the real person, its background": compose(real, fake, weights),
     }
-    return {k: (image_metrics(f, real, xy)["box_ssim"], sharpness_ratio(f, real, boxes)) for k, f in frames.items()}
+
+
+def split_scores(frames, real, xy, pose=False):
+    """{what: [body-box SSIM, sharpness(, pose found)]} for each of composites()'s frames; pose: also the share of
+    them where MediaPipe finds a person (Evaluate's pose consistency, at 128 px and up)."""
+    boxes = body_boxes(xy, real.shape[1])
+    out = {k: [image_metrics(f, real, xy)["box_ssim"], sharpness_ratio(f, real, boxes)] for k, f in frames.items()}
+    if pose:
+        for k, f in frames.items():
+            out[k].append(pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}"), xy)["pose_found"])
+    return out
 
 
 def person_share(real, xy, weights):
@@ -64,28 +76,26 @@ def main(argv=None):
     p.add_argument("dump", help="an Evaluate.py --dump file (.npz)")
     p.add_argument("--width", type=float, default=PERSON_WIDTH,
                    help=f"the person: within this x body height of a limb (default {PERSON_WIDTH})")  # fmt: skip
+    p.add_argument("--pose", action="store_true",
+                   help="also MediaPipe on every composite: which part keeps it from finding the person")  # fmt: skip
     a = p.parse_args(argv)
     if not 0 < a.width <= 1:
         raise UserError(f"need 0 < --width <= 1, got {a.width}")
-    path = Path(a.dump)
-    if not path.is_file():
-        raise UserError(f"{a.dump}: no such dump (make one with Evaluate.py --dump)")
-    try:
-        with np.load(path, allow_pickle=False) as d:
-            real, xy = d["real"], d["xy"]
-            fakes = {k.removeprefix("fake_"): d[k] for k in d.files if k.startswith("fake_")}
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{a.dump} is not an Evaluate.py dump ({e})") from None
-    if not fakes:
-        raise UserError(f"{a.dump} holds no generated frames (fake_<gen_type>)")
+    data = load_dump(a.dump, required=("real", "xy"))
+    real, xy, path = data["real"], data["xy"], Path(a.dump)
+    fakes = {k.removeprefix("fake_"): v for k, v in data.items() if k.startswith("fake_")}
     weights = person_weights(xy, real.shape[1], a.width)
     area, energy = person_share(real, xy, weights)
     print(f"{path.name}: {len(real)} frames, {real.shape[1]} px; the person (within {a.width:g} body heights of a "
           f"limb) is {area:.0%} of the body box and holds {energy:.0%} of its gradient energy")  # fmt: skip
-    print("| gen_type | frames | body SSIM | sharpness |\n|---:|---|---:|---:|")
+    if a.pose:
+        found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames"), xy)["pose_found"]
+        print(f"MediaPipe finds the person in {found:.0%} of the real frames")
+    print("| gen_type | frames | body SSIM | sharpness |" + " pose found |" * a.pose)
+    print("|---:|---|---:|---:|" + "---:|" * a.pose)
     for g, fake in fakes.items():
-        for what, (ssim, sharp) in split_scores(fake, real, xy, weights).items():
-            print(f"| {g} | {what} | {ssim:.3f} | {sharp:.2f} |")
+        for what, scores in split_scores(composites(fake, real, weights), real, xy, a.pose).items():
+            print(f"| {g} | {what} | {scores[0]:.3f} | {scores[1]:.2f} |" + "".join(f" {v:.0%} |" for v in scores[2:]))
     return 0
 
 

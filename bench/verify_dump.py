@@ -93,8 +93,9 @@ def recompute(fake, real, boxes, consecutive):
     }
 
 
-def load_dump(path):
-    """The dump's arrays (no pickle); UserError if it is not an Evaluate.py --dump."""
+def load_dump(path, required=REQUIRED):
+    """The dump's arrays (no pickle); UserError if it is not an Evaluate.py --dump (lacks one of `required`) or holds
+    no generated frames (fake_<gen_type>). The other bench scripts that read a dump load it here."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"dump not found: {path}")
@@ -103,9 +104,11 @@ def load_dump(path):
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {path} as an .npz without pickle: {e}") from None
-    missing = [k for k in REQUIRED if k not in data]
+    missing = [k for k in required if k not in data]
     if missing:
         raise UserError(f"{path} is not an Evaluate.py --dump (no {', '.join(missing)})")
+    if not any(k.startswith("fake_") for k in data):
+        raise UserError(f"{path} holds no generated frames (fake_<gen_type>)")
     return data
 
 

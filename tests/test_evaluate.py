@@ -246,7 +246,8 @@ def test_background_bench_puts_the_gap_where_it_was_made(tmp_path, capsys):
     off = background.person_weights(xy, size, 0.1) < 0.01  # (N, S, S) pixels wholly off the person
     fake = real.copy()
     fake[off] = 128  # the generator got the person right and painted the background flat
-    scores = background.split_scores(fake, real, xy, background.person_weights(xy, size, 0.1))
+    weights = background.person_weights(xy, size, 0.1)
+    scores = background.split_scores(background.composites(fake, real, weights), real, xy)
     as_made, its_person, real_person = (scores[k] for k in scores)
     assert as_made[0] < 0.95 and as_made[1] < 0.8  # the flat background costs SSIM and detail ...
     assert its_person[0] == pytest.approx(1.0, abs=0.01) and its_person[1] == pytest.approx(1.0, abs=0.01)
@@ -257,9 +258,43 @@ def test_background_bench_puts_the_gap_where_it_was_made(tmp_path, capsys):
     assert background.main([str(tmp_path / "d.npz")]) == 0
     out = capsys.readouterr().out
     assert "| 3 | its person, the real background | 1.000 | 1.00 |" in out and "holds" in out
-    for argv, message in ((["missing.npz"], "no such dump"), ([str(tmp_path / "d.npz"), "--width", "0"], "--width")):
+    for argv, message in ((["missing.npz"], "dump not found"), ([str(tmp_path / "d.npz"), "--width", "0"], "--width")):
         with pytest.raises(SystemExit):
             run_cli(background.main, argv)
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_background_bench_tells_which_part_hides_the_person_from_mediapipe(sample_vs):
+    from bench import background
+
+    pick = sample_vs.split().test[:8]
+    real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
+    weights = background.person_weights(xy, 128, 0.1)
+    fake = np.round(weights[..., None] * 128 + (1 - weights[..., None]) * real).astype(np.uint8)  # person erased
+    scores = background.split_scores(background.composites(fake, real, weights), real, xy, pose=True)
+    as_made, its_person, real_person = (scores[k][2] for k in scores)
+    assert as_made == its_person == 0.0 and real_person == 1.0  # the generated person is what MediaPipe misses
+
+
+def test_sharpen_bench_amplifies_what_the_frames_have(tmp_path, capsys):
+    from bench import sharpen
+
+    real = texture(4)
+    xy = full_frame_poses(4)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in real])
+    flat = np.full_like(real, 128)
+    before, after = (sharpen.scores(f, real, xy) for f in (blurred, sharpen.unsharp(blurred, 1.0, 0.5)))
+    assert after[2] > before[2] * 1.2 and after[1] != before[1]  # more gradient energy, other pixels
+    np.testing.assert_array_equal(sharpen.unsharp(flat, 2.0, 0.6), flat)  # nothing to amplify: nothing added
+    np.savez(tmp_path / "d.npz", real=real, xy=xy, fake_3=blurred)
+    assert sharpen.main([str(tmp_path / "d.npz"), "--radius", "1", "--amount", "0.5"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 2 and rows[0].startswith("| 3 | - | - |") and "| 1.0 | 0.5 |" in rows[1]
+    bad = ((["missing.npz"], "dump not found"), ([str(tmp_path / "d.npz"), "--amount", "0"], "--amount"))
+    for argv, message in bad:
+        with pytest.raises(SystemExit):
+            run_cli(sharpen.main, argv)
         err = capsys.readouterr().err.strip()
         assert message in err and err.startswith("error:") and len(err.splitlines()) == 1
 

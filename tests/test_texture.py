@@ -285,6 +285,22 @@ def test_generate_from_renders_each_pose_from_the_frame_given(trained, one_threa
     assert other.shape == (len(val), S, S, 3) and not np.array_equal(other, gen.generate_batch(query))
 
 
+def test_moved_is_the_nets_mask_for_the_nearest_frame(trained, one_thread):
+    vs, _ = trained
+    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    query = vs.xy[vs.split()[2]]
+    head, ps = gen.net.unet.head, gen.net.unet.ps
+    mask_channels = slice(2 * ps * ps, 3 * ps * ps)  # the mask is output channel 2, before pixel_shuffle
+    with torch.no_grad():
+        head.weight[mask_channels] = 0.0
+        for bias, expected in ((20.0, 1.0), (-20.0, 0.0)):  # tanh(+-20): all moved, all painted
+            head.bias[mask_channels] = bias
+            moved = gen.moved(query, batch=3)  # batches of 3: the parts are put back in order
+            assert moved.shape == (len(query), S, S) and np.allclose(moved, expected, atol=1e-6)
+        head.bias[mask_channels] = 0.0  # half and half: each pixel's output is the mean of the two
+        assert np.allclose(gen.moved(query), 0.5, atol=1e-6)
+
+
 def test_reference_bench_scores_the_nearest_as_evaluate_and_the_oracle_highest(trained, one_thread):
     import Metrics
     from bench import references

@@ -6,7 +6,7 @@
 Evaluate's body box holds the person and what is behind them. Each generated frame of the dump is cut along the
 real pose's person mask (Skeleton.person_mask: within --width x body height of a limb, feathered by a pixel) and
 put together with the real frame two ways: its person on the real background, and the real person on its
-background. The body-box SSIM and sharpness (Evaluate's) of the three say how much of a generator's gap lies on
+background. The body-box SSIM, L1 and sharpness (Evaluate's) of the three say how much of a generator's gap lies on
 the person and how much behind them; the first line says how much of the real frames' body box, and of their
 gradient energy (the detail sharpness counts), is the person's. --pose also runs MediaPipe on each (Evaluate's pose
 consistency, for dumps of 128 px and up): whether the person or the background keeps it from finding anyone.
@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.verify_dump import load_dump  # noqa: E402
-from Metrics import body_boxes, gradient_energy, image_metrics, pose_consistency, sharpness_ratio  # noqa: E402
+from Metrics import body_boxes, box_l1, gradient_energy, image_metrics, pose_consistency, sharpness_ratio  # noqa: E402
 from Pose import detect_poses  # noqa: E402
 from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
 
@@ -54,12 +54,15 @@ def composites(fake, real, weights):
 
 
 def split_scores(frames, real, xy, pose=False):
-    """{what: [body-box SSIM, sharpness(, pose found)]} for each of composites()'s frames; pose: also the share of
-    them where MediaPipe finds a person (Evaluate's pose consistency, at 128 px and up)."""
+    """{what: [body-box SSIM, body L1 (pixels in [0, 1]), sharpness(, pose found)]} of each of a dict of frame sets
+    (composites(), bench/sharpen.py's filtered frames) against the real frames, as Evaluate scores them; pose: also
+    the share of them where MediaPipe finds a person (Evaluate's pose consistency, at 128 px and up)."""
     boxes = body_boxes(xy, real.shape[1])
-    out = {k: [image_metrics(f, real, xy)["box_ssim"], sharpness_ratio(f, real, boxes)] for k, f in frames.items()}
-    if pose:
-        for k, f in frames.items():
+    out = {}
+    for k, f in frames.items():
+        out[k] = [image_metrics(f, real, xy)["box_ssim"], float(box_l1(f, real, boxes).mean())]
+        out[k].append(sharpness_ratio(f, real, boxes))
+        if pose:
             out[k].append(pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}"), xy)["pose_found"])
     return out
 
@@ -91,11 +94,11 @@ def main(argv=None):
     if a.pose:
         found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames"), xy)["pose_found"]
         print(f"MediaPipe finds the person in {found:.0%} of the real frames")
-    print("| gen_type | frames | body SSIM | sharpness |" + " pose found |" * a.pose)
-    print("|---:|---|---:|---:|" + "---:|" * a.pose)
+    print("| gen_type | frames | body SSIM | body L1 | sharpness |" + " pose found |" * a.pose)
+    print("|---:|---|---:|---:|---:|" + "---:|" * a.pose)
     for g, fake in fakes.items():
-        for what, scores in split_scores(composites(fake, real, weights), real, xy, a.pose).items():
-            print(f"| {g} | {what} | {scores[0]:.3f} | {scores[1]:.2f} |" + "".join(f" {v:.0%} |" for v in scores[2:]))
+        for what, s in split_scores(composites(fake, real, weights), real, xy, a.pose).items():
+            print(f"| {g} | {what} | {s[0]:.3f} | {s[1]:.4f} | {s[2]:.2f} |" + "".join(f" {v:.0%} |" for v in s[3:]))
     return 0
 
 

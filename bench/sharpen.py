@@ -23,9 +23,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads Ope
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.background import split_scores  # noqa: E402
 from bench.verify_dump import load_dump  # noqa: E402
-from Metrics import body_boxes, box_l1, image_metrics, pose_consistency, sharpness_ratio  # noqa: E402
-from Pose import detect_poses  # noqa: E402
 from Skeleton import UserError, run_cli  # noqa: E402
 
 RADII = (1.0, 2.0, 5.0)  # Gaussian sigma, px of a 64 px frame: fine detail .. the limbs' width
@@ -37,16 +36,6 @@ def unsharp(frames, sigma, amount):
     f = frames.astype(np.float32)
     blur = np.stack([cv2.GaussianBlur(x, (0, 0), sigma) for x in f])
     return np.clip(np.round(f + amount * (f - blur)), 0, 255).astype(np.uint8)
-
-
-def scores(frames, real, xy, pose=False):
-    """[body SSIM, body L1 (pixels in [0, 1]), sharpness(, pose found)] of frames against the real ones."""
-    boxes = body_boxes(xy, real.shape[1])
-    out = [image_metrics(frames, real, xy)["box_ssim"], float(box_l1(frames, real, boxes).mean())]
-    out.append(sharpness_ratio(frames, real, boxes))
-    if pose:
-        out.append(pose_consistency(detect_poses(frames, desc="MediaPipe"), xy)["pose_found"])
-    return out
 
 
 def main(argv=None):
@@ -66,9 +55,8 @@ def main(argv=None):
     print("|---:|---:|---:|---:|---:|---:|" + "---:|" * a.pose)
     for g in sorted((k.removeprefix("fake_") for k in data if k.startswith("fake_")), key=str):
         fake = data[f"fake_{g}"]
-        rows = [("-", "-", fake)] + [(r, m, unsharp(fake, r * scale, m)) for r in a.radius for m in a.amount]
-        for r, m, frames in rows:
-            s = scores(frames, real, xy, a.pose)
+        frames = {("-", "-"): fake} | {(r, m): unsharp(fake, r * scale, m) for r in a.radius for m in a.amount}
+        for (r, m), s in split_scores(frames, real, xy, a.pose).items():
             print(f"| {g} | {r} | {m} | {s[0]:.3f} | {s[1]:.4f} | {s[2]:.2f} |" + "".join(f" {v:.0%} |" for v in s[3:]))
     return 0
 

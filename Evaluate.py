@@ -39,7 +39,7 @@ from tqdm import tqdm  # noqa: E402
 
 from DanceDemo import PoseNormalizer  # noqa: E402
 from GenTypes import GEN_TYPES, RENDER_BATCH, SIZE, generator_module, load_generator  # noqa: E402
-from Metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency  # noqa: E402
+from Metrics import BOX_MARGIN, POSE_NEAR, all_metrics, body_boxes, pose_consistency  # noqa: E402
 from Pose import detect_poses  # noqa: E402
 from Skeleton import ROOT, UserError, atomic_path, check_writable, render_maps, run_cli, write_png  # noqa: E402
 from VideoSkeleton import POSE_MODE, VideoSkeleton, add_framing_arg, check_video_path  # noqa: E402
@@ -74,6 +74,7 @@ COLUMNS = (
     ("sharpness", "sharpness", "{:.2f}"),
     ("flicker", "flicker", "{:.2f}"),
     ("pose_found", "pose found", "{:.0%}"),
+    ("pose_near", "found near", "{:.0%}"),
     ("pose_err", "joint err (% height)", "{:.1%}"),
     ("ms_per_frame", "ms/frame", "{:.1f}"),
 )
@@ -475,7 +476,8 @@ def main(argv=None):
     if reference is not None:
         notes.append(
             f"pose: MediaPipe ({POSE_MODE}) on each generated {a.size} px frame vs its input skeleton; the real frames "
-            f"score {reference['pose_found']:.0%} found, {reference['pose_err']:.1%} of body height"
+            f"score {reference['pose_found']:.0%} found, {reference['pose_err']:.1%} of body height; found near = "
+            f"found with joints within {POSE_NEAR:g} body heights of the input (further off, it is not the person)"
         )
     elif pose is None:
         notes.append(f"pose consistency: n/a below {POSE_MIN_SIZE} px (MediaPipe finds nobody in such small frames)")

@@ -25,7 +25,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.verify_dump import load_dump  # noqa: E402
-from Metrics import body_boxes, box_l1, gradient_energy, image_metrics, pose_consistency, sharpness_ratio  # noqa: E402
+from Metrics import (  # noqa: E402
+    POSE_NEAR,
+    body_boxes,
+    box_l1,
+    gradient_energy,
+    image_metrics,
+    pose_consistency,
+    sharpness_ratio,
+)
 from Pose import detect_poses  # noqa: E402
 from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
 
@@ -54,16 +62,18 @@ def composites(fake, real, weights):
 
 
 def split_scores(frames, real, xy, pose=False):
-    """{what: [body-box SSIM, body L1 (pixels in [0, 1]), sharpness(, pose found)]} of each of a dict of frame sets
-    (composites(), bench/sharpen.py's filtered frames) against the real frames, as Evaluate scores them; pose: also
-    the share of them where MediaPipe finds a person (Evaluate's pose consistency, at 128 px and up)."""
+    """{what: [body-box SSIM, body L1 (pixels in [0, 1]), sharpness(, pose found, found near)]} of each of a dict of
+    frame sets (composites(), bench/sharpen.py's filtered frames) against the real frames, as Evaluate scores them;
+    pose: also the shares of them where MediaPipe finds a person, and finds one near the input skeleton (Evaluate's
+    pose consistency, at 128 px and up)."""
     boxes = body_boxes(xy, real.shape[1])
     out = {}
     for k, f in frames.items():
         out[k] = [image_metrics(f, real, xy)["box_ssim"], float(box_l1(f, real, boxes).mean())]
         out[k].append(sharpness_ratio(f, real, boxes))
         if pose:
-            out[k].append(pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}"), xy)["pose_found"])
+            found = pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}"), xy)
+            out[k] += [found["pose_found"], found["pose_near"]]
     return out
 
 
@@ -92,10 +102,11 @@ def main(argv=None):
     print(f"{path.name}: {len(real)} frames, {real.shape[1]} px; the person (within {a.width:g} body heights of a "
           f"limb) is {area:.0%} of the body box and holds {energy:.0%} of its gradient energy")  # fmt: skip
     if a.pose:
-        found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames"), xy)["pose_found"]
-        print(f"MediaPipe finds the person in {found:.0%} of the real frames")
-    print("| gen_type | frames | body SSIM | body L1 | sharpness |" + " pose found |" * a.pose)
-    print("|---:|---|---:|---:|---:|" + "---:|" * a.pose)
+        found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames"), xy)
+        print(f"MediaPipe finds the person in {found['pose_found']:.0%} of the real frames ({found['pose_near']:.0%} "
+              f"within {POSE_NEAR:g} body heights of the skeleton)")  # fmt: skip
+    print("| gen_type | frames | body SSIM | body L1 | sharpness |" + " pose found | found near |" * a.pose)
+    print("|---:|---|---:|---:|---:|" + "---:|---:|" * a.pose)
     for g, fake in fakes.items():
         for what, s in split_scores(composites(fake, real, weights), real, xy, a.pose).items():
             print(f"| {g} | {what} | {s[0]:.3f} | {s[1]:.4f} | {s[2]:.2f} |" + "".join(f" {v:.0%} |" for v in s[3:]))

@@ -51,8 +51,11 @@ def main(argv=None):
     real, xy = data["real"], data["xy"]
     scale = real.shape[1] / 64
     print(f"{Path(a.dump).name}: {len(real)} frames, {real.shape[1]} px; radii scaled by {scale:g}")
-    print("| gen_type | radius (px at 64) | amount | body SSIM | body L1 | sharpness |" + " pose found |" * a.pose)
-    print("|---:|---:|---:|---:|---:|---:|" + "---:|" * a.pose)
+    print(
+        "| gen_type | radius (px at 64) | amount | body SSIM | body L1 | sharpness |"
+        + " pose found | found near |" * a.pose
+    )
+    print("|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * a.pose)
     for g in sorted((k.removeprefix("fake_") for k in data if k.startswith("fake_")), key=str):
         fake = data[f"fake_{g}"]
         frames = {("-", "-"): fake} | {(r, m): unsharp(fake, r * scale, m) for r in a.radius for m in a.amount}

@@ -75,6 +75,25 @@ def test_flicker_counts_consecutive_pairs_only():
     assert np.isnan(Metrics.flicker(fake, real, np.array([False, False]))["flicker"])
 
 
+def test_pose_found_near_counts_only_the_person_where_the_skeleton_put_them():
+    from Skeleton import body_height
+
+    xy = np.repeat(full_frame_poses(1) * 0.5 + 0.2, 4, axis=0)  # (4, 13, 2)
+    h = body_height(xy[0])
+    found = xy.copy()
+    found[1, :, 0] += 0.3 * h  # found 0.3 body heights to the side: still the person, a little off
+    found[2, :, 1] += 2.0 * h  # two body heights away: something else
+    found[3] = np.nan  # nobody
+    c = Metrics.pose_consistency(found, xy)
+    assert c["pose_found"] == 0.75 and c["pose_near"] == 0.5  # near: half a body height (Metrics.POSE_NEAR)
+    assert c["pose_err"] == pytest.approx((0 + 0.3 + 2.0) / 3, rel=1e-5)
+    assert Metrics.pose_consistency(found[3:], xy[3:]) == {
+        "pose_found": 0.0,
+        "pose_near": 0.0,
+        "pose_err": pytest.approx(np.nan, nan_ok=True),
+    }
+
+
 def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
     xy = full_frame_poses(2) * 0.5 + 0.2
     xy[1] = xy[1] * 0.1  # a tiny pose in the corner: the box still has SSIM's 7 px
@@ -90,7 +109,7 @@ def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_on
     pick = sample_vs.split().test[:12]
     real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
     good = Evaluate.pose_consistency(Evaluate.detect_poses(real), xy)
-    assert good["pose_found"] == 1.0 and good["pose_err"] < 0.03
+    assert good["pose_found"] == good["pose_near"] == 1.0 and good["pose_err"] < 0.03
     black = Evaluate.pose_consistency(Evaluate.detect_poses(np.zeros_like(real[:4])), xy[:4])
     assert black["pose_found"] == 0.0 and np.isnan(black["pose_err"])
 
@@ -273,8 +292,8 @@ def test_background_bench_tells_which_part_hides_the_person_from_mediapipe(sampl
     weights = background.person_weights(xy, 128, 0.1)
     fake = np.round(weights[..., None] * 128 + (1 - weights[..., None]) * real).astype(np.uint8)  # person erased
     scores = background.split_scores(background.composites(fake, real, weights), real, xy, pose=True)
-    as_made, its_person, real_person = (scores[k][3] for k in scores)
-    assert as_made == its_person == 0.0 and real_person == 1.0  # the generated person is what MediaPipe misses
+    as_made, its_person, real_person = (scores[k][3:] for k in scores)  # [found, found near]
+    assert as_made == its_person == [0.0, 0.0] and real_person == [1.0, 1.0]  # the generated person is missed
 
 
 def test_sharpen_bench_amplifies_what_the_frames_have(tmp_path, capsys):

@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads Ope
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.verify_dump import load_dump  # noqa: E402
+from bench.verify_dump import generated, load_dump  # noqa: E402
 from Metrics import (  # noqa: E402
     POSE_NEAR,
     body_boxes,
@@ -96,7 +96,6 @@ def main(argv=None):
         raise UserError(f"need 0 < --width <= 1, got {a.width}")
     data = load_dump(a.dump, required=("real", "xy"))
     real, xy, path = data["real"], data["xy"], Path(a.dump)
-    fakes = {k.removeprefix("fake_"): v for k, v in data.items() if k.startswith("fake_")}
     weights = person_weights(xy, real.shape[1], a.width)
     area, energy = person_share(real, xy, weights)
     print(f"{path.name}: {len(real)} frames, {real.shape[1]} px; the person (within {a.width:g} body heights of a "
@@ -107,7 +106,7 @@ def main(argv=None):
               f"within {POSE_NEAR:g} body heights of the skeleton)")  # fmt: skip
     print("| gen_type | frames | body SSIM | body L1 | sharpness |" + " pose found | found near |" * a.pose)
     print("|---:|---|---:|---:|---:|" + "---:|---:|" * a.pose)
-    for g, fake in fakes.items():
+    for g, fake in generated(data).items():
         for what, s in split_scores(composites(fake, real, weights), real, xy, a.pose).items():
             print(f"| {g} | {what} | {s[0]:.3f} | {s[1]:.4f} | {s[2]:.2f} |" + "".join(f" {v:.0%} |" for v in s[3:]))
     return 0

@@ -24,7 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.background import split_scores  # noqa: E402
-from bench.verify_dump import load_dump  # noqa: E402
+from bench.verify_dump import generated, load_dump  # noqa: E402
 from Skeleton import UserError, run_cli  # noqa: E402
 
 RADII = (1.0, 2.0, 5.0)  # Gaussian sigma, px of a 64 px frame: fine detail .. the limbs' width
@@ -56,8 +56,7 @@ def main(argv=None):
         + " pose found | found near |" * a.pose
     )
     print("|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * a.pose)
-    for g in sorted((k.removeprefix("fake_") for k in data if k.startswith("fake_")), key=str):
-        fake = data[f"fake_{g}"]
+    for g, fake in generated(data).items():
         frames = {("-", "-"): fake} | {(r, m): unsharp(fake, r * scale, m) for r in a.radius for m in a.amount}
         for (r, m), s in split_scores(frames, real, xy, a.pose).items():
             print(f"| {g} | {r} | {m} | {s[0]:.3f} | {s[1]:.4f} | {s[2]:.2f} |" + "".join(f" {v:.0%} |" for v in s[3:]))

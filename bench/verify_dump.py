@@ -112,6 +112,11 @@ def load_dump(path, required=REQUIRED):
     return data
 
 
+def generated(data):
+    """{gen_type (str): (N, S, S, 3) uint8 frames} of a load_dump()'s fake_<gen_type> arrays, in the dump's order."""
+    return {k.removeprefix("fake_"): v for k, v in data.items() if k.startswith("fake_")}
+
+
 def verify(data, tol=TOL):
     """Compare the reported numbers with the recomputed ones: (rows [(g, metric, reported, recomputed)], max diff)."""
     real, boxes, consecutive = data["real"], data["box"], data["consecutive"]

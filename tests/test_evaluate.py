@@ -262,16 +262,15 @@ def test_background_bench_puts_the_gap_where_it_was_made(tmp_path, capsys):
     size = 64
     real = texture(6, size)
     xy = np.repeat(POSE[None], 6, axis=0)
-    off = background.person_weights(xy, size, 0.1) < 0.01  # (N, S, S) pixels wholly off the person
+    weights = background.person_weights(xy, size, 0.1)  # (N, S, S) in [0, 1]
     fake = real.copy()
-    fake[off] = 128  # the generator got the person right and painted the background flat
-    weights = background.person_weights(xy, size, 0.1)
+    fake[weights < 0.01] = 128  # the generator got the person right and painted the pixels wholly off it flat
     scores = background.split_scores(background.composites(fake, real, weights), real, xy)
     as_made, its_person, real_person = (scores[k] for k in scores)
     assert as_made[0] < 0.95 and as_made[1] > 0.01 and as_made[2] < 0.8  # the flat background costs ...
     assert its_person[0] == pytest.approx(1.0, abs=0.01) and its_person[2] == pytest.approx(1.0, abs=0.01)
     assert real_person == pytest.approx(as_made, abs=0.01)  # ... and the real person changes nothing
-    area, energy = background.person_share(real, xy, background.person_weights(xy, size, 0.1))
+    area, energy = background.person_share(real, xy, weights)
     assert 0.2 < area < 0.8 and energy == pytest.approx(area, abs=0.1)  # detail everywhere: energy goes as area
     np.savez(tmp_path / "d.npz", real=real, xy=xy, fake_3=fake)
     assert background.main([str(tmp_path / "d.npz")]) == 0

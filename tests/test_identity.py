@@ -84,10 +84,10 @@ def gan_run(tmp_path, mode, input, temporal):
 
 def kernel_canary():
     """Which floating-point kernels this machine runs, by what they compute: a hash of one seeded training step of the
-    ops the tiny nets use, at their shapes (conv, transposed conv, linear, instance norm, Adam), one thread, no
-    project code. Two machines with the same CPU flags and torch can still round differently (oneDNN and MKL pick
-    kernels by vendor and model: the flags of an AMD EPYC and an Intel Xeon both read AVX512), so the flags do not
-    say whether fingerprints compare; this does."""
+    ops the tiny nets use, at their shapes (convolutions, a transposed one, linear, instance and batch norm, BCE, a
+    double backward as WGAN-GP's, Adam), one thread, no project code. Two machines with the same CPU flags and torch
+    can still round differently (oneDNN and MKL pick kernels by CPU model: two that both read AVX512 did), so the
+    flags do not say whether fingerprints compare; this does."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -116,9 +116,9 @@ def kernel_canary():
 
 
 # Fingerprints by kernel_canary(). The first set (recorded from commit 171b16f's code on an AVX512 machine whose
-# canary was not taken) still held for the code of 4cdcd42 there (its CI passed). On an AMD EPYC, also AVX512, with
-# the same torch 2.13.0, that code rounds differently in the last bits of the weights, so this set was recorded
-# there from the same training code (4cdcd42's; what changed since touches no trainer).
+# canary was not taken) still held for the code of 4cdcd42 there (its CI passed). On an AMD EPYC (family 25,
+# model 17), also AVX512, with the same torch 2.13.0, that code rounds differently in the last bits of the weights,
+# so this set was recorded there from the same training code (4cdcd42's; what changed since touches no trainer).
 EXPECTED_BY_KERNELS = {
     "0e525c136dcab3e8": {
         "vanilla-1": {

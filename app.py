@@ -2,7 +2,7 @@
 
     streamlit run app.py                # then open the local URL it prints (http://localhost:8501)
 
-The page runs DanceDemo's pipeline (DanceDemo.transfer): source poses by VideoSkeleton (MediaPipe, cached),
+The page runs transfer's pipeline (transfer.transfer): source poses by VideoSkeleton (MediaPipe, cached),
 missing poses filled in, One-Euro smoothing, global pose normalisation, a generator from the gen_type table,
 and an H.264 mp4 of three panels (source + skeleton | normalised pose | generated target) that plays in the page.
 
@@ -19,19 +19,14 @@ and an H.264 mp4 of three panels (source + skeleton | normalised pose | generate
   hash, so a second run on the same file reuses its poses; the KEEP_UPLOADS most recent are kept, with their caches.
 """
 
-import os
+import functools
+import json
+import re
+from pathlib import Path
+from typing import NamedTuple
 
-# Before torch loads (trained gen_types import it): passive OpenMP waiting, as in the trainers (GenVanillaNN.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import functools  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import NamedTuple  # noqa: E402
-
-import DanceDemo  # noqa: E402
-from AppBackend import (  # noqa: E402
+from deepdance import transfer
+from deepdance.appbackend import (
     KEEP_UPLOADS,
     MAX_UPLOAD_MB,
     PREVIEW_FRAMES,
@@ -62,17 +57,11 @@ from AppBackend import (  # noqa: E402
     video_summary,
     vs_preview,
 )
-from GenTypes import GEN_TYPES, SIZE, train_command  # noqa: E402
-from Skeleton import DATA_DIR, UserError  # noqa: E402
-from VideoSkeleton import (  # noqa: E402
-    FRAME_SIZE,
-    FRAME_SKIP,
-    FRAMING,
-    FRAMINGS,
-    MODEL_COMPLEXITY,
-    POSE_MODE,
-    VideoSkeleton,
-)
+from deepdance.cache import FRAME_SIZE, FRAME_SKIP, FRAMING, FRAMINGS, VideoSkeleton
+from deepdance.cli import UserError
+from deepdance.files import DATA_DIR
+from deepdance.gentypes import GEN_TYPES, SIZE, train_command
+from deepdance.pose import MODEL_COMPLEXITY, POSE_MODE
 
 MAX_STRIDE = 10
 TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them
@@ -82,7 +71,7 @@ FRAMING_HELP = (
     "the target's square: 'person' holds the whole body in every frame (the scripts' default), 'center' is the "
     "course's centre crop. Each framing has a pose cache and trained generators of its own (--framing in the scripts)"
 )
-PANELS = "source + its skeleton | normalised pose | generated target"  # the labels DanceDemo.draw_panels writes
+PANELS = "source + its skeleton | normalised pose | generated target"  # the labels transfer.draw_panels writes
 JOB_POLL_S = 0.5  # how often the page redraws a running job's progress bar
 TOO_BIG = (
     f"Up to {MAX_UPLOAD_MB} MB. A bigger file is refused by the browser before it is sent (its name turns red "
@@ -401,9 +390,9 @@ def start_add_target(st, target=None):
 
         def locate(progress):
             if target.video is None:  # the sample: rendered, in case its clip went since
-                import Mannequin
+                from deepdance import mannequin
 
-                return Mannequin.ensure_sample("target")
+                return mannequin.ensure_sample("target")
             return target.video
     elif st.session_state.get("target_from", TARGET_FROM[0]) == TARGET_FROM[0]:
         upload = st.session_state.get("target_upload")
@@ -473,7 +462,7 @@ def result_section(st):
         st.warning(line)
     button.download_button("Download (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore")
     # Its own width (three 256 px panels): sharp, not scaled up.
-    st.video(result["video"], format="video/mp4", width=3 * DanceDemo.PANEL)
+    st.video(result["video"], format="video/mp4", width=3 * transfer.PANEL)
     st.markdown(f"The panels: {PANELS}.")
 
 
@@ -493,10 +482,10 @@ def preview_section(st, c, *, target_strip, source_strip):
             return
         try:
             if c.source is None:
-                import Mannequin
+                from deepdance import mannequin
 
                 with st.spinner("rendering the built-in sample source (first use, a few seconds)..."):
-                    path = Mannequin.ensure_sample("source")
+                    path = mannequin.ensure_sample("source")
             else:
                 path = c.source
             with st.spinner("finding the source's poses on a few frames..."):

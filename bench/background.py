@@ -13,19 +13,10 @@ consistency, for dumps of 128 px and up): whether the person or the background k
 """
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads OpenMP (as every entry script)
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench.verify_dump import generated, load_dump  # noqa: E402
-from Metrics import (  # noqa: E402
+from deepdance.cli import UserError, run_cli
+from deepdance.metrics import (
     POSE_NEAR,
     body_boxes,
     box_l1,
@@ -34,8 +25,13 @@ from Metrics import (  # noqa: E402
     pose_consistency,
     sharpness_ratio,
 )
-from Pose import detect_poses  # noqa: E402
-from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
+from deepdance.pose import detect_poses
+from deepdance.skeleton import PERSON_WIDTH, person_mask
+
+import cv2
+import numpy as np
+
+from bench.verify_dump import generated, load_dump
 
 FEATHER = 1.0  # px, Gaussian sigma on the mask's edge: a hard cut would add a seam's gradients to both parts
 

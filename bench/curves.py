@@ -13,17 +13,11 @@ the machine had; train with the default commands first (a missing run prints its
 
 import argparse
 import csv
-import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads OpenMP (as every entry script)
-
-from GenTypes import GEN_TYPES, checkpoint_dir, train_command_for  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton, add_framing_arg  # noqa: E402
+from deepdance.cache import VideoSkeleton, add_framing_arg
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
+from deepdance.gentypes import GEN_TYPES, checkpoint_dir, train_command_for
 
 VIDEO = ROOT.parent / "shared" / "data" / "taichi1.mp4"
 AT = (2.0, 5.0, 10.0, 20.0, 30.0)  # minutes at which each run is read

@@ -22,10 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from Skeleton import UserError, run_cli  # noqa: E402
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
 
 OUT = ROOT / "out" / "bench-ddp"  # the runs' checkpoints and logs (never the user's models)
 
@@ -60,9 +58,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.epochs < 2 or a.repeat < 1 or min(a.procs) < 1 or 1 not in a.procs:
         raise UserError("need --epochs >= 2, --repeat >= 1 and --procs including 1 (the baseline), all >= 1")
-    import Mannequin
+    from deepdance import mannequin
 
-    video = str(a.video or Mannequin.ensure_sample("target"))
+    video = str(a.video or mannequin.ensure_sample("target"))
     if a.gan:
         script = ["GenGAN.py", video, "--force", "--mode", "bce", "--input", "image", "--no-init_from_vanilla"]
     else:

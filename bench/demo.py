@@ -15,18 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # Work in a private data dir: the benchmark deletes the source's cache and must not touch the user's.
 os.environ.setdefault("DEEPDANCE_DATA", tempfile.mkdtemp(prefix="deepdance-bench-"))
 
-import numpy as np  # noqa: E402
+from deepdance import cache, files, metrics, nearest, transfer, video
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
+from deepdance.skeleton import body_height
 
-import DanceDemo  # noqa: E402
-import GenNearest  # noqa: E402
-import Video  # noqa: E402
-import VideoSkeleton  # noqa: E402
-from Skeleton import UserError, body_height, run_cli  # noqa: E402
+import numpy as np
 
 SHARED = ROOT.parent / "shared" / "data"
 CASES = ("taichi", "sample")
@@ -37,16 +34,16 @@ def clips(case):
     if case == "taichi":
         pair = SHARED / "taichi1.mp4", SHARED / "taichi2.mp4"
         return pair if all(p.exists() for p in pair) else None
-    import Mannequin
+    from deepdance import mannequin
 
-    return Mannequin.ensure_sample("target"), Mannequin.ensure_sample("source")
+    return mannequin.ensure_sample("target"), mannequin.ensure_sample("source")
 
 
 def end_to_end(target, source, out):
     """Time `python DanceDemo.py --gen_type 1 ...` with the source uncached: (wall s, CPU s, frames, last line)."""
-    VideoSkeleton.VideoSkeleton(target, verbose=False)  # the target is cached, as in the issue's measure
-    cache, _ = VideoSkeleton.load_cache(VideoSkeleton.check_video_path(source), VideoSkeleton.extraction_params())
-    shutil.rmtree(cache, ignore_errors=True)
+    cache.VideoSkeleton(target, verbose=False)  # the target is cached, as in the issue's measure
+    source_cache, _ = cache.load_cache(video.check_video_path(source), cache.extraction_params())
+    shutil.rmtree(source_cache, ignore_errors=True)
     cmd = [sys.executable, str(ROOT / "DanceDemo.py"), "--gen_type", "1", "--video_path", str(target),
            "--source", str(source), "--out", str(out)]  # fmt: skip
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -57,33 +54,33 @@ def end_to_end(target, source, out):
     if r.returncode != 0:
         raise UserError(f"DanceDemo.py failed: {r.stderr.strip().splitlines()[-1]}")
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, cpu, Video.count_frames(out), r.stdout.strip().splitlines()[-1]
+    return wall, cpu, video.count_frames(out), r.stdout.strip().splitlines()[-1]
 
 
 def jitter_rows(target, source):
     """Jitter and pose error of plain NN (raw and smoothed poses) and of the coherent path, as table rows."""
-    tv, sv = VideoSkeleton.VideoSkeleton(target, verbose=False), VideoSkeleton.VideoSkeleton(source, verbose=False)
-    gen = GenNearest.GenNearest(tv)
+    tv, sv = cache.VideoSkeleton(target, verbose=False), cache.VideoSkeleton(source, verbose=False)
+    gen = nearest.GenNearest(tv)
     rows = []
     for label, smooth, coherent in (
         ("plain, raw poses", False, False),
         ("plain", True, False),
-        (f"coherent (k={GenNearest.K}, jump_weight={GenNearest.JUMP_WEIGHT:g})", True, True),
+        (f"coherent (k={nearest.K}, jump_weight={nearest.JUMP_WEIGHT:g})", True, True),
     ):
-        _, query, _ = DanceDemo.prepare_poses(
+        _, query, _ = transfer.prepare_poses(
             sv.ske_all, sv.valid, sv.fps, tv.skeletons(), smooth=smooth, times=sv.times
         )
         picks = gen.match(query, coherent=coherent)
-        j = GenNearest.jitter(picks, gen.images[picks], gen.times)
-        rows.append((label, j["jump_s"] * tv.fps, j["frame_diff"], GenNearest.pose_error(query, gen.xy[picks])))
+        j = nearest.jitter(picks, gen.images[picks], gen.times)
+        rows.append((label, j["jump_s"] * tv.fps, j["frame_diff"], metrics.pose_error(query, gen.xy[picks])))
     return rows
 
 
 def smoothing_line(case, source):
     """Keypoint jitter (mean |2nd difference|) before and after smoothing; on the sample also the error to the truth."""
-    sv = VideoSkeleton.VideoSkeleton(source, verbose=False)
-    raw = DanceDemo.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps, times=sv.times)  # as DanceDemo.transfer
-    smooth = DanceDemo.smooth_poses(raw, sv.fps, times=sv.times)
+    sv = cache.VideoSkeleton(source, verbose=False)
+    raw = transfer.fill_missing(sv.ske_all[..., :2], sv.valid, sv.fps, times=sv.times)  # as transfer.transfer
+    smooth = transfer.smooth_poses(raw, sv.fps, times=sv.times)
     h = float(np.median(body_height(raw)))
 
     def jitter(xy):
@@ -91,10 +88,10 @@ def smoothing_line(case, source):
 
     line = f"keypoint jitter (% of body height per frame): raw {jitter(raw):.3f} -> smoothed {jitter(smooth):.3f}"
     if case == "sample":
-        import Mannequin
+        from deepdance import mannequin
 
-        truth = Mannequin.sample_joints("source")[sv.frame_indices] / np.float32((Mannequin.FRAME_W, Mannequin.FRAME_H))
-        truth = VideoSkeleton.frame_to_square(truth, (Mannequin.FRAME_H, Mannequin.FRAME_W))
+        truth = mannequin.sample_joints("source")[sv.frame_indices] / np.float32((mannequin.FRAME_W, mannequin.FRAME_H))
+        truth = video.frame_to_square(truth, (mannequin.FRAME_H, mannequin.FRAME_W))
         bias = np.median(raw - truth, axis=0)  # MediaPipe's joints sit a little off the renderer's: not noise
 
         def error(xy):
@@ -110,7 +107,7 @@ def main(argv=None):
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="what to run (default: both)")
     a = p.parse_args(argv)
     print(
-        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {VideoSkeleton.DATA_DIR}"
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {files.DATA_DIR}"
     )
     out_dir = Path(tempfile.mkdtemp(prefix="deepdance-bench-out-"))
     for case in a.cases:

@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # Work in a private data dir: the benchmark forces extractions and must not touch the user's caches.
 os.environ.setdefault("DEEPDANCE_DATA", tempfile.mkdtemp(prefix="deepdance-bench-"))
 
-import VideoSkeleton  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
+from deepdance import cache
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
 
 TAICHI1 = ROOT.parent / "shared" / "data" / "taichi1.mp4"
 
@@ -83,13 +82,13 @@ def main(argv=None):
     p.add_argument("video", nargs="?", default=None, help="video to extract (default: taichi1 or the sample)")
     p.add_argument("--frame_skip", type=int, default=1, help="keep 1 frame in k (default 1)")
     p.add_argument(
-        "--workers", type=int, default=VideoSkeleton.WORKERS, help=f"parallel workers (default {VideoSkeleton.WORKERS})"
+        "--workers", type=int, default=cache.WORKERS, help=f"parallel workers (default {cache.WORKERS})"
     )
     p.add_argument("--reloads", type=int, default=5, help="cached reloads to time (default 5)")
     p.add_argument("--baseline", default=None, help="another checkout to compare with, back to back (default: none)")
     p.add_argument("--rounds", type=int, default=2, help="with --baseline: runs of each checkout (default 2)")
     a = p.parse_args(argv)
-    video = Path(a.video) if a.video else (TAICHI1 if TAICHI1.exists() else VideoSkeleton.default_video())
+    video = Path(a.video) if a.video else (TAICHI1 if TAICHI1.exists() else cache.default_video())
     print(f"video: {video}  ({os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f})")
     if a.baseline:
         if not (Path(a.baseline) / "VideoSkeleton.py").is_file():
@@ -99,7 +98,7 @@ def main(argv=None):
     rows = []
     for workers in sorted({1, a.workers}):
         t = time.perf_counter()
-        vs = VideoSkeleton.VideoSkeleton(
+        vs = cache.VideoSkeleton(
             video, force=True, frame_skip=a.frame_skip, workers=workers, verbose=False, report=False
         )
         dt = time.perf_counter() - t
@@ -108,7 +107,7 @@ def main(argv=None):
     reload = []
     for _ in range(a.reloads):
         t = time.perf_counter()
-        vs = VideoSkeleton.VideoSkeleton(video, frame_skip=a.frame_skip, verbose=False)
+        vs = cache.VideoSkeleton(video, frame_skip=a.frame_skip, verbose=False)
         _ = vs.skeletons(), vs.frame(len(vs) - 1)
         reload.append(time.perf_counter() - t)
     print("| workers | frames | seconds | frames/s | detected |")

@@ -14,8 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance.files import ROOT
 
 
 def mount(path, size, readonly=False):

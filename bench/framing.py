@@ -14,25 +14,19 @@ skipped with the command that trains it there.
 """
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance import evaluation
+from deepdance.cache import FRAMINGS, VideoSkeleton, _spans
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
+from deepdance.gentypes import SIZE
+from deepdance.metrics import BOX_MARGIN, body_box_px, box_l1, ssim_maps
+from deepdance.video import _resized, cut_square, read_span, video_info
 
-# Before torch loads (the trained gen_types import it): passive OpenMP waiting, as in the trainers.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-
-import Evaluate  # noqa: E402
-from GenTypes import SIZE  # noqa: E402
-from Metrics import BOX_MARGIN, body_box_px, box_l1, ssim_maps  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
-from Video import _resized, cut_square, read_span, video_info  # noqa: E402
-from VideoSkeleton import FRAMINGS, VideoSkeleton, _spans  # noqa: E402
+import numpy as np
 
 VIDEO = ROOT.parent / "shared" / "data" / "taichi1.mp4"
 GEN_TYPES = "1,3"
@@ -123,8 +117,8 @@ def compare(video, gen_types, *, size, device):
         drift = np.abs(cut_square(raw[0], vs.crop, stored).astype(float) - vs.frame(int(test[0])).astype(float))
         if drift.mean() > SAME_PICTURE:
             raise UserError(f"{vs.video_path} read now differs from its cache {vs.cache_dir} ({drift.mean():.1f}/255)")
-        es = Evaluate.EvalSet("test", vs, test, vs.skeletons()[test], vs.frames(size)[test])
-        results, outputs, skipped, _ = Evaluate.evaluate(es, gen_types, train, device, pose=False)
+        es = evaluation.EvalSet("test", vs, test, vs.skeletons()[test], vs.frames(size)[test])
+        results, outputs, skipped, _ = evaluation.evaluate(es, gen_types, train, device, pose=False)
         for g in gen_types:
             if g in skipped:
                 out.append((g, f, vs, skipped[g]))
@@ -145,7 +139,7 @@ def main(argv=None):
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
     a = p.parse_args(argv)
     print(f"python bench/framing.py {shlex.join(argv)}".rstrip())
-    gen_types = Evaluate.parse_gen_types(a.gen_type)
+    gen_types = evaluation.parse_gen_types(a.gen_type)
     video = None if a.video == "sample" else Path(a.video)
     if video is not None and not video.exists() and video == VIDEO:
         print(f"note: {VIDEO} is absent: the built-in sample target instead")

@@ -5,7 +5,7 @@
     python bench/gan.py --only throughput        # just the CPU iterations/s table
 
 Models missing from data/checkpoints/ are trained first for --budget minutes each (netG of the GANs starts from
-the GenVanillaNN checkpoint, which is trained first when absent); existing ones are reused (--retrain redoes them).
+the vanilla checkpoint, which is trained first when absent); existing ones are reused (--retrain redoes them).
 1. Quality on the target's val block (taichi1 when present, else the sample): gen_types 3, 4, 7.
 2. Flicker on a continuous clip (the sample's val block, 25 fps; --taichi2: taichi2's too): gen_types 4 vs 8.
 3. Training throughput on the CPU: iterations/s and images/s per mode at 64 px (synthetic batches).
@@ -14,25 +14,17 @@ Metrics are Evaluate.py's (image_metrics + body-box sharpness + flicker), so the
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance import adversarial, gan, vanilla
+from deepdance.cache import VideoSkeleton
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
+from deepdance.gentypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator
+from deepdance.metrics import all_metrics
 
-# Before torch loads OpenMP, as in the trainers (GenVanillaNN.py): threads spin-waiting on a shared CPU are slow.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import GenGAN  # noqa: E402
-import GenVanillaNN  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, checkpoint_dir, load_generator  # noqa: E402
-from Metrics import all_metrics  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton  # noqa: E402
+import numpy as np
+import torch
 
 SHARED = ROOT.parent / "shared" / "data"
 BUDGET = 10.0  # minutes of training per missing model
@@ -41,10 +33,10 @@ THROUGHPUT_ITERS = 5  # timed iterations per mode (after one warm-up)
 
 def ensure_vanilla(vs, variant, budget, retrain):
     """GenVanillaNN's best.pth for this target, trained for `budget` minutes when missing (or retrain)."""
-    path = checkpoint_dir(vs, GenVanillaNN.gen_type_of_variant(variant)) / "best.pth"
+    path = checkpoint_dir(vs, vanilla.gen_type_of_variant(variant)) / "best.pth"
     if retrain or not path.exists():
         print(f"training GenVanillaNN variant {variant} on {vs.key} for {budget:g} min")
-        GenVanillaNN.train(vs, GenVanillaNN.TrainConfig(variant=variant, time_budget=budget))
+        vanilla.train(vs, vanilla.TrainConfig(variant=variant, time_budget=budget))
     return path
 
 
@@ -61,9 +53,9 @@ def ensure_gan(vs, gen_type, budget, retrain):
     """A GAN's best.pth for this target, trained (from GenVanillaNN's netG) for `budget` minutes when missing."""
     args = gan_args(gen_type)
     if retrain or not ckpt_path(vs, gen_type).exists():
-        ensure_vanilla(vs, GenGAN.VARIANT_OF_INPUT[args["input"]], budget, False)
+        ensure_vanilla(vs, gan.VARIANT_OF_INPUT[args["input"]], budget, False)
         print(f"training gen_type {gen_type} on {vs.key} for {budget:g} min")
-        GenGAN.train(vs, GenGAN.GANConfig(**args, time_budget=budget))
+        gan.train(vs, gan.GANConfig(**args, time_budget=budget))
 
 
 def temporal_error(fake, real, consecutive):
@@ -147,11 +139,11 @@ def throughput():
     for gt, (mode, input, temporal) in {4: ("bce", "image", False), 5: ("bce", "vector", False),
                                         6: ("wgan-gp", "vector", False), 7: ("wgan-gp", "image", False),
                                         8: ("bce", "image", True)}.items():  # fmt: skip
-        cfg = GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, init_from_vanilla=False, device="cpu")
-        netG, _, netD, _, netD_T, _ = GenGAN.build_models(cfg)
-        model = GenGAN.GANModel(cfg, netG, netD, netD_T, "cpu", rng)
+        cfg = gan.GANConfig(mode=mode, input=input, temporal=temporal, init_from_vanilla=False, device="cpu")
+        netG, _, netD, _, netD_T, _ = gan.build_models(cfg)
+        model = gan.GANModel(cfg, netG, netD, netD_T, "cpu", rng)
         b = (
-            cfg.batch // GenGAN.D_T_FRAMES * GenGAN.D_T_FRAMES if temporal else cfg.batch
+            cfg.batch // adversarial.D_T_FRAMES * adversarial.D_T_FRAMES if temporal else cfg.batch
         )  # frames per batch, as train()
         x = torch.rand(b, 26) * 2 - 1 if input == "vector" else torch.rand(b, 9 if temporal else 3, 64, 64) * 2 - 1
         if x.dim() == 4:
@@ -160,9 +152,7 @@ def throughput():
         model.optimize_parameters(x, cond, real, 100.0)
         t = time.perf_counter()
         for i in range(THROUGHPUT_ITERS):
-            model.optimize_parameters(
-                x, cond, real, 100.0, do_G=(i % (GenGAN.N_CRITIC if mode == "wgan-gp" else 1)) == 0
-            )
+            model.optimize_parameters(x, cond, real, 100.0, do_G=(i % (gan.N_CRITIC if mode == "wgan-gp" else 1)) == 0)
         dt = (time.perf_counter() - t) / THROUGHPUT_ITERS
         print(f"| {gt} | {mode}{' temporal' if temporal else ''}, {input} | {b} | {1 / dt:.2f} | {b / dt:.1f} |")
 

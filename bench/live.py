@@ -18,17 +18,14 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance.cache import VideoSkeleton
+from deepdance.cli import UserError, run_cli
+from deepdance.files import DATA_DIR, ROOT
+from deepdance.gentypes import checkpoint_dir, train_command
+from deepdance.video import VideoWriter, iter_frames, probe_video
 
-import cv2  # noqa: E402
-
-from GenTypes import checkpoint_dir, train_command  # noqa: E402
-from Skeleton import DATA_DIR, UserError, VideoWriter, run_cli  # noqa: E402
-from Video import iter_frames, probe_video  # noqa: E402
-from VideoSkeleton import VideoSkeleton  # noqa: E402
+import cv2
 
 SHARED = ROOT.parent / "shared" / "data"
 CASES = ("sample", "taichi")
@@ -61,13 +58,13 @@ def clips(case):
         if not (target.exists() and source.exists()):
             return None
         return "taichi2 (25 fps) -> taichi1", target, at_fps(source, DATA_DIR / "bench" / "taichi2-25fps.mp4")
-    import Mannequin
+    from deepdance import mannequin
 
-    source = Mannequin.ensure_sample("source")
+    source = mannequin.ensure_sample("source")
     _, fps, _, _ = probe_video(source)
     if abs(fps - FPS) > 0.01:
         source = at_fps(source, DATA_DIR / "bench" / "sample-source-25fps.mp4")
-    return "sample source -> sample target", Mannequin.ensure_sample("target"), source
+    return "sample source -> sample target", mannequin.ensure_sample("target"), source
 
 
 def has_checkpoint(vs, gen_type, size=64):

@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance.files import ROOT
 
 RUNS = 4  # concurrent transfers per mode
 MODES = ("threads", "processes")

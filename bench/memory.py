@@ -25,12 +25,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepdance.cli import UserError, run_cli
+from deepdance.files import ROOT
+from deepdance.video import VideoWriter
 
-import cv2  # noqa: E402
-
-from Skeleton import UserError, VideoWriter, run_cli  # noqa: E402
+import cv2
 
 MINUTES = (1.0, 4.0)
 FPS = 25  # the sample's frame rate
@@ -59,16 +58,16 @@ def upscale(frame):
 
 def make_clips(work, minutes):
     """The demo's target (the sample target's first frames) and one 1080p source clip per length: paths."""
-    import Mannequin
+    from deepdance import mannequin
 
     target = work / "target.mp4"
-    frames, _ = Mannequin.render_clip("target", range(TARGET_FRAMES))
-    with VideoWriter(target, Mannequin.FPS) as w:
+    frames, _ = mannequin.render_clip("target", range(TARGET_FRAMES))
+    with VideoWriter(target, mannequin.FPS) as w:
         for f in frames:
             w.write(f)
     base = work / "base_1080p.mp4"
-    frames, _ = Mannequin.render_clip("source")  # 400 frames: 16 s
-    with VideoWriter(base, Mannequin.FPS, crf=23) as w:
+    frames, _ = mannequin.render_clip("source")  # 400 frames: 16 s
+    with VideoWriter(base, mannequin.FPS, crf=23) as w:
         for f in frames:
             w.write(upscale(f))
     clips = {}

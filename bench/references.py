@@ -15,23 +15,19 @@ says how much of the person the net shows as real pixels moved from the nearest 
 """
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads OpenMP (as every entry script)
+from deepdance.cache import VideoSkeleton, add_framing_arg
+from deepdance.checkpoints import best_checkpoint, check_same_data
+from deepdance.cli import UserError, run_cli
+from deepdance.evaluation import held_out_set
+from deepdance.files import ROOT
+from deepdance.metrics import body_boxes, box_l1, image_metrics, sharpness_ratio
+from deepdance.skeleton import PERSON_WIDTH, person_mask
+from deepdance.texture import GEN_TYPE, VANILLA_TYPE, GenTexture
+from deepdance.vanilla import load_generator as load_vanilla
 
-import numpy as np  # noqa: E402
-
-from Checkpoints import best_checkpoint, check_same_data  # noqa: E402
-from Evaluate import held_out_set  # noqa: E402
-from GenTexture import GEN_TYPE, VANILLA_TYPE, GenTexture  # noqa: E402
-from GenVanillaNN import load_generator as load_vanilla  # noqa: E402
-from Metrics import body_boxes, box_l1, image_metrics, sharpness_ratio  # noqa: E402
-from Skeleton import PERSON_WIDTH, UserError, person_mask, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton, add_framing_arg  # noqa: E402
+import numpy as np
 
 VIDEO = ROOT.parent / "shared" / "data" / "taichi1.mp4"
 K = 8  # references tried per pose, nearest first: each costs one render of the whole block

@@ -12,20 +12,15 @@ sharpness figure cannot tell from detail.
 """
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything loads OpenMP (as every entry script)
+from deepdance.cli import UserError, run_cli
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from bench.background import split_scores  # noqa: E402
-from bench.verify_dump import generated, load_dump  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
+from bench.background import split_scores
+from bench.verify_dump import generated, load_dump
 
 RADII = (1.0, 2.0, 5.0)  # Gaussian sigma, px of a 64 px frame: fine detail .. the limbs' width
 AMOUNTS = (0.2, 0.4, 0.6)

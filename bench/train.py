@@ -12,22 +12,16 @@ Timings depend on what else runs on the machine: the load average is printed wit
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see GenVanillaNN's imports
+from deepdance import gentypes, metrics, trainer, vanilla
+from deepdance.cache import VideoSkeleton
+from deepdance.cli import UserError, run_cli
+from deepdance.distributed import pick_device
+from deepdance.files import ROOT
 
-import torch  # noqa: E402
-
-import GenTypes  # noqa: E402
-import GenVanillaNN  # noqa: E402
-import Metrics  # noqa: E402
-import Train  # noqa: E402
-from Skeleton import UserError, run_cli  # noqa: E402
-from VideoSkeleton import VideoSkeleton  # noqa: E402
+import torch
 
 TAICHI = ROOT.parent / "shared" / "data" / "taichi1.mp4"
 MINUTES = 7.0  # training budget per variant: the issue's bar for variant 2
@@ -36,10 +30,10 @@ OUT = ROOT / "out" / "bench-train"  # checkpoints, logs and sample grids of the 
 
 def nearest_metrics(vs, train_pos, val_xy, val_real, size):
     """GenNearest restricted to the training block, answering the val block's poses."""
-    from GenNearest import GenNearest
+    from deepdance.nearest import GenNearest
 
     gen = GenNearest(vs, size=size, positions=train_pos)
-    return Metrics.image_metrics(gen.generate_batch(val_xy), val_real, val_xy)
+    return metrics.image_metrics(gen.generate_batch(val_xy), val_real, val_xy)
 
 
 def row(name, m, extra=""):
@@ -51,9 +45,9 @@ def main(argv=None):
     p.add_argument("--video", default=None, help="target video (default: taichi1 if present, else the sample)")
     p.add_argument("--minutes", type=float, default=MINUTES, help=f"training budget per variant (default {MINUTES})")
     p.add_argument("--variants", type=int, nargs="+", default=[2, 1], choices=(1, 2), help="default: 2 1")
-    p.add_argument("--size", type=int, default=GenTypes.SIZE, choices=(64, 128), help=f"default {GenTypes.SIZE}")
+    p.add_argument("--size", type=int, default=gentypes.SIZE, choices=(64, 128), help=f"default {gentypes.SIZE}")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
-    p.add_argument("--seed", type=int, default=Train.SEED, help=f"default {Train.SEED}")
+    p.add_argument("--seed", type=int, default=trainer.SEED, help=f"default {trainer.SEED}")
     p.add_argument("--out", default=str(OUT), help=f"where runs are written (default {OUT.relative_to(ROOT)})")
     a = p.parse_args(argv)
     if a.minutes <= 0:
@@ -63,7 +57,7 @@ def main(argv=None):
     train_pos, val_pos, _ = vs.split()  # the trainers validate on the selection block: so does this bench
     val = vs.dataset(val_pos, a.size)
     val_real, val_xy = val.images.permute(0, 2, 3, 1).numpy(), val.xy.numpy()
-    device = GenVanillaNN.pick_device(a.device)
+    device = pick_device(a.device)
     print(
         f"{vs}: train frames {train_pos[0]}-{train_pos[-1]}, selection {val_pos[0]}-{val_pos[-1]} ({len(val_pos)}); "
         f"{a.size} px, {a.minutes:g} min per variant on {device} ({torch.get_num_threads()} threads, "
@@ -72,12 +66,10 @@ def main(argv=None):
     )
     lines = []
     for variant in a.variants:
-        cfg = GenVanillaNN.TrainConfig(
-            variant=variant, size=a.size, time_budget=a.minutes, seed=a.seed, device=a.device
-        )
-        out = Path(a.out) / vs.key / f"vanilla-{GenVanillaNN.VARIANTS[variant]}-{a.size}"
+        cfg = vanilla.TrainConfig(variant=variant, size=a.size, time_budget=a.minutes, seed=a.seed, device=a.device)
+        out = Path(a.out) / vs.key / f"vanilla-{vanilla.VARIANTS[variant]}-{a.size}"
         t0 = time.perf_counter()
-        s = GenVanillaNN.train(vs, cfg, out=out)
+        s = vanilla.train(vs, cfg, out=out)
         wall = time.perf_counter() - t0
         ips = s["images"] / s["step_seconds"]
         share = s["data_seconds"] / s["step_seconds"]
@@ -89,7 +81,7 @@ def main(argv=None):
         last = {k[4:]: v for k, v in s["last"].items() if k.startswith("val_")}
         info = f"{s['epoch']} epochs, {ips:.0f} img/s, data {100 * share:.1f}%"
         lines.append(
-            row(f"variant {variant} (gen_type {GenVanillaNN.gen_type_of_variant(variant)}), final", last, info)
+            row(f"variant {variant} (gen_type {vanilla.gen_type_of_variant(variant)}), final", last, info)
         )
         lines.append(row(f"variant {variant}, best.pth (epoch {s['best']['epoch']})", s["best"], "picked on val"))
     t0 = time.perf_counter()

@@ -14,12 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from deepdance.cli import UserError, run_cli
+
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from Skeleton import UserError, run_cli  # noqa: E402
 
 TOL = 5e-4  # "agree to 3 decimals"
 WIN, K1, K2, DATA_RANGE = 7, 0.01, 0.03, 255.0

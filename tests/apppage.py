@@ -3,17 +3,16 @@ on its Event), the bounds they wait within, and frames of the sample to make sma
 
 import time
 
-from conftest import ROOT
+from deepdance import appbackend, video
 
-import AppBackend
-import Video
+from conftest import ROOT
 
 RUN_TIMEOUT = 240  # s: one job or script run of the page, a source extraction included (2 slow shared cores)
 PAUSE_TIMEOUT = 60  # s for a job to reach its pause point
 
 
 def sample_frames(sample_target, start, stop):
-    return [f for _, f in Video.iter_frames(sample_target, start, stop)]
+    return [f for _, f in video.iter_frames(sample_target, start, stop)]
 
 
 def new_app():
@@ -56,8 +55,8 @@ def wait_for_file(path, timeout=PAUSE_TIMEOUT):
 
 
 def select_target(at, video):
-    targets = [t for t in AppBackend.processed_targets() if t.video == video]
-    assert len(targets) == 1, [t.video for t in AppBackend.processed_targets()]
+    targets = [t for t in appbackend.processed_targets() if t.video == video]
+    assert len(targets) == 1, [t.video for t in appbackend.processed_targets()]
     at.selectbox(key="target").set_value(targets[0]).run()
     no_problem(at)
     return targets[0]

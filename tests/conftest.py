@@ -19,12 +19,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 _DATA = tempfile.mkdtemp(prefix="deepdance-test-")
 os.environ["DEEPDANCE_DATA"] = _DATA
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import cv2
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -71,22 +70,22 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def sample_target():
-    import Mannequin
+    from deepdance import mannequin
 
-    return Mannequin.ensure_sample("target")
+    return mannequin.ensure_sample("target")
 
 
 @pytest.fixture(scope="session")
 def sample_source():
-    import Mannequin
+    from deepdance import mannequin
 
-    return Mannequin.ensure_sample("source")
+    return mannequin.ensure_sample("source")
 
 
 @pytest.fixture(scope="session")
 def sample_vs(sample_target):
     """The sample target, extracted once for the whole run (MediaPipe, both cores)."""
-    from VideoSkeleton import VideoSkeleton
+    from deepdance.cache import VideoSkeleton
 
     return VideoSkeleton(sample_target, verbose=False)
 
@@ -94,7 +93,7 @@ def sample_vs(sample_target):
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory, sample_target):
     """The first 60 frames of the sample target as a separate small video (fast extraction)."""
-    from Video import iter_frames
+    from deepdance.video import iter_frames
 
     frames = [f for _, f in iter_frames(sample_target, 0, 60)]
     return write_video(tmp_path_factory.mktemp("clips") / "short.mp4", frames)
@@ -127,7 +126,7 @@ class FakeVS:
 
     def split(self):
         """The real contiguous-block split (it only needs len)."""
-        from VideoSkeleton import VideoSkeleton
+        from deepdance.cache import VideoSkeleton
 
         return VideoSkeleton.split(self)
 
@@ -136,14 +135,14 @@ class FakeVS:
 
     def frames(self, size):
         """(N, S, S, 3) uint8 BGR: a thick coloured figure over a vertical gradient."""
-        from Skeleton import render_maps
+        from deepdance.skeleton import render_maps
 
         bg = np.linspace(40, 160, size, dtype=np.float32)[None, :, None, None] * np.array([1.0, 0.8, 0.5])
         people = render_maps(self.xy, size, thickness=max(2, size // 16)).astype(np.float32)
         return np.where(people > 0, people, bg).astype(np.uint8)
 
     def dataset(self, positions, size=64):
-        from VideoSkeleton import PoseDataset
+        from deepdance.dataset import PoseDataset
 
         return PoseDataset(self.xy[positions], self.frames(size)[positions], positions)
 

@@ -12,9 +12,16 @@ import shutil
 import threading
 from pathlib import Path
 
+import app
+from deepdance import appbackend, cache, transfer, video
+from deepdance.cli import UserError
+from deepdance.gentypes import GEN_TYPES, checkpoint_dir, train_command
+from deepdance.video import VideoWriter
+
 import cv2
 import numpy as np
 import pytest
+
 from apppage import (
     finish_job,
     new_app,
@@ -26,14 +33,6 @@ from apppage import (
     wait_for_file,
 )
 from conftest import read_video, run_script, write_video
-
-import app
-import AppBackend
-import DanceDemo
-import Video
-import VideoSkeleton
-from GenTypes import GEN_TYPES, checkpoint_dir, train_command
-from Skeleton import UserError, VideoWriter
 
 
 def decode_video(data, tmp_path):
@@ -51,7 +50,7 @@ def clips(tmp_path_factory, sample_target, sample_source):
     """Small real videos: an mp4 (mp4v) and an AVI (MJPG) of the sample source, 24 frames each; an H.264 mp4 that
     declares 40 frames but is cut short (decoding stops after about a third of them)."""
     folder = tmp_path_factory.mktemp("app-clips")
-    frames = [f for _, f in Video.iter_frames(sample_source, 0, 40)]
+    frames = [f for _, f in video.iter_frames(sample_source, 0, 40)]
     mp4 = write_video(folder / "source24.mp4", frames[:24])
     avi = folder / "source24.avi"
     out = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, frames[0].shape[1::-1])
@@ -80,31 +79,31 @@ def paused(monkeypatch, tmp_path):
 
 
 def test_containers_are_recognised_by_their_first_bytes(clips):
-    assert AppBackend.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
-    assert AppBackend.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
+    assert appbackend.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
+    assert appbackend.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
     ebml = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84"
-    assert AppBackend.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
-    assert AppBackend.sniff_container(ebml + b"matroska") == "mkv"
-    assert AppBackend.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
-    assert AppBackend.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
-    assert AppBackend.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
+    assert appbackend.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
+    assert appbackend.sniff_container(ebml + b"matroska") == "mkv"
+    assert appbackend.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
+    assert appbackend.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
+    assert appbackend.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
     for junk in (b"", b"hello, not a video", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, b"RIFF\x00\x00\x00\x00WAVEfmt "):
-        assert AppBackend.sniff_container(junk) is None
+        assert appbackend.sniff_container(junk) is None
 
 
 def test_uploads_are_stored_by_content_under_a_generated_name(clips, tmp_path):
     mp4, avi = clips["mp4"].read_bytes(), clips["avi"].read_bytes()
     # A real mp4 whose name says text; the same bytes again under another name: one file, found again.
-    first = AppBackend.store_upload(mp4, "holiday.txt", folder=tmp_path)
-    again = AppBackend.store_upload(mp4, "other name.mp4", folder=tmp_path)
+    first = appbackend.store_upload(mp4, "holiday.txt", folder=tmp_path)
+    again = appbackend.store_upload(mp4, "other name.mp4", folder=tmp_path)
     assert first == again == tmp_path / f"{hashlib.sha256(mp4).hexdigest()[:16]}.mp4"
     assert first.read_bytes() == mp4 and "holiday" not in first.name
     # An AVI whose name says mp4 and tries to climb out of the folder.
-    path = AppBackend.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
+    path = appbackend.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
     assert path.suffix == ".avi" and path.parent == tmp_path and "passwd" not in path.name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, path.name])  # no temporaries left
     # Targets keep the user's name (made safe), in a folder named by content.
-    kept = AppBackend.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
+    kept = appbackend.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
     assert kept.parent.parent == tmp_path / "targets" and kept.name == "My Dance_.avi"
 
 
@@ -119,12 +118,12 @@ def test_bad_uploads_are_refused_with_one_line_and_leave_nothing(clips, tmp_path
     )
     for data, name, kw, message in cases:
         with pytest.raises(UserError, match=message) as e:
-            AppBackend.store_upload(data, name, folder=tmp_path, **kw)
+            appbackend.store_upload(data, name, folder=tmp_path, **kw)
         assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith(f"`{name}`")
         assert list(tmp_path.iterdir()) == [], name
     # The user's name is shown defanged: no folders, no markdown.
     with pytest.raises(UserError, match=r"^`a_b_c.mp4` is not a video"):
-        AppBackend.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
+        appbackend.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
 
 
 def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_path):
@@ -136,7 +135,7 @@ def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_pa
     def store(i):
         try:
             start.wait()
-            results[i] = AppBackend.store_upload(datas[i], f"clip{i}", folder=tmp_path)
+            results[i] = appbackend.store_upload(datas[i], f"clip{i}", folder=tmp_path)
         except BaseException as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
@@ -156,34 +155,34 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
     stored = []
     for k in range(3):  # three different small videos
         clip = write_video(tmp_path / f"c{k}.mp4", sample_frames(sample_target, 10 * k, 10 * k + 3))
-        stored.append(AppBackend.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
-        (VideoSkeleton.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
+        stored.append(appbackend.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
+        (cache.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
     assert not stored[0].exists() and stored[1].exists() and stored[2].exists()
-    assert not (VideoSkeleton.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
+    assert not (cache.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
     for p in stored[1:]:
-        shutil.rmtree(VideoSkeleton.CACHE_DIR / f"{p.stem}-0123456789")
+        shutil.rmtree(cache.CACHE_DIR / f"{p.stem}-0123456789")
 
 
 # --------------------------------------------------------------------------- what the page offers
 
 
 def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_target, short_clip, data_dir, clips):
-    import Mannequin
+    from deepdance import mannequin
 
-    VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
-    ghost = VideoSkeleton.CACHE_DIR / "gone-0123456789"  # a cache whose video was deleted since
+    cache.VideoSkeleton(short_clip, verbose=False)
+    ghost = cache.CACHE_DIR / "gone-0123456789"  # a cache whose video was deleted since
     ghost.mkdir()
     (ghost / "meta.json").write_text(
         json.dumps({"source": str(data_dir / "gone.mp4"), "params": {}, "detected": 1, "frames": 1})
     )
-    uploaded = AppBackend.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
-    VideoSkeleton.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
+    uploaded = appbackend.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
+    cache.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
     (data_dir / "elsewhere").mkdir()
     namesake = write_video(data_dir / "elsewhere" / "short.mp4", sample_frames(sample_target, 60, 72))
-    VideoSkeleton.VideoSkeleton(namesake, verbose=False)  # another video of the same name
+    cache.VideoSkeleton(namesake, verbose=False)  # another video of the same name
     try:
-        targets = AppBackend.processed_targets()
-        sources = AppBackend.data_videos()
+        targets = appbackend.processed_targets()
+        sources = appbackend.data_videos()
     finally:
         shutil.rmtree(ghost)
         shutil.rmtree(namesake.parent)
@@ -194,38 +193,38 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
     videos = [t.video for t in targets]
     assert short_clip.resolve() in videos
     short = targets[videos.index(short_clip.resolve())]
-    assert short.label == f"short.mp4 ({AppBackend.shown_path(short_clip.parent)}/)"  # two of one name: their folders
+    assert short.label == f"short.mp4 ({appbackend.shown_path(short_clip.parent)}/)"  # two of one name: their folders
     assert short.details.startswith("60 of 60 frames with a person")
-    assert targets[videos.index(namesake.resolve())].label == f"short.mp4 ({AppBackend.shown_path(namesake.parent)}/)"
+    assert targets[videos.index(namesake.resolve())].label == f"short.mp4 ({appbackend.shown_path(namesake.parent)}/)"
     assert data_dir / "gone.mp4" not in videos and len(set(videos)) == len(videos)
-    assert Mannequin.clip_path("source").resolve() not in videos  # the sample source is a source, not a target
+    assert mannequin.clip_path("source").resolve() not in videos  # the sample source is a source, not a target
     assert uploaded not in videos and uploaded not in sources  # an uploaded source is neither
     # Sources under data/: the sample clips are there once rendered.
     assert {"target.mp4", "source.mp4"} <= {p.name for p in sources}
 
 
 def test_typed_paths_are_checked(sample_source):
-    assert AppBackend.resolve_path(str(sample_source)) == sample_source.resolve()
+    assert appbackend.resolve_path(str(sample_source)) == sample_source.resolve()
     with pytest.raises(UserError, match="video not found"):
-        AppBackend.resolve_path("no/such/clip.mp4")
+        appbackend.resolve_path("no/such/clip.mp4")
     with pytest.raises(UserError, match="cannot read a frame"):
-        AppBackend.resolve_path("README.md")
+        appbackend.resolve_path("README.md")
 
 
 def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tmp_path):
-    from GenNearest import GenNearest
+    from deepdance.nearest import GenNearest
 
-    src = AppBackend.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
+    src = appbackend.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
     seen = []
-    data, stats = AppBackend.run_transfer(
+    data, stats = appbackend.run_transfer(
         src, sample_vs, GenNearest(sample_vs), "generated", stride=2, progress=lambda f, t: seen.append((f, t)),
         shown="`my clip.mp4`",
     )  # fmt: skip
     video, fps = decode_video(data, tmp_path)
-    assert video.shape == (12, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
-    assert stats["frames"] == 12 and "12 frames in" in AppBackend.describe(stats)
-    source_vs = AppBackend.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
-    assert stats["coverage"] == DanceDemo.coverage_warnings(source_vs, sample_vs.skeletons())
+    assert video.shape == (12, transfer.PANEL, 3 * transfer.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
+    assert stats["frames"] == 12 and "12 frames in" in appbackend.describe(stats)
+    source_vs = appbackend.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
+    assert stats["coverage"] == transfer.coverage_warnings(source_vs, sample_vs.skeletons())
     assert seen[-1][0] == 1.0 and [f for f, _ in seen] == sorted(f for f, _ in seen)
     # The user's name and the video's own count (24), not the stored name or only the stride's share.
     assert "MediaPipe on 12 of the 24 frames of `my clip.mp4`" in seen[0][1]
@@ -233,26 +232,26 @@ def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tm
 
 
 def test_a_damaged_source_is_named_with_its_own_frame_counts(clips, tmp_path):
-    src = AppBackend.store_upload(clips["corrupt"].read_bytes(), "holiday dance.mp4", folder=tmp_path)
-    declared, decoded = Video.probe_video(src)[0], Video.count_frames(src)
+    src = appbackend.store_upload(clips["corrupt"].read_bytes(), "holiday dance.mp4", folder=tmp_path)
+    declared, decoded = video.probe_video(src)[0], video.count_frames(src)
     assert declared == 40 and 0 < decoded < 30
     with pytest.raises(UserError) as e:
-        AppBackend.source_poses(src, stride=2, shown="`holiday dance.mp4`", report=lambda f, t: None)
+        appbackend.source_poses(src, stride=2, shown="`holiday dance.mp4`", report=lambda f, t: None)
     line = str(e.value)
     assert line.startswith(f"`holiday dance.mp4` is damaged: it declares 40 frames but only {decoded} can be decoded")
     assert "`ffmpeg -i 'holiday dance.mp4' -c:v libx264 fixed.mp4`" in line and src.stem not in line
 
 
 def test_the_video_and_the_page_name_the_panels_alike(monkeypatch):
-    # DanceDemo writes each panel's name into the video; the page's caption uses the same words, in the same order.
+    # transfer writes each panel's name into the video; the page's caption uses the same words, in the same order.
     written = []
-    label = DanceDemo._label
+    label = transfer._label
     monkeypatch.setattr(
-        DanceDemo, "_label", lambda img, text, *a, **kw: written.append(text) or label(img, text, *a, **kw)
+        transfer, "_label", lambda img, text, *a, **kw: written.append(text) or label(img, text, *a, **kw)
     )
     pose = np.full((13, 2), 0.5, np.float32)
-    square = np.zeros((DanceDemo.PANEL, DanceDemo.PANEL, 3), np.uint8)
-    DanceDemo.draw_panels(square, pose, pose, square[:64, :64], label="generated target")
+    square = np.zeros((transfer.PANEL, transfer.PANEL, 3), np.uint8)
+    transfer.draw_panels(square, pose, pose, square[:64, :64], label="generated target")
     assert written == ["source", "normalised pose", "generated target"]
     assert app.PANELS == "source + its skeleton | normalised pose | generated target"
 
@@ -264,7 +263,7 @@ class StubTarget:
         self.key, self.video_path, self.framing = key, video, "person"
 
     def model_dir(self, name):
-        return AppBackend.CHECKPOINT_DIR / self.key / name
+        return cache.CHECKPOINT_DIR / self.key / name
 
 
 def test_generators_are_ready_untrained_or_damaged_per_size(tmp_path):
@@ -275,23 +274,23 @@ def test_generators_are_ready_untrained_or_damaged_per_size(tmp_path):
     (checkpoint_dir(vs, 4, 128)).mkdir(parents=True)
     (checkpoint_dir(vs, 4, 128) / "best.pth").write_bytes(b"\x80\x02junk")
     try:
-        assert AppBackend.trained_sizes(vs.key) == {3: [64], 4: [128]}
-        states = AppBackend.generator_states(vs, lambda g, size: AppBackend.try_load_generator(g, vs, size=size))
+        assert appbackend.trained_sizes(vs.key) == {3: [64], 4: [128]}
+        states = appbackend.generator_states(vs, lambda g, size: appbackend.try_load_generator(g, vs, size=size))
     finally:
-        shutil.rmtree(AppBackend.CHECKPOINT_DIR / vs.key)
+        shutil.rmtree(cache.CHECKPOINT_DIR / vs.key)
     by = {(a.gen_type, a.size): a for a in states}
     assert set(by) == {(g, 64) for g in GEN_TYPES if g != 4} | {(4, 128)}  # each type once per trained size
     assert by[(2, 64)].state == "untrained" and by[(2, 64)].command == train_command(2, vs.video_path)
     assert by[(3, 64)].state == by[(4, 128)].state == "damaged"
     assert by[(3, 64)].why.startswith("cannot read checkpoint")
-    assert by[(3, 64)].command == AppBackend.retrain_command(3, vs.video_path)
-    assert AppBackend.retrain_command(3, vs.video_path).endswith(" true 2")  # GenVanillaNN's force=true
-    assert AppBackend.retrain_command(4, vs.video_path, 128) == train_command(4, vs.video_path, 128) + " --force"
+    assert by[(3, 64)].command == appbackend.retrain_command(3, vs.video_path)
+    assert appbackend.retrain_command(3, vs.video_path).endswith(" true 2")  # GenVanillaNN's force=true
+    assert appbackend.retrain_command(4, vs.video_path, 128) == train_command(4, vs.video_path, 128) + " --force"
     assert by[(1, 64)].state == "unavailable"  # nothing to train; the stub has no frames to retrieve from
 
 
 def test_target_reports_are_read_defensively(tmp_path):
-    assert AppBackend.target_report(tmp_path) == (None, [], None)  # a VideoSkeleton that writes no report
+    assert appbackend.target_report(tmp_path) == (None, [], None)  # a cache that writes no report
     report = {
         "frames": 600,
         "problems": [{"code": "camera_moved", "line": "the camera moved: use a tripod"}],
@@ -301,18 +300,18 @@ def test_target_reports_are_read_defensively(tmp_path):
     }
     (tmp_path / "report.json").write_text(json.dumps(report))
     cv2.imwrite(str(tmp_path / "contact_sheet.png"), np.zeros((4, 4, 3), np.uint8))
-    report, pngs, problem = AppBackend.target_report(tmp_path)
+    report, pngs, problem = appbackend.target_report(tmp_path)
     assert report["frames"] == 600 and [p.name for p in pngs] == ["contact_sheet.png"] and problem is None
-    lines = AppBackend.report_lines(report)
+    lines = appbackend.report_lines(report)
     assert lines[:4] == ["**1 problem(s)**, what to film differently:", "- the camera moved: use a tripod",
                          "**Notes**:", "- turned upright"]  # fmt: skip
     assert "- **frames**: 600" in lines and "    - shift: 0.07" in lines
     assert "- **angles**: 20 values (see report.json)" in lines
-    assert AppBackend.report_lines({"problems": []})[0] == "**No problems found.**"
+    assert appbackend.report_lines({"problems": []})[0] == "**No problems found.**"
     (tmp_path / "report.json").write_text('{"frames": 6')  # being written, or damaged
-    assert AppBackend.target_report(tmp_path)[2].startswith("report.json cannot be read (JSONDecodeError")
+    assert appbackend.target_report(tmp_path)[2].startswith("report.json cannot be read (JSONDecodeError")
     (tmp_path / "report.json").write_text("[1, 2]")
-    assert AppBackend.target_report(tmp_path)[2] == "report.json does not hold a JSON object"
+    assert appbackend.target_report(tmp_path)[2] == "report.json does not hold a JSON object"
 
 
 # --------------------------------------------------------------------------- the page (AppTest)
@@ -335,7 +334,7 @@ def test_page_renders_and_lists_every_generator_once(sample_vs):
         listed = [t for t in shown if f"not trained yet: `{command}`" in t]
         assert ready != bool(listed), g  # each trained type is offered, each other one is listed with its command
         assert sum(t.count(command) for t in shown) == (0 if ready else 1), g  # and printed once
-        if not (AppBackend.CHECKPOINT_DIR / sample_vs.key).exists():
+        if not (cache.CHECKPOINT_DIR / sample_vs.key).exists():
             assert listed, g
     assert at.button(key="run").disabled is False
     assert not at.get("video")
@@ -350,7 +349,7 @@ def test_page_previews_the_target_and_the_source(sample_vs):
     assert len(box) == 1 and box[0].proto.expanded
     captions = [c for img in box[0].image for c in img.captions]
     assert len(captions) == 2, captions
-    assert captions[0].startswith(f"target: built-in sample target, {AppBackend.PREVIEW_FRAMES} of its 600 frames")
+    assert captions[0].startswith(f"target: built-in sample target, {appbackend.PREVIEW_FRAMES} of its 600 frames")
     assert captions[1].startswith("source: the built-in sample source, poses from")
 
 
@@ -368,7 +367,7 @@ def test_page_runs_the_sample_transfer(sample_vs, tmp_path):
     assert any(t.startswith(f"**Result**: {result['what']}: {result['stats']}") for t in texts(at))
     assert f"The panels: {app.PANELS}." in texts(at)
     video, fps = decode_video(result["video"], tmp_path)  # the sample source: 400 frames at 25 fps
-    assert video.shape == (100, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
+    assert video.shape == (100, transfer.PANEL, 3 * transfer.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
     # The result stays on the page across reruns (e.g. after changing a setting).
     at.checkbox(key="smooth").uncheck().run()
     assert len(at.get("video")) == 1
@@ -422,8 +421,8 @@ def test_a_run_can_be_cancelled_and_says_so(sample_vs, paused):
 
 def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypatch):
     calls = []
-    extract = VideoSkeleton.extract
-    monkeypatch.setattr(VideoSkeleton, "extract", lambda *a, **kw: calls.append(a[0]) or extract(*a, **kw))
+    extract = cache.extract
+    monkeypatch.setattr(cache, "extract", lambda *a, **kw: calls.append(a[0]) or extract(*a, **kw))
     at = new_app()
     at.run()
     at.radio(key="source_kind").set_value(app.SOURCE_KINDS[3]).run()
@@ -445,7 +444,7 @@ def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypa
         assert "24 frames in" in at.session_state["result"]["stats"]
         assert "`clip.avi` onto built-in sample target" in at.session_state["result"]["what"]
     assert len(calls) == 1  # the second run reused the poses of the first (cached by content)
-    assert AppBackend.store_upload(clips["avi"].read_bytes(), "x").exists()
+    assert appbackend.store_upload(clips["avi"].read_bytes(), "x").exists()
 
 
 def test_a_failed_run_keeps_the_previous_video_labelled_and_names_the_file(sample_vs, clips):
@@ -462,7 +461,7 @@ def test_a_failed_run_keeps_the_previous_video_labelled_and_names_the_file(sampl
     at.button(key="run").click().run()
     finish_job(at)
     assert not at.exception
-    decoded = Video.count_frames(clips["corrupt"])
+    decoded = video.count_frames(clips["corrupt"])
     assert [e.value for e in at.error] == [
         f"The run failed: `holiday dance.mp4` is damaged: it declares 40 frames but only {decoded} can be decoded; "
         "re-encode it (e.g. `ffmpeg -i 'holiday dance.mp4' -c:v libx264 fixed.mp4`) or use an undamaged copy"
@@ -491,7 +490,7 @@ def test_a_video_under_data_that_is_not_one_gets_one_line(sample_vs, data_dir):
         at.radio(key="source_kind").set_value(app.SOURCE_KINDS[1]).run()
         at.selectbox(key="data_video").set_value(junk).run()
         assert not at.exception and len(at.error) == 1 and at.error[0].value.startswith("cannot read a frame from")
-        assert AppBackend.shown_path(junk) in at.error[0].value and at.button(key="run").disabled
+        assert appbackend.shown_path(junk) in at.error[0].value and at.button(key="run").disabled
     finally:
         shutil.rmtree(junk.parent)
 
@@ -500,11 +499,11 @@ def test_a_video_under_data_that_is_not_one_gets_one_line(sample_vs, data_dir):
 def damaged_sample_checkpoint(sample_vs):
     """A best.pth of gen_type 3 on the sample target that is not a checkpoint (removed after)."""
     path = checkpoint_dir(sample_vs, 3) / "best.pth"
-    existed = (AppBackend.CHECKPOINT_DIR / sample_vs.key).exists()
+    existed = (cache.CHECKPOINT_DIR / sample_vs.key).exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00" * 100)
     yield path
-    shutil.rmtree(path.parent if existed else AppBackend.CHECKPOINT_DIR / sample_vs.key)
+    shutil.rmtree(path.parent if existed else cache.CHECKPOINT_DIR / sample_vs.key)
 
 
 def test_a_damaged_checkpoint_is_listed_as_damaged_with_its_fix(damaged_sample_checkpoint, sample_vs):
@@ -515,7 +514,7 @@ def test_a_damaged_checkpoint_is_listed_as_damaged_with_its_fix(damaged_sample_c
     box = [e for e in at.expander if e.label.startswith("Generators for built-in sample target")]
     assert len(box) == 1 and box[0].label.endswith(", 1 damaged") and box[0].proto.expanded
     line = [x for t in texts(at) for x in t.splitlines() if x.startswith("- **3**")]
-    fix = f"**damaged checkpoint**, train it again with `{AppBackend.retrain_command(3, sample_vs.video_path)}`"
+    fix = f"**damaged checkpoint**, train it again with `{appbackend.retrain_command(3, sample_vs.video_path)}`"
     assert len(line) == 1 and fix in line[0] and "(cannot read checkpoint" in line[0] and "not trained" not in line[0]
 
 
@@ -524,9 +523,9 @@ def new_target(tmp_path_factory, sample_target):
     """A small video (frames 100-159 of the sample) to add as a target; its cache and models removed after."""
     clip = write_video(tmp_path_factory.mktemp("app-new") / "new_dancer.mp4", sample_frames(sample_target, 100, 160))
     yield clip
-    for cache in VideoSkeleton.CACHE_DIR.glob("new_dancer-*"):
-        shutil.rmtree(AppBackend.CHECKPOINT_DIR / cache.name, ignore_errors=True)
-        shutil.rmtree(cache)
+    for cache_dir in cache.CACHE_DIR.glob("new_dancer-*"):
+        shutil.rmtree(cache.CHECKPOINT_DIR / cache_dir.name, ignore_errors=True)
+        shutil.rmtree(cache_dir)
 
 
 def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(sample_vs, new_target):
@@ -549,7 +548,7 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
     for g in (g for g, spec in GEN_TYPES.items() if spec.train):
         assert commands.count(f"{train_command(g, new_target)}   # gen_type {g}") == 1, g
     cache = Path(at.session_state["added"]["cache_dir"])
-    if (cache / "report.json").exists():  # a VideoSkeleton that writes the target report (issue #14)
+    if (cache / "report.json").exists():  # a cache that writes the target report (issue #14)
         for problem in json.loads((cache / "report.json").read_text())["problems"]:
             assert f"- {problem['line']}" in page_text(at)
     else:
@@ -601,7 +600,7 @@ def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_ta
 def fresh_target(tmp_path_factory, sample_target):
     """A small extracted target (frames 300-359 of the sample), nothing trained yet; cache and models removed after."""
     clip = write_video(tmp_path_factory.mktemp("app-target") / "app_target.mp4", sample_frames(sample_target, 300, 360))
-    vs = VideoSkeleton.VideoSkeleton(clip, verbose=False)
+    vs = cache.VideoSkeleton(clip, verbose=False)
     yield vs
     shutil.rmtree(vs.cache_dir, ignore_errors=True)
     shutil.rmtree(vs.model_dir(""), ignore_errors=True)
@@ -644,4 +643,4 @@ def test_a_model_trained_while_the_page_is_open_appears_with_its_sizes(fresh_tar
     assert result["file_name"] == "deepdance-app_target-gen2.mp4" and "50 frames in" in result["stats"]
     assert "gen_type 2 at 128 px" in result["what"]
     video, _ = decode_video(result["video"], tmp_path)
-    assert video.shape == (50, DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3)
+    assert video.shape == (50, transfer.PANEL, 3 * transfer.PANEL, 3)

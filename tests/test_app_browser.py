@@ -18,11 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-from conftest import ROOT
-
 import app
-import AppBackend
+from deepdance import appbackend
+
+import pytest
+
+from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -248,7 +249,7 @@ def test_laptop_run_in_view_big_upload_explained_settings_locked_video_plays(lap
     # A file over 200 MB (sparse: no disk used) is refused by the browser itself; the page explains it in words.
     big = tmp_path / "wedding.mp4"
     with open(big, "wb") as f:
-        f.truncate((AppBackend.MAX_UPLOAD_MB + 1) * 2**20)
+        f.truncate((appbackend.MAX_UPLOAD_MB + 1) * 2**20)
     uploader.send_keys(str(big))
     wait_for(browser, lambda d: "wedding.mp4" in texts_shown(d), PAGE_TIMEOUT, "the refused file is not shown")
     shown = texts_shown(browser)

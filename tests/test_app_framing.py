@@ -4,14 +4,14 @@ commands, the choice on the page and the extraction of another framing."""
 import shutil
 from types import SimpleNamespace
 
+import app
+from deepdance import appbackend, cache
+from deepdance.gentypes import checkpoint_dir, train_command
+
 import pytest
+
 from apppage import finish_job, new_app, no_problem, sample_frames, select_target, texts
 from conftest import write_video
-
-import app
-import AppBackend
-import VideoSkeleton
-from GenTypes import checkpoint_dir, train_command
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +19,11 @@ def framed_clip(tmp_path_factory, sample_target):
     """A small target (frames 200-239 of the sample) extracted in framing person only; its caches and models (in
     any framing) removed after."""
     clip = write_video(tmp_path_factory.mktemp("app-framed") / "framed.mp4", sample_frames(sample_target, 200, 240))
-    VideoSkeleton.VideoSkeleton(clip, verbose=False)
+    cache.VideoSkeleton(clip, verbose=False)
     yield clip
-    for cache in VideoSkeleton.CACHE_DIR.glob("framed-*"):
-        shutil.rmtree(AppBackend.CHECKPOINT_DIR / cache.name, ignore_errors=True)
-        shutil.rmtree(cache)
+    for cache_dir in cache.CACHE_DIR.glob("framed-*"):
+        shutil.rmtree(cache.CHECKPOINT_DIR / cache_dir.name, ignore_errors=True)
+        shutil.rmtree(cache_dir)
 
 
 def junk_checkpoint(vs, gen_type):
@@ -35,46 +35,46 @@ def junk_checkpoint(vs, gen_type):
 
 
 def test_each_framing_of_a_target_has_its_cache_and_its_generators(framed_clip):
-    person = VideoSkeleton.VideoSkeleton(framed_clip, verbose=False)
-    center = VideoSkeleton.VideoSkeleton(framed_clip, verbose=False, framing="center")
-    strided = VideoSkeleton.VideoSkeleton(framed_clip, frame_skip=2, verbose=False)  # the newest: a source's
+    person = cache.VideoSkeleton(framed_clip, verbose=False)
+    center = cache.VideoSkeleton(framed_clip, verbose=False, framing="center")
+    strided = cache.VideoSkeleton(framed_clip, frame_skip=2, verbose=False)  # the newest: a source's
     junk_checkpoint(center, 2)
     try:
-        target = [t for t in AppBackend.processed_targets() if t.video == framed_clip.resolve()]
+        target = [t for t in appbackend.processed_targets() if t.video == framed_clip.resolve()]
         assert len(target) == 1, target  # one target, in two framings
         target = target[0]
         assert target.framings() == ["person", "center"] and target.details.startswith("40 of 40 frames with a person")
         # Each framing opens the cache its models were trained from, not the newer one at a stride.
-        assert target.caches["person"] == AppBackend.Framed(person.meta["params"], person.key)
-        assert target.caches["center"] == AppBackend.Framed(center.meta["params"], center.key)
+        assert target.caches["person"] == appbackend.Framed(person.meta["params"], person.key)
+        assert target.caches["center"] == appbackend.Framed(center.meta["params"], center.key)
         assert target.params("center")["framing"] == "center" and center.key == person.key + "-center"
-        assert AppBackend.framing_states(target) == {"person": "nothing trained yet", "center": "trained: gen_type 2"}
+        assert appbackend.framing_states(target) == {"person": "nothing trained yet", "center": "trained: gen_type 2"}
         # The generators listed for a framing are those trained on it, with that framing's commands.
         states = {}
         for vs in (person, center):
-            listed = AppBackend.generator_states(vs, lambda g, size, vs=vs: AppBackend.try_load_generator(g, vs))
+            listed = appbackend.generator_states(vs, lambda g, size, vs=vs: appbackend.try_load_generator(g, vs))
             states[vs.framing] = {a.gen_type: a for a in listed}
         assert states["person"][2].state == "untrained" and states["center"][2].state == "damaged"
         assert states["person"][2].command == train_command(2, framed_clip)
-        assert states["center"][2].command == AppBackend.retrain_command(2, framed_clip, framing="center")
+        assert states["center"][2].command == appbackend.retrain_command(2, framed_clip, framing="center")
         assert states["center"][2].command.endswith(" --framing center")
         assert "--framing" not in states["person"][3].command
         assert states["center"][3].command == train_command(3, framed_clip, framing="center")
     finally:
-        shutil.rmtree(AppBackend.CHECKPOINT_DIR / center.key, ignore_errors=True)
+        shutil.rmtree(cache.CHECKPOINT_DIR / center.key, ignore_errors=True)
         shutil.rmtree(center.cache_dir)
         shutil.rmtree(strided.cache_dir)
     # The sample before its first use: offered in the default framing, which opening it extracts.
-    sample = AppBackend.Target("built-in sample target", None, {})
+    sample = appbackend.Target("built-in sample target", None, {})
     assert sample.framings() == ["person"] and sample.params("person") is None
-    assert AppBackend.framing_states(sample) == {"person": "extracted on first use", "center": "not extracted"}
+    assert appbackend.framing_states(sample) == {"person": "extracted on first use", "center": "not extracted"}
 
 
 def test_a_target_extracted_in_a_framing_is_selected_in_it_the_sample_too():
-    import Mannequin
+    from deepdance import mannequin
 
-    targets = AppBackend.processed_targets()
-    for video, selected in ((Mannequin.clip_path("target"), True), (Mannequin.clip_path("source"), False)):
+    targets = appbackend.processed_targets()
+    for video, selected in ((mannequin.clip_path("target"), True), (mannequin.clip_path("source"), False)):
         st = SimpleNamespace(session_state={"select_target": (str(video.resolve()), "center"), "added": {}})
         app.apply_pending_selection(st, targets)
         assert st.session_state["added"]["selected"] == selected
@@ -105,7 +105,7 @@ def test_a_targets_framing_is_picked_or_extracted_and_lists_its_own_generators(s
     assert f"{train_command(3, framed_clip, framing='center')}   # gen_type 3" in at.code[0].value
     ready = "**Ready**: the built-in sample source onto framed.mp4 in framing center | gen_type 1"
     assert any(t.startswith(ready) for t in texts(at))
-    center = VideoSkeleton.VideoSkeleton(framed_clip, verbose=False, framing="center")
+    center = cache.VideoSkeleton(framed_clip, verbose=False, framing="center")
     junk_checkpoint(center, 2)  # a gen_type 2 "trained" on the centre crop only
     try:
         at.button(key="look_again").click().run()
@@ -121,11 +121,11 @@ def test_a_targets_framing_is_picked_or_extracted_and_lists_its_own_generators(s
 
         label, line = generators("center")
         assert label.endswith(", 1 damaged")
-        assert f"`{AppBackend.retrain_command(2, framed_clip, framing='center')}`" in line
+        assert f"`{appbackend.retrain_command(2, framed_clip, framing='center')}`" in line
         at.radio(key="framing").set_value("person").run()
         no_problem(at)
         label, line = generators("person")
         assert "damaged" not in label and line.endswith(f"not trained yet: `{train_command(2, framed_clip)}`")
         assert any(t.startswith("**Ready**: the built-in sample source onto framed.mp4 | ") for t in texts(at))
     finally:
-        shutil.rmtree(AppBackend.CHECKPOINT_DIR / center.key, ignore_errors=True)
+        shutil.rmtree(cache.CHECKPOINT_DIR / center.key, ignore_errors=True)

@@ -24,16 +24,14 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from deepdance import distributed, gan, trainer, vanilla
+from deepdance.cli import UserError
+
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, FakeVS
 
-import Distributed
-import GenGAN
-import GenVanillaNN
-import Train
-from Skeleton import UserError
+from conftest import ROOT, FakeVS
 
 TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
 N_FRAMES = 40  # FakeVS: 20 training frames before the selection and test blocks and their gaps
@@ -60,7 +58,7 @@ def torch_threads(n):
 
 def run_job(job):
     """Train one job ({"kind": "vanilla" | "gan", "cfg": {...}, "out": folder, "resume": bool}) in this process."""
-    trainer, config = (GenGAN, GenGAN.GANConfig) if job["kind"] == "gan" else (GenVanillaNN, GenVanillaNN.TrainConfig)
+    trainer, config = (gan, gan.GANConfig) if job["kind"] == "gan" else (vanilla, vanilla.TrainConfig)
     out = Path(job["out"])
     vs = FakeVS(out.parent, n=N_FRAMES)
     return trainer.train(vs, config(**job["cfg"]), out=out, resume=job.get("resume", False), verbose=False)
@@ -106,7 +104,7 @@ def checkpoint(out):
 
 def test_one_process_changes_nothing():
     """Plain `python GenVanillaNN.py` never touches torch.distributed: every Ranks method hands back its input."""
-    ranks = Distributed.setup_ranks("cpu")
+    ranks = distributed.setup_ranks("cpu")
     assert (ranks.rank, ranks.world, ranks.main, ranks.on) == (0, 1, True, False)
     t, net = torch.randn(3), torch.nn.Linear(2, 2)
     assert ranks.mean(t) is t and ranks.agree(1.5) == 1.5 and ranks.wrap(net) is net
@@ -119,7 +117,7 @@ def test_one_process_changes_nothing():
 
 
 def test_global_batch_is_shared_out_or_refused():
-    ranks = Distributed.Ranks(rank=1, world=3)
+    ranks = distributed.Ranks(rank=1, world=3)
     assert ranks.split_batch(32) == 30 and ranks.split_batch(3) == 3  # 10 frames a process, not 11 / 11 / 10
     assert torch.arange(9)[ranks.shard].tolist() == [1, 4, 7]  # DistributedSampler's interleaving
     with pytest.raises(UserError, match="3 processes but a global batch of 2 training frames"):
@@ -130,17 +128,17 @@ def test_global_batch_is_shared_out_or_refused():
 
 def test_augmentation_is_drawn_for_the_global_batch():
     """Each rank's share of an augmented global batch is exactly the one process's (same draws, same RNG after)."""
-    cfg = Train.RunConfig(aug_prob=0.7)
+    cfg = trainer.RunConfig(aug_prob=0.7)
     xy = torch.rand(8, 1, 13, 2) * 0.5 + 0.25
     real = torch.rand(8, 3, 16, 16)
     whole = real.clone()
     g = torch.Generator().manual_seed(3)
-    xy_all, on_all = Train.augment(xy, whole, cfg, g)
+    xy_all, on_all = trainer.augment(xy, whole, cfg, g)
     for rank in range(2):
-        shard = Distributed.Ranks(rank=rank, world=2).shard
+        shard = distributed.Ranks(rank=rank, world=2).shard
         mine = real[shard].clone()
         g_rank = torch.Generator().manual_seed(3)
-        xy_mine, on_mine = Train.augment(xy, mine, cfg, g_rank, shard=shard)
+        xy_mine, on_mine = trainer.augment(xy, mine, cfg, g_rank, shard=shard)
         torch.testing.assert_close(xy_mine, xy_all[shard], rtol=0, atol=0)
         assert torch.equal(on_mine, on_all[shard]) and torch.equal(mine, whole[shard])
         assert torch.equal(g_rank.get_state(), g.get_state())
@@ -155,8 +153,8 @@ def test_cpu_sync_batchnorm_is_batchnorm_in_a_world_of_one(tmp_path):
                                   torch.nn.Linear(4 * 36, 8), torch.nn.BatchNorm1d(8))  # fmt: skip
         with torch.no_grad():
             ref[1].weight.uniform_(0.5, 1.5), ref[1].bias.uniform_(-0.5, 0.5)
-        sync = Distributed.CPUSyncBatchNorm.convert(copy.deepcopy(ref))
-        assert isinstance(sync[1], Distributed.CPUSyncBatchNorm) and isinstance(sync[4], Distributed.CPUSyncBatchNorm)
+        sync = distributed.CPUSyncBatchNorm.convert(copy.deepcopy(ref))
+        assert isinstance(sync[1], distributed.CPUSyncBatchNorm) and isinstance(sync[4], distributed.CPUSyncBatchNorm)
         assert sync.state_dict().keys() == ref.state_dict().keys()
         x = torch.randn(6, 3, 8, 8) * 3 + 1
         for net in (ref, sync):
@@ -205,7 +203,7 @@ def test_all_ranks_end_with_rank_0s_weights(runs):
     """Bitwise the same weights on both ranks after every job, and they are what rank 0 saved."""
     assert runs["rank0"] == runs["rank1"]
     ckpt = runs["two_after_2"]
-    assert runs["rank0"][0] == Distributed.weights_digest([ckpt["model"]])
+    assert runs["rank0"][0] == distributed.weights_digest([ckpt["model"]])
     assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 2 and ckpt["step"] == 2
 
 
@@ -221,7 +219,7 @@ def test_two_processes_train_the_one_process_model(runs):
     # weight by up to lr whichever way the rounding went (the losses above agree to 2e-4).
     ref_w = checkpoint(runs["tmp"] / "one")["model"]
     for name, w in checkpoint(runs["tmp"] / "two")["model"].items():
-        torch.testing.assert_close(w, ref_w[name], rtol=0, atol=GenVanillaNN.LR, msg=name)
+        torch.testing.assert_close(w, ref_w[name], rtol=0, atol=vanilla.LR, msg=name)
 
 
 @pytest.mark.slow
@@ -243,7 +241,7 @@ def test_gan_modes_complete_an_epoch_under_ddp(runs):
     for job, digest in zip(runs["gans"], runs["rank0"][2:5], strict=True):
         ckpt = checkpoint(job["out"])
         nets = [ckpt[k] for k in ("model", "netD", "netD_T") if ckpt[k] is not None]
-        assert ckpt["epoch"] == 1 and ckpt["config"]["world_size"] == 2 and Distributed.weights_digest(nets) == digest
+        assert ckpt["epoch"] == 1 and ckpt["config"]["world_size"] == 2 and distributed.weights_digest(nets) == digest
         (row,) = log(job["out"])
         assert int(row["step"]) == 2 and np.isfinite(float(row["loss_D"])) and float(row["val_box_ssim"]) > 0
     gans = dict(zip(GANS, runs["gans"], strict=True))
@@ -255,7 +253,7 @@ def test_a_time_budget_ends_every_rank_at_the_same_step(runs):
     """With --time_budget the schedule and the end follow rank 0's clock on every rank: the run ended (no rank left
     waiting for another's step) with the same weights on both ranks, one global step per epoch as planned."""
     rows, ckpt = log(runs["tmp"] / "budget"), checkpoint(runs["tmp"] / "budget")
-    assert runs["rank0"][5] == runs["rank1"][5] == Distributed.weights_digest([ckpt["model"]])
+    assert runs["rank0"][5] == runs["rank1"][5] == distributed.weights_digest([ckpt["model"]])
     assert ckpt["schedule"]["budget_s"] == 2.0 and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
 
 

@@ -3,18 +3,19 @@
 import json
 from types import SimpleNamespace
 
+from deepdance import evaluation, metrics, pose
+from deepdance.cache import BLOCK_GAP
+from deepdance.cli import UserError, run_cli
+from deepdance.metrics import image_metrics
+from deepdance.transfer import PoseNormalizer
+
 import cv2
 import numpy as np
 import pytest
-from conftest import FakeTarget, run_script
 
 import Evaluate
-import Metrics
 from bench import verify_dump
-from DanceDemo import PoseNormalizer
-from GenVanillaNN import image_metrics
-from Skeleton import UserError, run_cli
-from VideoSkeleton import BLOCK_GAP
+from conftest import FakeTarget, run_script
 
 S = 64
 
@@ -40,7 +41,7 @@ def full_frame_poses(n):
 def test_identical_images_score_perfectly():
     real = texture()
     xy = full_frame_poses(len(real))
-    m = Evaluate.all_metrics(real.copy(), real, xy, np.ones(len(real) - 1, bool))
+    m = metrics.all_metrics(real.copy(), real, xy, np.ones(len(real) - 1, bool))
     assert m["l1"] == 0 and m["box_l1"] == 0
     assert m["ssim"] == pytest.approx(1.0) and m["box_ssim"] == pytest.approx(1.0)
     assert np.isfinite(m["psnr"]) and m["psnr"] > 100  # MSE floored: high, not inf
@@ -51,7 +52,7 @@ def test_shifted_image_keeps_its_sharpness_but_loses_similarity():
     real = texture()
     fake = np.roll(real, 3, axis=2)  # 3 px to the right
     xy = full_frame_poses(len(real))
-    m = Evaluate.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    m = metrics.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
     assert m["ssim"] < 0.5 and m["box_ssim"] < 0.5 and m["l1"] > 0.02 and m["psnr"] < 25
     assert m["sharpness"] == pytest.approx(1.0, abs=0.05)
 
@@ -60,7 +61,7 @@ def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
     real = texture()
     fake = np.full_like(real, 128)
     xy = full_frame_poses(len(real))
-    m = Evaluate.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
+    m = metrics.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
     assert m["sharpness"] == 0.0
     assert m["flicker"] == 0.0 and m["tdiff"] == 0.0 and m["tdiff_real"] > 0
     assert m["ssim"] < 0.3  # structure (covariance) term is 0; only the matching mean is left
@@ -69,14 +70,14 @@ def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
 def test_flicker_counts_consecutive_pairs_only():
     real = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 104)])  # brightening by 2 per frame
     fake = np.stack([np.full((S, S, 3), v, np.uint8) for v in (100, 102, 150)])  # a jump between frames 1 and 2
-    f = Metrics.flicker(fake, real, np.array([True, True]))
+    f = metrics.flicker(fake, real, np.array([True, True]))
     assert f["tdiff_real"] == pytest.approx(2 / 255) and f["flicker"] == pytest.approx((2 + 48) / 2 / 2)
-    assert Metrics.flicker(fake, real, np.array([True, False]))["flicker"] == pytest.approx(1.0)
-    assert np.isnan(Metrics.flicker(fake, real, np.array([False, False]))["flicker"])
+    assert metrics.flicker(fake, real, np.array([True, False]))["flicker"] == pytest.approx(1.0)
+    assert np.isnan(metrics.flicker(fake, real, np.array([False, False]))["flicker"])
 
 
 def test_pose_found_near_counts_only_the_person_where_the_skeleton_put_them():
-    from Skeleton import body_height
+    from deepdance.skeleton import body_height
 
     xy = np.repeat(full_frame_poses(1) * 0.5 + 0.2, 4, axis=0)  # (4, 13, 2)
     h = body_height(xy[0])
@@ -84,10 +85,10 @@ def test_pose_found_near_counts_only_the_person_where_the_skeleton_put_them():
     found[1, :, 0] += 0.3 * h  # found 0.3 body heights to the side: still the person, a little off
     found[2, :, 1] += 2.0 * h  # two body heights away: something else
     found[3] = np.nan  # nobody
-    c = Metrics.pose_consistency(found, xy)
-    assert c["pose_found"] == 0.75 and c["pose_near"] == 0.5  # near: half a body height (Metrics.POSE_NEAR)
+    c = metrics.pose_consistency(found, xy)
+    assert c["pose_found"] == 0.75 and c["pose_near"] == 0.5  # near: half a body height (metrics.POSE_NEAR)
     assert c["pose_err"] == pytest.approx((0 + 0.3 + 2.0) / 3, rel=1e-5)
-    assert Metrics.pose_consistency(found[3:], xy[3:]) == {
+    assert metrics.pose_consistency(found[3:], xy[3:]) == {
         "pose_found": 0.0,
         "pose_near": 0.0,
         "pose_err": pytest.approx(np.nan, nan_ok=True),
@@ -97,7 +98,7 @@ def test_pose_found_near_counts_only_the_person_where_the_skeleton_put_them():
 def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
     xy = full_frame_poses(2) * 0.5 + 0.2
     xy[1] = xy[1] * 0.1  # a tiny pose in the corner: the box still has SSIM's 7 px
-    boxes = Evaluate.body_boxes(xy, S)
+    boxes = metrics.body_boxes(xy, S)
     assert boxes.dtype == np.int32 and (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= S).all()
     assert (boxes[:, 2] - boxes[:, 0] >= 7).all() and (boxes[:, 3] - boxes[:, 1] >= 7).all()
     px = xy[0] * S
@@ -108,9 +109,9 @@ def test_body_boxes_hold_the_joints_and_stay_in_the_frame():
 def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_ones(sample_vs):
     pick = sample_vs.split().test[:12]
     real, xy = sample_vs.frames(128)[pick], sample_vs.skeletons()[pick]
-    good = Evaluate.pose_consistency(Evaluate.detect_poses(real), xy)
+    good = metrics.pose_consistency(pose.detect_poses(real), xy)
     assert good["pose_found"] == good["pose_near"] == 1.0 and good["pose_err"] < 0.03
-    black = Evaluate.pose_consistency(Evaluate.detect_poses(np.zeros_like(real[:4])), xy[:4])
+    black = metrics.pose_consistency(pose.detect_poses(np.zeros_like(real[:4])), xy[:4])
     assert black["pose_found"] == 0.0 and np.isnan(black["pose_err"])
 
 
@@ -118,28 +119,28 @@ def test_pose_consistency_finds_the_person_in_real_frames_and_nobody_in_black_on
 
 
 def test_test_block_is_disjoint_from_the_training_frames_and_nearest_copies_only_those(sample_vs):
-    es, train = Evaluate.held_out_set(sample_vs, S)
+    es, train = evaluation.held_out_set(sample_vs, S)
     blocks = sample_vs.split()
     assert es.name == "test" and np.array_equal(es.positions, blocks.test) and np.all(np.diff(es.positions) == 1)
     assert not set(train.tolist()) & set(es.positions.tolist())
     assert es.positions[0] - blocks.select[-1] > BLOCK_GAP  # the selection block and a gap lie between them
-    select, _ = Evaluate.held_out_set(sample_vs, S, "select")
+    select, _ = evaluation.held_out_set(sample_vs, S, "select")
     assert np.array_equal(select.positions, blocks.select)
     assert es.consecutive.all() and len(es.consecutive) == len(es) - 1
-    results, outputs, skipped, warnings = Evaluate.evaluate(es, [1], train)
+    results, outputs, skipped, warnings = evaluation.evaluate(es, [1], train)
     assert not skipped and not warnings and outputs[1].shape == es.real.shape
     train_frames = {f.tobytes() for f in sample_vs.frames(S)[train]}
     assert all(f.tobytes() in train_frames for f in outputs[1])
     # The control: retrieving from every frame, the test block finds itself (a leak: a perfect L1), and is flagged.
-    leak, _, _, flagged = Evaluate.evaluate(es, [1], np.arange(len(sample_vs)))
+    leak, _, _, flagged = evaluation.evaluate(es, [1], np.arange(len(sample_vs)))
     assert leak[1]["l1"] == 0 and results[1]["l1"] > 0
     assert "copies frames from the evaluated block" in flagged[1]
 
 
 def test_gen_size_scores_a_smaller_model_scaled_up_to_the_size_shown(sample_vs):
-    es, train = Evaluate.held_out_set(sample_vs, 2 * S)
-    full, outputs, _, _ = Evaluate.evaluate(es, [1], train, pose=False)
-    small, scaled, _, _ = Evaluate.evaluate(es, [1], train, pose=False, gen_size=S)
+    es, train = evaluation.held_out_set(sample_vs, 2 * S)
+    full, outputs, _, _ = evaluation.evaluate(es, [1], train, pose=False)
+    small, scaled, _, _ = evaluation.evaluate(es, [1], train, pose=False, gen_size=S)
     assert scaled[1].shape == outputs[1].shape == es.real.shape
     # The same frames retrieved, shown from 64 px: blurrier than the stored 128 px frames themselves.
     assert small[1]["sharpness"] < 0.8 * full[1]["sharpness"]
@@ -149,20 +150,20 @@ def test_gen_size_scores_a_smaller_model_scaled_up_to_the_size_shown(sample_vs):
 def test_a_checkpoint_trained_on_the_evaluated_block_is_flagged(sample_vs):
     from types import SimpleNamespace
 
-    es, train = Evaluate.held_out_set(sample_vs, S)
+    es, train = evaluation.held_out_set(sample_vs, S)
     sha = sample_vs.meta["sha256"]
     held_out = SimpleNamespace(data={"sha256": sha, "train": [0, int(train[-1]) + 1]})
     leaky = SimpleNamespace(data={"sha256": sha, "train": [0, len(sample_vs)]})
     other = SimpleNamespace(data={"sha256": "0" * 64, "key": "other-0000", "train": [0, 10]})
-    assert Evaluate.leak_warning(held_out, es) is None and Evaluate.leak_warning(SimpleNamespace(), es) is None
-    assert "overlap the evaluated block" in Evaluate.leak_warning(leaky, es)
-    assert "other footage (other-0000)" in Evaluate.leak_warning(other, es)
+    assert evaluation.leak_warning(held_out, es) is None and evaluation.leak_warning(SimpleNamespace(), es) is None
+    assert "overlap the evaluated block" in evaluation.leak_warning(leaky, es)
+    assert "other footage (other-0000)" in evaluation.leak_warning(other, es)
 
 
 def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
     test_xy = full_frame_poses(5) * 0.5 + np.float32([0.1, 0.3])  # small, low left
     target_xy = test_xy * 1.6 - np.float32([0.05, 0.5])  # larger, elsewhere
-    es = Evaluate.clip_set(FakeTarget(test_xy), FakeTarget(target_xy), S, normalize=True)
+    es = evaluation.clip_set(FakeTarget(test_xy), FakeTarget(target_xy), S, normalize=True)
     norm = PoseNormalizer.fit(test_xy, target_xy)
     assert norm.scale == pytest.approx(1.6, rel=1e-4)
     np.testing.assert_allclose(es.xy_in, target_xy, atol=1e-5)
@@ -177,11 +178,11 @@ def test_normalised_test_clip_maps_generated_frames_back_onto_its_own():
 
 
 def test_gen_type_parsing():
-    assert Evaluate.parse_gen_types("all") == list(range(1, 10))
-    assert Evaluate.parse_gen_types("3,1,3") == [1, 3]
+    assert evaluation.parse_gen_types("all") == list(range(1, 10))
+    assert evaluation.parse_gen_types("3,1,3") == [1, 3]
     for bad, message in (("10", "unknown gen_type 10"), ("1,x", "must be 'all' or numbers")):
         with pytest.raises(UserError, match=message):
-            Evaluate.parse_gen_types(bad)
+            evaluation.parse_gen_types(bad)
 
 
 def test_figure_strip_drops_rows_to_fit_its_byte_budget():
@@ -191,22 +192,22 @@ def test_figure_strip_drops_rows_to_fit_its_byte_budget():
 
     es = Frames(xy=full_frame_poses(8), size=S, real=texture(8))
     outputs = {1: texture(8, seed=1), 3: texture(8, seed=2)}  # noise textures: a PNG that compresses badly
-    full = Evaluate.strip_image(es, outputs, 8)
+    full = evaluation.strip_image(es, outputs, 8)
     size_of = lambda img: len(cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])  # noqa: E731
-    assert Evaluate.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
-    fitted = Evaluate.fit_strip(es, outputs, 8, size_of(full) // 2)
+    assert evaluation.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
+    fitted = evaluation.fit_strip(es, outputs, 8, size_of(full) // 2)
     assert fitted.shape[1] == full.shape[1] and fitted.shape[0] < full.shape[0]
     assert size_of(fitted) <= size_of(full) // 2
     assert (
-        Evaluate.fit_strip(es, outputs, 8, 1).shape == Evaluate.strip_image(es, outputs, 1).shape
+        evaluation.fit_strip(es, outputs, 8, 1).shape == evaluation.strip_image(es, outputs, 1).shape
     )  # never fewer than one row
 
 
 def test_chart_is_deterministic(tmp_path):
     results = {1: {"l1": 0.02, "psnr": 25.0, "ssim": 0.9, "box_ssim": 0.7, "sharpness": 1.0, "flicker": 1.2}}
     results[3] = {**results[1], "sharpness": 0.6, "flicker": float("nan")}
-    Evaluate.write_chart(tmp_path / "a.png", results, "t")
-    Evaluate.write_chart(tmp_path / "b.png", results, "t")
+    evaluation.write_chart(tmp_path / "a.png", results, "t")
+    evaluation.write_chart(tmp_path / "b.png", results, "t")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert cv2.imread(str(tmp_path / "a.png")) is not None
 
@@ -255,9 +256,8 @@ def test_cli_end_to_end_with_skips_and_the_dump_round_trip(sample_vs, tmp_path):
 
 
 def test_background_bench_puts_the_gap_where_it_was_made(tmp_path, capsys):
-    from conftest import POSE
-
     from bench import background
+    from conftest import POSE
 
     size = 64
     real = texture(6, size)

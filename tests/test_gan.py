@@ -8,19 +8,16 @@ Training runs on a tiny synthetic target (a stick figure moving over a gradient)
 from pathlib import Path
 from types import SimpleNamespace
 
+from deepdance import adversarial, checkpoints, gan, gentypes, metrics, networks, trainer, vanilla
+from deepdance.cli import UserError, run_cli
+from deepdance.skeleton import Skeleton
+
 import numpy as np
 import pytest
 import torch
-from conftest import POSE, FakeVS, ctrl_c_after, run_script
 
-import Adversarial
-import Checkpoints
 import GenGAN
-import GenTypes
-import GenVanillaNN
-import Networks
-import Train
-from Skeleton import Skeleton, UserError, run_cli
+from conftest import POSE, FakeVS, ctrl_c_after, run_script
 
 SIZE = 32
 TINY_G = {"image": {"ch": [8, 16], "n_res": 1}, "vector": {"hidden": 32, "n_blocks": 1, "ch": [16, 16, 8]}}
@@ -37,7 +34,7 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
     """A fast run: tiny nets at 32 px, 1 epoch, batch 8, CPU, never from a GenVanillaNN checkpoint."""
     kw.setdefault("init_from_vanilla", False)
     kw.setdefault("d_args", TINY_D)
-    return GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
+    return gan.GANConfig(mode=mode, input=input, temporal=temporal, size=SIZE, epochs=kw.pop("epochs", 1), batch=8,
                        g_args=TINY_G[input], device="cpu", **kw)  # fmt: skip
 
 
@@ -45,20 +42,20 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
 
 
 def test_multiscale_patch_discriminator_shapes():
-    d = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(64))
+    d = networks.MultiscaleDiscriminator(**adversarial.default_d_args(64))
     out = d(torch.randn(2, 6, 64, 64))
-    assert len(out) == Networks.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
+    assert len(out) == networks.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
     assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
-    small = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    small = networks.MultiscaleDiscriminator(**adversarial.default_d_args(32))(torch.randn(1, 6, 32, 32))
     assert small[1][-1].shape[-1] >= 1
-    dt = Networks.MultiscaleDiscriminator(**Adversarial.default_d_args(64, temporal=True))
-    assert len(dt(torch.randn(1, 6 * GenGAN.D_T_FRAMES, 64, 64))) == 1
+    dt = networks.MultiscaleDiscriminator(**adversarial.default_d_args(64, temporal=True))
+    assert len(dt(torch.randn(1, 6 * adversarial.D_T_FRAMES, 64, 64))) == 1
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch", "spectral"])
 def test_discriminator_options(norm):
-    d = Networks.MultiscaleDiscriminator(in_ch=6, ndf=8, n_layers=3, norm=norm, num_D=2)
+    d = networks.MultiscaleDiscriminator(in_ch=6, ndf=8, n_layers=3, norm=norm, num_D=2)
     out = d(torch.randn(2, 6, 64, 64))
     assert len(out) == 2 and out[0][-1].shape == (2, 1, 6, 6)  # 3 stride-2 layers: 70 px patches
     kinds = {type(m) for m in d.modules()}
@@ -73,25 +70,25 @@ def test_discriminator_options(norm):
         w = convs[1].weight.flatten(1)
         assert abs(torch.linalg.matrix_norm(w, 2).item() - 1) < 0.05
     with pytest.raises(UserError, match="norm must be one of"):
-        Networks.PatchDiscriminator(norm="group")
+        networks.PatchDiscriminator(norm="group")
 
 
 def test_d_options_on_the_command_line_reach_netd(fake_vs, monkeypatch):
     seen = {}
     not_main = SimpleNamespace(main=False)  # a rank that prints nothing after training
-    monkeypatch.setattr(GenGAN, "open_target", lambda *a, **k: (not_main, fake_vs, None))
-    monkeypatch.setattr(GenGAN, "train", lambda vs, cfg, **k: seen.update(cfg=cfg))
+    monkeypatch.setattr(gan, "open_target", lambda *a, **k: (not_main, fake_vs, None))
+    monkeypatch.setattr(gan, "train", lambda vs, cfg, **k: seen.update(cfg=cfg))
     assert GenGAN.main(["x.mp4", "--d_norm", "spectral", "--d_layers", "3", "--ndf", "32"]) == 0
     assert seen["cfg"].d_args == {"norm": "spectral", "n_layers": 3}  # only what differs from the defaults
     GenGAN.main(["x.mp4"])
     assert seen["cfg"].d_args is None
     monkeypatch.undo()
     d_args = {**TINY_D, "norm": "spectral", "num_D": 1}
-    summary = GenGAN.train(fake_vs, tiny_cfg(d_args=d_args), verbose=False)
+    summary = gan.train(fake_vs, tiny_cfg(d_args=d_args), verbose=False)
     ckpt = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
     assert ckpt["netD_args"]["norm"] == "spectral" and ckpt["netD_args"]["num_D"] == 1
     assert any("parametrizations" in k for k in ckpt["netD"])
-    assert GenGAN.train(fake_vs, tiny_cfg(epochs=2, d_args=d_args), resume=True, verbose=False)["epoch"] == 2
+    assert gan.train(fake_vs, tiny_cfg(epochs=2, d_args=d_args), resume=True, verbose=False)["epoch"] == 2
 
 
 def test_gradient_penalty_is_exact_on_a_linear_critic():
@@ -101,7 +98,7 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
     for scale in (0.3, 1.0, 2.5):
         w = torch.randn(48)
         w = (w / w.norm() * scale).requires_grad_(True)
-        gp = Adversarial.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
+        gp = adversarial.gradient_penalty(lambda x, w=w: x.flatten(1) @ w, real, fake, lambda_gp=10.0)
         assert gp.item() == pytest.approx(10.0 * (scale - 1.0) ** 2, abs=1e-5)
         # create_graph=True: the penalty's own gradient reaches the critic, d/dw = 2 lambda (|w| - 1) w / |w|.
         (grad_w,) = torch.autograd.grad(gp, w)
@@ -110,64 +107,66 @@ def test_gradient_penalty_is_exact_on_a_linear_critic():
 
 def test_gan_losses_and_schedules():
     pred = [[torch.full((2, 1, 3, 3), 4.0)], [torch.full((2, 1, 1, 1), 4.0)]]  # D very sure: real
-    assert Adversarial.gan_loss(pred, True, "bce").item() < 0.02 < Adversarial.gan_loss(pred, False, "bce").item()
-    assert Adversarial.gan_loss(pred, True, "wgan-gp").item() == -4.0
-    assert Adversarial.gan_loss(pred, False, "wgan-gp").item() == 4.0
-    assert Adversarial.critic_score(pred).tolist() == [4.0, 4.0]
-    lam = GenGAN.LAMBDA_L1
+    assert adversarial.gan_loss(pred, True, "bce").item() < 0.02 < adversarial.gan_loss(pred, False, "bce").item()
+    assert adversarial.gan_loss(pred, True, "wgan-gp").item() == -4.0
+    assert adversarial.gan_loss(pred, False, "wgan-gp").item() == 4.0
+    assert adversarial.critic_score(pred).tolist() == [4.0, 4.0]
+    lam = gan.LAMBDA_L1
     assert (
-        Train.lambda_at(0.0, lam) == 100.0 and Train.lambda_at(1.0, lam) == 30.0 and Train.lambda_at(0.5, lam) == 65.0
+        trainer.lambda_at(0.0, lam) == 100.0
+        and trainer.lambda_at(1.0, lam) == 30.0
+        and trainer.lambda_at(0.5, lam) == 65.0
     )
     feats = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]]
     assert (
-        Adversarial.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0
+        adversarial.feature_matching(feats, [[torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 1, 1)]]).item() == 1.0
     )  # logits out
     good, blurry = {"box_ssim": 0.80, "sharpness": 1.0}, {"box_ssim": 0.81, "sharpness": 0.5}
-    assert Adversarial.val_score(good) > Adversarial.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
+    assert adversarial.val_score(good) > adversarial.val_score(blurry)  # 0.01 box SSIM does not buy halving the detail
 
 
 def test_d_overpowering_g_is_reported(tmp_path):
-    log = Train.TrainLog(tmp_path / "log.csv")
+    log = trainer.TrainLog(tmp_path / "log.csv")
     for epoch, acc in enumerate((0.6, 0.97), 1):
         log.append({"epoch": epoch, "d_acc": acc})
-        warning = GenGAN.d_overpowers(log, "bce")
+        warning = gan.d_overpowers(log, "bce")
     assert warning and "right on 97% of patches" in warning
-    log = Train.TrainLog(tmp_path / "wgan.csv")
+    log = trainer.TrainLog(tmp_path / "wgan.csv")
     for epoch, gap in enumerate((0.5, 0.4, 0.9, 1.5, 2.2), 1):
         log.append({"epoch": epoch, "wdist": gap})
         if epoch == 4:
-            assert GenGAN.d_overpowers(log, "wgan-gp") is None  # 0.5 -> 0.4 -> ... is not growing 3 epochs running
-    assert "0.40 -> 2.20" in GenGAN.d_overpowers(log, "wgan-gp")
+            assert gan.d_overpowers(log, "wgan-gp") is None  # 0.5 -> 0.4 -> ... is not growing 3 epochs running
+    assert "0.40 -> 2.20" in gan.d_overpowers(log, "wgan-gp")
 
 
 def test_history_windows_and_temporal_inputs():
     xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
-    h = Train.history_xy(xy, 2)
+    h = trainer.history_xy(xy, 2)
     assert h.shape == (6, 3, 13, 2)
     assert h[:, :, 0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]]
-    starts = Train.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
-    assert Train.history_xy(xy, 2, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
+    starts = trainer.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
+    assert trainer.history_xy(xy, 2, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
     holes = xy.copy()
     holes[2] = np.nan  # no person in frame 2: later frames look past it, frame 2 itself stays empty
-    hh = Train.history_xy(holes, 2)
+    hh = trainer.history_xy(holes, 2)
     assert np.isnan(hh[2, 0]).all() and hh[3, :, 0, 0].tolist() == [3, 1, 1] and hh[4, :, 0, 0].tolist() == [4, 3, 1]
     first_missing = holes.copy()
     first_missing[0] = np.nan
-    assert Train.history_xy(first_missing, 2)[1, :, 0, 0].tolist() == [1, 1, 1]
-    x = GenGAN.temporal_input(Train.history_xy(np.repeat(POSE[None], 2, 0), 2), 32)
+    assert trainer.history_xy(first_missing, 2)[1, :, 0, 0].tolist() == [1, 1, 1]
+    x = gan.temporal_input(trainer.history_xy(np.repeat(POSE[None], 2, 0), 2), 32)
     assert x.shape == (2, 9, 32, 32)
-    torch.testing.assert_close(x[:, :3], Networks.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
-    w = Train.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
+    torch.testing.assert_close(x[:, :3], networks.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
+    w = trainer.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
     assert w.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # none across the gap
-    assert Train.train_windows(np.arange(3), 1).shape == (3, 1)
+    assert trainer.train_windows(np.arange(3), 1).shape == (3, 1)
 
 
 def test_expanded_stem_starts_as_the_vanilla_unet():
     torch.manual_seed(0)
-    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
-    vanilla = Networks.build_net(2, args).eval()
-    state, targs = GenGAN.expand_stem(vanilla.state_dict(), args, 9)
-    temporal = Networks.build_net(2, targs).eval()
+    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    vanilla = networks.build_net(2, args).eval()
+    state, targs = gan.expand_stem(vanilla.state_dict(), args, 9)
+    temporal = networks.build_net(2, targs).eval()
     temporal.load_state_dict(state)
     cur = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
     hist = torch.rand(3, 6, SIZE, SIZE) * 2 - 1  # whatever t-1 and t-2 are, the output is the vanilla one
@@ -178,14 +177,14 @@ def test_expanded_stem_starts_as_the_vanilla_unet():
 def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
     ds = fake_vs.dataset(np.arange(20), SIZE)
     cfg = tiny_cfg(temporal=True, aug_prob=1.0)
-    win = Train.train_windows(np.arange(20), GenGAN.HISTORY + GenGAN.D_T_FRAMES)[:4]
-    x, cond, real = GenGAN.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
-    assert x.shape == (4 * GenGAN.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
+    win = trainer.train_windows(np.arange(20), gan.HISTORY + adversarial.D_T_FRAMES)[:4]
+    x, cond, real = gan.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
+    assert x.shape == (4 * adversarial.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
     # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
-    x = x.view(4, GenGAN.D_T_FRAMES, 9, SIZE, SIZE)
+    x = x.view(4, adversarial.D_T_FRAMES, 9, SIZE, SIZE)
     torch.testing.assert_close(x[:, 1, 3:6], x[:, 0, :3])
     torch.testing.assert_close(x[:, :, :3].reshape(-1, 3, SIZE, SIZE), cond)
-    plain, _, _ = GenGAN.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
+    plain, _, _ = gan.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
     assert not torch.equal(plain.view_as(x)[:, :, :3], x[:, :, :3])  # augmented: shifted and zoomed
 
 
@@ -198,10 +197,10 @@ MODES = [("bce", "image", False), ("bce", "vector", False), ("wgan-gp", "image",
 
 @pytest.mark.parametrize("mode, input, temporal", MODES)
 def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode, input, temporal):
-    summary = GenGAN.train(fake_vs, tiny_cfg(mode, input, temporal), verbose=False)
-    gen_type = GenTypes.gen_type_of("GenGAN", mode=mode, input=input, temporal=temporal)
+    summary = gan.train(fake_vs, tiny_cfg(mode, input, temporal), verbose=False)
+    gen_type = gentypes.gen_type_of("GenGAN", mode=mode, input=input, temporal=temporal)
     out = Path(summary["out"])
-    assert out == GenTypes.checkpoint_dir(fake_vs, gen_type, SIZE)
+    assert out == gentypes.checkpoint_dir(fake_vs, gen_type, SIZE)
     assert out.name == (f"gan-temporal-{SIZE}" if temporal else f"gan-{mode}-{input}-{SIZE}")
     for name in ("best.pth", "latest.pth", "train_log.csv", "loss_G.png", "loss_D.png", "samples.png"):
         assert (out / name).stat().st_size > 0, name
@@ -211,11 +210,11 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     assert np.isfinite([last["loss_D"], last["loss_G"], last["val_sharpness"], last["val_flicker"]]).all()
     assert ("d_acc" in last) == (mode == "bce") and ("loss_D_GP" in last) == (mode == "wgan-gp")
     assert ("loss_G_T_L1" in last) == temporal
-    ckpt = Checkpoints.load_checkpoint(out / "best.pth", fmt=GenGAN.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
+    ckpt = checkpoints.load_checkpoint(out / "best.pth", fmt=gan.CKPT_FORMAT, gen_type=gen_type, size=SIZE)
     for key in ("model", "netD", "optimizer_G", "optimizer_D", "model_args", "netD_args", "config", "data"):
         assert ckpt[key] is not None, key
     assert (ckpt["netD_T"] is not None) == temporal and ckpt["epoch"] == 1
-    gen = GenGAN.load_generator(fake_vs, gen_type, size=SIZE, device="cpu")
+    gen = gan.load_generator(fake_vs, gen_type, size=SIZE, device="cpu")
     frames = gen.generate_batch(fake_vs.xy[:5])
     assert frames.shape == (5, SIZE, SIZE, 3) and frames.dtype == np.uint8 and gen.size == SIZE
     assert gen.coherent == temporal
@@ -227,20 +226,20 @@ def test_one_epoch_smoke_train_per_mode_and_checkpoint_round_trip(fake_vs, mode,
     assert [len(c) for c in chunks] == [2, 2, 1] and np.abs(np.concatenate(chunks).astype(int) - frames).max() <= 1
     # Round trip: the reloaded generator scores exactly what the in-memory one scored when best.pth was written.
     val = fake_vs.split().select  # where the trainers validate
-    got = GenVanillaNN.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
+    got = metrics.image_metrics(gen.generate_batch(fake_vs.xy[val]), fake_vs.frames(SIZE)[val], fake_vs.xy[val])
     assert got["l1"] == ckpt["val"]["l1"] and got["box_ssim"] == ckpt["val"]["box_ssim"]
 
 
 def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
     cfg = tiny_cfg("wgan-gp", "image", epochs=2, n_critic=2)
-    straight = GenGAN.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
+    straight = gan.train(fake_vs, cfg, out=tmp_path / "straight", verbose=False)
     steps_per_epoch = straight["last"]["step"] // 2
-    make_batch = ctrl_c_after(monkeypatch, GenGAN, "make_batch", steps_per_epoch)  # at epoch 2's first batch
+    make_batch = ctrl_c_after(monkeypatch, gan, "make_batch", steps_per_epoch)  # at epoch 2's first batch
     with pytest.raises(KeyboardInterrupt):
-        GenGAN.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
-    monkeypatch.setattr(GenGAN, "make_batch", make_batch)
+        gan.train(fake_vs, cfg, out=tmp_path / "split", verbose=False)
+    monkeypatch.setattr(gan, "make_batch", make_batch)
     assert torch.load(tmp_path / "split" / "latest.pth", weights_only=True)["epoch"] == 1
-    resumed = GenGAN.train(fake_vs, cfg, out=tmp_path / "split", resume=True, verbose=False)
+    resumed = gan.train(fake_vs, cfg, out=tmp_path / "split", resume=True, verbose=False)
     assert resumed["epoch"] == 2 and resumed["last"]["step"] == straight["last"]["step"]
     a = torch.load(tmp_path / "straight" / "latest.pth", weights_only=True)
     b = torch.load(tmp_path / "split" / "latest.pth", weights_only=True)
@@ -255,62 +254,62 @@ def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, monkeypatch):
-    GenGAN.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    gan.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
     before = (tmp_path / "latest.pth").read_bytes()
-    monkeypatch.setattr(GenGAN, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
+    monkeypatch.setattr(gan, "gan_loss", lambda pred, real, mode: torch.tensor(float("nan")))
     with pytest.raises(UserError, match=r"loss_D became nan .* last good checkpoint kept: .* \(epoch 1\)"):
-        GenGAN.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+        gan.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
     assert (tmp_path / "latest.pth").read_bytes() == before
 
 
 def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
-    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
-    net = Networks.build_net(2, args)
-    data = Train.data_fingerprint(fake_vs, fake_vs.split())
-    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
+    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    net = networks.build_net(2, args)
+    data = trainer.data_fingerprint(fake_vs, fake_vs.split())
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
             "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
-    path = GenTypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
-    Checkpoints.save_checkpoint(ckpt, path)
+    path = gentypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
+    checkpoints.save_checkpoint(ckpt, path)
     cfg = tiny_cfg(temporal=True, init_from_vanilla=None, lr_G=1e-12, lr_D=1e-12, aug_prob=0.0)
-    summary = GenGAN.train(fake_vs, cfg, verbose=True)
+    summary = gan.train(fake_vs, cfg, verbose=True)
     assert "netG initialised from GenVanillaNN" in capsys.readouterr().out
     assert summary["init_from"]["path"] == str(path) and summary["init_from"]["epoch"] == 7
-    gan = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
-    assert gan["model_args"]["ch"] == args["ch"] and gan["model_args"]["in_ch"] == 9
-    w = gan["model"]["stem.0.weight"]  # the vanilla stem on t, (still almost) zero on t-1, t-2
+    ckpt_gan = torch.load(Path(summary["out"]) / "latest.pth", weights_only=True)
+    assert ckpt_gan["model_args"]["ch"] == args["ch"] and ckpt_gan["model_args"]["in_ch"] == 9
+    w = ckpt_gan["model"]["stem.0.weight"]  # the vanilla stem on t, (still almost) zero on t-1, t-2
     torch.testing.assert_close(w[:, :12], net.state_dict()["stem.0.weight"], atol=1e-6, rtol=0)
     assert w[:, 12:].abs().max() < 1e-6
     # A checkpoint from another split may have seen the selection or test frames: not used (an error when asked for).
     ckpt["data"] = {**ckpt["data"], "val": [0, 5]}
-    Checkpoints.save_checkpoint(ckpt, path)
-    assert GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
+    checkpoints.save_checkpoint(ckpt, path)
+    assert gan.train(fake_vs, tiny_cfg(init_from_vanilla=None), verbose=False)["init_from"] is None
     with pytest.raises(UserError, match="another train/select/test split"):
-        GenGAN.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
+        gan.train(fake_vs, tiny_cfg(init_from_vanilla=True), verbose=False)
 
 
 def test_bad_requests(fake_vs):
     gappy = FakeVS(fake_vs.root, n=40)
     gappy.rows = np.arange(40) * 2  # every other frame of the video: no run of consecutive frames
-    args = {**Networks.default_model_args(2, SIZE), **TINY_G["image"]}
-    other = Networks.build_net(
+    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    other = networks.build_net(
         2, {**args, "ch": [8, 8]}
     ).state_dict()  # weights saved by another version of the network
-    ckpt = {"format": GenGAN.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
+    ckpt = {"format": gan.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
             "model_args": args, "model": other}  # fmt: skip
     requests = {  # message: request
-        r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: GenGAN.load_generator(fake_vs, 6),
-        r"--temporal --size 128": lambda: GenGAN.load_generator(fake_vs, 8, size=128),
-        "4-8, not 3": lambda: GenGAN.load_generator(fake_vs, 3),
-        "drop --input vector": lambda: GenGAN.GANConfig(input="vector", temporal=True),
-        "consecutive frames": lambda: GenGAN.train(gappy, tiny_cfg(temporal=True), verbose=False),
-        "too few.*at least 16": lambda: GenGAN.train(FakeVS(fake_vs.root, n=12), tiny_cfg(), verbose=False),
+        r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: gan.load_generator(fake_vs, 6),
+        r"--temporal --size 128": lambda: gan.load_generator(fake_vs, 8, size=128),
+        "4-8, not 3": lambda: gan.load_generator(fake_vs, 3),
+        "drop --input vector": lambda: gan.GANConfig(input="vector", temporal=True),
+        "consecutive frames": lambda: gan.train(gappy, tiny_cfg(temporal=True), verbose=False),
+        "too few.*at least 16": lambda: gan.train(FakeVS(fake_vs.root, n=12), tiny_cfg(), verbose=False),
         r"nothing to resume: .* train from scratch with python GenGAN.py \S+ --mode bce --input image --size 32 --out ":
-            lambda: GenGAN.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
+            lambda: gan.train(fake_vs, tiny_cfg(), out=fake_vs.root / "elsewhere", resume=True, verbose=False),
         r"checkpoint does not fit this version's UNet .*: retrain it \(GenGAN.py with --force\)$":
-            lambda: GenGAN.GenGAN(ckpt, device="cpu"),
+            lambda: gan.GenGAN(ckpt, device="cpu"),
         "checkpoint does not fit this version's UNet .*unexpected keyword argument 'depth'":
-            lambda: GenGAN.GenGAN({**ckpt, "model_args": {**args, "depth": 3}}, device="cpu"),
+            lambda: gan.GenGAN({**ckpt, "model_args": {**args, "depth": 3}}, device="cpu"),
     }  # fmt: skip
     for message, request in requests.items():
         with pytest.raises(UserError, match=message):
@@ -318,7 +317,7 @@ def test_bad_requests(fake_vs):
 
 
 def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
-    GenGAN.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
+    gan.train(fake_vs, tiny_cfg(), out=tmp_path, verbose=False)
     good = torch.load(tmp_path / "latest.pth", weights_only=True)
     damage = {
         "lacks netD": ({k: v for k, v in good.items() if k != "netD"}, "lacks netD"),
@@ -328,9 +327,9 @@ def test_a_damaged_latest_checkpoint_is_refused_on_resume(fake_vs, tmp_path):
         "other data": ({**good, "data": {**good["data"], "sha256": "0" * 64}}, "trained on other data"),
     }
     for name, (ckpt, message) in damage.items():
-        Checkpoints.save_checkpoint(ckpt, tmp_path / "latest.pth")
+        checkpoints.save_checkpoint(ckpt, tmp_path / "latest.pth")
         with pytest.raises(UserError, match=message) as e:
-            GenGAN.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
+            gan.train(fake_vs, tiny_cfg(epochs=2), out=tmp_path, resume=True, verbose=False)
         assert "--force" in str(e.value), name
 
 
@@ -354,9 +353,9 @@ def test_cli_bad_input_is_one_line(args, message):
 
 
 def test_ssim_term_is_logged_and_bad_weights_are_one_line(fake_vs, capsys):
-    last = GenGAN.train(fake_vs, tiny_cfg(lambda_ssim=1.0), verbose=False)["last"]
+    last = gan.train(fake_vs, tiny_cfg(lambda_ssim=1.0), verbose=False)["last"]
     assert 0 < last["loss_G_SSIM"] < 2
-    assert "loss_G_SSIM" not in GenGAN.train(fake_vs, tiny_cfg(), out=fake_vs.root / "plain", verbose=False)["last"]
+    assert "loss_G_SSIM" not in gan.train(fake_vs, tiny_cfg(), out=fake_vs.root / "plain", verbose=False)["last"]
     with pytest.raises(SystemExit):
         run_cli(GenGAN.main, ["x.mp4", "--lambda_ssim", "-1"])
     err = capsys.readouterr().err.strip()

@@ -9,13 +9,13 @@ between machines whose kernels round alike (kernel_canary says which).
 import csv
 import hashlib
 
+from deepdance import gan, vanilla
+
 import numpy as np
 import pytest
 import torch
-from conftest import FakeVS
 
-import GenGAN
-import GenVanillaNN
+from conftest import FakeVS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -60,7 +60,7 @@ class TwoBlockVS(FakeVS):
     gap | the last 15%, which the trainers validated on. The trainers' own numbers must not have moved since."""
 
     def split(self):
-        from VideoSkeleton import Split
+        from deepdance.dataset import Split
 
         n = len(self)
         n_val = max(1, round(0.15 * n))
@@ -70,15 +70,15 @@ class TwoBlockVS(FakeVS):
 
 def vanilla_run(tmp_path, variant):
     tiny = TINY_G["image" if variant == 2 else "vector"]
-    cfg = GenVanillaNN.TrainConfig(variant=variant, epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
-    GenVanillaNN.train(TwoBlockVS(tmp_path, n=30), cfg, out=tmp_path / "run", verbose=False)
+    cfg = vanilla.TrainConfig(variant=variant, epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
+    vanilla.train(TwoBlockVS(tmp_path, n=30), cfg, out=tmp_path / "run", verbose=False)
     return fingerprint(tmp_path / "run", ["model"], ["optimizer"])
 
 
 def gan_run(tmp_path, mode, input, temporal):
-    cfg = GenGAN.GANConfig(mode=mode, input=input, temporal=temporal, size=32, epochs=2, batch=8,
+    cfg = gan.GANConfig(mode=mode, input=input, temporal=temporal, size=32, epochs=2, batch=8,
                            g_args=TINY_G[input], d_args={"ndf": 8}, device="cpu", init_from_vanilla=False)  # fmt: skip
-    GenGAN.train(TwoBlockVS(tmp_path, n=30), cfg, out=tmp_path / "run", verbose=False)
+    gan.train(TwoBlockVS(tmp_path, n=30), cfg, out=tmp_path / "run", verbose=False)
     return fingerprint(tmp_path / "run", ["model", "netD", "netD_T"], ["optimizer_G", "optimizer_D"])
 
 

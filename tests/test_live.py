@@ -10,16 +10,18 @@ import signal
 import socket
 import sys
 
+from deepdance import capture, files, live, transfer
+from deepdance.cli import UserError, run_cli
+from deepdance.nearest import GenNearest
+from deepdance.skeleton import body_height
+from deepdance.transfer import LABEL_H, PANEL
+
 import cv2
 import numpy as np
 import pytest
-from conftest import POSE, FakeTarget, motion, read_video, run_script, write_video
 
-import Capture
 import DanceDemo
-import Live
-from GenNearest import GenNearest
-from Skeleton import UserError, body_height, run_cli
+from conftest import POSE, FakeTarget, motion, read_video, run_script, write_video
 
 LAST_LINE = re.compile(
     r"live: (\d+) frames in, (\d+) shown, (\d+) dropped, (\d+\.\d) fps shown, latency median (\d+) ms, p95 (\d+) ms"
@@ -79,18 +81,18 @@ def frame_value(frame):
 
 
 def test_latest_frame_keeps_only_the_newest_and_counts_the_rest():
-    slot = Capture.LatestFrame()
+    slot = capture.LatestFrame()
     for i in range(3):
-        slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), i, 0.1 * i))
+        slot.put(capture.Frame(np.zeros((2, 2, 3), np.uint8), i, 0.1 * i))
     assert slot.take(timeout=0).index == 2  # the newest; 0 and 1 were replaced before anyone took them
     assert slot.counts() == (3, 2, 1)
     with pytest.raises(TimeoutError):
         slot.take(timeout=0)
-    slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), 3, 0.3))
+    slot.put(capture.Frame(np.zeros((2, 2, 3), np.uint8), 3, 0.3))
     slot.discard()  # a pause: the waiting frame is old
     slot.missed()  # a frame the reader skipped
     assert slot.counts() == (5, 4, 1)
-    slot.put(Capture.Frame(np.zeros((2, 2, 3), np.uint8), 5, 0.5))
+    slot.put(capture.Frame(np.zeros((2, 2, 3), np.uint8), 5, 0.5))
     slot.close("gone")
     assert slot.take(timeout=0).index == 5  # what arrived before the end is still shown
     assert slot.take(timeout=0) is None and slot.error == "gone"
@@ -98,8 +100,8 @@ def test_latest_frame_keeps_only_the_newest_and_counts_the_rest():
 
 def test_reader_plays_a_file_at_its_frame_rate_and_drops_what_the_pipeline_misses():
     clock = FakeClock()
-    slot = Capture.LatestFrame()
-    reader = Capture.Reader(FakeCapture(6, clock=clock), slot, name="clip", kind="file", pace_fps=25.0, clock=clock)
+    slot = capture.LatestFrame()
+    reader = capture.Reader(FakeCapture(6, clock=clock), slot, name="clip", kind="file", pace_fps=25.0, clock=clock)
     taken = []
     for i in range(6):
         assert reader.step()
@@ -116,7 +118,7 @@ def test_reader_plays_a_file_at_its_frame_rate_and_drops_what_the_pipeline_misse
 def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed():
     clock = FakeClock()
 
-    class Slot(Capture.LatestFrame):
+    class Slot(capture.LatestFrame):
         def put(self, frame):
             put.append(frame.index)
             super().put(frame)
@@ -124,7 +126,7 @@ def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed
     put, slot = [], Slot()
     # Decoding takes 2 frame times (1/8 s at 16 fps; binary fractions keep the arithmetic exact): a camera would have
     # sent the frames in between meanwhile.
-    reader = Capture.Reader(FakeCapture(20, clock=clock, cost=1 / 8), slot, name="clip", kind="file", pace_fps=16.0,
+    reader = capture.Reader(FakeCapture(20, clock=clock, cost=1 / 8), slot, name="clip", kind="file", pace_fps=16.0,
                          clock=clock)  # fmt: skip
     while reader.step():
         pass
@@ -139,9 +141,9 @@ def test_reader_falls_behind_like_a_camera_skipping_frames_whose_time_has_passed
 def test_reader_thread_accounts_for_every_frame(kind, error):
     """The real thread against a consumer: whatever the interleaving, every frame is shown or dropped, the last one
     is shown, and a camera that stops is reported."""
-    slot = Capture.LatestFrame()
+    slot = capture.LatestFrame()
     name = "camera 0" if kind == "camera" else "clip"
-    reader = Capture.Reader(FakeCapture(30), slot, name=name, kind=kind).start()
+    reader = capture.Reader(FakeCapture(30), slot, name=name, kind=kind).start()
     shown = []
     while (frame := slot.take(timeout=10)) is not None:
         shown.append(frame.index)
@@ -169,7 +171,7 @@ def test_causal_smoothing_has_no_look_ahead():
     t_uneven[70:] += 0.05  # and frames dropped
     runs = []
     for poses, times in ((xy, t), (other, t), (other, t_uneven)):
-        s = Live.CausalSmoother(25.0)
+        s = live.CausalSmoother(25.0)
         runs.append(np.stack([s(p, ti, 0.6) for p, ti in zip(poses, times, strict=True)]))
     np.testing.assert_array_equal(runs[0][:60], runs[1][:60])  # the past does not move when the future changes
     np.testing.assert_array_equal(runs[1][:70], runs[2][:70])
@@ -180,10 +182,10 @@ def test_causal_smoothing_has_no_look_ahead():
     # The same filter as the offline forwards pass, at a steady frame rate and at uneven capture times alike.
     height = float(np.median(body_height(xy)))
     for times in (t, t_uneven):
-        offline = DanceDemo.smooth_poses(xy, 25.0, zero_phase=False, times=times)
-        s = Live.CausalSmoother(25.0)
-        live = np.stack([s(p, ti, height) for p, ti in zip(xy, times, strict=True)])
-        np.testing.assert_allclose(live, offline, atol=1e-5)
+        offline = transfer.smooth_poses(xy, 25.0, zero_phase=False, times=times)
+        s = live.CausalSmoother(25.0)
+        online = np.stack([s(p, ti, height) for p, ti in zip(xy, times, strict=True)])
+        np.testing.assert_allclose(online, offline, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- online normalisation
@@ -203,9 +205,9 @@ def test_online_normaliser_settles_within_a_second_then_stays_stable():
     fps = 25.0
     target = dancer(500, seed=1)
     source = dancer(int(15 * fps), seed=2) * 0.6 + np.float32([0.25, 0.1])  # smaller, further off, elsewhere
-    offline = DanceDemo.PoseNormalizer.fit(source, target)
-    online = Live.OnlineNormalizer(target)
-    assert online.normalizer() == DanceDemo.PoseNormalizer.identity()  # nothing seen yet
+    offline = transfer.PoseNormalizer.fit(source, target)
+    online = live.OnlineNormalizer(target)
+    assert online.normalizer() == transfer.PoseNormalizer.identity()  # nothing seen yet
     scales, anchors = [], []
     for i, xy in enumerate(source):
         norm = online.update(xy, i / fps)
@@ -222,17 +224,17 @@ def test_online_normaliser_settles_within_a_second_then_stays_stable():
     assert np.abs(anchors[second:] - anchors[second]).max() < 0.01
     # What the generator receives has the target's standing height and ground line.
     out = online.normalizer().apply(source)
-    q = DanceDemo.HEIGHT_QUANTILE
+    q = transfer.HEIGHT_QUANTILE
     assert np.quantile(body_height(out), q) == pytest.approx(np.quantile(body_height(target), q), rel=0.03)
     np.testing.assert_allclose(
-        np.median(DanceDemo.ground_anchor(out), axis=0), np.median(DanceDemo.ground_anchor(target), axis=0), atol=0.01
+        np.median(transfer.ground_anchor(out), axis=0), np.median(transfer.ground_anchor(target), axis=0), atol=0.01
     )
 
 
 def test_online_normaliser_shrugs_off_a_mis_detection():
     fps = 25.0
     target = dancer(300, seed=1)
-    online = Live.OnlineNormalizer(target)
+    online = live.OnlineNormalizer(target)
     source = dancer(100, seed=3) * 0.7
     for i, xy in enumerate(source[:50]):
         online.update(xy, i / fps)
@@ -267,8 +269,8 @@ def target():
 
 def make_transfer(target, poses, **options):
     gen = GenNearest(target, size=32)
-    return Live.LiveTransfer(
-        gen=gen, target_xy=target.xy, rest=Live.rest_frame(target, 32), pose=ScriptedPose(poses), fps=25.0, **options
+    return live.LiveTransfer(
+        gen=gen, target_xy=target.xy, rest=live.rest_frame(target, 32), pose=ScriptedPose(poses), fps=25.0, **options
     )
 
 
@@ -276,15 +278,15 @@ def test_gaps_hold_the_last_pose_then_show_the_target_at_rest(target):
     person = POSE + np.float32([0.05, 0.0])
     poses = [person] * 5 + [None] * 20 + [person + np.float32([0.1, 0.0])]
     transfer = make_transfer(target, poses, hold_s=0.19)
-    rest_xy, rest_image = Live.rest_frame(target, 32)
+    rest_xy, rest_image = live.rest_frame(target, 32)
     image = np.full((48, 64, 3), 90, np.uint8)
     states = []
     for i in range(len(poses)):
         panels, timing, state = transfer(image, i / 25.0)
         states.append(state)
-        assert panels.shape == (DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3) and set(timing) == {"pose", "generate", "draw"}
+        assert panels.shape == (PANEL, 3 * PANEL, 3) and set(timing) == {"pose", "generate", "draw"}
         if state == "rest":  # the generated panel is the target's rest frame
-            right = panels[DanceDemo.LABEL_H + 4 : -4, 2 * DanceDemo.PANEL + 4 : -4].astype(int)
+            right = panels[LABEL_H + 4 : -4, 2 * PANEL + 4 : -4].astype(int)
             assert np.abs(right.mean(axis=(0, 1)) - rest_image[4:-4, 4:-4].mean(axis=(0, 1))).max() < 3
     # Hold 0.19 s at 25 fps: the frames 0.04 ... 0.16 s after the last detection hold it, later ones rest.
     assert states == ["tracking"] * 5 + ["holding"] * 4 + ["rest"] * 16 + ["tracking"]
@@ -292,8 +294,8 @@ def test_gaps_hold_the_last_pose_then_show_the_target_at_rest(target):
     # The person came back elsewhere: the smoothing started afresh (its first output is the detection itself).
     np.testing.assert_allclose(transfer.last_xy, poses[-1], atol=1e-6)
     # The rest frame is the target's most ordinary pose: the one nearest its median pose.
-    assert Live.rest_index(motion(np.array([2.0, 0.0, 0.0, 0.0, 2.5]))) == 1  # standing, not the arms up
-    np.testing.assert_array_equal(rest_xy, target.xy[Live.rest_index(target.xy)])
+    assert live.rest_index(motion(np.array([2.0, 0.0, 0.0, 0.0, 2.5]))) == 1  # standing, not the arms up
+    np.testing.assert_array_equal(rest_xy, target.xy[live.rest_index(target.xy)])
 
 
 def test_a_generator_with_memory_gets_one_pose_at_a_time_and_starts_afresh_after_a_gap(target):
@@ -312,8 +314,8 @@ def test_a_generator_with_memory_gets_one_pose_at_a_time_and_starts_afresh_after
 
     gen = Remembering()
     poses = [POSE] * 3 + [None] * 10 + [POSE] * 2
-    transfer = Live.LiveTransfer(
-        gen=gen, target_xy=target.xy, rest=Live.rest_frame(target, 32), pose=ScriptedPose(poses), fps=25.0, hold_s=0.1
+    transfer = live.LiveTransfer(
+        gen=gen, target_xy=target.xy, rest=live.rest_frame(target, 32), pose=ScriptedPose(poses), fps=25.0, hold_s=0.1
     )
     states = [transfer(np.zeros((48, 64, 3), np.uint8), i / 25.0)[2] for i in range(len(poses))]
     assert states == ["tracking"] * 3 + ["holding"] * 2 + ["rest"] * 8 + ["tracking"] * 2
@@ -339,7 +341,7 @@ class ScriptedSlot:
             self.on_take(self.given)
         i = self.indices.pop(0)
         self.given += 1
-        return Capture.Frame(np.full((*self.shape, 3), 20 * i, np.uint8), i, self.clock.now())
+        return capture.Frame(np.full((*self.shape, 3), 20 * i, np.uint8), i, self.clock.now())
 
     def discard(self):
         pass
@@ -371,15 +373,15 @@ def test_headless_loop_records_what_was_shown_in_real_time(target, tmp_path, mon
     indices = [0, 1, 3, 4, 7]  # 2, 5 and 6 were dropped by the reader
     slot = ScriptedSlot(indices, clock=clock)
     transfer = make_transfer(target, [POSE] * len(indices))
-    recorder = Live.Recorder(tmp_path / "live.mp4", 25.0)
-    stats = Live.run_live(slot=slot, transfer=transfer, display=Live.Display(False), recorder=recorder, clock=clock)
+    recorder = live.Recorder(tmp_path / "live.mp4", 25.0)
+    stats = live.run_live(slot=slot, transfer=transfer, display=live.Display(False), recorder=recorder, clock=clock)
     assert stats["frames_in"] == 8 and stats["shown"] == 5 and stats["dropped"] == 3 and stats["error"] is None
     assert all(lat > 0 for lat in stats["latencies"])
     video, fps = read_video(tmp_path / "live.mp4")
     # One recorded frame per source time slot: a frame stays until the next one shown replaces it.
     assert fps == pytest.approx(25.0) and len(video) == 8
     np.testing.assert_allclose(left_panel_value(video), [20 * i for i in (0, 1, 1, 3, 4, 4, 4, 7)], atol=6)
-    line = Live.summary_line(**{k: stats[k] for k in ("frames_in", "shown", "dropped", "fps", "latencies")})
+    line = live.summary_line(**{k: stats[k] for k in ("frames_in", "shown", "dropped", "fps", "latencies")})
     assert LAST_LINE.fullmatch(line) and line.startswith("live: 8 frames in, 5 shown, 3 dropped, ")
 
 
@@ -388,8 +390,8 @@ def test_keys_pause_and_quit(target, tmp_path):
     slot = ScriptedSlot(range(10), clock=clock)
     # Frame 1 answers space (pause), the paused window then answers space again (resume); frame 3 answers q.
     display = ScriptedDisplay([None, "pause", "pause", None, "quit"])
-    recorder = Live.Recorder(tmp_path / "live.mp4", 25.0)
-    stats = Live.run_live(
+    recorder = live.Recorder(tmp_path / "live.mp4", 25.0)
+    stats = live.run_live(
         slot=slot, transfer=make_transfer(target, [POSE] * 10), display=display, recorder=recorder, clock=clock
     )
     assert stats["shown"] == 4 and len(display.frames) == 4  # q after the 4th frame
@@ -405,10 +407,10 @@ def test_ctrl_c_stops_after_the_frame_and_finishes_the_recording(target, tmp_pat
             os.kill(os.getpid(), signal.SIGINT)  # the handler runs now, in this (the main) thread
 
     slot = ScriptedSlot(range(10), clock=clock, on_take=ctrl_c)
-    recorder = Live.Recorder(tmp_path / "live.mp4", 25.0)
+    recorder = live.Recorder(tmp_path / "live.mp4", 25.0)
     previous = signal.getsignal(signal.SIGINT)
-    stats = Live.run_live(
-        slot=slot, transfer=make_transfer(target, [POSE] * 10), display=Live.Display(False), recorder=recorder,
+    stats = live.run_live(
+        slot=slot, transfer=make_transfer(target, [POSE] * 10), display=live.Display(False), recorder=recorder,
         clock=clock,
     )  # fmt: skip
     assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
@@ -417,9 +419,9 @@ def test_ctrl_c_stops_after_the_frame_and_finishes_the_recording(target, tmp_pat
 
 
 def test_final_line_format():
-    line = Live.summary_line(frames_in=400, shown=380, dropped=20, fps=23.7512, latencies=[0.020, 0.030, 0.040, 0.1])
+    line = live.summary_line(frames_in=400, shown=380, dropped=20, fps=23.7512, latencies=[0.020, 0.030, 0.040, 0.1])
     assert line == "live: 400 frames in, 380 shown, 20 dropped, 23.8 fps shown, latency median 35 ms, p95 91 ms"
-    nothing = Live.summary_line(frames_in=3, shown=0, dropped=3, fps=0.0, latencies=[])
+    nothing = live.summary_line(frames_in=3, shown=0, dropped=3, fps=0.0, latencies=[])
     assert nothing == "live: 3 frames in, 0 shown, 3 dropped, 0.0 fps shown, latency median 0 ms, p95 0 ms"
     assert LAST_LINE.fullmatch(line) and LAST_LINE.fullmatch(nothing)
 
@@ -431,21 +433,21 @@ def test_headless_without_a_display(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
-    assert not Live.display_available()
+    assert not live.display_available()
     monkeypatch.setenv("DISPLAY", ":987")  # an X server that is not there
-    assert not Live.display_available()
+    assert not live.display_available()
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    assert not Live.display_available()
+    assert not live.display_available()
     (tmp_path / "wayland-0").touch()
-    assert Live.display_available()
+    assert live.display_available()
 
     # A display, but an OpenCV that cannot open windows: a warning, then headless.
     def no_gui(*a):
         raise cv2.error("The function is not implemented. Rebuild the library with GTK+ or Qt support")
 
     monkeypatch.setattr(cv2, "namedWindow", no_gui)
-    display = Live.Display(True)
+    display = live.Display(True)
     assert not display.enabled and display.show(np.zeros((8, 8, 3), np.uint8)) is None
     err = capsys.readouterr().err
     assert err.startswith("warning: no window can be opened") and "headless" in err
@@ -490,7 +492,7 @@ def test_bad_input_is_one_line(argv, message, capsys):
 
 
 def test_window_on_without_a_display_is_one_line(capsys, monkeypatch):
-    monkeypatch.setattr(Live, "display_available", lambda: False)
+    monkeypatch.setattr(live, "display_available", lambda: False)
     code, line, _ = one_error_line(capsys, ["--window", "on"])
     assert code == 2 and "needs a display" in line
 
@@ -498,16 +500,16 @@ def test_window_on_without_a_display_is_one_line(capsys, monkeypatch):
 def test_virtual_cam_without_pyvirtualcam_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails as if not installed
     with pytest.raises(UserError, match="pip install pyvirtualcam"):
-        Live.open_virtual_cam(768, 256, 25.0)
+        live.open_virtual_cam(768, 256, 25.0)
 
 
 def test_a_camera_that_stops_keeps_the_recording_so_far(short_clip, tmp_path, capsys, monkeypatch):
-    from VideoSkeleton import VideoSkeleton
+    from deepdance.cache import VideoSkeleton
 
     VideoSkeleton(short_clip, verbose=False)  # the target's cache, before cv2.VideoCapture is replaced
     real = cv2.VideoCapture
     monkeypatch.setattr(cv2, "VideoCapture", lambda what, *a: FakeCapture(12) if what == 0 else real(what, *a))
-    monkeypatch.setattr(Live, "PoseTracker", lambda: ScriptedPose([POSE] * 20))
+    monkeypatch.setattr(live, "PoseTracker", lambda: ScriptedPose([POSE] * 20))
     out = tmp_path / "live.mp4"
     code, line, stdout = one_error_line(
         capsys, ["--source", "0", "--video_path", str(short_clip), "--out", str(out), "--window", "off"]
@@ -518,7 +520,7 @@ def test_a_camera_that_stops_keeps_the_recording_so_far(short_clip, tmp_path, ca
     m = LAST_LINE.fullmatch(stdout.strip().splitlines()[-1])
     assert m and int(m[1]) == 11 and int(m[2]) + int(m[3]) == 11
     video, _ = read_video(out)  # playable, every source slot from the first frame shown on
-    assert 1 <= len(video) <= 11 and video.shape[1:] == (DanceDemo.PANEL, 3 * DanceDemo.PANEL, 3)
+    assert 1 <= len(video) <= 11 and video.shape[1:] == (PANEL, 3 * PANEL, 3)
 
 
 # --------------------------------------------------------------------------- the real thing (subprocess, real time)
@@ -526,7 +528,7 @@ def test_a_camera_that_stops_keeps_the_recording_so_far(short_clip, tmp_path, ca
 
 @pytest.mark.slow
 def test_live_from_a_file_headless_end_to_end(short_clip, tmp_path, monkeypatch):
-    from Video import iter_frames
+    from deepdance.video import iter_frames
 
     source = write_video(tmp_path / "source.mp4", [f for _, f in iter_frames(short_clip, 0, 30)], fps=25.0)
     out = tmp_path / "live.mp4"
@@ -550,5 +552,5 @@ def test_live_with_gen_type_1_never_imports_torch():
     import subprocess
 
     code = "import sys, Live, GenNearest\nassert 'torch' not in sys.modules, 'torch imported'\n"
-    r = subprocess.run([sys.executable, "-c", code], cwd=DanceDemo.ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code], cwd=files.ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -2,14 +2,16 @@
 
 import itertools
 
+from deepdance import metrics, nearest
+from deepdance.cli import UserError, run_cli
+from deepdance.nearest import viterbi
+from deepdance.skeleton import Skeleton
+
 import numpy as np
 import pytest
-from conftest import FakeTarget, motion
 
 import GenNearest
-import Metrics
-from GenNearest import viterbi
-from Skeleton import Skeleton, UserError, run_cli
+from conftest import FakeTarget, motion
 
 
 def frame_ids(images):
@@ -28,7 +30,7 @@ def two_takes(n=100, noise=0.004, seed=0):
 def test_plain_mode_is_the_exact_nearest_neighbour():
     rng = np.random.default_rng(1)
     target = FakeTarget(motion(rng.uniform(0, 2 * np.pi, 300)))
-    gen = GenNearest.GenNearest(target, size=16)
+    gen = nearest.GenNearest(target, size=16)
     query = motion(rng.uniform(0, 2 * np.pi, 50)) + rng.normal(0, 0.01, (50, 13, 2)).astype(np.float32)
     brute = np.linalg.norm(query.reshape(50, 1, 26) - target.xy.reshape(1, 300, 26), axis=-1).argmin(axis=1)
     out = gen.generate_batch(query)
@@ -61,7 +63,7 @@ def test_coherent_mode_stops_the_flicker_between_look_alike_frames():
     target, phase = two_takes()
     rng = np.random.default_rng(3)
     query = motion(np.concatenate([phase, phase])) + rng.normal(0, 0.004, (200, 13, 2)).astype(np.float32)
-    gen = GenNearest.GenNearest(target, size=8)
+    gen = nearest.GenNearest(target, size=8)
     plain, coherent = gen.match(query, coherent=False), gen.match(query, coherent=True)
     jump_plain = np.abs(np.diff(plain)).mean()
     jump_coherent = np.abs(np.diff(coherent)).mean()
@@ -69,12 +71,12 @@ def test_coherent_mode_stops_the_flicker_between_look_alike_frames():
     assert jump_plain > 20
     assert jump_coherent < 0.2 * jump_plain
     err_plain, err_coherent = (
-        Metrics.pose_error(query, gen.xy[plain]),
-        Metrics.pose_error(query, gen.xy[coherent]),
+        metrics.pose_error(query, gen.xy[plain]),
+        metrics.pose_error(query, gen.xy[coherent]),
     )
     assert err_coherent < 1.5 * err_plain  # the poses shown stay about as close
     # generate_batch reads the batch as one clip when the generator is coherent.
-    coherent_gen = GenNearest.GenNearest(target, size=8, coherent=True)
+    coherent_gen = nearest.GenNearest(target, size=8, coherent=True)
     np.testing.assert_array_equal(frame_ids(coherent_gen.generate_batch(query)), coherent)
     # generate_clip matches the whole clip too, but hands its frames over 32 at a time (bounded memory).
     chunks = list(coherent_gen.generate_clip(query, 32))
@@ -85,32 +87,32 @@ def test_coherent_mode_stops_the_flicker_between_look_alike_frames():
 def test_degenerate_coherent_settings_fall_back_to_plain():
     target, phase = two_takes(60)
     query = motion(phase)
-    plain = GenNearest.GenNearest(target).match(query, coherent=False)
-    np.testing.assert_array_equal(GenNearest.GenNearest(target, k=1).match(query, coherent=True), plain)
-    np.testing.assert_array_equal(GenNearest.GenNearest(target, jump_weight=0.0).match(query, coherent=True), plain)
+    plain = nearest.GenNearest(target).match(query, coherent=False)
+    np.testing.assert_array_equal(nearest.GenNearest(target, k=1).match(query, coherent=True), plain)
+    np.testing.assert_array_equal(nearest.GenNearest(target, jump_weight=0.0).match(query, coherent=True), plain)
 
 
 def test_feature_choices_and_positions():
     target = FakeTarget(motion(np.linspace(0, 2 * np.pi, 80)))
     shifted = target.xy[10:11] + np.float32([0.2, 0.0])  # same pose, elsewhere in the frame
     # "pose" ignores where the person stands, "absolute" does not.
-    assert frame_ids(GenNearest.GenNearest(target, features="pose").generate_batch(shifted))[0] == 10
-    assert GenNearest.pose_features(target.xy, "mixed").shape == (80, 28)
+    assert frame_ids(nearest.GenNearest(target, features="pose").generate_batch(shifted))[0] == 10
+    assert nearest.pose_features(target.xy, "mixed").shape == (80, 28)
     # Restricting the frames searched (Evaluate's train split) never returns a frame outside them.
-    gen = GenNearest.GenNearest(target, positions=np.arange(40))
+    gen = nearest.GenNearest(target, positions=np.arange(40))
     assert frame_ids(gen.generate_batch(target.xy[60:70])).max() < 40
 
 
 def test_contract_and_bad_input():
     target = FakeTarget(motion(np.linspace(0, 2 * np.pi, 30)))
-    gen = GenNearest.load_generator(target, 1, size=64, device="auto")
-    assert isinstance(gen, GenNearest.GenNearest) and gen.size == 64
+    gen = nearest.load_generator(target, 1, size=64, device="auto")
+    assert isinstance(gen, nearest.GenNearest) and gen.size == 64
     with pytest.raises(UserError):
-        GenNearest.load_generator(target, 2)
+        nearest.load_generator(target, 2)
     with pytest.raises(UserError):
-        GenNearest.GenNearest(target, k=0)
+        nearest.GenNearest(target, k=0)
     with pytest.raises(UserError):
-        GenNearest.GenNearest(target, features="colour")
+        nearest.GenNearest(target, features="colour")
     bad = target.xy[:2].copy()
     bad[1, 3] = np.nan
     with pytest.raises(ValueError, match="fill the missing poses"):
@@ -119,10 +121,10 @@ def test_contract_and_bad_input():
 
 
 def test_real_clip_retrieves_its_own_frames(short_clip):
-    from VideoSkeleton import VideoSkeleton
+    from deepdance.cache import VideoSkeleton
 
     vs = VideoSkeleton(short_clip, verbose=False)
-    gen = GenNearest.GenNearest(vs, size=32)
+    gen = nearest.GenNearest(vs, size=32)
     rows = gen.match(vs.skeletons())
     # Each frame's own skeleton is at distance 0, so it is found (up to exact duplicates).
     same = np.all(gen.xy[rows] == vs.skeletons(), axis=(1, 2))
@@ -171,7 +173,7 @@ class CachedTarget(FakeTarget):
 def test_stored_size_returns_the_stored_frames_themselves(tmp_path):
     target = CachedTarget(tmp_path)
     stored = np.asarray(target.frames_all)
-    gen = GenNearest.GenNearest(target, size=48)
+    gen = nearest.GenNearest(target, size=48)
     out = gen.generate_batch(target.xy[[5, 0, 5, 11]])  # a repeat, rows after the gaps
     assert out.shape == (4, 48, 48, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, stored[target.rows[[5, 0, 5, 11]]])
@@ -179,19 +181,19 @@ def test_stored_size_returns_the_stored_frames_themselves(tmp_path):
     assert one.shape == (48, 48, 3) and one.dtype == np.uint8
     np.testing.assert_array_equal(one, stored[target.rows[9]])
     # Coherent mode and a restricted search read the same file.
-    coherent = GenNearest.GenNearest(target, size=48, coherent=True, positions=np.arange(2, 12))
+    coherent = nearest.GenNearest(target, size=48, coherent=True, positions=np.arange(2, 12))
     rows = coherent.match(target.xy[2:])
     np.testing.assert_array_equal(coherent.generate_batch(target.xy[2:]), stored[target.rows[2:][rows]])
     assert coherent.generate_batch(np.zeros((0, 13, 2), np.float32)).shape == (0, 48, 48, 3)
 
 
 def test_other_sizes_are_resized_from_the_stored_frames_as_videoskeleton_does(tmp_path):
-    from VideoSkeleton import square_frame
+    from deepdance.video import square_frame
 
     target = CachedTarget(tmp_path)
     stored = np.asarray(target.frames_all)
     for size in (16, 96):  # down (area averaging) and up
-        out = GenNearest.GenNearest(target, size=size).generate_batch(target.xy[[1, 8]])
+        out = nearest.GenNearest(target, size=size).generate_batch(target.xy[[1, 8]])
         expected = np.stack([square_frame(stored[r], size) for r in target.rows[[1, 8]]])
         np.testing.assert_array_equal(out, expected)
 
@@ -199,6 +201,8 @@ def test_other_sizes_are_resized_from_the_stored_frames_as_videoskeleton_does(tm
 def test_demo_asks_retrieval_for_its_panel_size_and_trained_types_for_size(tmp_path, monkeypatch):
     """DanceDemo builds gen_type 1 at PANEL px (the stored frames, not a 64 px copy upscaled); --size still picks a
     trained type's size. main stops at the generator's loading (nothing after it is this test's business)."""
+    from deepdance import transfer
+
     import DanceDemo
 
     class Loaded(Exception):
@@ -212,11 +216,11 @@ def test_demo_asks_retrieval_for_its_panel_size_and_trained_types_for_size(tmp_p
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read")
-    monkeypatch.setattr(DanceDemo, "VideoSkeleton", lambda *a, **k: FakeTarget(motion(np.linspace(0, 6, 20))))
-    monkeypatch.setattr(DanceDemo, "load_generator", fake_load)
-    monkeypatch.setattr(DanceDemo, "generator_module", lambda *a: None)
+    monkeypatch.setattr(transfer, "VideoSkeleton", lambda *a, **k: FakeTarget(motion(np.linspace(0, 6, 20))))
+    monkeypatch.setattr(transfer, "load_generator", fake_load)
+    monkeypatch.setattr(transfer, "generator_module", lambda *a: None)
     for gen_type in (1, 3):
         with pytest.raises(Loaded):
             DanceDemo.main(["--gen_type", str(gen_type), "--video_path", str(video), "--source", str(video),
                             "--out", str(tmp_path / "o.mp4"), "--size", "128"])  # fmt: skip
-    assert asked == [(1, DanceDemo.PANEL), (3, 128)]
+    assert asked == [(1, transfer.PANEL), (3, 128)]

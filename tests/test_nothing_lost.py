@@ -12,18 +12,15 @@ import subprocess
 import sys
 import threading
 
+from deepdance import checkpoints, cli, files, gan, gentypes, trainer, vanilla
+from deepdance.cli import UserError
+from deepdance.video import VideoWriter
+
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, FakeVS, ctrl_c_after, read_video, run_script
 
-import Checkpoints
-import GenGAN
-import GenTypes
-import GenVanillaNN
-import Skeleton
-import Train
-from Skeleton import UserError, VideoWriter
+from conftest import ROOT, FakeVS, ctrl_c_after, read_video, run_script
 
 TINY = {"ch": [8, 16], "n_res": 1}
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny_cfg(**kw):
     kw.setdefault("epochs", 1)
-    return GenVanillaNN.TrainConfig(batch=8, size=32, device="cpu", model_args=TINY, **kw)
+    return vanilla.TrainConfig(batch=8, size=32, device="cpu", model_args=TINY, **kw)
 
 
 def frames(n, size=64, shade=0):
@@ -47,7 +44,7 @@ def test_temporary_names_are_unique_per_thread_and_call(tmp_path):
 
     def write(k):
         try:
-            with Skeleton.atomic_path(tmp_path / "same.bin") as tmp:
+            with files.atomic_path(tmp_path / "same.bin") as tmp:
                 seen.append(tmp.name)
                 tmp.write_bytes(bytes([k]) * 1000)
                 barrier.wait(timeout=30)  # both temporaries exist at the same time
@@ -67,7 +64,7 @@ def test_temporary_names_are_unique_per_thread_and_call(tmp_path):
 
 def test_temporary_name_of_a_long_file_name_fits_255_bytes(tmp_path):
     name = "舞" * 79 + ".mp4"  # 241 bytes: valid, but not with a prefix in front
-    with Skeleton.atomic_path(tmp_path / name) as tmp:
+    with files.atomic_path(tmp_path / name) as tmp:
         assert len(tmp.name.encode()) <= 255 and tmp.suffix == ".mp4"
         tmp.write_bytes(b"x")
     assert (tmp_path / name).read_bytes() == b"x"
@@ -86,9 +83,9 @@ def test_directory_swap_finishes_before_a_ctrl_c_lands(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the first rename
         return real_replace(src, dst)
 
-    monkeypatch.setattr(Skeleton.os, "replace", replace)
+    monkeypatch.setattr(files.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
-        with Skeleton.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.mkdir()
             (tmp / "meta.json").write_text("new")
     assert (target / "meta.json").read_text() == "new" and len(calls) == 2
@@ -131,13 +128,13 @@ def test_writer_refuses_a_broken_file_and_keeps_the_previous_one(tmp_path):
 
 def test_a_second_training_into_a_busy_folder_refuses(tmp_path):
     vs = FakeVS(tmp_path, n=40)
-    busy = Train.TrainRun(tmp_path / "run", epochs=1, steps_per_epoch=1, images_per_step=1, time_budget=0,
+    busy = trainer.TrainRun(tmp_path / "run", epochs=1, steps_per_epoch=1, images_per_step=1, time_budget=0,
                           best={"box_ssim": -1.0})  # fmt: skip
     with busy:  # another training holds the folder
         with pytest.raises(UserError, match="another training is writing to .*run right now"):
-            GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
+            vanilla.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
         assert not (tmp_path / "run" / "latest.pth").exists()
-    GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)  # free again: it trains
+    vanilla.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)  # free again: it trains
     assert (tmp_path / "run" / "latest.pth").exists()
 
 
@@ -188,43 +185,43 @@ def wait_until(condition, seconds=300):
 @pytest.fixture
 def trained(tmp_path):
     vs = FakeVS(tmp_path / "a", n=40)
-    GenVanillaNN.train(vs, tiny_cfg(variant=2), verbose=False)
-    return vs, GenTypes.checkpoint_dir(vs, 3, 32) / "best.pth"
+    vanilla.train(vs, tiny_cfg(variant=2), verbose=False)
+    return vs, gentypes.checkpoint_dir(vs, 3, 32) / "best.pth"
 
 
 def test_a_foreign_checkpoint_is_refused_or_used_only_when_asked(trained, tmp_path, capsys):
     vs, best = trained
     other = FakeVS(tmp_path / "b", n=40)
     other.key, other.meta = "other-9999999999", {**other.meta, "sha256": "e" * 64}
-    dest = GenTypes.checkpoint_dir(other, 3, 32) / "best.pth"
+    dest = gentypes.checkpoint_dir(other, 3, 32) / "best.pth"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(best.read_bytes())  # taichi1's best.pth copied over the sample's
     with pytest.raises(UserError, match=r"trained on other footage \(fake-0123456789\), not on other-9999999999"):
-        GenVanillaNN.load_generator(other, 3, size=32, device="cpu")
-    gen = GenVanillaNN.load_generator(other, 3, size=32, device="cpu", allow_foreign=True)
+        vanilla.load_generator(other, 3, size=32, device="cpu")
+    gen = vanilla.load_generator(other, 3, size=32, device="cpu", allow_foreign=True)
     assert gen.generate_batch(other.xy[:2]).shape == (2, 32, 32, 3)
     assert "warning: " in capsys.readouterr().err
     with pytest.raises(UserError, match="trained on other footage"):
-        Train.report_trained(dest, lambda p: GenVanillaNN.GenVanillaNN(p, "cpu"), "force=true", vs=other)
+        trainer.report_trained(dest, lambda p: vanilla.GenVanillaNN(p, "cpu"), "force=true", vs=other)
 
 
 def test_a_checkpoint_of_other_extraction_settings_is_refused_naming_them(trained, tmp_path):
     vs, best = trained  # FakeVS records no framing: a checkpoint from before #14, the centre crop
     other = FakeVS(tmp_path / "b", n=40)
     other.meta = {**other.meta, "params": {**other.meta["params"], "frame_skip": 5, "framing": "person"}}
-    dest = GenTypes.checkpoint_dir(other, 3, 32) / "best.pth"
+    dest = gentypes.checkpoint_dir(other, 3, 32) / "best.pth"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(best.read_bytes())
     with pytest.raises(UserError) as e:
-        GenVanillaNN.load_generator(other, 3, size=32, device="cpu")
+        vanilla.load_generator(other, 3, size=32, device="cpu")
     assert "trained on frames of this video extracted with other settings: frame_skip 1 (this cache: 5), framing " \
            "center (this cache: person); retrain it with python GenVanillaNN.py" in str(e.value)  # fmt: skip
-    assert GenVanillaNN.load_generator(vs, 3, size=32, device="cpu").size == 32  # its own data: used
+    assert vanilla.load_generator(vs, 3, size=32, device="cpu").size == 32  # its own data: used
     # A centre-framed target's commands say so; the default framing adds nothing.
     other.framing = "center"
-    assert GenTypes.train_command_for(other, 3, 32).endswith(" false 2 --size 32 --framing center")
+    assert gentypes.train_command_for(other, 3, 32).endswith(" false 2 --size 32 --framing center")
     other.framing = "person"
-    assert GenTypes.train_command_for(other, 3).endswith(" false 2")
+    assert gentypes.train_command_for(other, 3).endswith(" false 2")
 
 
 @pytest.mark.parametrize(
@@ -242,48 +239,48 @@ def test_tampered_weights_are_refused(trained, tamper, message):
     ckpt = torch.load(best, weights_only=True)
     name = next(k for k, v in ckpt["model"].items() if v.is_floating_point() and v.dim() > 1)
     ckpt["model"][name] = tamper(ckpt["model"][name])
-    Checkpoints.save_checkpoint(ckpt, best)
+    checkpoints.save_checkpoint(ckpt, best)
     with pytest.raises(UserError, match=f"damaged: tensor {name} {message}.*retrain it"):
-        GenVanillaNN.load_generator(vs, 3, size=32, device="cpu")
+        vanilla.load_generator(vs, 3, size=32, device="cpu")
 
 
 def test_resume_continues_the_run_as_it_was_configured(tmp_path, monkeypatch):
     vs = FakeVS(tmp_path, n=40)
-    make_batch = ctrl_c_after(monkeypatch, GenVanillaNN, "make_batch", 2)  # at the first batch of epoch 2
+    make_batch = ctrl_c_after(monkeypatch, vanilla, "make_batch", 2)  # at the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
-        GenVanillaNN.train(vs, tiny_cfg(epochs=3, lr=5e-4), out=tmp_path / "run", verbose=False)
-    monkeypatch.setattr(GenVanillaNN, "make_batch", make_batch)
-    resumed = GenVanillaNN.train(vs, tiny_cfg(epochs=0), out=tmp_path / "run", resume=True, verbose=False)  # plain
+        vanilla.train(vs, tiny_cfg(epochs=3, lr=5e-4), out=tmp_path / "run", verbose=False)
+    monkeypatch.setattr(vanilla, "make_batch", make_batch)
+    resumed = vanilla.train(vs, tiny_cfg(epochs=0), out=tmp_path / "run", resume=True, verbose=False)  # plain
     ckpt = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)
     assert ckpt["config"]["lr"] == 5e-4 and ckpt["config"]["epochs"] == 3 and resumed["epoch"] == 3
     with pytest.raises(UserError, match="a run with lr 0.0005; --resume continues it as it was"):
-        GenVanillaNN.train(vs, tiny_cfg(lr=2e-2), out=tmp_path / "run", resume=True, verbose=False)
+        vanilla.train(vs, tiny_cfg(lr=2e-2), out=tmp_path / "run", resume=True, verbose=False)
 
 
 def test_a_resumed_gan_keeps_its_epochs(tmp_path, monkeypatch):
     vs = FakeVS(tmp_path, n=40)
-    cfg = GenGAN.GANConfig(size=32, epochs=3, batch=8, g_args=TINY, d_args={"ndf": 8}, device="cpu",
+    cfg = gan.GANConfig(size=32, epochs=3, batch=8, g_args=TINY, d_args={"ndf": 8}, device="cpu",
                            init_from_vanilla=False)  # fmt: skip
-    make_batch = ctrl_c_after(monkeypatch, GenGAN, "make_batch", 2)  # at the first batch of epoch 2
+    make_batch = ctrl_c_after(monkeypatch, gan, "make_batch", 2)  # at the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
-        GenGAN.train(vs, cfg, out=tmp_path / "gan", verbose=False)
-    monkeypatch.setattr(GenGAN, "make_batch", make_batch)
-    plain = GenGAN.GANConfig(size=32, batch=8, device="cpu")  # `GenGAN.py --resume`: no --epochs (default 12)
-    summary = GenGAN.train(vs, plain, out=tmp_path / "gan", resume=True, verbose=False)
+        gan.train(vs, cfg, out=tmp_path / "gan", verbose=False)
+    monkeypatch.setattr(gan, "make_batch", make_batch)
+    plain = gan.GANConfig(size=32, batch=8, device="cpu")  # `GenGAN.py --resume`: no --epochs (default 12)
+    summary = gan.train(vs, plain, out=tmp_path / "gan", resume=True, verbose=False)
     assert summary["epoch"] == 3
 
 
 def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous(tmp_path, monkeypatch):
     vs = FakeVS(tmp_path, n=40)
-    GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
+    vanilla.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
     before = (tmp_path / "run" / "latest.pth").read_bytes()
 
     def full_disk(obj, f, *a, **k):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3584 vs 3478")
 
-    monkeypatch.setattr(Train.torch, "save", full_disk)
+    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
     with pytest.raises(UserError, match=r"cannot write checkpoint .*latest.pth: .* MB free there \(disk full\?\)"):
-        GenVanillaNN.train(vs, tiny_cfg(epochs=2), out=tmp_path / "run", resume=True, verbose=False)
+        vanilla.train(vs, tiny_cfg(epochs=2), out=tmp_path / "run", resume=True, verbose=False)
     assert (tmp_path / "run" / "latest.pth").read_bytes() == before
     assert not list((tmp_path / "run").glob(".tmp-*"))
 
@@ -292,14 +289,14 @@ def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path, monkeyp
     vs = FakeVS(tmp_path, n=40)
     (tmp_path / "a-file").write_text("x")
     calls = []
-    monkeypatch.setattr(GenVanillaNN, "make_batch", lambda *a: calls.append(1))
+    monkeypatch.setattr(vanilla, "make_batch", lambda *a: calls.append(1))
     with pytest.raises(UserError, match="cannot write checkpoints to .*a-file/run: a file stands where a folder"):
-        GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "a-file" / "run", verbose=False)
+        vanilla.train(vs, tiny_cfg(), out=tmp_path / "a-file" / "run", verbose=False)
     with pytest.raises(UserError, match="cannot write checkpoints to /sys/deepdance-test"):
-        GenVanillaNN.train(vs, tiny_cfg(), out="/sys/deepdance-test", verbose=False)
-    monkeypatch.setattr(Skeleton.shutil, "disk_usage", lambda p: _Usage(1 << 20))
+        vanilla.train(vs, tiny_cfg(), out="/sys/deepdance-test", verbose=False)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: _Usage(1 << 20))
     with pytest.raises(UserError, match=r"disk full \(1 MB free, about \d+ MB needed\)"):
-        GenVanillaNN.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
+        vanilla.train(vs, tiny_cfg(), out=tmp_path / "run", verbose=False)
     assert calls == []  # not one step was trained
 
 
@@ -312,18 +309,18 @@ def test_the_train_log_lives_in_the_checkpoint(tmp_path, monkeypatch):
     """A force=true retrain interrupted between writing its checkpoint and rewriting train_log.csv used to lose
     the log of the checkpoint on disk: the checkpoint carries its log, and a resume writes the CSV from it."""
     vs = FakeVS(tmp_path, n=40)
-    GenVanillaNN.train(vs, tiny_cfg(epochs=2), out=tmp_path / "run", verbose=False)
+    vanilla.train(vs, tiny_cfg(epochs=2), out=tmp_path / "run", verbose=False)
 
     def interrupted(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Train.TrainLog, "write", interrupted)
+    monkeypatch.setattr(trainer.TrainLog, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):  # the retrain's epoch 1: checkpoint written, CSV not
-        GenVanillaNN.train(vs, tiny_cfg(epochs=2, seed=7), out=tmp_path / "run", verbose=False)
+        vanilla.train(vs, tiny_cfg(epochs=2, seed=7), out=tmp_path / "run", verbose=False)
     monkeypatch.undo()
     ckpt = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)
     assert ckpt["epoch"] == 1 and [int(r["epoch"]) for r in ckpt["log"]] == [1]
-    GenVanillaNN.train(vs, tiny_cfg(epochs=2, seed=7), out=tmp_path / "run", resume=True, verbose=False)
+    vanilla.train(vs, tiny_cfg(epochs=2, seed=7), out=tmp_path / "run", resume=True, verbose=False)
     rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
     assert torch.load(tmp_path / "run" / "latest.pth", weights_only=True)["config"]["seed"] == 7
@@ -344,7 +341,7 @@ def test_an_argument_over_255_bytes_is_one_line(script, tmp_path):
 
 
 def test_ctrl_c_messages_name_resume_only_for_training():
-    assert "--resume" not in Skeleton.INTERRUPTED
+    assert "--resume" not in cli.INTERRUPTED
     for script in ("GenVanillaNN.py", "GenGAN.py"):
         assert 'interrupted=INTERRUPTED + " (continue this training with --resume)"' in (ROOT / script).read_text()
 
@@ -354,7 +351,7 @@ def test_storage_faults_are_one_line_naming_the_file(capsys):
         raise OSError(28, "No space left on device", "/data/cache/x/frames.npy")
 
     with pytest.raises(SystemExit) as e:
-        Skeleton.run_cli(lambda argv: full())
+        cli.run_cli(lambda argv: full())
     assert e.value.code == 2
     assert capsys.readouterr().err == "error: cannot read or write /data/cache/x/frames.npy: disk full\n"
 
@@ -374,34 +371,34 @@ def test_two_threads_and_two_processes_on_a_fresh_data_dir_both_succeed():
 
 
 def test_an_audio_only_file_is_called_what_it_is(tmp_path):
-    import imageio_ffmpeg
+    from deepdance import cache
 
-    import VideoSkeleton
+    import imageio_ffmpeg
 
     audio = tmp_path / "song.m4a"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
                     "sine=frequency=440:duration=1", str(audio)], check=True)  # fmt: skip
     with pytest.raises(UserError, match=r"song.m4a has sound but no picture \(an audio-only file\)"):
-        VideoSkeleton.VideoSkeleton(audio, verbose=False)
+        cache.VideoSkeleton(audio, verbose=False)
 
 
 @pytest.mark.slow
 def test_a_long_non_ascii_file_name_extracts(short_clip, tmp_path):
-    import VideoSkeleton
+    from deepdance import cache
 
     clip = tmp_path / ("太极拳" * 26 + "练.mp4")  # 79 characters, 237 bytes + ".mp4"
     clip.write_bytes(short_clip.read_bytes())
-    vs = VideoSkeleton.VideoSkeleton(clip, verbose=False)
+    vs = cache.VideoSkeleton(clip, verbose=False)
     assert len(vs) > 0 and len(vs.cache_dir.name.encode()) <= 120
 
 
 def test_extraction_refuses_a_disk_without_room_before_starting(short_clip, monkeypatch):
-    import VideoSkeleton
+    from deepdance import cache
 
-    monkeypatch.setattr(Skeleton.shutil, "disk_usage", lambda p: _Usage(2 << 20))
-    monkeypatch.setattr(VideoSkeleton, "_run_pool", lambda *a, **k: pytest.fail("extraction started"))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: _Usage(2 << 20))
+    monkeypatch.setattr(cache, "_run_pool", lambda *a, **k: pytest.fail("extraction started"))
     with pytest.raises(UserError, match=r"cannot write the pose cache of short.mp4 .* disk full \(2 MB free"):
-        VideoSkeleton.VideoSkeleton(short_clip, force=True, verbose=False)
+        cache.VideoSkeleton(short_clip, force=True, verbose=False)
 
 
 @pytest.mark.slow

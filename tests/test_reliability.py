@@ -21,19 +21,17 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from deepdance import appbackend, cache, files, gentypes, networks, video
+from deepdance.cli import UserError, run_cli
+from deepdance.files import clean_stale_temps
+from deepdance.video import VideoWriter
+
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_script, write_video
 
-import AppBackend
-import GenTypes
-import Networks
-import Skeleton
-import Video
-import VideoSkeleton
-from Skeleton import UserError, VideoWriter, clean_stale_temps, run_cli
+from conftest import ROOT, run_script, write_video
 
 # --------------------------------------------------------------------------- helpers
 
@@ -111,10 +109,10 @@ def write_bytes(path, data):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory, short_clip):
     """Every bad (and awkward but valid) input, made once and shared by all scripts."""
-    import Mannequin
+    from deepdance import mannequin
 
     d = tmp_path_factory.mktemp("reliability")
-    frames = [f for _, f in Video.iter_frames(short_clip)]
+    frames = [f for _, f in video.iter_frames(short_clip)]
     noise = np.random.default_rng(8).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     mp4v = write_video(d / "whole.mp4", frames[:30]).read_bytes()
     # An H.264 file with its index first (as phones and our VideoWriter write it), cut short: it opens, declares
@@ -123,7 +121,7 @@ def clips(tmp_path_factory, short_clip):
         for f in frames[:40]:
             w.write(f)
     h264 = (d / "fast.mp4").read_bytes()
-    room = np.clip(Mannequin.background(Mannequin.FIGURES["target"]), 0, 255).astype(np.uint8)[..., ::-1]  # BGR
+    room = np.clip(mannequin.background(mannequin.FIGURES["target"]), 0, 255).astype(np.uint8)[..., ::-1]  # BGR
     uhd = [cv2.copyMakeBorder(cv2.resize(f, (2700, 2160)), 0, 0, 570, 570, cv2.BORDER_REPLICATE) for f in frames[:4]]
     c = {
         "missing": d / "missing.mp4",
@@ -152,7 +150,7 @@ def clips(tmp_path_factory, short_clip):
 @pytest.fixture(scope="module")
 def target_vs(short_clip):
     """The short sample clip as a target, extracted once."""
-    return VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    return cache.VideoSkeleton(short_clip, verbose=False)
 
 
 # --------------------------------------------------------------------------- the bad-input matrix
@@ -256,7 +254,7 @@ def test_unknown_choices_are_one_line_naming_help(module, argv, needle, capfd):
 def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, target_vs, tmp_path, capfd):
     code, out, err = run_main("VideoSkeleton", [clips["person leaves"]], capfd)
     assert code == 0 and "Traceback" not in err, err
-    vs = VideoSkeleton.VideoSkeleton(clips["person leaves"], verbose=False)
+    vs = cache.VideoSkeleton(clips["person leaves"], verbose=False)
     missing = int((~vs.valid).sum())
     # The empty stretch (frames 20-39), give or take a frame or two of tracking at its ends.
     assert vs.valid[:18].all() and not vs.valid[22:38].any() and vs.valid[42:].all() and 16 <= missing <= 24
@@ -267,20 +265,18 @@ def test_person_leaving_for_a_while_is_reported_not_refused(clips, short_clip, t
         "DanceDemo", ["--video_path", short_clip, "--source", clips["person leaves"], "--out", demo], capfd
     )
     assert code == 0 and f"{missing} without a person filled in" in out, err
-    assert Video.probe_video(demo)[0] == 60
+    assert video.probe_video(demo)[0] == 60
     code, out, err = run_main("GenNearest", [clips["person leaves"]], capfd)
     assert code == 0 and "selection block" in out, err
 
 
 @pytest.mark.parametrize("case, side", [("32x32", 32), ("4K", 3840)])
 def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_path, capfd):
-    assert Video.probe_video(clips[case])[2] == side
+    assert video.probe_video(clips[case])[2] == side
     code, out, err = run_main("VideoSkeleton", [clips[case]], capfd)
     assert code == 0 and "Traceback" not in err, err
-    vs = VideoSkeleton.VideoSkeleton(clips[case], verbose=False)
-    assert (
-        vs.frames_all.shape[1:] == (VideoSkeleton.FRAME_SIZE, VideoSkeleton.FRAME_SIZE, 3) and vs.valid.mean() >= 0.75
-    )
+    vs = cache.VideoSkeleton(clips[case], verbose=False)
+    assert vs.frames_all.shape[1:] == (cache.FRAME_SIZE, cache.FRAME_SIZE, 3) and vs.valid.mean() >= 0.75
     demo = tmp_path / "demo.mp4"
     code, out, err = run_main("DanceDemo", ["--video_path", short_clip, "--source", clips[case], "--out", demo], capfd)
     assert code == 0 and demo.exists(), err
@@ -291,22 +287,22 @@ def test_tiny_and_4k_frames_work(case, side, clips, short_clip, target_vs, tmp_p
 
 @pytest.fixture
 def mini_clip(tmp_path, short_clip):
-    frames = [f for _, f in Video.iter_frames(short_clip, 0, 12)]
+    frames = [f for _, f in video.iter_frames(short_clip, 0, 12)]
     return write_video(tmp_path / "mini.mp4", frames)
 
 
 def test_cache_from_another_version_is_recomputed_with_a_note(mini_clip, capsys):
-    first = VideoSkeleton.VideoSkeleton(mini_clip, verbose=False)
+    first = cache.VideoSkeleton(mini_clip, verbose=False)
     frames, ske = np.array(first.frames_all), first.ske_all.copy()
     (first.cache_dir / "meta.json").write_text(json.dumps({**first.meta, "version": 0}))
     capsys.readouterr()
-    again = VideoSkeleton.VideoSkeleton(mini_clip)
+    again = cache.VideoSkeleton(mini_clip)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
         f"cache {first.cache_dir.name} was written by another version (cache version 0, this one reads "
-        f"{VideoSkeleton.CACHE_VERSION}): extracting again"
+        f"{cache.CACHE_VERSION}): extracting again"
     )
-    assert again.meta["version"] == VideoSkeleton.CACHE_VERSION and again.cache_dir == first.cache_dir
+    assert again.meta["version"] == cache.CACHE_VERSION and again.cache_dir == first.cache_dir
     np.testing.assert_array_equal(np.array(again.frames_all), frames)
     np.testing.assert_array_equal(again.ske_all, ske)
 
@@ -325,25 +321,25 @@ def test_cache_from_another_version_is_recomputed_with_a_note(mini_clip, capsys)
 )
 def test_damaged_cache_is_not_used(damage, note, target_vs, tmp_path, monkeypatch, capsys):
     # A copy of the target's cache in a private cache folder, then damaged.
-    monkeypatch.setattr(VideoSkeleton, "CACHE_DIR", tmp_path)
-    cache = shutil.copytree(target_vs.cache_dir, tmp_path / target_vs.cache_dir.name)
-    cache_dir, meta = VideoSkeleton.load_cache(target_vs.video_path, target_vs.meta["params"])
-    assert cache_dir == cache and meta == target_vs.meta  # the intact copy is used
-    damage(cache)
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path)
+    copy = shutil.copytree(target_vs.cache_dir, tmp_path / target_vs.cache_dir.name)
+    cache_dir, meta = cache.load_cache(target_vs.video_path, target_vs.meta["params"])
+    assert cache_dir == copy and meta == target_vs.meta  # the intact copy is used
+    damage(copy)
     capsys.readouterr()
-    assert VideoSkeleton.load_cache(target_vs.video_path, target_vs.meta["params"], verbose=True) == (cache, None)
+    assert cache.load_cache(target_vs.video_path, target_vs.meta["params"], verbose=True) == (copy, None)
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"cache {cache.name} is damaged (") and line.endswith(": extracting again"), line
+    assert line.startswith(f"cache {copy.name} is damaged (") and line.endswith(": extracting again"), line
     assert note in line.lower(), line
 
 
 def test_damaged_cache_is_extracted_again_with_a_note(mini_clip, capsys):
-    first = VideoSkeleton.VideoSkeleton(mini_clip, verbose=False)
+    first = cache.VideoSkeleton(mini_clip, verbose=False)
     frames = np.array(first.frames_all)
     npy = first.cache_dir / "frames.npy"
     npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 3])
     capsys.readouterr()
-    again = VideoSkeleton.VideoSkeleton(mini_clip)
+    again = cache.VideoSkeleton(mini_clip)
     note = capsys.readouterr().out.splitlines()[0]
     assert note.startswith(f"cache {first.cache_dir.name} is damaged (") and note.endswith("extracting again")
     np.testing.assert_array_equal(np.array(again.frames_all), frames)
@@ -370,7 +366,7 @@ def test_stale_temporary_files_are_cleaned_and_a_cache_caught_mid_swap_is_restor
     try:
         assert holder.stdout.readline().strip() == "locked"
         (d / f".tmp-{alive_there}-theirs.pth").write_bytes(b"being written by a live process")
-        owner = Skeleton._TempOwner(d)  # this process, writing too
+        owner = files._TempOwner(d)  # this process, writing too
         alive_here = owner.token
         (d / f".tmp-{alive_here}-mine.pth").write_bytes(b"being written by this process")
         (d / ".tmp-notes.txt").write_text("not ours")
@@ -392,9 +388,9 @@ def test_stale_temporary_files_are_cleaned_and_a_cache_caught_mid_swap_is_restor
 def test_read_rows_equals_slicing(target_vs):
     frames = target_vs.frames_all
     for a, b in ((0, 1), (5, 21), (50, 64), (58, 99), (70, 80)):
-        np.testing.assert_array_equal(VideoSkeleton.read_rows(frames, a, b), np.array(frames[a:b]))
+        np.testing.assert_array_equal(video.read_rows(frames, a, b), np.array(frames[a:b]))
     plain = np.arange(40).reshape(10, 4)
-    np.testing.assert_array_equal(VideoSkeleton.read_rows(plain, 3, 7), plain[3:7])
+    np.testing.assert_array_equal(video.read_rows(plain, 3, 7), plain[3:7])
 
 
 # --------------------------------------------------------------------------- interrupted extraction
@@ -403,8 +399,8 @@ def test_read_rows_equals_slicing(target_vs):
 @pytest.fixture
 def cached_clip(tmp_path, sample_target):
     """A 200-frame clip (about 6 s of extraction on two workers) that already has a cache (1 frame in 10)."""
-    clip = write_video(tmp_path / "longer.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 200)])
-    vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
+    clip = write_video(tmp_path / "longer.mp4", [f for _, f in video.iter_frames(sample_target, 0, 200)])
+    vs = cache.VideoSkeleton(clip, frame_skip=10, verbose=False)
     files = {p.name: p.read_bytes() for p in vs.cache_dir.iterdir()}
     return clip, vs.cache_dir, files
 
@@ -439,7 +435,7 @@ def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip, point, tmp_pa
     assert_one_line(proc.returncode, err.decode(), "nothing half-written", prefix="interrupted:")
     assert proc.returncode == 130
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
-    assert not list(VideoSkeleton.CACHE_DIR.glob(".tmp-*")) and not list(VideoSkeleton.CACHE_DIR.glob(".old-*"))
+    assert not list(cache.CACHE_DIR.glob(".tmp-*")) and not list(cache.CACHE_DIR.glob(".old-*"))
     wait_for(lambda: not any(alive(k) for k in kids), 10, "the workers to exit")
 
 
@@ -449,16 +445,16 @@ def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(c
     proc, kids = _start_forced_extraction(clip, "extract:running", tmp_path / "paused")
     proc.kill()  # SIGKILL: no clean-up is possible
     proc.communicate(timeout=60)
-    assert list(VideoSkeleton.CACHE_DIR.glob(".tmp-*"))  # left behind, as expected
+    assert list(cache.CACHE_DIR.glob(".tmp-*"))  # left behind, as expected
     wait_for(lambda: not any(alive(k) for k in kids), 10, "orphaned workers to exit")
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
 
     def no_extract(*a, **k):
         raise AssertionError("the old cache is valid: nothing to extract")
 
-    monkeypatch.setattr(VideoSkeleton, "extract", no_extract)
-    vs = VideoSkeleton.VideoSkeleton(clip, frame_skip=10, verbose=False)
-    assert vs.cache_dir == cache and not list(VideoSkeleton.CACHE_DIR.glob(".tmp-*"))
+    monkeypatch.setattr(cache, "extract", no_extract)
+    vs = cache.VideoSkeleton(clip, frame_skip=10, verbose=False)
+    assert vs.cache_dir == cache and not list(cache.CACHE_DIR.glob(".tmp-*"))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -490,14 +486,14 @@ def pickled_globals(path):
 
 
 def vanilla_checkpoint(gen_type=3, size=64, **changes):
-    import GenVanillaNN
+    from deepdance import vanilla
 
     variant = {2: 1, 3: 2}[gen_type]
-    args = Networks.default_model_args(variant, size)
+    args = networks.default_model_args(variant, size)
     torch.manual_seed(0)
-    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size,
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size,
             "model_args": args,
-            "model": Networks.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
+            "model": networks.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
     return {**ckpt, **changes}
 
 
@@ -551,14 +547,14 @@ CKPT_ENTRIES = {
 def vanilla_dir(target_vs):
     """Where gen_type 3 at 64 px is looked for on the target; emptied afterwards (other tests expect none)."""
 
-    path = GenTypes.checkpoint_dir(target_vs, 3, 64)
+    path = gentypes.checkpoint_dir(target_vs, 3, 64)
     yield path
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
     "entry, case",
-    # GenVanillaNN without a checkpoint is no error: it trains one.
+    # vanilla without a checkpoint is no error: it trains one.
     [(e, c) for e in CKPT_ENTRIES for c in CKPT_CASES if (e, c) != ("GenVanillaNN", "missing")],
 )
 def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, data_dir, tmp_path, capfd):
@@ -591,10 +587,10 @@ def test_bad_checkpoint_gives_one_line(entry, case, vanilla_dir, short_clip, dat
     ],
 )
 def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_clip, tmp_path, capfd):
-    import GenGAN
+    from deepdance import gan
 
     marker = tmp_path / "code-ran"
-    ckpt = {**vanilla_checkpoint(), "format": GenGAN.CKPT_FORMAT, "gen_type": 4, "temporal": False}
+    ckpt = {**vanilla_checkpoint(), "format": gan.CKPT_FORMAT, "gen_type": 4, "temporal": False}
     ckpt = {
         "runs code": {**ckpt, "model": RunsCode(marker)},
         "other size": {**ckpt, "size": 128},
@@ -602,7 +598,7 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
         "tampered shapes": {**ckpt, "model": {"stem.0.weight": torch.zeros(3, 3)}},
         "tampered model_args": {**ckpt, "model_args": {"size": 64, "ch": "rm -rf"}},
     }[case]
-    path = GenTypes.checkpoint_dir(target_vs, 4, 64) / "best.pth"
+    path = gentypes.checkpoint_dir(target_vs, 4, 64) / "best.pth"
     path.parent.mkdir(parents=True)
     torch.save(ckpt, path)
     argv = ["--gen_type", "4", "--video_path", short_clip, "--out", tmp_path / "demo.mp4"]
@@ -615,20 +611,19 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
 
 @pytest.mark.slow
 def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_dir, short_clip, tmp_path, capfd):
-    import GenGAN
-    import GenVanillaNN
+    from deepdance import gan, vanilla
 
     marker = tmp_path / "code-ran"
     crafted = tmp_path / "crafted.pth"
     write_checkpoint("runs code", crafted, marker)
     # Proof the file is hostile, read without running it: its pickle imports open(), which unpickling would call.
     assert "builtins.open" in pickled_globals(crafted) or "io.open" in pickled_globals(crafted)
-    gan_dir = GenTypes.checkpoint_dir(target_vs, 4, 64)
+    gan_dir = gentypes.checkpoint_dir(target_vs, 4, 64)
     for folder in (vanilla_dir, gan_dir):
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(crafted, folder / "best.pth")
         shutil.copy(crafted, folder / "latest.pth")
-    # The real command line: gen_type 3 goes through GenVanillaNN's loader, 4 through GenGAN's.
+    # The real command line: gen_type 3 goes through vanilla's loader, 4 through gan's.
     for gen_type in (3, 4):
         out = tmp_path / "o.mp4"
         proc = run_script("DanceDemo.py", "--gen_type", gen_type, "--video_path", short_clip, "--out", out)
@@ -638,10 +633,10 @@ def test_a_checkpoint_that_runs_code_is_refused_everywhere(target_vs, vanilla_di
     for module, argv in (("GenGAN", [short_clip]), ("GenGAN", [short_clip, "--resume"])):
         code, _, err = run_main(module, argv, capfd)
         assert_one_line(code, err, "cannot read checkpoint")
-    for load, gen_type in ((GenVanillaNN.load_generator, 3), (GenGAN.load_generator, 4)):
+    for load, gen_type in ((vanilla.load_generator, 3), (gan.load_generator, 4)):
         with pytest.raises(UserError, match="cannot read checkpoint"):
             load(target_vs, gen_type)
-    assert not AppBackend.training_summaries(target_vs.key)  # the app's model list skips it
+    assert not appbackend.training_summaries(target_vs.key)  # the app's model list skips it
     assert not marker.exists(), "a loader ran the checkpoint's code"
 
 
@@ -692,8 +687,8 @@ def test_training_killed_mid_way_resumes_where_it_stopped(sample_target, tmp_pat
     """GenVanillaNN.py killed (SIGKILL) after epoch 1's checkpoint, then --resume: the same weights, optimizer,
     schedule, RNG and log as one uninterrupted run. Then NaN in the loss stops it with one line and leaves the
     last good checkpoints as they were. The kill comes at a known point: the test hook pauses the run there."""
-    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in Video.iter_frames(sample_target, 0, 36)])
-    VideoSkeleton.VideoSkeleton(clip, verbose=False)
+    clip = write_video(tmp_path / "tiny_target.mp4", [f for _, f in video.iter_frames(sample_target, 0, 36)])
+    cache.VideoSkeleton(clip, verbose=False)
     straight_out, split_out = tmp_path / "straight", tmp_path / "split"
     log = split_out / "train_log.csv"
     marker = tmp_path / "paused"

@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
+from deepdance import evaluation, files, gentypes, texture
+from deepdance.cli import UserError, run_cli
+from deepdance.skeleton import Skeleton, person_mask
+
 import numpy as np
 import pytest
 import torch
-from conftest import FakeVS, run_script
 
-import Evaluate
 import GenTexture
-import GenTypes
-from Skeleton import Skeleton, UserError, person_mask, run_cli
+from conftest import FakeVS, run_script
 
 S = 32  # px: tiny frames and a tiny net keep every test here under a few seconds
 TINY = {
@@ -27,7 +28,7 @@ class TexVS(FakeVS):
 
 
 def tiny_config(**kw):
-    return GenTexture.TrainConfig(**{"size": S, "epochs": 1, "batch": 8, "model_args": TINY, **kw})
+    return texture.TrainConfig(**{"size": S, "epochs": 1, "batch": 8, "model_args": TINY, **kw})
 
 
 def coloured(n, size=S):
@@ -48,15 +49,15 @@ def frame_ids(x):
 
 
 def test_shapes_and_ranges(one_thread):
-    net = GenTexture.TextureNet(**TINY)
-    x = torch.rand(4, GenTexture.IN_CH, S, S) * 2 - 1
+    net = texture.TextureNet(**TINY)
+    x = torch.rand(4, texture.IN_CH, S, S) * 2 - 1
     y = net(x)
     assert y.shape == (4, 3, S, S) and y.dtype == torch.float32
     assert y.min() >= -1 and y.max() <= 1
     xy = TexVS("/unused").xy[:4]
-    inp = GenTexture.texture_input(xy, coloured(4), xy[::-1].copy(), S)
+    inp = texture.texture_input(xy, coloured(4), xy[::-1].copy(), S)
     assert inp.shape == (4, 11, S, S) and inp[:, :9].min() >= -1 and inp[:, :9].max() <= 1
-    assert GenTexture.default_texture_args(128)["unet"]["in_ch"] == 11
+    assert texture.default_texture_args(128)["unet"]["in_ch"] == 11
 
 
 class FixedUNet(torch.nn.Module):
@@ -71,7 +72,7 @@ class FixedUNet(torch.nn.Module):
 
 
 def test_the_output_is_the_reference_moved_where_the_mask_says(one_thread):
-    net = GenTexture.TextureNet(**TINY)
+    net = texture.TextureNet(**TINY)
     ref = torch.rand(2, 3, S, S) * 2 - 1
     x = torch.cat([torch.zeros(2, 3, S, S), ref, torch.zeros(2, 5, S, S)], 1)  # joint flow 0
     net.unet = FixedUNet()  # no flow, mask 1: the reference itself, pixel for pixel
@@ -91,18 +92,18 @@ def test_joint_flow_brings_the_references_joints_under_the_querys():
     size = 64
     query, ref = POSE.copy(), POSE.copy()
     ref[5] += [0.08, -0.05]  # the reference's left wrist is elsewhere
-    flow = GenTexture.joint_flow(query[None], ref[None], size)
+    flow = texture.joint_flow(query[None], ref[None], size)
     assert flow.shape == (1, 2, size, size)
     image = torch.zeros(1, 3, size, size)
     x0, y0 = (ref[5] * size).astype(int)
     image[..., y0 - 1 : y0 + 2, x0 - 1 : x0 + 2] = 1.0  # a dot on the reference's wrist
     c = (torch.arange(size) + 0.5) / size * 2 - 1
     grid = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1)[None] + flow.permute(0, 2, 3, 1)
-    moved = GenTexture.sample(image, grid)[0, 0]
+    moved = texture.sample(image, grid)[0, 0]
     y, x = np.unravel_index(moved.argmax().item(), moved.shape)
     assert np.hypot(x + 0.5 - query[5, 0] * size, y + 0.5 - query[5, 1] * size) < 2  # within 2 px of the query's wrist
     assert flow[0, :, :4, :4].abs().max() == 0  # far from every joint nothing moves
-    same = GenTexture.joint_flow(query[None], query[None], size)
+    same = texture.joint_flow(query[None], query[None], size)
     assert same.abs().max() == 0
 
 
@@ -116,14 +117,14 @@ def test_references_are_the_nearest_frames_outside_the_window():
     xy[1:] = 0.9 * xy[:-1] + 0.1 * xy[1:]  # neighbours in time are near-duplicates (as in a video)
     rows = np.cumsum(rng.integers(1, 3, n))  # cache rows with gaps (frames without a person)
     for exclude in (0, 3, 8):
-        refs = GenTexture.reference_table(xy, rows, exclude=exclude, k=3, chunk=16)
+        refs = texture.reference_table(xy, rows, exclude=exclude, k=3, chunk=16)
         assert refs.shape == (n, 3)
         assert (np.abs(rows[refs] - rows[:, None]) > exclude).all()  # never the frame itself nor its neighbours
         d = np.linalg.norm(xy.reshape(n, 1, 26) - xy.reshape(1, n, 26), axis=-1)
         d[np.abs(rows[:, None] - rows[None]) <= exclude] = np.inf
         np.testing.assert_allclose(np.take_along_axis(d, refs, 1), np.sort(d, 1)[:, :3], rtol=1e-5)
     with pytest.raises(UserError, match="too few"):
-        GenTexture.reference_table(xy[:10], np.arange(10), exclude=4, k=2)
+        texture.reference_table(xy[:10], np.arange(10), exclude=4, k=2)
 
 
 def motion(fps, seconds=40.0, start=0.0, seed=0):
@@ -148,32 +149,32 @@ def test_the_auto_window_makes_training_references_as_far_as_the_held_out_poses(
         xy = motion(fps)
         rows = np.arange(len(xy))
         goal = np.median(np.linalg.norm(held.reshape(-1, 1, 26) - xy.reshape(1, -1, 26), axis=-1).min(1))
-        held_reach = float(np.median(GenTexture.nearest_training(xy, held)[1]))  # what train() passes
-        w = GenTexture.auto_exclude(xy, rows, held_reach, chunk=64)
+        held_reach = float(np.median(texture.nearest_training(xy, held)[1]))  # what train() passes
+        w = texture.auto_exclude(xy, rows, held_reach, chunk=64)
         assert median_reach(xy, rows, w) >= goal > median_reach(xy, rows, w - 1)  # the fewest rows that do
-        assert GenTexture.reference_reach(xy, rows, w, chunk=64) == pytest.approx(median_reach(xy, rows, w), rel=1e-4)
+        assert texture.reference_reach(xy, rows, w, chunk=64) == pytest.approx(median_reach(xy, rows, w), rel=1e-4)
         assert held_reach == pytest.approx(goal, rel=1e-4)
         widths[fps] = w
     assert widths[10] > 0 and 2.5 <= widths[30] / widths[10] <= 3.5  # the same motion: 3x the frames, 3x the rows
     # Held-out poses unlike any training pose: the widest window that still leaves k frames outside it.
     xy = motion(10, seconds=3)
-    far = float(np.median(GenTexture.nearest_training(xy, xy[:5] + 0.3)[1]))
-    assert GenTexture.auto_exclude(xy, np.arange(len(xy)), far, k=3) == (len(xy) - 3 - 1) // 2
+    far = float(np.median(texture.nearest_training(xy, xy[:5] + 0.3)[1]))
+    assert texture.auto_exclude(xy, np.arange(len(xy)), far, k=3) == (len(xy) - 3 - 1) // 2
 
 
 def test_training_batches_take_their_reference_outside_the_window(one_thread):
-    from VideoSkeleton import PoseDataset
+    from deepdance.dataset import PoseDataset
 
     vs = TexVS("/unused", n=40)
     ds = PoseDataset(vs.xy, coloured(40), np.arange(40))
     rows = vs.rows * 2  # every other cache row held a frame without a person
     cfg = tiny_config(aug_prob=0.0, exclude=3, ref_k=3)
-    refs = torch.from_numpy(GenTexture.reference_table(vs.xy, rows, exclude=cfg.exclude, k=cfg.ref_k))
+    refs = torch.from_numpy(texture.reference_table(vs.xy, rows, exclude=cfg.exclude, k=cfg.ref_k))
     rng = torch.Generator().manual_seed(0)
     seen = set()
     for _ in range(20):
         idx = torch.randperm(40, generator=rng)[:8]
-        x, real, cond, cost = GenTexture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
+        x, real, cond, cost = texture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
         assert x.shape == (8, 11, S, S) and real.shape == cond.shape == (8, 3, S, S)
         assert cost.shape == (8, 1, S, S)  # lambda_mask on the person, lambda_mask_bg (0 by default) off it:
         np.testing.assert_allclose(cost.unique().numpy(), [cfg.lambda_mask_bg, cfg.lambda_mask], rtol=1e-6)
@@ -189,9 +190,9 @@ def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
     from conftest import POSE
 
     xy = np.stack([POSE, POSE])
-    flat = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.2, lambda_mask_bg=0.2))
+    flat = texture.paint_cost(xy, tiny_config(lambda_mask=0.2, lambda_mask_bg=0.2))
     assert flat.shape == (2, 1, S, S) and (flat == 0.2).all()  # the same cost on and off the person
-    cost = GenTexture.paint_cost(xy, tiny_config(lambda_mask=0.5, lambda_mask_bg=0.0))
+    cost = texture.paint_cost(xy, tiny_config(lambda_mask=0.5, lambda_mask_bg=0.0))
     person = person_mask(xy, S)
     assert 0 < person.mean() < 0.5
     np.testing.assert_array_equal(cost[:, 0].numpy(), 0.5 * person)
@@ -200,17 +201,17 @@ def test_painting_costs_lambda_mask_on_the_person_and_lambda_mask_bg_off_it():
 def test_training_with_a_free_background_stores_the_setting(tmp_path, one_thread):
     vs = TexVS(tmp_path / "bg", n=40)
     cfg = tiny_config(lambda_mask_bg=0.1)
-    summary = GenTexture.train(vs, cfg, out=tmp_path / "run", verbose=False)
+    summary = texture.train(vs, cfg, out=tmp_path / "run", verbose=False)
     assert np.isfinite(summary["last"]["train_loss"])
     ckpt = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
     assert ckpt["config"]["lambda_mask_bg"] == 0.1 and ckpt["config"]["lambda_mask"] == cfg.lambda_mask
-    assert ckpt["config"]["lambda_ssim"] == GenTexture.default_lambda_ssim(S)  # stored as used, not None
+    assert ckpt["config"]["lambda_ssim"] == texture.default_lambda_ssim(S)  # stored as used, not None
 
 
 def test_the_ssim_weight_defaults_by_size():
-    weights = GenTexture.LAMBDA_SSIM
-    assert GenTexture.default_lambda_ssim(64) == weights[64] and GenTexture.default_lambda_ssim(128) == weights[128]
-    assert GenTexture.default_lambda_ssim(256) == weights[128] and GenTexture.default_lambda_ssim(S) == weights[64]
+    weights = texture.LAMBDA_SSIM
+    assert texture.default_lambda_ssim(64) == weights[64] and texture.default_lambda_ssim(128) == weights[128]
+    assert texture.default_lambda_ssim(256) == weights[128] and texture.default_lambda_ssim(S) == weights[64]
 
 
 # --------------------------------------------------------------------------- training, checkpoints, loading
@@ -222,14 +223,14 @@ def trained(tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     vs = TexVS(tmp_path_factory.mktemp("texture"), n=40)
-    summary = GenTexture.train(vs, tiny_config(), verbose=False)
+    summary = texture.train(vs, tiny_config(), verbose=False)
     torch.set_num_threads(n)
     return vs, summary
 
 
 def test_one_epoch_writes_the_run(trained):
     vs, summary = trained
-    out = GenTypes.checkpoint_dir(vs, 9, S)
+    out = gentypes.checkpoint_dir(vs, 9, S)
     assert summary["out"] == str(out) and summary["epoch"] == 1
     for name in ("best.pth", "latest.pth", "train_log.csv", "loss.png", "samples.png"):
         assert (out / name).stat().st_size > 0, name
@@ -240,25 +241,25 @@ def test_one_epoch_writes_the_run(trained):
 
 def test_checkpoint_round_trip(trained, one_thread):
     vs, summary = trained
-    path = GenTypes.checkpoint_dir(vs, 9, S) / "best.pth"
+    path = gentypes.checkpoint_dir(vs, 9, S) / "best.pth"
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("model", "model_args", "optimizer", "epoch", "config", "data", "format", "gen_type", "size"):
         assert key in ckpt, key
     assert ckpt["gen_type"] == 9 and ckpt["model_args"] == TINY and ckpt["data"]["sha256"] == vs.meta["sha256"]
-    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
-    assert isinstance(gen, GenTexture.GenTexture)
-    # It retrieves from its training block only: Evaluate's held-out block is never copied.
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
+    assert isinstance(gen, texture.GenTexture)
+    # It retrieves from its training block only: evaluation's held-out block is never copied.
     train, _, val = vs.split()
     np.testing.assert_array_equal(gen.positions, train)
     query = vs.xy[val]
     out = gen.generate_batch(query)
     assert out.shape == (len(val), S, S, 3) and out.dtype == np.uint8
     # The same weights rebuilt by hand, fed the nearest training frame, give the same frames.
-    net = GenTexture.TextureNet(**ckpt["model_args"])
+    net = texture.TextureNet(**ckpt["model_args"])
     net.load_state_dict(ckpt["model"])
-    net.to(memory_format=torch.channels_last).eval()  # as Train.render_poses runs it (bitwise the same sums)
+    net.to(memory_format=torch.channels_last).eval()  # as trainer.render_poses runs it (bitwise the same sums)
     rows = gen.nearest.match(query)
-    x = GenTexture.texture_input(query, vs.frames(S)[train][rows], vs.xy[train][rows], S)
+    x = texture.texture_input(query, vs.frames(S)[train][rows], vs.xy[train][rows], S)
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         expected = ((net(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -274,7 +275,7 @@ def test_checkpoint_round_trip(trained, one_thread):
 
 def test_generate_from_renders_each_pose_from_the_frame_given(trained, one_thread):
     vs, _ = trained
-    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
     _, _, val = vs.split()
     query = vs.xy[val]
     rows = gen.nearest.candidates(query, 3)
@@ -287,7 +288,7 @@ def test_generate_from_renders_each_pose_from_the_frame_given(trained, one_threa
 
 def test_moved_is_the_nets_mask_for_the_nearest_frame(trained, one_thread):
     vs, _ = trained
-    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
     query = vs.xy[vs.split()[2]]
     head, ps = gen.net.unet.head, gen.net.unet.ps
     mask_channels = slice(2 * ps * ps, 3 * ps * ps)  # the mask is output channel 2, before pixel_shuffle
@@ -302,60 +303,61 @@ def test_moved_is_the_nets_mask_for_the_nearest_frame(trained, one_thread):
 
 
 def test_reference_bench_scores_the_nearest_as_evaluate_and_the_oracle_highest(trained, one_thread):
-    import Metrics
+    from deepdance import metrics
+
     from bench import references
 
     vs, _ = trained
-    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
     save_vanilla(vs, tiny_base())
-    guide = GenTypes.load_generator(vs, 3, size=S, device="cpu")
-    es, _ = Evaluate.held_out_set(vs, S, "select")
+    guide = gentypes.load_generator(vs, 3, size=S, device="cpu")
+    es, _ = evaluation.held_out_set(vs, S, "select")
     out = references.compare(gen, guide, es, k=4)
     assert list(out) == ["nearest", "guided", "oracle"]
     fake = gen.generate_batch(es.xy_in)
-    boxes = Metrics.body_boxes(es.xy, S)
+    boxes = metrics.body_boxes(es.xy, S)
     ssim, sharp, moved = out["nearest"]
-    assert ssim == pytest.approx(Metrics.image_metrics(fake, es.real, es.xy)["box_ssim"], abs=1e-9) and moved == 0
-    assert sharp == pytest.approx(Metrics.sharpness_ratio(fake, es.real, boxes), abs=1e-9)
+    assert ssim == pytest.approx(metrics.image_metrics(fake, es.real, es.xy)["box_ssim"], abs=1e-9) and moved == 0
+    assert sharp == pytest.approx(metrics.sharpness_ratio(fake, es.real, boxes), abs=1e-9)
     # The oracle takes each frame's best of the 4: its mean is at least any other choice's.
     assert out["oracle"][0] >= max(out["nearest"][0], out["guided"][0]) - 1e-12 and out["oracle"][2] > 0
 
 
 def test_resume_continues_the_run(trained, one_thread):
     vs, _ = trained
-    summary = GenTexture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)
+    summary = texture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)
     assert summary["epoch"] == 2
-    log = (GenTypes.checkpoint_dir(vs, 9, S) / "train_log.csv").read_text().splitlines()
+    log = (gentypes.checkpoint_dir(vs, 9, S) / "train_log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == ["1", "2"]
 
 
 def test_a_run_from_before_lambda_mask_bg_resumes_with_one_cost(tmp_path, one_thread):
-    from Checkpoints import save_checkpoint
+    from deepdance.checkpoints import save_checkpoint
 
     vs = TexVS(tmp_path / "old", n=40)
-    GenTexture.train(vs, tiny_config(), out=tmp_path / "run", verbose=False)
+    texture.train(vs, tiny_config(), out=tmp_path / "run", verbose=False)
     latest = tmp_path / "run" / "latest.pth"
     ckpt = torch.load(latest, weights_only=True)
     del ckpt["config"]["lambda_mask_bg"]  # as written before the setting existed
     save_checkpoint(ckpt, latest)
-    GenTexture.train(vs, tiny_config(epochs=2), out=tmp_path / "run", resume=True, verbose=False)
+    texture.train(vs, tiny_config(epochs=2), out=tmp_path / "run", resume=True, verbose=False)
     config = torch.load(latest, weights_only=True)["config"]
-    assert config["lambda_mask_bg"] == config["lambda_mask"] == GenTexture.LAMBDA_MASK
+    assert config["lambda_mask_bg"] == config["lambda_mask"] == texture.LAMBDA_MASK
 
 
 def test_gen_type_table_and_evaluate_pick_it_up():
-    spec = GenTypes.GEN_TYPES[9]
-    assert spec.module == "GenTexture" and spec.folder == "texture" and GenTypes.gen_type_of("GenTexture") == 9
-    assert GenTypes.train_command(9, GenTypes.ROOT / "x.mp4") == "python GenTexture.py x.mp4"
-    assert GenTypes.train_command(9, GenTypes.ROOT / "x.mp4", size=128) == "python GenTexture.py x.mp4 --size 128"
-    assert 9 in Evaluate.parse_gen_types("all") and Evaluate.LABELS[9]
+    spec = gentypes.GEN_TYPES[9]
+    assert spec.script == "GenTexture" and spec.folder == "texture" and gentypes.gen_type_of("GenTexture") == 9
+    assert gentypes.train_command(9, files.ROOT / "x.mp4") == "python GenTexture.py x.mp4"
+    assert gentypes.train_command(9, files.ROOT / "x.mp4", size=128) == "python GenTexture.py x.mp4 --size 128"
+    assert 9 in evaluation.parse_gen_types("all") and evaluation.LABELS[9]
     with pytest.raises(UserError, match="gen_type 9 only"):
-        GenTexture.load_generator(TexVS("/unused"), 3)
+        texture.load_generator(TexVS("/unused"), 3)
 
 
 def test_missing_checkpoint_names_the_training_command(tmp_path):
     with pytest.raises(UserError, match=r"train it with python GenTexture.py"):
-        GenTypes.load_generator(TexVS(tmp_path), 9, size=64)
+        gentypes.load_generator(TexVS(tmp_path), 9, size=64)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -398,7 +400,7 @@ BASE_UNET = {"size": S, "in_ch": 3, "out_ch": 3, "ch": [8, 16], "n_res": 1, "att
 def tiny_base():
     """A tiny gen_type 3 U-Net in eval mode (random weights; BatchNorm statistics not the identity, so that eval and
     train mode differ: a test sees which one the base runs in)."""
-    from Networks import UNet
+    from deepdance.networks import UNet
 
     torch.manual_seed(3)
     net = UNet(**BASE_UNET)
@@ -410,22 +412,20 @@ def tiny_base():
 
 def save_vanilla(vs, net, **data):
     """net as vs's gen_type 3 best.pth (data: fingerprint entries to change)."""
-    import Checkpoints
-    import GenVanillaNN
-    import Train
+    from deepdance import checkpoints, trainer, vanilla
 
-    fingerprint = {**Train.data_fingerprint(vs, vs.split()), **data}
-    ckpt = {"format": GenVanillaNN.CKPT_FORMAT, "gen_type": 3, "size": S, "model_args": BASE_UNET,
+    fingerprint = {**trainer.data_fingerprint(vs, vs.split()), **data}
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": S, "model_args": BASE_UNET,
             "model": net.state_dict(), "epoch": 4, "val": {"box_ssim": 0.5}, "data": fingerprint}  # fmt: skip
-    path = GenTypes.checkpoint_dir(vs, 3, S) / "best.pth"
-    Checkpoints.save_checkpoint(ckpt, path)
+    path = gentypes.checkpoint_dir(vs, 3, S) / "best.pth"
+    checkpoints.save_checkpoint(ckpt, path)
     return path
 
 
 def test_the_base_is_gen3s_frame_frozen_and_corrected(one_thread):
     base = tiny_base()
-    args = {**TINY, "unet": {**TINY["unet"], "in_ch": GenTexture.IN_CH + 3}, "base": BASE_UNET}
-    net = GenTexture.TextureNet(**args)
+    args = {**TINY, "unet": {**TINY["unet"], "in_ch": texture.IN_CH + 3}, "base": BASE_UNET}
+    net = texture.TextureNet(**args)
     net.base.load_state_dict(base.state_dict())
     net.train()
     assert not net.base.training and not any(p.requires_grad for p in net.base.parameters())
@@ -442,25 +442,25 @@ def test_the_base_is_gen3s_frame_frozen_and_corrected(one_thread):
 def test_training_on_the_base_keeps_it_and_loads_it(tmp_path, one_thread, capsys):
     vs = TexVS(tmp_path, n=40)
     with pytest.raises(UserError, match=r"--base vanilla: no gen_type 3 checkpoint .*python GenVanillaNN"):
-        GenTexture.train(vs, tiny_config(base="vanilla"), verbose=False)
+        texture.train(vs, tiny_config(base="vanilla"), verbose=False)
     base = tiny_base()
     path = save_vanilla(vs, base)
-    summary = GenTexture.train(vs, tiny_config(), verbose=True)  # "auto": the base is there
+    summary = texture.train(vs, tiny_config(), verbose=True)  # "auto": the base is there
     assert "on gen_type 3's frame" in capsys.readouterr().out
     ckpt = torch.load(Path(summary["out"]) / "best.pth", map_location="cpu", weights_only=True)
     assert ckpt["model_args"]["base"] == BASE_UNET and ckpt["base_from"]["path"] == str(path)
     for name, t in base.state_dict().items():  # frozen: its weights and statistics are gen_type 3's, unchanged
         torch.testing.assert_close(ckpt["model"][f"base.{name}"], t, rtol=0, atol=0)
-    gen = GenTypes.load_generator(vs, 9, size=S, device="cpu")
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
     assert gen.net.base is not None and gen.generate_batch(vs.xy[:3]).shape == (3, S, S, 3)
-    summary = GenTexture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)  # resumes on the same base
+    summary = texture.train(vs, tiny_config(epochs=2), resume=True, verbose=False)  # resumes on the same base
     assert summary["epoch"] == 2
     # gen_type 3 trained on another split may have seen the selection or test block: not built on.
     save_vanilla(vs, base, val=[0, 5])
     out = tmp_path / "other"
-    GenTexture.train(vs, tiny_config(), out=out, verbose=True)
+    texture.train(vs, tiny_config(), out=out, verbose=True)
     assert "not building on gen_type 3: " in capsys.readouterr().out
     assert "base" not in torch.load(out / "best.pth", weights_only=True)["model_args"]
     with pytest.raises(UserError, match="another train/select/test split"):
-        GenTexture.train(vs, tiny_config(base="vanilla"), out=out, verbose=False)
-    assert GenTexture.train(vs, tiny_config(base="none"), out=tmp_path / "none", verbose=False)["epoch"] == 1
+        texture.train(vs, tiny_config(base="vanilla"), out=out, verbose=False)
+    assert texture.train(vs, tiny_config(base="none"), out=tmp_path / "none", verbose=False)["epoch"] == 1

@@ -4,18 +4,19 @@ import shutil
 import subprocess
 import sys
 
+from deepdance import cache
+from deepdance.skeleton import pck
+
 import numpy as np
 import pytest
-from conftest import ROOT, run_script, write_video
 
-import VideoSkeleton
-from Skeleton import pck
+from conftest import ROOT, run_script, write_video
 
 
 def test_extraction_matches_ground_truth_on_sample(sample_vs):
-    import Mannequin
+    from deepdance import mannequin
 
-    gt_px = Mannequin.sample_joints("target")[sample_vs.frame_indices]  # (N, 13, 2) px of the 320x256 frame
+    gt_px = mannequin.sample_joints("target")[sample_vs.frame_indices]  # (N, 13, 2) px of the 320x256 frame
     x0, y0, side = sample_vs.crop  # the stored square, in the video's pixels
     gt = (gt_px - (x0, y0)) / side
     assert sample_vs.valid.mean() >= 0.97, f"detected only {sample_vs.valid.mean():.1%} of frames"
@@ -24,51 +25,51 @@ def test_extraction_matches_ground_truth_on_sample(sample_vs):
 
 
 def test_cache_roundtrip_is_fast_and_identical(short_clip, monkeypatch):
-    first = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    first = cache.VideoSkeleton(short_clip, verbose=False)
     assert len(first) > 50 and (first.cache_dir / "meta.json").exists()
 
     def no_extract(*a, **k):
         raise AssertionError("a valid cache must not be recomputed")
 
-    monkeypatch.setattr(VideoSkeleton, "extract", no_extract)  # read back, not extracted again
-    again = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    monkeypatch.setattr(cache, "extract", no_extract)  # read back, not extracted again
+    again = cache.VideoSkeleton(short_clip, verbose=False)
     np.testing.assert_array_equal(again.ske_all, first.ske_all)
     np.testing.assert_array_equal(again.frames_all, first.frames_all)
     assert again.meta["frame_indices"] == list(range(60))
 
 
 def test_changed_params_or_content_invalidate(short_clip, tmp_path, monkeypatch):
-    base = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
-    skipped = VideoSkeleton.VideoSkeleton(short_clip, frame_skip=3, verbose=False)
+    base = cache.VideoSkeleton(short_clip, verbose=False)
+    skipped = cache.VideoSkeleton(short_clip, frame_skip=3, verbose=False)
     # Other sampling: a cache (and models) of its own, next to the default one, which stays usable.
     assert skipped.cache_dir.name == base.cache_dir.name + "-k3"
     assert skipped.meta["frame_indices"] == list(range(0, 60, 3)) and skipped.meta["params"]["frame_skip"] == 3
-    again = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    again = cache.VideoSkeleton(short_clip, verbose=False)
     assert again.meta["extract_seconds"] == base.meta["extract_seconds"]  # reloaded, not extracted again
     # A parameter that is not in the name (a threshold): the same folder, extracted again.
-    monkeypatch.setattr(VideoSkeleton, "MIN_DETECTION_CONFIDENCE", 0.6)
-    stricter = VideoSkeleton.VideoSkeleton(short_clip, verbose=False)
+    monkeypatch.setattr(cache, "MIN_DETECTION_CONFIDENCE", 0.6)
+    stricter = cache.VideoSkeleton(short_clip, verbose=False)
     assert stricter.cache_dir == base.cache_dir and stricter.meta["params"]["min_detection_confidence"] == 0.6
     # Different content under the same name -> a different cache folder.
-    from Video import iter_frames
+    from deepdance.video import iter_frames
 
     other = write_video(tmp_path / short_clip.name, [f for _, f in iter_frames(short_clip, 0, 30)])
-    changed = VideoSkeleton.VideoSkeleton(other, verbose=False)
+    changed = cache.VideoSkeleton(other, verbose=False)
     assert changed.cache_dir != base.cache_dir and len(changed.valid) == 30
 
 
 def test_two_workers_give_the_same_frames_as_one(short_clip, monkeypatch):
-    monkeypatch.setattr(VideoSkeleton, "MIN_FRAMES_PER_WORKER", 10)
+    monkeypatch.setattr(cache, "MIN_FRAMES_PER_WORKER", 10)
     # The centre square: a crop that does not depend on what MediaPipe saw, so frames compare bit for bit.
-    one = VideoSkeleton.VideoSkeleton(short_clip, force=True, workers=1, verbose=False, framing="center")
+    one = cache.VideoSkeleton(short_clip, force=True, workers=1, verbose=False, framing="center")
     f1, s1 = np.array(one.frames_all), one.ske_all.copy()
-    two = VideoSkeleton.VideoSkeleton(short_clip, force=True, workers=2, verbose=False, framing="center")
+    two = cache.VideoSkeleton(short_clip, force=True, workers=2, verbose=False, framing="center")
     assert two.meta["workers"] == 2
     np.testing.assert_array_equal(np.array(two.frames_all), f1)  # chunk seeking is frame-exact
     # The person's square comes from the joints: the tracker restarting at the second chunk moves it a pixel or two.
-    alone = VideoSkeleton.VideoSkeleton(short_clip, workers=1, verbose=False)  # the cache other tests made, or made now
+    alone = cache.VideoSkeleton(short_clip, workers=1, verbose=False)  # the cache other tests made, or made now
     assert alone.meta["workers"] == 1
-    shared = VideoSkeleton.VideoSkeleton(short_clip, force=True, workers=2, verbose=False)
+    shared = cache.VideoSkeleton(short_clip, force=True, workers=2, verbose=False)
     assert np.abs(np.subtract(alone.crop, shared.crop)).max() <= 0.03 * alone.crop[2]
     both = np.isfinite(s1[:, 0, 0]) & np.isfinite(two.ske_all[:, 0, 0])
     assert both.mean() > 0.95
@@ -78,16 +79,16 @@ def test_two_workers_give_the_same_frames_as_one(short_clip, monkeypatch):
 def test_split_is_three_contiguous_disjoint_blocks_with_gaps(sample_vs):
     train, select, test = blocks = sample_vs.split()
     assert all(np.all(np.diff(b) == 1) for b in blocks) and train[0] == 0
-    assert select[0] - train[-1] > VideoSkeleton.BLOCK_GAP  # gaps, so neighbouring frames cannot leak
-    assert test[0] - select[-1] > VideoSkeleton.BLOCK_GAP
+    assert select[0] - train[-1] > cache.BLOCK_GAP  # gaps, so neighbouring frames cannot leak
+    assert test[0] - select[-1] > cache.BLOCK_GAP
     assert test[-1] == len(sample_vs) - 1  # the test block is the clip's end
-    assert abs(len(test) - VideoSkeleton.TEST_FRAC * len(sample_vs)) <= 1
-    assert abs(len(select) - VideoSkeleton.SELECT_FRAC * len(sample_vs)) <= 1
+    assert abs(len(test) - cache.TEST_FRAC * len(sample_vs)) <= 1
+    assert abs(len(select) - cache.SELECT_FRAC * len(sample_vs)) <= 1
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 12, 30, 31, 200])
 def test_split_of_any_length_never_overlaps(n):
-    blocks = VideoSkeleton.VideoSkeleton.split(type("Clip", (), {"__len__": lambda self: n})())
+    blocks = cache.VideoSkeleton.split(type("Clip", (), {"__len__": lambda self: n})())
     used = np.concatenate(blocks)
     assert len(np.unique(used)) == len(used) and (used < n).all() and (used >= 0).all()
     if n >= 30:  # long enough for all three blocks and their gaps
@@ -188,20 +189,20 @@ def test_reference_cli_runs_on_a_clip(short_clip):
 
 def test_extraction_reports_progress(short_clip):
     seen = []
-    vs = VideoSkeleton.VideoSkeleton(
+    vs = cache.VideoSkeleton(
         short_clip, force=True, verbose=False, progress=lambda done, total: seen.append((done, total))
     )
     assert seen and seen[-1] == (len(vs.valid), len(vs.valid)) == (60, 60)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     seen.clear()
-    VideoSkeleton.VideoSkeleton(short_clip, verbose=False, progress=lambda done, total: seen.append((done, total)))
+    cache.VideoSkeleton(short_clip, verbose=False, progress=lambda done, total: seen.append((done, total)))
     assert seen == []  # from the cache: nothing to report
 
 
 def test_a_script_without_a_main_guard_gets_one_line_instead_of_hanging(tmp_path, short_clip):
     """Extraction workers are spawned: each imports the calling script again. A script that makes its VideoSkeleton
     at the top level used to have every worker wait forever for the cache lock its parent holds."""
-    from Video import iter_frames
+    from deepdance.video import iter_frames
 
     frames = [np.ascontiguousarray(f[:, ::-1]) for _, f in iter_frames(short_clip, 0, 60)] * 2  # 2 workers' worth
     clip = write_video(tmp_path / "flipped.mp4", frames)  # new content: not in the cache yet, so it is extracted
@@ -215,5 +216,5 @@ def test_a_script_without_a_main_guard_gets_one_line_instead_of_hanging(tmp_path
         "mine.py makes a VideoSkeleton when it is imported, and extracting flipped.mp4 starts worker processes "
         "that import mine.py again (Python's spawn start): put mine.py's code under if __name__ == \"__main__\":"
     )
-    cache = VideoSkeleton.CACHE_DIR
-    assert not list(cache.glob(".worker-error-*")) and not list(cache.glob("flipped-*"))
+    cache_dir = cache.CACHE_DIR
+    assert not list(cache_dir.glob(".worker-error-*")) and not list(cache_dir.glob("flipped-*"))

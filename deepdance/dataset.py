@@ -8,9 +8,9 @@ Below VideoSkeleton; torch is imported only when a PoseDataset is built (extract
 
 from typing import NamedTuple
 
-import numpy as np
+from deepdance.skeleton import render_maps
 
-from Skeleton import render_maps
+import numpy as np
 
 
 class Split(NamedTuple):

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from deepdance.cli import UserError, os_error_line, run_cli
+
 import torch
 import torch.distributed as dist
 from torch.autograd.function import once_differentiable
-
-from Skeleton import UserError, os_error_line, run_cli
 
 SETUP_WAIT_S = 120  # a rank other than 0 that fails before the process group exists waits up to this long for torchrun
 # to stop it (rank 0, failing the same way, says why and exits first); past it, it says its own line

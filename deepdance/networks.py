@@ -11,13 +11,14 @@ Images are in [-1, 1], BGR channel order.
 
 import math
 
+from deepdance.cli import UserError
+from deepdance.gentypes import SIZE
+from deepdance.skeleton import N_JOINTS, maps_to_tensor_layout, render_maps
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from GenTypes import SIZE
-from Skeleton import N_JOINTS, UserError, maps_to_tensor_layout, render_maps
 
 NDF = 32  # discriminator base width (pix2pix's 64 is sized for 256 px frames; 32 halves D's CPU time at 64 px)
 NUM_D = 2  # discriminator scales (full and half resolution)

@@ -19,23 +19,26 @@ from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm import tqdm
-
-from Checkpoints import (
+from deepdance.checkpoints import (
     CKPT_KEYS,
     best_checkpoint,
     build_from_checkpoint,
     check_same_data,
     load_checkpoint,
+    resumed_log,
     save_checkpoint,
     unusable,
 )
-from Distributed import Ranks, pick_device, setup_ranks
-from GenTypes import RENDER_BATCH, SIZE, checkpoint_dir
-from Skeleton import N_JOINTS, UserError, atomic_path, pause_here, write_png
+from deepdance.cli import UserError, pause_here
+from deepdance.distributed import Ranks, pick_device, setup_ranks
+from deepdance.files import atomic_path, write_png
+from deepdance.gentypes import RENDER_BATCH, SIZE, checkpoint_dir
+from deepdance.skeleton import N_JOINTS
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
 SEED = 1337
 AUG_SHIFT = 0.05  # max random shift, in units of the frame side, applied to image and skeleton alike
@@ -450,7 +453,12 @@ class TrainRun:
     def row(self, now, **columns):
         """The epoch's train_log.csv row: epoch, step, images (cumulative: step x images per step), seconds, the
         trainer's columns, then this epoch's images/s and the share of step time spent preparing batches."""
-        rates = {"img_per_s": self.n_img / max(self.t_steps, 1e-9), "data_share": self.t_data / max(self.t_steps, 1e-9)}
+        steps = max(self.t_steps, 1e-9)
+        rates = {
+            "img_per_s": self.n_img / steps,
+            "data_share": self.t_data / steps,
+            "it_per_s": self.steps_done / steps,
+        }
         return {"epoch": self.epoch, "step": self.step, "images": self.step * self.images_per_step,
                 "seconds": round(now, 2), **columns, **rates}  # fmt: skip
 
@@ -597,7 +605,7 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, frami
     there and retrain (force or --resume) is off: rank 0 then reports it (report_trained; load(path, gen_type=,
     size=) -> its generator). Under torchrun every rank opens the target, and a problem on any stops them all.
     framing: the target's square, "person" or "center" (--framing)."""
-    from VideoSkeleton import VideoSkeleton
+    from deepdance.cache import VideoSkeleton
 
     opened = partial(VideoSkeleton, video, framing=framing)
 
@@ -620,7 +628,7 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, frami
 
 def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
     """The arguments the trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
-    from VideoSkeleton import add_framing_arg
+    from deepdance.cache import add_framing_arg
 
     p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
     p.add_argument("--epochs", type=int, default=0, help=epochs_help)
@@ -679,3 +687,140 @@ def config_from_args(cls, a, **options):
     given = vars(a)
     names = {f.name: options.get(f.name, f.name) for f in fields(cls)}
     return cls(**{field: given[name] for field, name in names.items() if name in given})
+
+
+# --------------------------------------------------------------------------- the one training loop
+
+
+class TrainModel:
+    """What the training loop (fit) asks of a generator's trainer, as pix2pix's BaseModel: each trainer builds one
+    (its nets, optimizers, data and validation block, fresh or resumed) and fit() runs the epochs, the validation,
+    the checkpoints, the log, the plots and the epoch line around it.
+
+    Attributes a trainer sets:
+        nets             the nets whose weights every torchrun rank must hold alike (the generator first)
+        rng              torch.Generator drawing the epochs' permutations (and the trainer's augmentation)
+        n_items          what an epoch's permutation runs over (frames, or the temporal GAN's windows)
+        batch            items in one global step
+        images_per_step  frames one global step trains on
+        score            the validation metric that picks best.pth
+    """
+
+    nets: list
+    rng: torch.Generator
+    n_items: int
+    batch: int
+    images_per_step: int
+    score: str
+
+    def schedule(self, progress):
+        """Set the learning rates (and scheduled weights) for `progress` (0 -> 1) of the plan -> {name: value},
+        logged and stored in the checkpoint. The first entry is the learning rate the messages name."""
+        raise NotImplementedError
+
+    def make_batch(self, idx, shard):
+        """The step's batch from idx (LongTensor (batch,): the global batch's items); this rank trains on shard."""
+        raise NotImplementedError
+
+    def step(self, batch, sched, *, step, check):
+        """One optimisation step -> {term: 0-dim tensor or float}, averaged over the epoch into the log.
+        check(name, loss) raises on a NaN / inf loss (call it before an optimizer step that must not see one)."""
+        raise NotImplementedError
+
+    def validate(self):
+        """The selection block rendered -> (fake (N, S, S, 3) uint8 BGR, {metric: float})."""
+        raise NotImplementedError
+
+    def log_columns(self, means, sched):
+        """The epoch's train_log.csv columns from its mean terms and schedule (before the validation metrics)."""
+        return {**sched, **means}
+
+    def checkpoint(self):
+        """The trainer's part of the checkpoint (docs/training.md lists every key)."""
+        raise NotImplementedError
+
+    def samples(self, fake):
+        """The rows of samples.png, each (N, S, S, 3) uint8: by default skeleton maps, generated, real."""
+        raise NotImplementedError
+
+    def epoch_line(self, *, epoch, now, means, metrics, row, is_best, run):
+        """The one line printed per epoch."""
+        raise NotImplementedError
+
+    def plot(self, log):
+        """Redraw the loss plots from the TrainLog."""
+        raise NotImplementedError
+
+    def warning(self, log):
+        """A line worth printing after the epoch line (e.g. a discriminator that overpowers), or None."""
+        return None
+
+
+def start_run(model, cfg, *, out, images, nan_hint, verbose, ranks):
+    """The TrainRun of a model: cfg's epochs (or as many as `images` training images), or its time budget; a resumed
+    run's progress and log carried on."""
+    epochs = cfg.epochs or epochs_for(images, model.steps_per_epoch * model.images_per_step)
+    return TrainRun(out, epochs=epochs, steps_per_epoch=model.steps_per_epoch, images_per_step=model.images_per_step,
+                    time_budget=cfg.time_budget, best={model.score: -math.inf}, restored=model.restored,
+                    log_rows=resumed_log(model.state, out), nan_hint=nan_hint, verbose=verbose,
+                    ranks=ranks)  # fmt: skip
+
+
+GUARD_EVERY = 10  # steps between the NaN guard's checks of the running loss (each one syncs with the device)
+
+
+def fit(model, run, *, ranks, verbose):
+    """Train `model` for the plan of `run` (a TrainRun): the epochs, each step timed and NaN-guarded, and after each
+    epoch (rank 0) validation, train_log.csv, latest.pth / best.pth, plots and samples.png -> the last log row."""
+    last = None
+    with run:  # holds the checkpoint folder: a second training into it refuses
+        for epoch in run.epochs():
+            perm = torch.randperm(model.n_items, generator=model.rng)  # the same on every rank: one seed
+            sums, counts, sched = {}, {}, {}
+            bar = run.bar()
+            for i in bar:
+                t0 = time.perf_counter()
+                sched = model.schedule(run.progress(run.now()))  # by steps, or by rank 0's clock with a budget
+                lr = next(iter(sched.values()))
+
+                def check(name, loss, lr=lr):  # a NaN / inf loss never reaches the weights, on any rank
+                    run.check(name, float(ranks.mean(loss.detach())), lr)
+
+                batch = model.make_batch(perm[i * model.batch : (i + 1) * model.batch], ranks.shard)
+                t1 = time.perf_counter()
+                terms = model.step(batch, sched, step=run.step, check=check)
+                for k, v in terms.items():  # tensors stay on the device: no per-step sync
+                    sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
+                t2 = time.perf_counter()
+                if i % GUARD_EVERY == 0 or i == run.steps_per_epoch - 1:
+                    first = next(iter(sums))
+                    total = float(
+                        ranks.mean(torch.as_tensor(sums[first], device=ranks.device))
+                    )  # every rank stops alike
+                    run.check(first, total, lr)
+                    bar.set_postfix({first: f"{total / counts[first]:.4f}", "lr": f"{lr:.2g}"})
+                run.count(model.images_per_step, t0, t1, t2)
+                if run.out_of_time():
+                    break  # out of time: this partial epoch still gets validated and saved
+            bar.close()
+            means = ranks.mean_of({k: float(sums[k]) / counts[k] for k in sums})  # as one process would log
+            ranks.check_same_weights(model.nets, epoch)
+            if ranks.main:  # validation, log, checkpoints: rank 0's alone, the others wait at the next step
+                last = end_of_epoch(model, run, epoch=epoch, means=means, sched=sched, verbose=verbose)
+    return last
+
+
+def end_of_epoch(model, run, *, epoch, means, sched, verbose):
+    """Validate, log, checkpoint, plot and print one epoch -> its log row."""
+    fake, metrics = model.validate()
+    now = run.elapsed()
+    row = run.row(now, **model.log_columns(means, sched), **{f"val_{k}": v for k, v in metrics.items()})
+    is_best = run.end_epoch(now=now, row=row, metrics=metrics, score=model.score, ckpt=model.checkpoint(),
+                            schedule=sched, plot=model.plot, samples=model.samples(fake))  # fmt: skip
+    if verbose:
+        tqdm.write(model.epoch_line(epoch=epoch, now=now, means=means, metrics=metrics, row=row, is_best=is_best,
+                                    run=run))  # fmt: skip
+        warning = model.warning(run.log)
+        if warning:
+            tqdm.write(f"  warning: {warning}")
+    return row

@@ -12,12 +12,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+from deepdance.cli import UserError
+from deepdance.video import check_video_path, probe_video
+
 import cv2
 import numpy as np
-
-from Skeleton import UserError
-from Video import probe_video
-from VideoSkeleton import check_video_path
 
 OPEN_TIMEOUT_S = 5.0  # s a URL may take to answer (to open, then per read)
 CAMERA_FPS = 30.0  # a camera that does not say its frame rate: the rate its recording is written at

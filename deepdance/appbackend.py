@@ -3,45 +3,26 @@
 uploads       stored by content (container sniffed, one frame decoded), the most recent kept with their poses
 targets       the videos that can be picked (the sample, processed videos), their framings, generators and reports
 previews      a few frames of a target or a source with their skeletons
-the work      a transfer (DanceDemo.transfer), adding a target, and the background Job that runs either
+the work      a transfer (transfer.transfer), adding a target, and the background Job that runs either
 """
 
+import hashlib
+import importlib.util
+import json
 import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import NamedTuple
 
-# Before torch loads (trained gen_types import it): passive OpenMP waiting, as in the trainers (GenVanillaNN.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import NamedTuple  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-import DanceDemo  # noqa: E402
-from GenTypes import (  # noqa: E402
-    GEN_TYPES,
-    SIZE,
-    checkpoint_dir,
-    load_generator,
-    shown_size,
-    train_command,
-    train_command_for,
-)
-from Pose import detect_poses  # noqa: E402
-from Skeleton import DATA_DIR, ROOT, UserError, atomic_path, draw_skeleton, pause_here  # noqa: E402
-from Video import count_frames, iter_frames, probe_video  # noqa: E402
-from VideoSkeleton import (  # noqa: E402
+from deepdance import transfer
+from deepdance.cache import (
     CACHE_DIR,
     CHECKPOINT_DIR,
     FRAME_SIZE,
@@ -49,10 +30,27 @@ from VideoSkeleton import (  # noqa: E402
     FRAMINGS,
     VIDEO_EXTS,
     VideoSkeleton,
-    check_video_path,
     extraction_params,
     load_cache,
 )
+from deepdance.cli import UserError, pause_here
+from deepdance.files import DATA_DIR, ROOT, atomic_path
+from deepdance.gentypes import (
+    GEN_TYPES,
+    LIBRARY,
+    SIZE,
+    checkpoint_dir,
+    load_generator,
+    shown_size,
+    train_command,
+    train_command_for,
+)
+from deepdance.pose import detect_poses
+from deepdance.skeleton import draw_skeleton
+from deepdance.video import check_video_path, count_frames, iter_frames, probe_video
+
+import cv2
+import numpy as np
 
 MAX_UPLOAD_MB = 200  # bigger uploads are refused (st.file_uploader enforces it in the browser, store_upload here)
 STRIDE = 2  # default: every 2nd source frame (half the MediaPipe time on a CPU; 12.5 fps from 25 fps footage)
@@ -198,9 +196,9 @@ class Target(NamedTuple):
         """Its video file (the built-in sample's clip, rendered or not, for the sample target)."""
         if self.video is not None:
             return self.video
-        import Mannequin  # the path only
+        from deepdance import mannequin
 
-        return Mannequin.clip_path("target").resolve()
+        return mannequin.clip_path("target").resolve()
 
 
 def shown_path(path):
@@ -217,9 +215,9 @@ def processed_targets():
     (VideoSkeleton's default sampling: its key holds their checkpoints) is preferred over a newer one with another
     sampling (a target also used as a source with a stride), else the newest is taken.
     """
-    import Mannequin  # paths only: nothing is rendered here
+    from deepdance import mannequin
 
-    sample, sample_source = Mannequin.clip_path("target").resolve(), Mannequin.clip_path("source").resolve()
+    sample, sample_source = mannequin.clip_path("target").resolve(), mannequin.clip_path("source").resolve()
     chosen = {sample: {}}  # video -> {framing: (Framed, whether the trainers read it, details)}
     metas = sorted(CACHE_DIR.glob("*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     uploads = UPLOAD_DIR.resolve()
@@ -297,8 +295,10 @@ def checkpoint_stamp(key):
                     files.append((str(p.relative_to(root)), p.stat().st_mtime_ns))
             except OSError:
                 continue  # replaced while we looked: the next rerun sees it
-    modules = sorted({spec.module for spec in GEN_TYPES.values()})
-    present = tuple((m, (ROOT / f"{m}.py").stat().st_mtime_ns if (ROOT / f"{m}.py").exists() else 0) for m in modules)
+    modules = sorted(
+        ROOT / (LIBRARY[spec.script].replace(".", "/") + ".py") for spec in GEN_TYPES.values() if spec.train
+    )
+    present = tuple((m.name, m.stat().st_mtime_ns if m.exists() else 0) for m in dict.fromkeys(modules))
     return tuple(sorted(files)), present
 
 
@@ -320,7 +320,7 @@ def try_load_generator(gen_type, vs, *, size=SIZE, coherent=False):
     """(generator, None) when gen_type loads for this target at `size` px, else (None, the one-line reason)."""
     try:
         options = {"coherent": True} if coherent else {}
-        shown = shown_size(gen_type, size, DanceDemo.PANEL)  # retrieval: the stored frames, not upscaled
+        shown = shown_size(gen_type, size, transfer.PANEL)  # retrieval: the stored frames, not upscaled
         return load_generator(vs, gen_type, size=shown, **options), None
     except UserError as e:
         return None, str(e)
@@ -342,7 +342,7 @@ def retrain_command(gen_type, video, size=SIZE, *, framing=None):
     GenVanillaNN takes the reference's positional <force> (right after the video), GenGAN a --force flag.
     """
     words = shlex.split(train_command(gen_type, video, size, framing=framing))
-    if GEN_TYPES[gen_type].module == "GenVanillaNN":
+    if GEN_TYPES[gen_type].script == "GenVanillaNN":
         words[3] = "true"
     else:
         words.append("--force")
@@ -362,7 +362,7 @@ def generator_states(vs, load):
             gen, why = load(g, size)
             if gen is not None:
                 out.append(Availability(g, size, "ready"))
-            elif spec.train is None or importlib.util.find_spec(spec.module) is None:
+            elif spec.train is None or importlib.util.find_spec(LIBRARY[spec.script]) is None:
                 out.append(Availability(g, size, "unavailable", why))
             elif not (checkpoint_dir(vs, g, size) / "best.pth").exists():
                 out.append(Availability(g, size, "untrained", command=train_command_for(vs, g, size)))
@@ -558,18 +558,18 @@ def run_transfer(
     report = progress or (lambda fraction, text: None)
     t0 = time.perf_counter()
     if source is None:
-        import Mannequin
+        from deepdance import mannequin
 
         report(0.0, "rendering the built-in sample source (first run only)")
-        source = Mannequin.ensure_sample("source")
+        source = mannequin.ensure_sample("source")
     shown = shown or display_name(source.name)
     # The bar: source poses up to one half (skipped when cached), rendering the other half.
     source_vs = source_poses(source, stride=stride, shown=shown, report=report)
     t_poses = time.perf_counter() - t0
-    coverage = DanceDemo.coverage_warnings(source_vs, target_vs.skeletons())  # poses the target never made
+    coverage = transfer.coverage_warnings(source_vs, target_vs.skeletons())  # poses the target never made
     with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
         out = Path(tmp) / "result.mp4"
-        stats = DanceDemo.transfer(
+        stats = transfer.transfer(
             source_vs,
             target_vs.skeletons(),
             gen,

@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
-import torch
+from deepdance.cli import UserError
+from deepdance.files import ROOT, atomic_path
+from deepdance.gentypes import checkpoint_dir, train_command_for
 
-from GenTypes import checkpoint_dir, train_command_for
-from Skeleton import ROOT, UserError, atomic_path
+import torch
 
 CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
 RESUME_KEYS = ("rng", "epoch", "step", "train_seconds", "best", "config", "data")  # what --resume needs as well

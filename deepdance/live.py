@@ -11,7 +11,7 @@ the pipeline is busy are dropped, never queued, so the latency stays bounded. Pe
 tracking mode, causal One-Euro smoothing (forwards only: the offline zero-phase pass needs the future), an
 online pose normalisation (running robust body height and ground line of the source, settled within about a
 second, then slowly adapting), gap handling (hold the last pose briefly, then show the target at rest), the
-generator, and DanceDemo's three panels with an overlay of fps and latency (capture to display).
+generator, and transfer's three panels with an overlay of fps and latency (capture to display).
 
 Output: a window when a display exists (q or Esc quits, space pauses), headless otherwise; --out records what was
 shown (in real time: a frame shown for three camera frames is recorded three times); --virtual_cam sends it to a
@@ -20,42 +20,33 @@ The last line printed is
     live: N frames in, M shown, K dropped, X fps shown, latency median A ms, p95 B ms
 """
 
+import argparse
+import contextlib
+import math
 import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
 
-# Before torch loads (a trained gen_type imports it): passive OpenMP waiting, as in DanceDemo.py.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from deepdance import transfer
+from deepdance.cache import VideoSkeleton, add_framing_arg
+from deepdance.capture import CLOCK, LatestFrame, Reader, open_source, parse_source
+from deepdance.cli import UserError, run_cli
+from deepdance.gentypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size
+from deepdance.pose import _quiet_native_stderr, make_pose
+from deepdance.skeleton import N_JOINTS, Skeleton, body_height, normalize
+from deepdance.transfer import PANEL
+from deepdance.video import VideoWriter, check_video_path, cut_square, detect_image, frame_to_square
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import math  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-import DanceDemo  # noqa: E402
-from Capture import CLOCK, LatestFrame, Reader, open_source, parse_source  # noqa: E402
-from GenTypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size  # noqa: E402
-from Pose import _quiet_native_stderr  # noqa: E402
-from Skeleton import N_JOINTS, Skeleton, UserError, VideoWriter, body_height, normalize, run_cli  # noqa: E402
-from VideoSkeleton import (  # noqa: E402
-    VideoSkeleton,
-    add_framing_arg,
-    check_video_path,
-    cut_square,
-    detect_image,
-    frame_to_square,
-    make_pose,
-)
+import cv2
+import numpy as np
 
 DEFAULT_SOURCE = "0"  # the first camera
-HOLD_S = DanceDemo.MAX_INTERP_S  # s: without a person this long, the last pose is held; longer, the target rests
+HOLD_S = transfer.MAX_INTERP_S  # s: without a person this long, the last pose is held; longer, the target rests
 SETTLE_S = 1.0  # s of detections during which the normalisation follows its estimate directly (then it is settled)
 WINDOW_S = 20.0  # s: the normalisation's robust statistics run over the detections of this last stretch
 ADAPT_S = 5.0  # s: once settled, the normalisation follows its estimate with this time constant (someone walking
@@ -108,13 +99,13 @@ class CausalSmoother:
     """DanceDemo's One-Euro filter run forwards only (its zero-phase backward pass needs the future), stepped by the
     capture times: dropped frames make the steps uneven, and the filter's cut-offs are in Hz."""
 
-    def __init__(self, fps, *, min_cutoff=DanceDemo.MIN_CUTOFF, beta=DanceDemo.BETA, d_cutoff=DanceDemo.D_CUTOFF):
+    def __init__(self, fps, *, min_cutoff=transfer.MIN_CUTOFF, beta=transfer.BETA, d_cutoff=transfer.D_CUTOFF):
         self.fps, self.params = fps, {"min_cutoff": min_cutoff, "beta": beta, "d_cutoff": d_cutoff}
         self.reset()
 
     def reset(self):
         """Forget the motion (after a gap the person may come back anywhere: no glide from the old pose)."""
-        self.filter = DanceDemo.OneEuroFilter(self.fps, **self.params)
+        self.filter = transfer.OneEuroFilter(self.fps, **self.params)
         self.t = None
 
     def __call__(self, xy, t, scale=1.0):
@@ -134,14 +125,14 @@ class OnlineNormalizer:
     """
 
     def __init__(
-        self, target_xy, *, settle_s=SETTLE_S, window_s=WINDOW_S, adapt_s=ADAPT_S, quantile=DanceDemo.HEIGHT_QUANTILE
+        self, target_xy, *, settle_s=SETTLE_S, window_s=WINDOW_S, adapt_s=ADAPT_S, quantile=transfer.HEIGHT_QUANTILE
     ):
         xy = np.asarray(target_xy, np.float32).reshape(-1, N_JOINTS, 2)
         xy = xy[np.all(np.isfinite(xy), axis=(1, 2))]
         if len(xy) == 0:
             raise UserError("the target has no frame with a person: cannot normalise poses")
         self.dst_height = float(np.quantile(body_height(xy), quantile))
-        self.dst_anchor = tuple(map(float, np.median(DanceDemo.ground_anchor(xy), axis=0)))
+        self.dst_anchor = tuple(map(float, np.median(transfer.ground_anchor(xy), axis=0)))
         self.settle_s, self.window_s, self.adapt_s, self.quantile = settle_s, window_s, adapt_s, quantile
         self._seen = deque()  # (t, body height, anchor x, anchor y) of recent detections
         self.t_first = self.t_last = None
@@ -157,7 +148,7 @@ class OnlineNormalizer:
         h = float(body_height(xy))
         if not np.isfinite(h) or h <= 1e-6:  # a degenerate detection (all joints at one point) tells nothing
             return self.normalizer()
-        ax, ay = DanceDemo.ground_anchor(xy)
+        ax, ay = transfer.ground_anchor(xy)
         self._seen.append((t, h, float(ax), float(ay)))
         while self._seen[0][0] < t - self.window_s:
             self._seen.popleft()
@@ -178,11 +169,11 @@ class OnlineNormalizer:
     def normalizer(self):
         """The current DanceDemo.PoseNormalizer (identity before the first detection)."""
         if self.height is None:
-            return DanceDemo.PoseNormalizer.identity()
-        return DanceDemo.PoseNormalizer(self.dst_height / self.height, tuple(map(float, self.anchor)), self.dst_anchor)
+            return transfer.PoseNormalizer.identity()
+        return transfer.PoseNormalizer(self.dst_height / self.height, tuple(map(float, self.anchor)), self.dst_anchor)
 
 
-def source_panel(image, side=DanceDemo.PANEL):
+def source_panel(image, side=transfer.PANEL):
     """The left panel: the frame's whole_square at side px, (H, W, 3) -> (side, side, 3) uint8 (joints line up)."""
     h, w = image.shape[:2]
     return cut_square(image, whole_square(w, h), side)
@@ -224,14 +215,14 @@ class LiveTransfer:
         """(state, source pose (13, 2) or None, pose for the generator (13, 2) or None) for the frame taken at t."""
         xy = self.pose(image)
         if xy is not None and np.all(np.isfinite(xy)):
-            norm = self.normalizer.update(xy, t) if self.normalizer else DanceDemo.PoseNormalizer.identity()
+            norm = self.normalizer.update(xy, t) if self.normalizer else transfer.PoseNormalizer.identity()
             if self.smoother is not None:
                 height = self.normalizer.height if self.normalizer else float(body_height(xy))
                 xy = self.smoother(xy, t, height)
             self.last_xy, self.last_seen = np.asarray(xy, np.float32), t
             return "tracking", self.last_xy, norm.apply(self.last_xy)
         if self.last_xy is not None and t - self.last_seen <= self.hold_s:
-            norm = self.normalizer.normalizer() if self.normalizer else DanceDemo.PoseNormalizer.identity()
+            norm = self.normalizer.normalizer() if self.normalizer else transfer.PoseNormalizer.identity()
             return "holding", self.last_xy, norm.apply(self.last_xy)
         if self.state != "rest":  # entering the rest state: whoever comes next starts a new sequence
             if self.smoother is not None:
@@ -253,7 +244,7 @@ class LiveTransfer:
             generated, label = self.gen.generate(Skeleton(norm_xy)), self.label
         t2 = time.perf_counter()
         shown_xy = np.full((N_JOINTS, 2), np.nan, np.float32) if src_xy is None else src_xy
-        panels = DanceDemo.draw_panels(
+        panels = transfer.draw_panels(
             source_panel(image), shown_xy, norm_xy, generated, found=state == "tracking", label=label
         )
         t3 = time.perf_counter()
@@ -334,7 +325,7 @@ class Recorder:
 
     def __init__(self, path, fps):
         self.path, self.fps = Path(path), float(fps)
-        self.writer = VideoWriter(self.path, self.fps, crf=DanceDemo.CRF)
+        self.writer = VideoWriter(self.path, self.fps, crf=transfer.CRF)
         self._pending = None  # (frame, slot) shown last, written once the next one says for how long
 
     @property
@@ -415,7 +406,7 @@ def draw_overlay(frame, recent):
         f"{fps:4.1f} fps shown, latency {lat:3.0f} ms",
         f"wait {wait:.0f} pose {pose:.0f} gen {gen:.0f} draw {draw:.0f} ms",
     )
-    h, x = frame.shape[0], DanceDemo.PANEL + 6  # on the normalised-pose panel: black, always readable
+    h, x = frame.shape[0], transfer.PANEL + 6  # on the normalised-pose panel: black, always readable
     for i, text in enumerate(lines):
         y = h - 8 - 16 * (len(lines) - 1 - i)
         cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
@@ -547,9 +538,9 @@ def build_parser():
     p.add_argument(
         "--gen_type",
         type=int,
-        default=DanceDemo.DEFAULT_GEN_TYPE,
+        default=transfer.DEFAULT_GEN_TYPE,
         choices=sorted(GEN_TYPES),
-        help=f"generator, see python DanceDemo.py --help (default {DanceDemo.DEFAULT_GEN_TYPE})",
+        help=f"generator, see python DanceDemo.py --help (default {transfer.DEFAULT_GEN_TYPE})",
     )
     p.add_argument("--video_path", default=None, help="target video: who appears (default: the built-in sample target)")
     add_framing_arg(p, "the target's square")
@@ -613,7 +604,7 @@ def main(argv=None):
     reader = None
     try:
         target_vs = VideoSkeleton(target, framing=a.framing)
-        size = shown_size(a.gen_type, a.size, DanceDemo.PANEL)
+        size = shown_size(a.gen_type, a.size, PANEL)
         gen = load_generator(target_vs, a.gen_type, size=size, device=a.device)
         if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
             # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
@@ -637,7 +628,7 @@ def main(argv=None):
             label=f"generated: gen_type {a.gen_type}",
         )
         display = Display(window == "on" or (window == "auto" and display_available()))
-        vcam = open_virtual_cam(3 * DanceDemo.PANEL, DanceDemo.PANEL, fps) if a.virtual_cam else None
+        vcam = open_virtual_cam(3 * transfer.PANEL, transfer.PANEL, fps) if a.virtual_cam else None
         recorder = Recorder(out, fps) if out else None
         h, w = first.shape[:2]
         how = "q or Esc quits, space pauses" if display.enabled else "headless, Ctrl-C stops"

@@ -12,9 +12,7 @@ every target pose" into what to film.
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from Skeleton import (
+from deepdance.skeleton import (
     L_ANKLE,
     L_ELBOW,
     L_HIP,
@@ -30,6 +28,8 @@ from Skeleton import (
     R_WRIST,
     body_height,
 )
+
+import numpy as np
 
 NECK, PELVIS = -1, -2  # pseudo-joints: mid-shoulders, mid-hips
 # Limbs compared, as (from, to) joints: each one's direction in the picture describes the pose.

@@ -13,10 +13,10 @@ ground-truth skeleton's box widened by BOX_MARGIN body heights, so it holds the 
 
 import math
 
+from deepdance.skeleton import Skeleton, body_height
+
 import cv2
 import numpy as np
-
-from Skeleton import Skeleton, body_height
 
 BOX_MARGIN = 0.12  # body box: skeleton bbox widened by this x body height (holds head and feet)
 GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (ITU-R BT.601)

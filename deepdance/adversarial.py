@@ -7,12 +7,12 @@ Below the Gen* scripts; the networks themselves are in Networks.py.
 
 import math
 
+from deepdance.gentypes import SIZE
+from deepdance.metrics import body_boxes, flicker, image_metrics, sharpness_ratio
+from deepdance.networks import NDF, NUM_D
+
 import torch
 import torch.nn.functional as F
-
-from GenTypes import SIZE
-from Metrics import body_boxes, flicker, image_metrics, sharpness_ratio
-from Networks import NDF, NUM_D
 
 LAMBDA_GP = 10.0  # WGAN-GP gradient penalty
 D_T_FRAMES = 3  # consecutive frames the temporal discriminator sees

@@ -11,7 +11,8 @@ import shlex
 from pathlib import Path
 from typing import NamedTuple
 
-from Skeleton import ROOT, UserError
+from deepdance.cli import UserError
+from deepdance.files import ROOT
 
 SIZE = 64  # px: the generators' frame side by default (the course's); 128 is trained with --size 128
 RENDER_BATCH = 64  # poses per generate_batch call when a whole clip is rendered (DanceDemo, Evaluate)
@@ -19,7 +20,7 @@ RENDER_BATCH = 64  # poses per generate_batch call when a whole clip is rendered
 
 class GenType(NamedTuple):
     description: str
-    module: str  # the top-level script that provides it (load_generator)
+    script: str  # the top-level script that trains it (its name, as in the training command)
     train: str | None  # training command template ({video} = the target video); None: nothing to train
     folder: str | None  # checkpoint folder under data/checkpoints/<target>/, without its "-<size>" suffix
     settings: dict  # the trainer's options that select this type
@@ -46,12 +47,17 @@ GEN_TYPES = {
 }  # fmt: skip
 
 
-def gen_type_of(module, **settings):
-    """The gen_type `module` provides with these trainer settings (e.g. GenGAN, mode="bce", input="image")."""
+# The package module holding each script's generator class and load_generator (imported on first use).
+LIBRARY = {"GenNearest": "deepdance.nearest", "GenVanillaNN": "deepdance.vanilla", "GenGAN": "deepdance.gan",
+           "GenTexture": "deepdance.texture"}  # fmt: skip
+
+
+def gen_type_of(script, **settings):
+    """The gen_type `script` provides with these trainer settings (e.g. GenGAN, mode="bce", input="image")."""
     for g, spec in GEN_TYPES.items():
-        if spec.module == module and all(settings.get(k) == v for k, v in spec.settings.items()):
+        if spec.script == script and all(settings.get(k) == v for k, v in spec.settings.items()):
             return g
-    raise UserError(f"{module} provides no gen_type with {settings}")
+    raise UserError(f"{script} provides no gen_type with {settings}")
 
 
 def train_command(gen_type, video=None, size=SIZE, *, framing=None):
@@ -61,14 +67,14 @@ def train_command(gen_type, video=None, size=SIZE, *, framing=None):
     if spec.train is None:
         return None
     if video is None:
-        import Mannequin  # the path only: nothing is rendered
+        from deepdance import mannequin
 
-        video = Mannequin.clip_path("target")
+        video = mannequin.clip_path("target")
     video = Path(video).resolve()
     shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
     cmd = spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
     if framing is not None:
-        from VideoSkeleton import FRAMING  # the name only: no video work
+        from deepdance.cache import FRAMING
 
         cmd += f" --framing {framing}" if framing != FRAMING else ""
     return cmd
@@ -96,12 +102,12 @@ def generator_module(gen_type, video=None):
         raise UserError(f"unknown gen_type {gen_type}; expected one of {sorted(GEN_TYPES)}")
     spec = GEN_TYPES[gen_type]
     try:
-        return importlib.import_module(spec.module)
+        return importlib.import_module(LIBRARY[spec.script])
     except ModuleNotFoundError as e:
-        if e.name != spec.module:
+        if e.name != LIBRARY[spec.script]:
             raise
         raise UserError(
-            f"gen_type {gen_type} ({spec.description}) needs {spec.module}.py, which this checkout lacks; "
+            f"gen_type {gen_type} ({spec.description}) needs {LIBRARY[spec.script]}, which this checkout lacks; "
             f"once it is there, train it with: {train_command(gen_type, video)}"
         ) from None
 

@@ -7,16 +7,16 @@ import hashlib
 import mmap
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
+from deepdance.cli import UserError
+from deepdance.files import atomic_path
+from deepdance.skeleton import body_height
+
 import cv2
 import numpy as np
-
-from Skeleton import (
-    UserError,
-    body_height,
-)
 
 # The square holds the joints' box widened by these shares of the body height (Skeleton.body_height, ~0.88 of a
 # standing height): the top of the head is ~0.09 above the nose, a hand ~0.11 beyond its wrist, a sole ~0.06 below
@@ -373,3 +373,86 @@ def _file_hash(path, size, mtime_ns, chunk=1 << 20):
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- video output
+
+
+class VideoWriter:
+    """Browser-playable H.264 mp4 writer (ffmpeg shipped by imageio-ffmpeg), written atomically.
+
+    Use as a context manager: the file appears under its name only if the block succeeds.
+    """
+
+    def __init__(self, path, fps, crf=18):
+        self.path, self.fps, self.crf = Path(path), float(fps), int(crf)
+        self._ctx = self._gen = None
+        self.n = 0
+
+    def write(self, frame):
+        """Append one HxWx3 uint8 BGR frame (all frames the same even size)."""
+        if self._gen is None:
+            import imageio_ffmpeg
+
+            h, w = frame.shape[:2]
+            self._ctx = atomic_path(self.path)
+            self._tmp = tmp = self._ctx.__enter__()
+            self._gen = imageio_ffmpeg.write_frames(
+                str(tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_in="bgr24", pix_fmt_out="yuv420p",
+                quality=None, macro_block_size=2, ffmpeg_log_level="error",
+                output_params=["-crf", str(self.crf), "-preset", "veryfast", "-movflags", "+faststart"],
+            )  # fmt: skip
+            self._gen.send(None)
+        try:
+            self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        except OSError:  # ffmpeg died (disk full, killed): its pipe broke
+            self.close(ok=False)
+            free = self._free_mb()
+            raise UserError(f"cannot write {self.path}: ffmpeg stopped after {self.n} frames ({free:.0f} MB free "
+                            "there: disk full?); nothing was replaced") from None  # fmt: skip
+        self.n += 1
+
+    def _free_mb(self):
+        try:
+            return shutil.disk_usage(self.path.parent).free / 2**20
+        except OSError:
+            return float("nan")
+
+    def close(self, ok=True):
+        """Finish the file (ok=True) or throw it away (ok=False).
+
+        The file is renamed into place only once ffmpeg has finished it and it reads back with every frame written:
+        a full disk or a dying ffmpeg raise a UserError and leave any previous file at `path` as it was.
+        """
+        if self._gen is None:
+            return
+        gen, ctx, self._gen, self._ctx = self._gen, self._ctx, None, None
+        problem = None
+        try:
+            gen.close()
+            if ok:
+                problem = self._unreadable(self._tmp)
+        except OSError:  # ffmpeg's pipe broke at the end: it died (disk full, killed)
+            problem = "ffmpeg stopped before finishing the file"
+        finally:
+            ctx.__exit__(*((None, None, None) if ok and problem is None else (RuntimeError, RuntimeError(), None)))
+        if ok and problem:
+            raise UserError(f"cannot write {self.path}: {problem} ({self._free_mb():.0f} MB free there: disk full?); "
+                            "nothing was replaced")  # fmt: skip
+
+    def _unreadable(self, tmp):
+        """Why the finished temporary file is not a complete video (a phrase), or None."""
+        import imageio_ffmpeg
+
+        try:
+            n, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp))
+        except Exception:  # ffmpeg cannot open it: "moov atom not found" on a truncated mp4
+            return "ffmpeg could not finish the video"
+        return None if n == self.n else f"only {n} of {self.n} frames reached the file"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(ok=exc_type is None)
+        return False

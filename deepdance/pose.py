@@ -7,16 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from deepdance.cli import UserError
+from deepdance.skeleton import N_JOINTS, Skeleton, body_height
+
 import cv2
 import numpy as np
 from tqdm import tqdm
-
-from Skeleton import (
-    N_JOINTS,
-    Skeleton,
-    UserError,
-    body_height,
-)
 
 SWITCH_JUMP = 1.0  # body heights the hips cannot move between two detections at most SWITCH_SECONDS apart: when
 SWITCH_SECONDS = 0.5  # they do, the tracker went over to someone else

@@ -10,11 +10,12 @@ problem is one plain line that says what to film differently.
 
 import json
 
+from deepdance import coverage
+from deepdance.files import atomic_path, write_png
+from deepdance.skeleton import body_height, draw_skeleton
+
 import cv2
 import numpy as np
-
-import Coverage
-from Skeleton import atomic_path, body_height, draw_skeleton, write_png
 
 MIN_FRAMES = 300  # frames with a person below which a clip is too short to train on well (Train refuses < ~20;
 GOOD_FRAMES = 1000  # the lab's target, taichi1, has 1300)
@@ -134,7 +135,7 @@ def measure(meta, skeletons, backgrounds=None):
         "off_picture": round(_off_picture(xy, meta["crop"], meta["video_size"]), 4),
         "camera": camera,
         "people": meta.get("people", {}),
-        "poses": Coverage.coverage_summary(xy[valid]),
+        "poses": coverage.coverage_summary(xy[valid]),
     }
 
 
@@ -197,7 +198,7 @@ def notes(m):
     if m.get("vfr"):
         out.append("uneven frame times (a variable frame rate, or frames missing from the file): each frame's true "
                    "time is kept (times.npy)")  # fmt: skip
-    never = [Coverage.FEATURES[k] for k in m["poses"]["never"]]
+    never = [coverage.FEATURES[k] for k in m["poses"]["never"]]
     if never:
         out.append("never seen in this clip (a source doing these will be rendered poorly): " + "; ".join(never))
     return out

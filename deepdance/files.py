@@ -1,0 +1,215 @@
+"""Where results go and how they are written: the data folder, atomic writes safe across threads and processes,
+room checks, PNGs."""
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+from deepdance.cli import _OS_ERRORS, UserError
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: the scripts, data/, out/
+# Caches, checkpoints and the sample live here; DEEPDANCE_DATA moves them (tests use a temp dir).
+DATA_DIR = Path(os.environ.get("DEEPDANCE_DATA", ROOT / "data")).resolve()
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+# atomic_path's temporary names: .tmp-<token>-<name> (being written), .old-<token>-<name> (being replaced), each
+# owned by the process holding an flock on .lock-<token>. The kernel drops the lock when its owner dies, however
+# it dies and in whatever PID namespace: that, not a PID, tells a stale temp from one being written.
+_TEMP_NAME = re.compile(r"\.(tmp|old)-([0-9a-f]{16})-(.+)")
+_MAX_NAME = 255  # bytes per file name on the usual file systems
+
+
+def short_name(name, room):
+    """`name` cut to `room` bytes of UTF-8 (whole characters), its suffix kept: ffmpeg picks the format by it."""
+    if len(name.encode()) <= room:
+        return name
+    suffix = Path(name).suffix if len(Path(name).suffix.encode()) < room // 2 else ""
+    stem = name[: len(name) - len(suffix)]
+    while len((stem + suffix).encode()) > room:
+        stem = stem[:-1]
+    return stem + suffix
+
+
+class _TempOwner:
+    """The flock that marks this call's temporaries as alive (see _TEMP_NAME)."""
+
+    def __init__(self, folder):
+        while True:
+            self.token = secrets.token_hex(8)
+            self.lock = Path(folder) / f".lock-{self.token}"
+            self.fd = os.open(self.lock, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:  # a cleaner may have removed the file between open and flock: then take another token
+                if os.fstat(self.fd).st_ino == os.stat(self.lock).st_ino:
+                    return
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+
+    def name(self, kind, path):
+        return path.with_name(f".{kind}-{self.token}-{short_name(path.name, _MAX_NAME - 22)}")
+
+    def release(self):
+        try:
+            self.lock.unlink()
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+def _owner_gone(folder, token):
+    """True (and the lock file removed) if no live process owns `token`'s temporaries."""
+    lock = Path(folder) / f".lock-{token}"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # never locked (its owner died before locking) or already cleaned
+    except OSError:
+        return False  # cannot tell (another user's, read-only): leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # held: being written right now
+    try:
+        lock.unlink()
+    except OSError:
+        pass
+    os.close(fd)
+    return True
+
+
+def clean_stale_temps(folder):
+    """Remove what atomic_path left in `folder` when its process was killed (SIGKILL, power loss): the entries
+    whose owner's lock is free. An .old- folder whose target is missing (killed between the two renames) is the
+    previous complete result: it is put back. Returns the names removed or restored."""
+    folder = Path(folder)
+    done = []
+    try:
+        entries = sorted(folder.iterdir(), key=lambda e: not e.name.startswith(".old-"))  # restores first
+    except OSError:  # no folder yet, or unreadable: nothing to clean
+        return done
+    gone = {}
+    for entry in entries:
+        m = _TEMP_NAME.fullmatch(entry.name)
+        if not m:
+            continue
+        if m[2] not in gone:
+            had_lock = (folder / f".lock-{m[2]}").exists()
+            gone[m[2]] = _owner_gone(folder, m[2])
+            if gone[m[2]] and had_lock:
+                done.append(f".lock-{m[2]}")
+        if not gone[m[2]]:
+            continue
+        target = folder / m[3]
+        try:
+            if m[1] == "old" and not target.exists():
+                os.replace(entry, target)
+            elif entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:  # another process cleaned it first
+            continue
+        done.append(entry.name)
+    for lock in folder.glob(".lock-*"):  # locks whose temporaries are gone, left by a killed process
+        if lock.name[6:] not in gone and _owner_gone(folder, lock.name[6:]):
+            done.append(lock.name)
+    return done
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C / SIGTERM that arrive during the block are held and delivered when it is done.
+
+    Handlers, not the signal mask: Python runs handlers in the main thread whichever thread the kernel picked.
+    Outside the main thread handlers cannot be changed, and signals reach the main thread anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
+
+    The temporary's name is unique per process, thread and call, so two writers of one file never share it; the
+    last to finish wins and both leave a complete file. A process killed outright cannot clean up: its leftovers
+    are removed by the next atomic_path in that folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path.parent)
+    owner = _TempOwner(path.parent)
+    tmp, old = owner.name("tmp", path), owner.name("old", path)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            # Directories cannot be replaced atomically: move the old one aside first, both renames or neither.
+            with _signals_deferred():
+                os.replace(path, old)
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if old.is_dir() and path.is_dir():  # the replaced one (also when a deferred Ctrl-C lands right after)
+            shutil.rmtree(old, ignore_errors=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        owner.release()
+
+
+def check_writable(folder, *, need_bytes=0, what="the results"):
+    """UserError now, before long work, if `folder` cannot take `what`: a file in the way, read-only, or fewer than
+    need_bytes free. Creates nothing: a folder that does not exist yet is judged by its nearest existing parent."""
+    folder = Path(folder).absolute()
+    place = folder
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise UserError(f"cannot write {what} to {folder}: a file stands where a folder is needed ({place})")
+    try:
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write {what} to {folder}: {_OS_ERRORS.get(e.errno, e.strerror)}") from None
+    free = shutil.disk_usage(place).free
+    if free < need_bytes:
+        raise UserError(f"cannot write {what} to {folder}: disk full ({free / 2**20:.0f} MB free, about "
+                        f"{need_bytes / 2**20:.0f} MB needed)")  # fmt: skip
+
+
+def write_png(path, image, compression=9):
+    """Write a (H, W, 3) uint8 BGR image as a PNG, atomically (encoded first: a bad image leaves no file)."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise UserError(f"cannot encode {Path(path).name} as PNG (image of shape {np.shape(image)})")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())

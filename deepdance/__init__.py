@@ -6,5 +6,8 @@ MediaPipe load their native libraries (they read them once, at load).
 
 import os
 
+# On a shared CPU, OpenMP threads that spin-wait for a descheduled sibling slow 2-thread training several times over
+# (docs/training.md); passive waiting yields the core instead. OMP_WAIT_POLICY in the environment overrides it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # FFmpeg (inside OpenCV) prints its own lines for unreadable files; the scripts report those in one line themselves.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

@@ -101,13 +101,14 @@ def generator_module(gen_type, video=None):
     if gen_type not in GEN_TYPES:
         raise UserError(f"unknown gen_type {gen_type}; expected one of {sorted(GEN_TYPES)}")
     spec = GEN_TYPES[gen_type]
+    library = LIBRARY.get(spec.script, f"deepdance.{spec.script}")
     try:
-        return importlib.import_module(LIBRARY[spec.script])
+        return importlib.import_module(library)
     except ModuleNotFoundError as e:
-        if e.name != LIBRARY[spec.script]:
+        if e.name != library:
             raise
         raise UserError(
-            f"gen_type {gen_type} ({spec.description}) needs {LIBRARY[spec.script]}, which this checkout lacks; "
+            f"gen_type {gen_type} ({spec.description}) needs {library}, which this checkout lacks; "
             f"once it is there, train it with: {train_command(gen_type, video)}"
         ) from None
 

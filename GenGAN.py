@@ -33,7 +33,8 @@ from deepdance.networks import (
     NDF,
     NUM_D,
 )
-from deepdance.trainer import add_training_args, check_training_args, config_from_args, describe, open_target
+from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
+from deepdance.trainer import describe
 
 
 def main(argv=None):

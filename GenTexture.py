@@ -28,6 +28,7 @@ from deepdance.cache import VideoSkeleton
 from deepdance.cli import INTERRUPTED, UserError, run_cli
 from deepdance.distributed import pick_device
 from deepdance.gentypes import checkpoint_dir
+from deepdance.options import add_training_args, check_training_args, config_from_args, report_trained
 from deepdance.skeleton import PERSON_WIDTH
 from deepdance.texture import (
     BASES,
@@ -36,21 +37,15 @@ from deepdance.texture import (
     LAMBDA_SSIM,
     VANILLA_TYPE,
     GenTexture,
-    TrainConfig,
+    TextureConfig,
     exclude_arg,
     train,
 )
-from deepdance.trainer import (
-    add_training_args,
-    check_training_args,
-    config_from_args,
-    describe,
-    report_trained,
-)
+from deepdance.trainer import describe
 
 
 def main(argv=None):
-    d = TrainConfig()
+    d = TextureConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_args(p, d, lr=d.lr, lr_help="AdamW peak learning rate", folder="texture-<size>",
                       epochs_help=f"(default: as many as {IMAGES:,} training images, whatever the clip's "
@@ -114,7 +109,7 @@ def main(argv=None):
     lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim or 0.0, a.lambda_mask_bg)
     if a.ref_k < 1 or min(lambdas) < 0:
         raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask(_bg), --lambda_ssim, --lambda_adv >= 0")
-    cfg = config_from_args(TrainConfig, a, aug_prob="aug")
+    cfg = config_from_args(TextureConfig, a, aug_prob="aug")
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)
     out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)

@@ -16,18 +16,13 @@ from pathlib import Path
 
 from deepdance.cli import INTERRUPTED, UserError, parse_bool
 from deepdance.distributed import run_trainer
-from deepdance.trainer import (
-    add_training_args,
-    check_training_args,
-    config_from_args,
-    describe,
-    open_target,
-)
-from deepdance.vanilla import IMAGES, VARIANT, GenVanillaNN, TrainConfig, gen_type_of_variant, train
+from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
+from deepdance.trainer import describe
+from deepdance.vanilla import IMAGES, VARIANT, GenVanillaNN, VanillaConfig, gen_type_of_variant, train
 
 
 def main(argv=None):
-    d = TrainConfig()
+    d = VanillaConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_args(p, d, lr=d.lr, lr_help="AdamW peak learning rate", folder="vanilla-...",
                       epochs_help=f"(default: as many as {IMAGES[1]:,} training images for variant 1, "
@@ -48,7 +43,7 @@ def main(argv=None):
         raise UserError("need --lambda_grad, --lambda_ssim >= 0")
     force = parse_bool(a.force)
     check_training_args(a, force, "force=true")
-    cfg = config_from_args(TrainConfig, a, aug_prob="aug")
+    cfg = config_from_args(VanillaConfig, a, aug_prob="aug")
     target = open_target(a.video, cfg, gen_type=gen_type_of_variant(cfg.variant), out=a.out, retrain=force or a.resume,
                          force_option="force=true", load=partial(GenVanillaNN, device="cpu"),
                          framing=a.framing)  # fmt: skip

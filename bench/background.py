@@ -1,7 +1,7 @@
 """Where does a generator's gap to the real frames lie: on the person, or behind them? (#15)
 
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3,9 --dump out/eval/taichi1/taichi1.npz
-    python bench/background.py out/eval/taichi1/taichi1.npz [--width 0.1] [--pose]
+    python -m bench.background out/eval/taichi1/taichi1.npz [--width 0.1] [--pose]
 
 Evaluate's body box holds the person and what is behind them. Each generated frame of the dump is cut along the
 real pose's person mask (Skeleton.person_mask: within --width x body height of a limb, feathered by a pixel) and

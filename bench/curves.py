@@ -1,7 +1,7 @@
 """Quality against training time, from the runs' own logs: gen_types 3, 4 and 9 at 64 and 128 px (#15).
 
-    python bench/curves.py                                   # taichi1 (../shared/data), the default checkpoints
-    python bench/curves.py --video sample --gen_type 3 --size 64 --reach 0.80
+    python -m bench.curves                                   # taichi1 (../shared/data), the default checkpoints
+    python -m bench.curves --video sample --gen_type 3 --size 64 --reach 0.80
 
 Reads each default checkpoint folder's train_log.csv (written by the trainers at every epoch: cumulative seconds
 and images, and the validation of the selection block) and prints, per run, what it had reached after each of

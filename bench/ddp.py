@@ -1,8 +1,8 @@
 """Benchmark multi-process training (torchrun, DistributedDataParallel): images/s for 1 and 2 processes.
 
-    python bench/ddp.py                        # GenVanillaNN variant 2 (gen_type 3) on the built-in sample, CPU
-    python bench/ddp.py --gan                  # GenGAN bce / image (gen_type 4), netG from scratch
-    python bench/ddp.py --device cuda --procs 1 2 4    # on a machine with 4 GPUs (one per process)
+    python -m bench.ddp                        # GenVanillaNN variant 2 (gen_type 3) on the built-in sample, CPU
+    python -m bench.ddp --gan                  # GenGAN bce / image (gen_type 4), netG from scratch
+    python -m bench.ddp --device cuda --procs 1 2 4    # on a machine with 4 GPUs (one per process)
 
 Each configuration trains the same global batch for --epochs epochs through the real command line (plain `python`
 for 1 process, `torchrun --standalone` for more) into its own folder under out/bench-ddp, and the throughput is

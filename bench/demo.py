@@ -1,8 +1,8 @@
 """Benchmark the motion transfer: end-to-end frames/s of DanceDemo.py (gen_type 1, source extraction
 included, target cached) and the jitter of plain vs temporally coherent nearest neighbours.
 
-    python bench/demo.py                  # taichi2 -> taichi1 (when ../shared/data has them) and the sample
-    python bench/demo.py --cases sample
+    python -m bench.demo                  # taichi2 -> taichi1 (when ../shared/data has them) and the sample
+    python -m bench.demo --cases sample
 """
 
 import argparse
@@ -106,9 +106,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES, help="what to run (default: both)")
     a = p.parse_args(argv)
-    print(
-        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {files.DATA_DIR}"
-    )
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; data in {files.DATA_DIR}")
     out_dir = Path(tempfile.mkdtemp(prefix="deepdance-bench-out-"))
     for case in a.cases:
         pair = clips(case)

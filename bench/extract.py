@@ -1,8 +1,8 @@
 """Benchmark pose extraction: frames/s with one process vs all workers, detection rate, the stored square, the
 target report's verdict, cached reload; with --baseline, this checkout against another one, back to back.
 
-python bench/extract.py [video]                      # default: ../shared/data/taichi1.mp4 if present, else the sample
-python bench/extract.py --baseline /tmp/old --rounds 2   # ABBA runs of both checkouts, 2 workers each
+python -m bench.extract [video]                      # default: ../shared/data/taichi1.mp4 if present, else the sample
+python -m bench.extract --baseline /tmp/old --rounds 2   # ABBA runs of both checkouts, 2 workers each
 
 Wall-clock speed depends on what else the machine runs: each run also reports the CPU seconds its extraction
 processes used (nearly independent of load) and the load average before and after.
@@ -81,9 +81,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", default=None, help="video to extract (default: taichi1 or the sample)")
     p.add_argument("--frame_skip", type=int, default=1, help="keep 1 frame in k (default 1)")
-    p.add_argument(
-        "--workers", type=int, default=cache.WORKERS, help=f"parallel workers (default {cache.WORKERS})"
-    )
+    p.add_argument("--workers", type=int, default=cache.WORKERS, help=f"parallel workers (default {cache.WORKERS})")
     p.add_argument("--reloads", type=int, default=5, help="cached reloads to time (default 5)")
     p.add_argument("--baseline", default=None, help="another checkout to compare with, back to back (default: none)")
     p.add_argument("--rounds", type=int, default=2, help="with --baseline: runs of each checkout (default 2)")

@@ -1,6 +1,6 @@
 """Fault bench: the storage faults users hit, on real small file systems (tmpfs mounts), run as a user would.
 
-    sudo python bench/faults.py          # root: mounts tmpfs under a temp folder; skipped (exit 0) otherwise
+    sudo python -m bench.faults          # root: mounts tmpfs under a temp folder; skipped (exit 0) otherwise
 
 Each case runs a script on a place that is full, read-only or not a folder, and checks what a user needs: a
 non-zero exit, exactly one `error:` line that says what happened in plain words ("disk full", "read-only"),

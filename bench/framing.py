@@ -1,7 +1,7 @@
 """The two framings compared fairly: the person-centred square (default) against the course's centre crop.
 
-    python bench/framing.py                                  # taichi1 (../shared/data), gen_types 1 and 3, 64 px
-    python bench/framing.py --video sample --gen_type 1      # the built-in sample target
+    python -m bench.framing                                  # taichi1 (../shared/data), gen_types 1 and 3, 64 px
+    python -m bench.framing --video sample --gen_type 1      # the built-in sample target
 
 Body-box SSIM in each framing's own square does not compare them: in the person-centred square the person is
 bigger, so the same 64 px hold more of the body. Here every generated frame goes back into the source video's
@@ -138,7 +138,7 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=SIZE, choices=(64, 128, 256), help=f"generator px (default {SIZE})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
     a = p.parse_args(argv)
-    print(f"python bench/framing.py {shlex.join(argv)}".rstrip())
+    print(f"python -m bench.framing {shlex.join(argv)}".rstrip())
     gen_types = evaluation.parse_gen_types(a.gen_type)
     video = None if a.video == "sample" else Path(a.video)
     if video is not None and not video.exists() and video == VIDEO:

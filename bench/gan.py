@@ -1,8 +1,8 @@
 """Benchmark the GANs: quality and sharpness vs GenVanillaNN, flicker of the temporal GAN, training throughput.
 
-    python bench/gan.py                          # taichi1 (if ../shared has it) + the sample, 10 min per model
-    python bench/gan.py --budget 5 --taichi2     # also the temporal comparison with taichi2 as the target
-    python bench/gan.py --only throughput        # just the CPU iterations/s table
+    python -m bench.gan                          # taichi1 (if ../shared has it) + the sample, 10 min per model
+    python -m bench.gan --budget 5 --taichi2     # also the temporal comparison with taichi2 as the target
+    python -m bench.gan --only throughput        # just the CPU iterations/s table
 
 Models missing from data/checkpoints/ are trained first for --budget minutes each (netG of the GANs starts from
 the vanilla checkpoint, which is trained first when absent); existing ones are reused (--retrain redoes them).
@@ -36,7 +36,7 @@ def ensure_vanilla(vs, variant, budget, retrain):
     path = checkpoint_dir(vs, vanilla.gen_type_of_variant(variant)) / "best.pth"
     if retrain or not path.exists():
         print(f"training GenVanillaNN variant {variant} on {vs.key} for {budget:g} min")
-        vanilla.train(vs, vanilla.TrainConfig(variant=variant, time_budget=budget))
+        vanilla.train(vs, vanilla.VanillaConfig(variant=variant, time_budget=budget))
     return path
 
 

@@ -1,8 +1,8 @@
 """Benchmark live mode: a 25 fps file played in real time, headless, as if it were a camera.
 
-    python bench/live.py                               # the sample, and taichi2 (at 25 fps) -> taichi1 when present
-    python bench/live.py --cases sample --gen_types 1
-    python bench/live.py --train_epochs 2              # gen_type 3 without a checkpoint: train a quick one first
+    python -m bench.live                               # the sample, and taichi2 (at 25 fps) -> taichi1 when present
+    python -m bench.live --cases sample --gen_types 1
+    python -m bench.live --train_epochs 2              # gen_type 3 without a checkpoint: train a quick one first
 
 Each run is `python DanceDemo.py --live --source <25 fps clip> --video_path <target> --gen_type G --window off`
 in a subprocess (targets cached beforehand, so only the live loop is measured: the clip plays in real time whatever

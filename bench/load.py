@@ -1,8 +1,8 @@
 """Load bench: N motion transfers at once on a fresh data dir, as N browser sessions (threads of one process, as
 Streamlit runs them) or N shell users (processes) would start them; then every file they left is checked.
 
-    python bench/load.py                       # 4 threads, then 4 processes, the default demo (built-in sample)
-    python bench/load.py --runs 8 --mode processes
+    python -m bench.load                       # 4 threads, then 4 processes, the default demo (built-in sample)
+    python -m bench.load --runs 8 --mode processes
 
 Each run is `DanceDemo.main(["--out", <its own mp4>])` on the defaults: the first use renders the sample clips and
 extracts both, so every run races for the same sample, caches and output folder. Reported: runs that succeeded,

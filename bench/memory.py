@@ -1,8 +1,8 @@
 """Peak memory of pose extraction and of the demo on long 1080p source clips: it must stay flat as clips grow.
 
-    python bench/memory.py                          # 1- and 4-minute 1080p clips (25 fps)
-    python bench/memory.py --minutes 1 4 10         # ... and 10 (~3.5 GB of frame cache, long on 2 cores)
-    python bench/memory.py --root /tmp/old          # measure another checkout's scripts (e.g. an older commit)
+    python -m bench.memory                          # 1- and 4-minute 1080p clips (25 fps)
+    python -m bench.memory --minutes 1 4 10         # ... and 10 (~3.5 GB of frame cache, long on 2 cores)
+    python -m bench.memory --root /tmp/old          # measure another checkout's scripts (e.g. an older commit)
 
 The clips are the built-in sample source (mannequin B) upscaled to 1920x1080 and looped with ffmpeg's stream copy,
 so a long clip costs seconds to make. For each length it runs, as a user would,

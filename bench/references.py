@@ -1,7 +1,7 @@
 """How much of gen_type 9's gap to the real frames is its choice of reference? (#15)
 
-    python bench/references.py                                     # taichi1 (../shared/data), default best.pth
-    python bench/references.py --checkpoint path/to/best.pth --k 8
+    python -m bench.references                                     # taichi1 (../shared/data), default best.pth
+    python -m bench.references --checkpoint path/to/best.pth --k 8
 
 gen_type 9 renders a pose from its nearest training frame. Here every held-out pose (the test block, as Evaluate)
 is rendered from each of its --k nearest training frames by the same trained net, and the body-box SSIM and

@@ -1,7 +1,7 @@
 """What an unsharp mask does to Evaluate's body SSIM and sharpness: how far a filter that adds no detail moves them.
 
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3,4,9 --dump out/eval/taichi1/taichi1.npz
-    python bench/sharpen.py out/eval/taichi1/taichi1.npz [--radius 1 2 5] [--amount 0.2 0.4 0.6] [--pose]
+    python -m bench.sharpen out/eval/taichi1/taichi1.npz [--radius 1 2 5] [--amount 0.2 0.4 0.6] [--pose]
 
 Sharpness (Evaluate) is the share of the real frames' gradient energy a generator keeps in the body box: the detail
 #15 asks for. An unsharp mask, frame + amount x (frame - Gaussian blur of radius sigma), adds none: it amplifies

@@ -1,8 +1,8 @@
 """Benchmark GenVanillaNN training: both variants for a fixed time budget, then GenNearest, on the same val block.
 
-    python bench/train.py                          # taichi1 (when ../shared/data has it), else the built-in sample
-    python bench/train.py --minutes 7 --variants 2
-    python bench/train.py --video data/sample/target.mp4 --minutes 3
+    python -m bench.train                          # taichi1 (when ../shared/data has it), else the built-in sample
+    python -m bench.train --minutes 7 --variants 2
+    python -m bench.train --video data/sample/target.mp4 --minutes 3
 
 Prints, per variant: training throughput (images/s over the optimisation steps), the data pipeline's share
 of step time, epochs reached, and validation L1 (pixels in [0, 1]) / PSNR / SSIM / body-box SSIM of the
@@ -66,7 +66,7 @@ def main(argv=None):
     )
     lines = []
     for variant in a.variants:
-        cfg = vanilla.TrainConfig(variant=variant, size=a.size, time_budget=a.minutes, seed=a.seed, device=a.device)
+        cfg = vanilla.VanillaConfig(variant=variant, size=a.size, time_budget=a.minutes, seed=a.seed, device=a.device)
         out = Path(a.out) / vs.key / f"vanilla-{vanilla.VARIANTS[variant]}-{a.size}"
         t0 = time.perf_counter()
         s = vanilla.train(vs, cfg, out=out)
@@ -80,9 +80,7 @@ def main(argv=None):
         )
         last = {k[4:]: v for k, v in s["last"].items() if k.startswith("val_")}
         info = f"{s['epoch']} epochs, {ips:.0f} img/s, data {100 * share:.1f}%"
-        lines.append(
-            row(f"variant {variant} (gen_type {vanilla.gen_type_of_variant(variant)}), final", last, info)
-        )
+        lines.append(row(f"variant {variant} (gen_type {vanilla.gen_type_of_variant(variant)}), final", last, info))
         lines.append(row(f"variant {variant}, best.pth (epoch {s['best']['epoch']})", s["best"], "picked on val"))
     t0 = time.perf_counter()
     near = nearest_metrics(vs, train_pos, val_xy, val_real, a.size)

@@ -1,7 +1,7 @@
 """Recompute Evaluate.py's numbers from its --dump, with independent code (numpy only: no skimage, no OpenCV).
 
     python Evaluate.py --gen_type 1 --dump out/frames.npz
-    python bench/verify_dump.py out/frames.npz            # exit 1 if any number differs at 3 decimals
+    python -m bench.verify_dump out/frames.npz            # exit 1 if any number differs at 3 decimals
 
 SSIM follows Wang et al. (2004) with scikit-image's defaults, written from the paper: 7x7 uniform window,
 K1 = 0.01, K2 = 0.03, data range 255, sample covariance (N / (N - 1)), the mean over the windows lying

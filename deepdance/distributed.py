@@ -353,3 +353,10 @@ class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
             else:
                 cls.convert(child)
         return module
+
+
+def autocast(device):
+    """bf16 autocast on CUDA (tensor cores); plain fp32 on CPU, where bf16 has no fast path here (no AVX512-BF16)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)

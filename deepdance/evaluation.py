@@ -3,7 +3,7 @@
     python Evaluate.py                                             # the built-in sample, every trained gen_type
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type all
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3 --test held_out.mp4
-    python Evaluate.py --gen_type 1 --dump out/frames.npz && python bench/verify_dump.py out/frames.npz
+    python Evaluate.py --gen_type 1 --dump out/frames.npz && python -m bench.verify_dump out/frames.npz
 
 Without --test the poses are the target's own test block (the contiguous block at the clip's end that
 neither the training nor the choice of best.pth saw; --block select scores the selection block the

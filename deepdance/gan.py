@@ -41,33 +41,26 @@ from deepdance.checkpoints import (
     unusable,
 )
 from deepdance.cli import UserError
-from deepdance.distributed import setup_ranks, weights_digest
+from deepdance.distributed import autocast, setup_ranks, weights_digest
 from deepdance.files import check_writable
 from deepdance.gentypes import SIZE, checkpoint_dir, gen_type_of
+from deepdance.losses import ssim_loss
 from deepdance.networks import MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input
 from deepdance.skeleton import N_JOINTS
+from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
     RunConfig,
-    TrainedGenerator,
     TrainModel,
-    augment,
-    autocast,
     fit,
-    history_xy,
     lambda_at,
     lambda_pair,
     lr_at,
     plot_curves,
     plot_losses,
-    render_poses,
-    sequence_starts,
     set_seed,
-    split_data,
-    ssim_loss,
     start_run,
-    train_windows,
-    val_block,
 )
+from deepdance.training_data import augment, history_xy, sequence_starts, split_data, train_windows, val_block
 from deepdance.vanilla import CKPT_FORMAT as VANILLA_FORMAT
 from deepdance.vanilla import VARIANTS, gen_type_of_variant
 

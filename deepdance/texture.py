@@ -39,30 +39,26 @@ from deepdance.checkpoints import (
     unusable,
 )
 from deepdance.cli import UserError
-from deepdance.distributed import Ranks, pick_device
+from deepdance.distributed import Ranks, autocast, pick_device
 from deepdance.files import check_writable
 from deepdance.gentypes import RENDER_BATCH, SIZE, checkpoint_dir, gen_type_of
+from deepdance.losses import ssim_loss
 from deepdance.nearest import GenNearest, pose_features
 from deepdance.networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input
 from deepdance.skeleton import person_mask
+from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
     RunConfig,
-    TrainedGenerator,
     TrainModel,
-    augment,
-    autocast,
     fit,
     lambda_at,
     lambda_pair,
     lr_at,
     plot_curves,
-    render_poses,
     set_seed,
-    split_data,
-    ssim_loss,
     start_run,
-    val_block,
 )
+from deepdance.training_data import augment, split_data, val_block
 from deepdance.vanilla import CKPT_FORMAT as VANILLA_FORMAT
 from deepdance.vanilla import gen_type_of_variant
 
@@ -382,7 +378,7 @@ def load_generator(vs, gen_type=GEN_TYPE, *, size=SIZE, device="auto", allow_for
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class TextureConfig(RunConfig):
     """Everything that shapes a gen_type 9 training run (stored in the checkpoint as `config`)."""
 
     batch: int = BATCH
@@ -630,7 +626,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
 
     Returns a summary dict (epochs, images, seconds, last and best validation metrics).
     """
-    cfg = cfg or TrainConfig()
+    cfg = cfg or TextureConfig()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UserError("GenTexture.py trains in one process: run it with python, not torchrun")
     ranks = Ranks(device=pick_device(cfg.device))

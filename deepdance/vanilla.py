@@ -21,29 +21,25 @@ from deepdance.checkpoints import (
     resumed_config,
 )
 from deepdance.cli import UserError
-from deepdance.distributed import setup_ranks, weights_digest
+from deepdance.distributed import autocast, setup_ranks, weights_digest
 from deepdance.files import check_writable
 from deepdance.gentypes import SIZE, checkpoint_dir, gen_type_of
+from deepdance.losses import grad_l1, ssim_loss
 from deepdance.metrics import image_metrics
 from deepdance.networks import build_net, default_model_args, net_class, pose_input
+from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
     RunConfig,
-    TrainedGenerator,
     TrainModel,
-    augment,
-    autocast,
     fit,
     lambda_at,
     lambda_pair,
     lr_at,
     plot_losses,
-    render_poses,
     set_seed,
-    split_data,
-    ssim_loss,
     start_run,
-    val_block,
 )
+from deepdance.training_data import augment, split_data, val_block
 
 import torch
 
@@ -73,13 +69,6 @@ def gen_type_of_variant(variant):
 
 
 # --------------------------------------------------------------------------- losses
-
-
-def grad_l1(fake, real):
-    """L1 between horizontal and vertical finite differences: penalises blurred edges, which pixel L1 tolerates."""
-    dx = (fake[..., :, 1:] - fake[..., :, :-1]) - (real[..., :, 1:] - real[..., :, :-1])
-    dy = (fake[..., 1:, :] - fake[..., :-1, :]) - (real[..., 1:, :] - real[..., :-1, :])
-    return dx.abs().mean() + dy.abs().mean()
 
 
 # --------------------------------------------------------------------------- the generator
@@ -112,7 +101,7 @@ def load_generator(vs, gen_type, *, size=SIZE, device="auto", allow_foreign=Fals
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class VanillaConfig(RunConfig):
     """Everything that shapes a VanillaNN training run (stored in the checkpoint as `config`)."""
 
     batch: int = BATCH
@@ -236,7 +225,7 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
 
     Returns a summary dict (epochs, images, seconds, images/s, data share, last and best validation metrics).
     """
-    cfg = cfg or TrainConfig()
+    cfg = cfg or VanillaConfig()
     ranks = setup_ranks(cfg.device)  # one process, or this one's place among torchrun's
     verbose = verbose and ranks.main  # only rank 0 prints
     set_seed(cfg.seed)

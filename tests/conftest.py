@@ -52,11 +52,13 @@ def read_video(path):
 
 
 def run_script(script, *args, timeout=300):
-    """Run a top-level script as a user would; returns the CompletedProcess with str output.
+    """Run a top-level script (or a bench, "bench/NAME.py", as python -m bench.NAME) as a user would; returns the
+    CompletedProcess with str output.
 
     Bytes are decoded by hand: text mode would turn progress bars' \r into newlines.
     """
-    cmd = [sys.executable, str(ROOT / script), *map(str, args)]
+    where = ["-m", script[:-3].replace("/", ".")] if script.startswith("bench/") else [str(ROOT / script)]
+    cmd = [sys.executable, *where, *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=ROOT)
     proc.stdout = proc.stdout.decode(errors="replace")
     proc.stderr = proc.stderr.decode(errors="replace")

@@ -24,7 +24,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from deepdance import distributed, gan, trainer, vanilla
+from deepdance import distributed, gan, trainer, training_data, vanilla
 from deepdance.cli import UserError
 
 import numpy as np
@@ -58,7 +58,7 @@ def torch_threads(n):
 
 def run_job(job):
     """Train one job ({"kind": "vanilla" | "gan", "cfg": {...}, "out": folder, "resume": bool}) in this process."""
-    trainer, config = (gan, gan.GANConfig) if job["kind"] == "gan" else (vanilla, vanilla.TrainConfig)
+    trainer, config = (gan, gan.GANConfig) if job["kind"] == "gan" else (vanilla, vanilla.VanillaConfig)
     out = Path(job["out"])
     vs = FakeVS(out.parent, n=N_FRAMES)
     return trainer.train(vs, config(**job["cfg"]), out=out, resume=job.get("resume", False), verbose=False)
@@ -82,7 +82,12 @@ def torchrun(tmp_path, jobs, nproc=2):
 def launch(tmp_path, args, nproc=2, timeout=300):
     """python -m torch.distributed.run --standalone (a free port) with nproc processes, one thread each."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The workers run this file as a script: the package is found from the repository's root.
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
@@ -133,12 +138,12 @@ def test_augmentation_is_drawn_for_the_global_batch():
     real = torch.rand(8, 3, 16, 16)
     whole = real.clone()
     g = torch.Generator().manual_seed(3)
-    xy_all, on_all = trainer.augment(xy, whole, cfg, g)
+    xy_all, on_all = training_data.augment(xy, whole, cfg, g)
     for rank in range(2):
         shard = distributed.Ranks(rank=rank, world=2).shard
         mine = real[shard].clone()
         g_rank = torch.Generator().manual_seed(3)
-        xy_mine, on_mine = trainer.augment(xy, mine, cfg, g_rank, shard=shard)
+        xy_mine, on_mine = training_data.augment(xy, mine, cfg, g_rank, shard=shard)
         torch.testing.assert_close(xy_mine, xy_all[shard], rtol=0, atol=0)
         assert torch.equal(on_mine, on_all[shard]) and torch.equal(mine, whole[shard])
         assert torch.equal(g_rank.get_state(), g.get_state())

@@ -248,9 +248,7 @@ def test_gen_type_table_and_training_commands(monkeypatch):
 @pytest.mark.slow
 def test_gen_type_1_never_imports_torch(tmp_path):
     """DanceDemo with nearest neighbour runs without torch: it must not even be imported (start-up time)."""
-    code = (
-        "import sys, DanceDemo, GenNearest, Evaluate\nassert 'torch' not in sys.modules, 'torch imported'\n"
-    )
+    code = "import sys, DanceDemo, GenNearest, Evaluate\nassert 'torch' not in sys.modules, 'torch imported'\n"
     import subprocess
     import sys
 

@@ -494,7 +494,7 @@ def test_framing_bench_compares_both_framings_on_the_same_frames(short_clip):
     proc = run_script("bench/framing.py", "--video", short_clip, "--gen_type", "1,3")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == f"python bench/framing.py --video {short_clip} --gen_type 1,3"
+    assert lines[0] == f"python -m bench.framing --video {short_clip} --gen_type 1,3"
     assert any("test block, 9 frames (cache rows 51-59)" in line for line in lines)
     rows = [line.split(" | ") for line in lines if line.startswith("| 1 |")]
     assert [r[1] for r in rows] == ["person", "center"] and all(0 < float(r[3]) < 1 for r in rows)

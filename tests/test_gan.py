@@ -8,7 +8,17 @@ Training runs on a tiny synthetic target (a stick figure moving over a gradient)
 from pathlib import Path
 from types import SimpleNamespace
 
-from deepdance import adversarial, checkpoints, gan, gentypes, metrics, networks, trainer, vanilla
+from deepdance import (
+    adversarial,
+    checkpoints,
+    gan,
+    gentypes,
+    metrics,
+    networks,
+    trainer,
+    training_data,
+    vanilla,
+)
 from deepdance.cli import UserError, run_cli
 from deepdance.skeleton import Skeleton
 
@@ -76,8 +86,8 @@ def test_discriminator_options(norm):
 def test_d_options_on_the_command_line_reach_netd(fake_vs, monkeypatch):
     seen = {}
     not_main = SimpleNamespace(main=False)  # a rank that prints nothing after training
-    monkeypatch.setattr(gan, "open_target", lambda *a, **k: (not_main, fake_vs, None))
-    monkeypatch.setattr(gan, "train", lambda vs, cfg, **k: seen.update(cfg=cfg))
+    monkeypatch.setattr(GenGAN, "open_target", lambda *a, **k: (not_main, fake_vs, None))
+    monkeypatch.setattr(GenGAN, "train", lambda vs, cfg, **k: seen.update(cfg=cfg))
     assert GenGAN.main(["x.mp4", "--d_norm", "spectral", "--d_layers", "3", "--ndf", "32"]) == 0
     assert seen["cfg"].d_args == {"norm": "spectral", "n_layers": 3}  # only what differs from the defaults
     GenGAN.main(["x.mp4"])
@@ -141,24 +151,24 @@ def test_d_overpowering_g_is_reported(tmp_path):
 
 def test_history_windows_and_temporal_inputs():
     xy = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((1, 13, 2), np.float32)  # pose i is all i
-    h = trainer.history_xy(xy, 2)
+    h = training_data.history_xy(xy, 2)
     assert h.shape == (6, 3, 13, 2)
     assert h[:, :, 0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2], [5, 4, 3]]
-    starts = trainer.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
-    assert trainer.history_xy(xy, 2, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
+    starts = training_data.sequence_starts([10, 11, 12, 20, 21, 22])  # a cut after the third frame
+    assert training_data.history_xy(xy, 2, starts=starts)[3:, :, 0, 0].tolist() == [[3, 3, 3], [4, 3, 3], [5, 4, 3]]
     holes = xy.copy()
     holes[2] = np.nan  # no person in frame 2: later frames look past it, frame 2 itself stays empty
-    hh = trainer.history_xy(holes, 2)
+    hh = training_data.history_xy(holes, 2)
     assert np.isnan(hh[2, 0]).all() and hh[3, :, 0, 0].tolist() == [3, 1, 1] and hh[4, :, 0, 0].tolist() == [4, 3, 1]
     first_missing = holes.copy()
     first_missing[0] = np.nan
-    assert trainer.history_xy(first_missing, 2)[1, :, 0, 0].tolist() == [1, 1, 1]
-    x = gan.temporal_input(trainer.history_xy(np.repeat(POSE[None], 2, 0), 2), 32)
+    assert training_data.history_xy(first_missing, 2)[1, :, 0, 0].tolist() == [1, 1, 1]
+    x = gan.temporal_input(training_data.history_xy(np.repeat(POSE[None], 2, 0), 2), 32)
     assert x.shape == (2, 9, 32, 32)
     torch.testing.assert_close(x[:, :3], networks.pose_input(np.repeat(POSE[None], 2, 0), 2, 32))
-    w = trainer.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
+    w = training_data.train_windows(np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13]), 5)
     assert w.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # none across the gap
-    assert trainer.train_windows(np.arange(3), 1).shape == (3, 1)
+    assert training_data.train_windows(np.arange(3), 1).shape == (3, 1)
 
 
 def test_expanded_stem_starts_as_the_vanilla_unet():
@@ -177,7 +187,7 @@ def test_expanded_stem_starts_as_the_vanilla_unet():
 def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
     ds = fake_vs.dataset(np.arange(20), SIZE)
     cfg = tiny_cfg(temporal=True, aug_prob=1.0)
-    win = trainer.train_windows(np.arange(20), gan.HISTORY + adversarial.D_T_FRAMES)[:4]
+    win = training_data.train_windows(np.arange(20), gan.HISTORY + adversarial.D_T_FRAMES)[:4]
     x, cond, real = gan.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
     assert x.shape == (4 * adversarial.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
     # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
@@ -266,7 +276,7 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
     args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
     net = networks.build_net(2, args)
-    data = trainer.data_fingerprint(fake_vs, fake_vs.split())
+    data = training_data.data_fingerprint(fake_vs, fake_vs.split())
     ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
             "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
     path = gentypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"

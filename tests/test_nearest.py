@@ -216,9 +216,9 @@ def test_demo_asks_retrieval_for_its_panel_size_and_trained_types_for_size(tmp_p
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read")
-    monkeypatch.setattr(transfer, "VideoSkeleton", lambda *a, **k: FakeTarget(motion(np.linspace(0, 6, 20))))
-    monkeypatch.setattr(transfer, "load_generator", fake_load)
-    monkeypatch.setattr(transfer, "generator_module", lambda *a: None)
+    monkeypatch.setattr(DanceDemo, "VideoSkeleton", lambda *a, **k: FakeTarget(motion(np.linspace(0, 6, 20))))
+    monkeypatch.setattr(DanceDemo, "load_generator", fake_load)
+    monkeypatch.setattr(DanceDemo, "generator_module", lambda *a: None)
     for gen_type in (1, 3):
         with pytest.raises(Loaded):
             DanceDemo.main(["--gen_type", str(gen_type), "--video_path", str(video), "--source", str(video),

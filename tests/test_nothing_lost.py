@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from deepdance import checkpoints, cli, files, gan, gentypes, trainer, vanilla
+from deepdance import checkpoints, cli, files, gan, gentypes, options, trainer, vanilla
 from deepdance.cli import UserError
 from deepdance.video import VideoWriter
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny_cfg(**kw):
     kw.setdefault("epochs", 1)
-    return vanilla.TrainConfig(batch=8, size=32, device="cpu", model_args=TINY, **kw)
+    return vanilla.VanillaConfig(batch=8, size=32, device="cpu", model_args=TINY, **kw)
 
 
 def frames(n, size=64, shade=0):
@@ -101,7 +101,8 @@ def test_writer_refuses_a_broken_file_and_keeps_the_previous_one(tmp_path):
             w.write(f)
     good = out.read_bytes()
     code = (
-        "import sys, numpy as np; sys.path.insert(0, sys.argv[2]); from Skeleton import VideoWriter, run_cli\n"
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[2])\n"
+        "from deepdance.cli import run_cli\nfrom deepdance.video import VideoWriter\n"
         "def main(argv):\n"
         "    rng = np.random.default_rng(0)\n"
         "    with VideoWriter(sys.argv[1], 25) as w:\n"
@@ -202,7 +203,7 @@ def test_a_foreign_checkpoint_is_refused_or_used_only_when_asked(trained, tmp_pa
     assert gen.generate_batch(other.xy[:2]).shape == (2, 32, 32, 3)
     assert "warning: " in capsys.readouterr().err
     with pytest.raises(UserError, match="trained on other footage"):
-        trainer.report_trained(dest, lambda p: vanilla.GenVanillaNN(p, "cpu"), "force=true", vs=other)
+        options.report_trained(dest, lambda p: vanilla.GenVanillaNN(p, "cpu"), "force=true", vs=other)
 
 
 def test_a_checkpoint_of_other_extraction_settings_is_refused_naming_them(trained, tmp_path):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from deepdance import evaluation, files, gentypes, texture
+from deepdance import evaluation, files, gentypes, texture, training_data
 from deepdance.cli import UserError, run_cli
 from deepdance.skeleton import Skeleton, person_mask
 
@@ -28,7 +28,7 @@ class TexVS(FakeVS):
 
 
 def tiny_config(**kw):
-    return texture.TrainConfig(**{"size": S, "epochs": 1, "batch": 8, "model_args": TINY, **kw})
+    return texture.TextureConfig(**{"size": S, "epochs": 1, "batch": 8, "model_args": TINY, **kw})
 
 
 def coloured(n, size=S):
@@ -257,7 +257,7 @@ def test_checkpoint_round_trip(trained, one_thread):
     # The same weights rebuilt by hand, fed the nearest training frame, give the same frames.
     net = texture.TextureNet(**ckpt["model_args"])
     net.load_state_dict(ckpt["model"])
-    net.to(memory_format=torch.channels_last).eval()  # as trainer.render_poses runs it (bitwise the same sums)
+    net.to(memory_format=torch.channels_last).eval()  # as trained.render_poses runs it (bitwise the same sums)
     rows = gen.nearest.match(query)
     x = texture.texture_input(query, vs.frames(S)[train][rows], vs.xy[train][rows], S)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -412,9 +412,9 @@ def tiny_base():
 
 def save_vanilla(vs, net, **data):
     """net as vs's gen_type 3 best.pth (data: fingerprint entries to change)."""
-    from deepdance import checkpoints, trainer, vanilla
+    from deepdance import checkpoints, vanilla
 
-    fingerprint = {**trainer.data_fingerprint(vs, vs.split()), **data}
+    fingerprint = {**training_data.data_fingerprint(vs, vs.split()), **data}
     ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": S, "model_args": BASE_UNET,
             "model": net.state_dict(), "epoch": 4, "val": {"box_ssim": 0.5}, "data": fingerprint}  # fmt: skip
     path = gentypes.checkpoint_dir(vs, 3, S) / "best.pth"

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from deepdance import checkpoints, gan, trainer, vanilla
+from deepdance import checkpoints, gan, losses, trained, trainer, vanilla
 
 import numpy as np
 import pytest
@@ -33,10 +33,10 @@ def test_render_poses_batches_skip_invalid_poses_and_restore_the_mode():
     net.train()
     poses = np.random.default_rng(0).normal(size=(7, 2)).astype(np.float32)
     valid = np.array([1, 1, 0, 1, 1, 1, 0], bool)
-    out = trainer.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), valid=valid, batch=2)
+    out = trained.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), valid=valid, batch=2)
     assert out.shape == (7, 4, 4, 3) and out.dtype == np.uint8
     assert not out[~valid].any() and out[valid].any()
-    whole = trainer.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), batch=64)
+    whole = trained.render_poses(net, poses, torch.from_numpy, size=4, device=torch.device("cpu"), batch=64)
     np.testing.assert_array_equal(out[valid], whole[valid])  # batching does not change a frame
     assert net.training
 
@@ -45,7 +45,7 @@ def test_render_poses_batches_skip_invalid_poses_and_restore_the_mode():
 def test_images_column_is_cumulative_in_both_trainers(tmp_path):
     vs = FakeVS(tmp_path, n=40)
     tiny = {"ch": [8, 16], "n_res": 1}
-    vcfg = vanilla.TrainConfig(epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
+    vcfg = vanilla.VanillaConfig(epochs=2, batch=8, size=32, device="cpu", model_args=tiny)
     vanilla.train(vs, vcfg, out=tmp_path / "v", verbose=False)
     gcfg = gan.GANConfig(epochs=2, batch=8, size=32, device="cpu", g_args=tiny, d_args={"ndf": 8},
                             init_from_vanilla=False, temporal=True)  # fmt: skip
@@ -75,11 +75,11 @@ def test_ssim_loss_is_one_minus_evaluates_ssim_and_has_a_gradient():
         return torch.from_numpy(u).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
     x = tensor(fake).requires_grad_(True)
-    loss = trainer.ssim_loss(x, tensor(real))
+    loss = losses.ssim_loss(x, tensor(real))
     ssim = image_metrics(fake, real, np.full((3, 13, 2), 0.5, np.float32))["ssim"]
     assert abs((1 - loss.item()) - ssim) < 1e-5 and 0.5 < ssim < 0.95
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-    assert trainer.ssim_loss(tensor(real), tensor(real)).item() < 1e-6
+    assert losses.ssim_loss(tensor(real), tensor(real)).item() < 1e-6
     flat = torch.zeros(1, 3, 24, 24)  # a flat frame against a textured one: SSIM's contrast term says it is wrong
-    assert trainer.ssim_loss(flat, tensor(real[:1])).item() > 0.9
+    assert losses.ssim_loss(flat, tensor(real[:1])).item() > 0.9

@@ -5,7 +5,7 @@ Training runs on a tiny synthetic target (a stick figure moving over a gradient)
 
 from pathlib import Path
 
-from deepdance import checkpoints, metrics, networks, trainer, vanilla
+from deepdance import checkpoints, losses, metrics, networks, trained, training_data, vanilla
 from deepdance.cli import UserError
 
 import numpy as np
@@ -24,7 +24,7 @@ def fake_vs(tmp_path):
 
 def tiny_cfg(variant=2, **kw):
     """A fast run: 1 epoch, batch 8, on the CPU."""
-    return vanilla.TrainConfig(variant=variant, epochs=kw.pop("epochs", 1), batch=8, device="cpu", **kw)
+    return vanilla.VanillaConfig(variant=variant, epochs=kw.pop("epochs", 1), batch=8, device="cpu", **kw)
 
 
 # --------------------------------------------------------------------------- networks
@@ -81,16 +81,16 @@ def test_augmentation_moves_image_and_joints_together():
     ramp = (np.arange(size, dtype=np.float32) + 0.5) / size  # pixel centres in [0, 1]
     coords = torch.from_numpy(np.stack(np.meshgrid(ramp, ramp), 0))[None].repeat(4, 1, 1, 1)  # (4, 2, S, S)
     xy = torch.from_numpy(np.repeat(POSE[None], 4, axis=0))
-    new_xy, theta, on = trainer.random_affine(
+    new_xy, theta, on = training_data.random_affine(
         xy, shift=0.1, scale=0.15, prob=1.0, generator=torch.Generator().manual_seed(3)
     )
     assert on.all() and not torch.allclose(new_xy, xy)
-    warped = trainer.warp(coords, theta)
+    warped = training_data.warp(coords, theta)
     px = (new_xy * size).long().clamp(0, size - 1)  # the pixel each moved joint falls in
     b = torch.arange(4)[:, None]
     read = warped[b, :, px[..., 1], px[..., 0]]  # (4, 13, 2): the source coordinates found there
     assert (read - xy).abs().max() < 1.5 / size
-    kept, _, off = trainer.random_affine(xy, prob=0.0)
+    kept, _, off = training_data.random_affine(xy, prob=0.0)
     assert not off.any() and torch.allclose(kept, xy)
 
 
@@ -144,7 +144,7 @@ def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, va
     checkpoints.save_checkpoint(ckpt, tmp_path / "m.pth")
     gen = vanilla.GenVanillaNN(tmp_path / "m.pth", device="cpu")
     xy = fake_vs.xy[:5]
-    want = trainer.render_poses(
+    want = trained.render_poses(
         net, networks.pose_input(xy, variant, 64), lambda x: x, size=64, device=torch.device("cpu")
     )
     got = gen.generate_batch(xy)
@@ -163,7 +163,7 @@ def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, va
 def test_resume_matches_an_uninterrupted_run(fake_vs, tmp_path, monkeypatch):
     straight = vanilla.train(fake_vs, tiny_cfg(1, epochs=2), out=tmp_path / "straight", verbose=False)
     # Ctrl-C during epoch 2's validation (before its checkpoint), then resume: same weights as never stopping.
-    calls, predict = [], trainer.render_poses
+    calls, predict = [], trained.render_poses
 
     def interrupted_predict(*args, **kw):
         calls.append(1)
@@ -198,7 +198,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
 
 def test_the_ssim_term_adds_to_the_loss(fake_vs, tmp_path, monkeypatch):
     calls = []
-    ssim_loss = trainer.ssim_loss
+    ssim_loss = losses.ssim_loss
     monkeypatch.setattr(vanilla, "ssim_loss", lambda fake, real: calls.append(1) or ssim_loss(fake, real))
     plain = vanilla.train(fake_vs, tiny_cfg(2), out=tmp_path / "plain", verbose=False)["last"]
     assert not calls

@@ -25,7 +25,7 @@ from deepdance.metrics import (
     pose_consistency,
     sharpness_ratio,
 )
-from deepdance.pose import detect_poses
+from deepdance.pose import EVAL_MARGIN, detect_poses
 from deepdance.skeleton import PERSON_WIDTH, person_mask
 
 import cv2
@@ -68,7 +68,7 @@ def split_scores(frames, real, xy, pose=False):
         out[k] = [image_metrics(f, real, xy)["box_ssim"], float(box_l1(f, real, boxes).mean())]
         out[k].append(sharpness_ratio(f, real, boxes))
         if pose:
-            found = pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}"), xy)
+            found = pose_consistency(detect_poses(f, desc=f"MediaPipe, {k}", margin=EVAL_MARGIN), xy)
             out[k] += [found["pose_found"], found["pose_near"]]
     return out
 
@@ -97,7 +97,7 @@ def main(argv=None):
     print(f"{path.name}: {len(real)} frames, {real.shape[1]} px; the person (within {a.width:g} body heights of a "
           f"limb) is {area:.0%} of the body box and holds {energy:.0%} of its gradient energy")  # fmt: skip
     if a.pose:
-        found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames"), xy)
+        found = pose_consistency(detect_poses(real, desc="MediaPipe, the real frames", margin=EVAL_MARGIN), xy)
         print(f"MediaPipe finds the person in {found['pose_found']:.0%} of the real frames ({found['pose_near']:.0%} "
               f"within {POSE_NEAR:g} body heights of the skeleton)")  # fmt: skip
     print("| gen_type | frames | body SSIM | body L1 | sharpness |" + " pose found | found near |" * a.pose)

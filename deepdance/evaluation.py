@@ -28,7 +28,7 @@ from deepdance.cli import UserError
 from deepdance.files import ROOT, atomic_path, write_png
 from deepdance.gentypes import GEN_TYPES, RENDER_BATCH, load_generator
 from deepdance.metrics import BOX_MARGIN, all_metrics, body_boxes, pose_consistency
-from deepdance.pose import POSE_MODE, detect_poses
+from deepdance.pose import EVAL_MARGIN, POSE_MODE, detect_poses
 from deepdance.skeleton import render_maps
 from deepdance.transfer import PoseNormalizer
 
@@ -221,7 +221,8 @@ def evaluate(es, gen_types, train, device="auto", pose=None, gen_size=None):
         fake = es.to_real_space(fake)
         m = all_metrics(fake, es.real, es.xy, es.consecutive, boxes)
         if pose:
-            m.update(pose_consistency(detect_poses(fake, POSE_MODE, desc=f"MediaPipe on gen_type {g}"), es.xy))
+            found = detect_poses(fake, POSE_MODE, desc=f"MediaPipe on gen_type {g}", margin=EVAL_MARGIN)
+            m.update(pose_consistency(found, es.xy))
         m["ms_per_frame"] = 1000.0 * seconds / len(es)
         results[g], outputs[g] = m, fake
     return results, outputs, skipped, warnings

@@ -281,6 +281,7 @@ class GANModel:
         self.optimizer_G = torch.optim.Adam(netG.parameters(), lr=cfg.lr_G, betas=betas)
         self.optimizer_D = torch.optim.Adam([p for n in self.nets_D for p in n.parameters()], lr=cfg.lr_D, betas=betas)
         self.G, self.ddp_D = netG, (netD, netD_T)  # what the steps run: the nets, or distribute()'s DDP copies
+        self.mp_terms = None  # fake, real, xy -> (loss, terms): MediaPipe's nets as loss terms, when a run weighs them
 
     def distribute(self, ranks):
         """Under torchrun: netG and the discriminators inside DistributedDataParallel for the steps that train them."""
@@ -366,15 +367,19 @@ class GANModel:
             loss_G_T_L1 = ((f[:, 1:] - f[:, :-1]) - (r[:, 1:] - r[:, :-1])).abs().mean()
             loss_G = loss_G + loss_G_T_GAN + cfg.lambda_T * loss_G_T_L1
             t.update(loss_G_T_GAN=loss_G_T_GAN, loss_G_T_L1=loss_G_T_L1)
+        if self.mp_terms is not None:  # MediaPipe's nets as loss terms (GANTraining.mp_terms)
+            mp_loss, mp = self.mp_terms(fake, self.real, self.xy)
+            loss_G = loss_G + mp_loss
+            t.update(mp)
         t.update(loss_G=loss_G, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1, train_l1=loss_G_L1 / 2.0)
         return loss_G
 
-    def optimize_parameters(self, x, cond, real, lambda_L1, do_G=True, check=None):
+    def optimize_parameters(self, x, cond, real, lambda_L1, do_G=True, check=None, xy=None):
         """One iteration: fake = netG(x); a D step on fake.detach(); then, if do_G, a G step. -> {term: float}.
 
         check(name, loss) runs before each optimizer step, so a NaN / inf loss never reaches the weights.
         """
-        self.cond, self.real, self.terms = cond, real, {}
+        self.cond, self.real, self.xy, self.terms = cond, real, xy, {}
         with torch.set_grad_enabled(do_G), autocast(self.device):
             self.fake = self.G(x).float()  # (B*T, 3, S, S) in [-1, 1]
 
@@ -413,9 +418,9 @@ def make_batch(ds, win, cfg, rng, shard=slice(None)):
     """Training tensors for this rank's share win[shard] = (B, W) of a global batch's windows of dataset indices
     (W = 1 per-frame, HISTORY + D_T_FRAMES temporal); augmentation is drawn for all of win (Train.augment).
 
-    Returns x (netG's input), cond (B*T, 3, S, S) skeleton maps and real (B*T, 3, S, S) frames of the T frames
-    generated per window (T = 1, or D_T_FRAMES ordered t-2, t-1, t), all in [-1, 1]. Augmentation shifts and
-    zooms a whole window alike (images warped, maps redrawn), so motion stays real motion.
+    Returns x (netG's input), cond (B*T, 3, S, S) skeleton maps and real (B*T, 3, S, S) frames in [-1, 1], and xy
+    (B*T, 13, 2) joints in [0, 1], of the T frames generated per window (T = 1, or D_T_FRAMES ordered t-2, t-1, t).
+    Augmentation shifts and zooms a whole window alike (images warped, maps redrawn), so motion stays real motion.
     """
     xy = ds.xy[torch.as_tensor(win.reshape(-1))].reshape(*win.shape, N_JOINTS, 2)  # the global batch's poses
     b, w = win[shard].shape
@@ -427,13 +432,15 @@ def make_batch(ds, win, cfg, rng, shard=slice(None)):
             maps[on] = pose_input(xy[on].numpy(), 2, cfg.size)  # redrawn, not warped: crisp lines
             vec = pose_input(xy.numpy(), 1, cfg.size)
     if not cfg.temporal:
-        return (vec if cfg.input == "vector" else maps), maps, real
+        return (vec if cfg.input == "vector" else maps), maps, real, xy.reshape(-1, N_JOINTS, 2)
     s = cfg.size
     maps, real = maps.view(b, w, 3, s, s), real.view(b, w, 3, s, s)
     # netG's input for output frame k (window position HISTORY + k): the maps of k + HISTORY, ..., k (newest first).
     x = torch.stack([maps[:, k : k + HISTORY + 1].flip(1).reshape(b, -1, s, s) for k in range(D_T_FRAMES)], 1)
     out = slice(HISTORY, HISTORY + D_T_FRAMES)
-    return x.reshape(b * D_T_FRAMES, -1, s, s), maps[:, out].reshape(-1, 3, s, s), real[:, out].reshape(-1, 3, s, s)
+    xy = xy.reshape(b, w, N_JOINTS, 2)[:, out].reshape(-1, N_JOINTS, 2)
+    maps, real = maps[:, out].reshape(-1, 3, s, s), real[:, out].reshape(-1, 3, s, s)
+    return x.reshape(b * D_T_FRAMES, -1, s, s), maps, real, xy
 
 
 def stack_frames(cond, img, frames=D_T_FRAMES):
@@ -523,6 +530,7 @@ class GANTraining(TrainModel):
         self.cfg = cfg
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling, augmentation, the penalty's mixing
         self.gan = GANModel(cfg, *nets, self.device, self.rng)
+        self.gan.mp_terms = self.mp_terms
         self.netG, self.nets = nets[0], self.gan.nets
         self.restored = self.state and restore_progress(self.state, path=out / "latest.pth", force="--force",
                                                         rng=self.rng, optimizers=self.gan.optimizers(),
@@ -558,13 +566,15 @@ class GANTraining(TrainModel):
 
     def make_batch(self, idx, shard):
         win = self.windows[idx.numpy()]  # the global batch; this rank's: win[shard]
-        x, cond, real = make_batch(self.train_ds, win, self.cfg, self.rng, shard=shard)
+        x, cond, real, xy = make_batch(self.train_ds, win, self.cfg, self.rng, shard=shard)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.to(self.device)
         cond = cond.to(self.device).contiguous(memory_format=torch.channels_last)
-        return x, cond, real.to(self.device).contiguous(memory_format=torch.channels_last)
+        return x, cond, real.to(self.device).contiguous(memory_format=torch.channels_last), xy.to(self.device)
 
     def step(self, batch, sched, *, step, check):
-        return self.gan.optimize_parameters(*batch, sched["lambda_L1"], do_G=step % self.n_critic == 0, check=check)
+        x, cond, real, xy = batch
+        return self.gan.optimize_parameters(x, cond, real, sched["lambda_L1"], do_G=step % self.n_critic == 0,
+                                            check=check, xy=xy)  # fmt: skip
 
     def validate(self):
         fake = render_poses(self.netG, self.val_in, lambda x: x, size=self.cfg.size, device=self.device)

@@ -68,6 +68,7 @@ def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--out", default=None, help=f"checkpoint folder (default data/checkpoints/<target>/{folder})")
     add_framing_arg(p, "the target's square")
+    add_perceptual_args(p, d)
     p.add_argument("--aug", type=float, default=d.aug_prob, help=f"share of samples augmented (default {d.aug_prob})")
     p.add_argument(
         "--lambda_L1",
@@ -80,12 +81,27 @@ def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
     )
 
 
+def add_perceptual_args(p, d):
+    """--lambda_feat, --lambda_pose, --lambda_presence, --lambda_selfie: MediaPipe's nets as loss terms."""
+    g = p.add_argument_group("MediaPipe loss terms (docs/training.md)")
+    for name, what in (
+        ("feat", "pose-net features inside the person's box"),
+        ("pose", "BlazePose's joints on the generated frame vs the input skeleton"),
+        ("presence", "-log BlazePose's person flag on the generated frame"),
+        ("selfie", "selfie mask of the generated frame vs the real one's"),
+    ):
+        default = getattr(d, f"lambda_{name}")
+        g.add_argument(f"--lambda_{name}", type=float, default=default, help=f"{what} (default {default:g})")
+
+
 def check_training_args(a, force, force_option):
     """UserError for what add_training_args' values cannot mean; force: whether force_option (start over) is on."""
     if force and a.resume:
         raise UserError(f"{force_option} (start over) and --resume (continue) contradict each other: pick one")
     if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
         raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug in [0, 1]")
+    if min(a.lambda_feat, a.lambda_pose, a.lambda_presence, a.lambda_selfie) < 0:
+        raise UserError("need --lambda_feat, --lambda_pose, --lambda_presence and --lambda_selfie >= 0")
     if len(a.lambda_L1) > 2 or min(a.lambda_L1) < 0:
         raise UserError(f"--lambda_L1 takes one weight or START END, all >= 0; got {' '.join(map(str, a.lambda_L1))}")
 

@@ -45,7 +45,7 @@ from deepdance.gentypes import RENDER_BATCH, SIZE, checkpoint_dir, gen_type_of
 from deepdance.losses import ssim_loss
 from deepdance.nearest import GenNearest, pose_features
 from deepdance.networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input
-from deepdance.skeleton import person_mask
+from deepdance.skeleton import N_JOINTS, person_mask
 from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
     RunConfig,
@@ -54,6 +54,7 @@ from deepdance.trainer import (
     lambda_at,
     lambda_pair,
     lr_at,
+    perceptual_columns,
     plot_curves,
     set_seed,
     start_run,
@@ -297,6 +298,7 @@ def make_batch(ds, idx, refs, cfg, rng, device):
         real.contiguous(memory_format=cl),
         maps.to(device).contiguous(memory_format=cl),
         paint_cost(xy, cfg).to(device),
+        xy.reshape(-1, N_JOINTS, 2).to(device),
     )
 
 
@@ -527,7 +529,7 @@ class TextureTraining(TrainModel):
         return make_batch(self.train_ds, idx, self.refs, self.cfg, self.rng, self.device)
 
     def step(self, batch, sched, *, step, check):
-        cfg, (x, real, cond, cost) = self.cfg, batch
+        cfg, (x, real, cond, cost, xy) = self.cfg, batch
         with autocast(self.device):
             fake, warped, mask = self.net.parts(x)
         l1 = (fake - real).abs().mean()
@@ -538,7 +540,8 @@ class TextureTraining(TrainModel):
             loss = loss + cfg.lambda_ssim * ssim_loss(fake, real)
         if cfg.lambda_mask or cfg.lambda_mask_bg:  # painting costs: real pixels wherever they nearly fit
             loss = loss + (cost * (1.0 - mask)).mean()
-        terms = {}
+        mp_loss, terms = self.mp_terms(fake, real, xy)
+        loss = loss + mp_loss
         if self.netD is not None:
             terms["d"] = d_step(self.netD, self.opt_D, cond, real, fake.detach(), self.device)
             terms["adv"] = self.adversarial(cond, real, fake)
@@ -567,7 +570,8 @@ class TextureTraining(TrainModel):
 
     def log_columns(self, means, sched):
         extra = {"train_adv": means["adv"], "loss_D": means["d"]} if self.netD else {}
-        return {"lr": sched["lr"], "train_loss": means["loss"], "train_l1": means["l1"] / 2.0, **extra}
+        l1 = means["l1"] / 2.0  # L1 on [-1, 1] -> pixels in [0, 1]
+        return {"lr": sched["lr"], "train_loss": means["loss"], "train_l1": l1, **extra, **perceptual_columns(means)}
 
     def checkpoint(self):
         cfg, netD = self.cfg, self.netD

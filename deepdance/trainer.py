@@ -12,10 +12,11 @@ Nothing here knows a network: the trainers pass their classes and inputs in.
 """
 
 import csv
+import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from deepdance.checkpoints import (
@@ -33,6 +34,10 @@ import torch
 from tqdm import tqdm
 
 SEED = 1337
+LAMBDA_FEAT = 0.0
+LAMBDA_POSE = 0.0
+LAMBDA_PRESENCE = 0.0
+LAMBDA_SELFIE = 0.0
 N_SAMPLES = 8  # validation frames shown in samples.png
 PLOT_SHARE = 0.03  # loss plots are redrawn (~0.5-2 s with matplotlib) only while that stays under this share of
 
@@ -68,6 +73,28 @@ class RunConfig:
     aug_scale: float = AUG_SCALE
     seed: int = SEED
     device: str = "auto"
+    # MediaPipe's own nets as loss terms (perceptual.py), weights next to the trainer's pixel L1 on [-1, 1]:
+    lambda_feat: float = LAMBDA_FEAT  # pose-net features inside the person's box: detail pixel losses blur away
+    lambda_pose: float = LAMBDA_POSE  # BlazePose's joints on the generated frame against the input skeleton
+    lambda_presence: float = LAMBDA_PRESENCE  # -log BlazePose's "a person is there" on the generated frame
+    lambda_selfie: float = LAMBDA_SELFIE  # selfie segmentation of the generated frame against the real one's
+
+
+def perceptual_loss(cfg, device):
+    """cfg's MediaPipe loss terms as one module on device (perceptual.PerceptualLoss), or None when all weigh 0:
+    then nothing is built and a run is bit for bit what it was without them."""
+    weights = {"features": cfg.lambda_feat, "pose": cfg.lambda_pose, "presence": cfg.lambda_presence,
+               "mask": cfg.lambda_selfie}  # fmt: skip
+    if not any(weights.values()):
+        return None
+    from deepdance.perceptual import PerceptualLoss  # builds the nets from the mediapipe wheel (< 0.5 s)
+
+    return PerceptualLoss(**weights).to(device)
+
+
+def perceptual_columns(means):
+    """The log's columns for the MediaPipe terms of an epoch's means (mp_features -> train_mp_features)."""
+    return {f"train_{k}": v for k, v in means.items() if k.startswith("mp_")}
 
 
 # --------------------------------------------------------------------------- data
@@ -398,6 +425,16 @@ class TrainModel:
         """A line worth printing after the epoch line (e.g. a discriminator that overpowers), or None."""
         return None
 
+    def mp_terms(self, fake, real, xy):
+        """The MediaPipe loss terms of a generated batch -> (weighted sum, {"mp_<term>": detached value}); (0, {})
+        when the run weighs none. fake, real (B, 3, S, S) in [-1, 1]; xy (B, 13, 2) the joints fake was made for."""
+        if getattr(self, "_perceptual", False) is False:
+            self._perceptual = perceptual_loss(self.cfg, self.device)
+        if self._perceptual is None:
+            return 0.0, {}
+        total, terms = self._perceptual(fake, real, xy)
+        return total, {f"mp_{k}": v for k, v in terms.items()}
+
 
 def start_run(model, cfg, *, out, images, nan_hint, verbose, ranks):
     """The TrainRun of a model: cfg's epochs (or as many as `images` training images), or its time budget; a resumed
@@ -412,11 +449,25 @@ def start_run(model, cfg, *, out, images, nan_hint, verbose, ranks):
 GUARD_EVERY = 10  # steps between the NaN guard's checks of the running loss (each one syncs with the device)
 
 
+def write_config(out, cfg, **facts):
+    """config.json beside the checkpoints, for people (pix2pix's opt.txt): every setting of the run's config, the
+    ones that differ from the command's defaults again under "changed" with their default, and `facts` (e.g. the
+    gen_type). The checkpoints hold the same config; this is a copy to read."""
+    default = asdict(type(cfg)())
+    values = asdict(cfg)
+    changed = {k: {"value": v, "default": default[k]} for k, v in values.items() if v != default[k]}
+    doc = {**facts, "config": values, "changed": changed}
+    with atomic_path(Path(out) / "config.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+
+
 def fit(model, run, *, ranks, verbose):
     """Train `model` for the plan of `run` (a TrainRun): the epochs, each step timed and NaN-guarded, and after each
     epoch (rank 0) validation, train_log.csv, latest.pth / best.pth, plots and samples.png -> the last log row."""
     last = None
     with run:  # holds the checkpoint folder: a second training into it refuses
+        if ranks.main:
+            write_config(run.out, model.cfg, world_size=ranks.world)
         for epoch in run.epochs():
             perm = torch.randperm(model.n_items, generator=model.rng)  # the same on every rank: one seed
             sums, counts, sched = {}, {}, {}

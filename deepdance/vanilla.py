@@ -35,6 +35,7 @@ from deepdance.trainer import (
     lambda_at,
     lambda_pair,
     lr_at,
+    perceptual_columns,
     plot_losses,
     set_seed,
     start_run,
@@ -169,7 +170,7 @@ class VanillaTraining(TrainModel):
         return make_batch(self.train_ds, idx, self.cfg, self.rng, self.device, shard=shard)
 
     def step(self, batch, sched, *, step, check):
-        x, real = batch
+        x, real, xy = batch
         with autocast(self.device):
             fake = self.step_net(x)
         fake = fake.float()
@@ -179,10 +180,12 @@ class VanillaTraining(TrainModel):
             loss = loss + self.cfg.lambda_grad * grad_l1(fake, real)
         if self.cfg.lambda_ssim:
             loss = loss + self.cfg.lambda_ssim * ssim_loss(fake, real)
+        mp_loss, mp = self.mp_terms(fake, real, xy)
+        loss = loss + mp_loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"loss": loss.detach(), "l1": l1.detach()}
+        return {"loss": loss.detach(), "l1": l1.detach(), **mp}
 
     def validate(self):
         fake = render_poses(self.net, self.val.inputs[VARIANTS[self.cfg.variant]], lambda x: x, size=self.cfg.size,
@@ -190,7 +193,8 @@ class VanillaTraining(TrainModel):
         return fake, image_metrics(fake, self.val.real, self.val.xy)
 
     def log_columns(self, means, sched):
-        return {"lr": sched["lr"], "train_loss": means["loss"], "train_l1": means["l1"] / 2.0}  # L1 [-1, 1] -> [0, 1]
+        l1 = means["l1"] / 2.0  # L1 on [-1, 1] -> pixels in [0, 1]
+        return {"lr": sched["lr"], "train_loss": means["loss"], "train_l1": l1, **perceptual_columns(means)}
 
     def checkpoint(self):
         return {
@@ -247,14 +251,14 @@ def train(vs, cfg=None, *, out=None, resume=False, verbose=True):
 
 
 def make_batch(ds, idx, cfg, rng, device, shard=slice(None)):
-    """This rank's share idx[shard] of a global batch idx: (net input (b, 26) or (b, 3, S, S), real (b, 3, S, S)) on
-    device, in [-1, 1]. Augmentation is drawn for the whole of idx (Train.augment).
+    """This rank's share idx[shard] of a global batch idx: (net input (b, 26) or (b, 3, S, S), real (b, 3, S, S)) in
+    [-1, 1], and the joints (b, 13, 2) in [0, 1], on device. Augmentation is drawn for the whole of idx (augment).
 
     Augmented samples have their frame warped and their input redrawn from the moved joints (crisp lines,
     as at inference), never warped.
     """
     maps, vec, real = ds.batch(idx[shard])  # (b, 3, S, S), (b, 26), (b, 3, S, S) in [-1, 1]
-    real = real.to(device)
+    real, xy = real.to(device), ds.xy[idx[shard]]
     if cfg.aug_prob > 0:
         xy, on = augment(ds.xy[idx][:, None], real, cfg, rng, shard=shard)
         if on.any():
@@ -263,7 +267,7 @@ def make_batch(ds, idx, cfg, rng, device, shard=slice(None)):
             else:
                 vec = pose_input(xy.numpy(), 1, cfg.size)
     x = vec.to(device) if cfg.variant == 1 else maps.to(device).contiguous(memory_format=torch.channels_last)
-    return x, real.contiguous(memory_format=torch.channels_last)
+    return x, real.contiguous(memory_format=torch.channels_last), xy.to(device)
 
 
 # --------------------------------------------------------------------------- CLI

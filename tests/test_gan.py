@@ -188,13 +188,13 @@ def test_make_batch_windows_are_consecutive_and_augmented_alike(fake_vs):
     ds = fake_vs.dataset(np.arange(20), SIZE)
     cfg = tiny_cfg(temporal=True, aug_prob=1.0)
     win = training_data.train_windows(np.arange(20), gan.HISTORY + adversarial.D_T_FRAMES)[:4]
-    x, cond, real = gan.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
+    x, cond, real, xy = gan.make_batch(ds, win, cfg, torch.Generator().manual_seed(0))
     assert x.shape == (4 * adversarial.D_T_FRAMES, 9, SIZE, SIZE) and cond.shape == real.shape == (12, 3, SIZE, SIZE)
     # Output frame k's input holds the maps of k, k-1, k-2: frame k+1's t-1 map is frame k's t map.
     x = x.view(4, adversarial.D_T_FRAMES, 9, SIZE, SIZE)
     torch.testing.assert_close(x[:, 1, 3:6], x[:, 0, :3])
     torch.testing.assert_close(x[:, :, :3].reshape(-1, 3, SIZE, SIZE), cond)
-    plain, _, _ = gan.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
+    plain, _, _, _ = gan.make_batch(ds, win, tiny_cfg(temporal=True, aug_prob=0.0), torch.Generator())
     assert not torch.equal(plain.view_as(x)[:, :, :3], x[:, :, :3])  # augmented: shifted and zoomed
 
 

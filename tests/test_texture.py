@@ -174,7 +174,7 @@ def test_training_batches_take_their_reference_outside_the_window(one_thread):
     seen = set()
     for _ in range(20):
         idx = torch.randperm(40, generator=rng)[:8]
-        x, real, cond, cost = texture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
+        x, real, cond, cost, _ = texture.make_batch(ds, idx, refs, cfg, rng, torch.device("cpu"))
         assert x.shape == (8, 11, S, S) and real.shape == cond.shape == (8, 3, S, S)
         assert cost.shape == (8, 1, S, S)  # lambda_mask on the person, lambda_mask_bg (0 by default) off it:
         np.testing.assert_allclose(cost.unique().numpy(), [cfg.lambda_mask_bg, cfg.lambda_mask], rtol=1e-6)

@@ -2,6 +2,7 @@
 loop, the cumulative image count in train_log.csv, keyword-only calls."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,34 @@ def test_ssim_loss_is_one_minus_evaluates_ssim_and_has_a_gradient():
     assert losses.ssim_loss(tensor(real), tensor(real)).item() < 1e-6
     flat = torch.zeros(1, 3, 24, 24)  # a flat frame against a textured one: SSIM's contrast term says it is wrong
     assert losses.ssim_loss(flat, tensor(real[:1])).item() > 0.9
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_config_json_beside_the_checkpoints_marks_what_was_changed(tmp_path):
+    tiny = {"ch": [8, 16], "n_res": 1}
+    cfg = vanilla.VanillaConfig(epochs=1, batch=8, size=32, device="cpu", model_args=tiny, lr=5e-4)
+    vanilla.train(FakeVS(tmp_path, n=40), cfg, out=tmp_path / "v", verbose=False)
+    doc = json.loads((tmp_path / "v" / "config.json").read_text())
+    assert doc["config"]["lr"] == 5e-4 and doc["config"]["variant"] == 2 and doc["world_size"] == 1
+    assert doc["changed"]["lr"] == {"value": 5e-4, "default": vanilla.LR}
+    assert "variant" not in doc["changed"] and "seed" not in doc["changed"]  # defaults are not listed as changed
+    ckpt = torch.load(tmp_path / "v" / "best.pth", weights_only=True)
+    stored = {k: v for k, v in ckpt["config"].items() if k != "world_size"}
+    assert json.loads(json.dumps(stored)) == doc["config"]  # the same settings as the checkpoint holds
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_mediapipe_terms_reach_the_loss_and_the_log(tmp_path):
+    """--lambda_feat puts the pose-net feature term into training (logged as train_mp_features); with every MediaPipe
+    weight at 0 the column is absent and nothing of MediaPipe is built."""
+    tiny = {"ch": [8, 16], "n_res": 1}
+    for name, weight in (("off", 0.0), ("on", 0.5)):
+        cfg = vanilla.VanillaConfig(epochs=1, batch=8, size=32, device="cpu", model_args=tiny, lambda_feat=weight)
+        vanilla.train(FakeVS(tmp_path, n=40), cfg, out=tmp_path / name, verbose=False)
+    with open(tmp_path / "on" / "train_log.csv", newline="") as f:
+        on = list(csv.DictReader(f))
+    with open(tmp_path / "off" / "train_log.csv", newline="") as f:
+        off = list(csv.DictReader(f))
+    assert "train_mp_features" not in off[0] and float(on[0]["train_mp_features"]) > 0
+    # The loss holds the weighted term on top of the same pixel L1's weight: it is larger than the L1 alone.
+    assert float(on[0]["train_loss"]) > 2 * float(on[0]["train_l1"])

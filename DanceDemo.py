@@ -42,13 +42,8 @@ from deepdance.transfer import (
 from deepdance.video import check_video_path
 
 
-def main(argv=None):
-    t_start = time.perf_counter()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--live" in argv:  # camera, window and recording options of their own: Live.py parses them (it sits above)
-        from deepdance import live
-
-        return live.main([x for x in argv if x != "--live"])
+def build_parser():
+    """DanceDemo.py's options (the module docstring is its --help); --live has its own (deepdance.live)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--gen_type",
@@ -100,8 +95,12 @@ def main(argv=None):
         default=True,
         help="global pose normalisation onto the target (default on)",
     )
-    a = p.parse_args(argv)
+    return p
 
+
+def check_args(a):
+    """Refuse contradictory options and unusable paths before any extraction -> (output .mp4 path, target path or
+    None, source path or None: None is the built-in sample)."""
     if a.stride < 1:
         raise UserError(f"--stride must be >= 1, got {a.stride}")
     if a.coherent and a.gen_type != 1:
@@ -118,14 +117,14 @@ def main(argv=None):
     if out in (target, source):
         raise UserError(f"--out {a.out} would overwrite an input video; choose another name")
     check_writable(out.parent, need_bytes=16 << 20, what=f"--out {out.name}")  # now, not after the extraction
-    if a.show:
-        _open_window()
-    generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing
+    return out, target, source
 
-    target_vs = VideoSkeleton(target, framing=a.framing)
+
+def generator_and_source(a, target_vs, source):
+    """(generator, source VideoSkeleton, s its pose extraction took): a trained generator is loaded first, so a
+    missing checkpoint fails before the source's extraction; an untrained one is built beside it."""
     options = {"coherent": True} if a.coherent else {}
     trained = GEN_TYPES[a.gen_type].train is not None
-    # A missing checkpoint must fail now, not after the source's extraction.
     size = shown_size(a.gen_type, a.size, PANEL)  # retrieval: the stored frames at the panel's size, not upscaled
     load = functools.partial(load_generator, target_vs, a.gen_type, size=size, device=a.device, **options)
     gen = load() if trained else None
@@ -134,13 +133,44 @@ def main(argv=None):
 
         source = mannequin.ensure_sample("source")
     with ThreadPoolExecutor(1) as pool:
-        # Nothing trained, so nothing can be missing: build it (KD-tree, ~2 s of imports) while the extraction
-        # workers start up rather than before them.
+        # Nothing trained, so nothing can be missing: build it (KD-tree, imports) while the extraction workers
+        # start up rather than before them.
         pending = None if trained else pool.submit(load)
         t = time.perf_counter()
         source_vs = VideoSkeleton(source, frame_skip=a.stride, report=False)  # a source: no target report
         t_extract = time.perf_counter() - t
         gen = gen if trained else pending.result()
+    return gen, source_vs, t_extract
+
+
+def timing_line(out, stats, *, fps, seconds, t_extract):
+    """The closing `wrote ...` line: frames, those filled in, and where the seconds went."""
+    n = stats["frames"]
+    missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
+    if stats["written"] != n:  # a variable frame rate: the output's frames are the source's times at a steady rate
+        missing += f" ({stats['written']} output frames at {fps:g} fps: each source frame at its own time)"
+    return (
+        f"wrote {out}: {n} frames{missing} in {seconds:.1f} s = {n / seconds:.1f} frames/s end to end "
+        f"(source poses {t_extract:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "
+        f"encode {stats['encode']:.1f} s)"
+    )
+
+
+def main(argv=None):
+    t_start = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--live" in argv:  # camera, window and recording options of their own: deepdance.live parses them
+        from deepdance import live
+
+        return live.main([x for x in argv if x != "--live"])
+    a = build_parser().parse_args(argv)
+    out, target, source = check_args(a)
+    if a.show:
+        _open_window()
+    generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing
+
+    target_vs = VideoSkeleton(target, framing=a.framing)
+    gen, source_vs, t_extract = generator_and_source(a, target_vs, source)
     label = f"generated: gen_type {a.gen_type}" + (" coherent" if a.coherent else "")
     for line in coverage_warnings(source_vs, target_vs.skeletons()):  # before rendering; it renders all the same
         print(f"warning: {line}")
@@ -151,15 +181,7 @@ def main(argv=None):
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - t_start
-    n = stats["frames"]
-    missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
-    if stats["written"] != n:  # a variable frame rate: the output's frames are the source's times at a steady rate
-        missing += f" ({stats['written']} output frames at {source_vs.fps:g} fps: each source frame at its own time)"
-    print(
-        f"wrote {out}: {n} frames{missing} in {seconds:.1f} s = {n / seconds:.1f} frames/s end to end "
-        f"(source poses {t_extract:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "
-        f"encode {stats['encode']:.1f} s)"
-    )
+    print(timing_line(out, stats, fps=source_vs.fps, seconds=seconds, t_extract=t_extract))
     if a.stills:
         stills = Path(a.stills).expanduser().resolve()
         write_png(stills, still_frames(out, stats["written"]))

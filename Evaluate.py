@@ -3,7 +3,7 @@
     python Evaluate.py                                             # the built-in sample, every trained gen_type
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type all
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3 --test held_out.mp4
-    python Evaluate.py --gen_type 1 --dump out/frames.npz && python bench/verify_dump.py out/frames.npz
+    python Evaluate.py --gen_type 1 --dump out/frames.npz && python -m bench.verify_dump out/frames.npz
 
 Without --test the poses are the target's own test block (the contiguous block at the clip's end that
 neither the training nor the choice of best.pth saw; --block select scores the selection block the
@@ -48,8 +48,8 @@ from deepdance.pose import POSE_MODE, detect_poses
 from deepdance.video import check_video_path
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+def build_parser():
+    """Evaluate.py's options (the module docstring is its --help)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video_path", default=None, help="target video (default: the built-in sample target)")
     add_framing_arg(p, "the target's square (and --test's), whose checkpoints are measured")
@@ -82,8 +82,12 @@ def main(argv=None):
         "--pose", choices=("auto", "on", "off"), default="auto", help=f"pose consistency (auto: >= {POSE_MIN_SIZE} px)"
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
-    a = p.parse_args(argv)
+    return p
 
+
+def check_args(a):
+    """Refuse contradictory or misspelt options before anything slow -> (gen_types, target path or None (the
+    built-in sample), --test path or None)."""
     gen_types = parse_gen_types(a.gen_type)
     if a.strip_frames < 1:
         raise UserError(f"--strip_frames must be >= 1, got {a.strip_frames}")
@@ -95,19 +99,28 @@ def main(argv=None):
     test = check_video_path(a.test) if a.test else None
     if len(gen_types) == 1:  # a single type whose code is missing fails now, not after an extraction
         generator_module(gen_types[0], target)
+    return gen_types, target, test
 
-    vs = VideoSkeleton(target, framing=a.framing)
+
+def eval_set(a, vs, test):
+    """The poses and truth scored -> (EvalSet, training positions of the target (the retrieval's pool), a phrase
+    naming the set): the target's --block, or the --test clip (optionally normalised onto the target)."""
     if test is None:
         es, train = held_out_set(vs, a.size, a.block)
         what = f"{a.block} block of {vs.video_path.name}: positions {es.positions[0]}-{es.positions[-1]}"
         what += f" ({len(es)} frames), training block 0-{train[-1]}"
-    else:
-        test_vs = VideoSkeleton(test, framing=a.framing)
-        if test_vs.key == vs.key:
-            raise UserError("--test is the target video itself, whose frames the models trained on; leave out --test")
-        es = clip_set(test_vs, vs, a.size, a.normalize)
-        train = vs.split().train
-        what = f"{test.name} ({len(es)} frames with a person){' normalised onto the target' if a.normalize else ''}"
+        return es, train, what
+    test_vs = VideoSkeleton(test, framing=a.framing)
+    if test_vs.key == vs.key:
+        raise UserError("--test is the target video itself, whose frames the models trained on; leave out --test")
+    es = clip_set(test_vs, vs, a.size, a.normalize)
+    what = f"{test.name} ({len(es)} frames with a person){' normalised onto the target' if a.normalize else ''}"
+    return es, vs.split().train, what
+
+
+def output_places(a, vs, es, test):
+    """(results folder, --figures folder or None, --dump file or None), resolved; each checked writable now,
+    before the generators run for minutes, so a full or read-only place fails with its name."""
     out = (
         Path(a.out).expanduser().resolve()
         if a.out
@@ -117,21 +130,15 @@ def main(argv=None):
         raise UserError(f"--out {a.out} is a file; name a folder")
     figures = Path(a.figures).expanduser().resolve() if a.figures else None
     dump = Path(a.dump).expanduser().resolve() if a.dump else None
-    # Before the generators run (minutes): a full or read-only place fails now, with its name.
     for folder, outputs_name in ((out, "the results"), (figures, "--figures"), (dump and dump.parent, "--dump")):
         if folder is not None:
             check_writable(folder, need_bytes=8 << 20, what=outputs_name)
-    pose = {"auto": None, "on": True, "off": False}[a.pose]
+    return out, figures, dump
 
-    scaled = f" (generators at {a.gen_size} px, scaled up)" if a.gen_size and a.gen_size != a.size else ""
-    print(f"evaluating on the {what}, {a.size} px{scaled}")
-    results, outputs, skipped, warnings = evaluate(es, gen_types, train, a.device, pose, a.gen_size)
-    if not results:
-        raise UserError("nothing to evaluate: " + " | ".join(skipped.values()))
-    reference = None
-    if next(iter(results.values())).get("pose_found") is not None:
-        reference = pose_consistency(detect_poses(es.real, POSE_MODE, desc="MediaPipe on the real frames"), es.xy)
 
+def table_notes(es, *, size, pose, reference, warnings, skipped):
+    """The lines printed (and saved) under the table: what each column means, the flicker's time base, the pose
+    reference of the real frames (or why there is none), then warnings and skipped gen_types."""
     n_pairs = int(es.consecutive.sum())
     notes = [
         "L1 in [0, 1] pixels; body = ground-truth skeleton box widened by "
@@ -143,22 +150,18 @@ def main(argv=None):
     ]
     if reference is not None:
         notes.append(
-            f"pose: MediaPipe ({POSE_MODE}) on each generated {a.size} px frame vs its input skeleton; the real frames "
+            f"pose: MediaPipe ({POSE_MODE}) on each generated {size} px frame vs its input skeleton; the real frames "
             f"score {reference['pose_found']:.0%} found, {reference['pose_err']:.1%} of body height; found near = "
             f"found with joints within {POSE_NEAR:g} body heights of the input (further off, it is not the person)"
         )
     elif pose is None:
         notes.append(f"pose consistency: n/a below {POSE_MIN_SIZE} px (MediaPipe finds nobody in such small frames)")
-    notes += list(warnings.values()) + [f"skipped gen_type {g}: {msg}" for g, msg in skipped.items()]
-    table = markdown_table(results, reference)
-    print()
-    print(table)
-    print()
-    for line in notes:
-        print(f"- {line}")
+    return notes + list(warnings.values()) + [f"skipped gen_type {g}: {msg}" for g, msg in skipped.items()]
 
-    boxes = body_boxes(es.xy, es.size)
-    meta = {
+
+def metrics_meta(a, argv, *, vs, es, train, results, reference, skipped, warnings, notes):
+    """metrics.json's contents: the command, the target, the set scored, the sizes, every result and note."""
+    return {
         "command": "python Evaluate.py " + shlex.join(argv) if argv else "python Evaluate.py",
         "target": str(vs.video_path),
         "target_key": vs.key,
@@ -169,7 +172,7 @@ def main(argv=None):
             "frames": len(es),
             "train_positions": [int(train[0]), int(train[-1])],
             "normalize": bool(a.normalize),
-            "consecutive_pairs": n_pairs,
+            "consecutive_pairs": int(es.consecutive.sum()),
             "frame_interval_s": 1.0 / es.vs.fps,
         },
         "size": a.size,
@@ -182,6 +185,38 @@ def main(argv=None):
         "warnings": {str(g): msg for g, msg in warnings.items()},
         "notes": notes,
     }
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = build_parser().parse_args(argv)
+    gen_types, target, test = check_args(a)
+    vs = VideoSkeleton(target, framing=a.framing)
+    es, train, what = eval_set(a, vs, test)
+    out, figures, dump = output_places(a, vs, es, test)
+    pose = {"auto": None, "on": True, "off": False}[a.pose]
+
+    scaled = f" (generators at {a.gen_size} px, scaled up)" if a.gen_size and a.gen_size != a.size else ""
+    print(f"evaluating on the {what}, {a.size} px{scaled}")
+    results, outputs, skipped, warnings = evaluate(es, gen_types, train, a.device, pose, a.gen_size)
+    if not results:
+        raise UserError("nothing to evaluate: " + " | ".join(skipped.values()))
+    reference = None
+    if next(iter(results.values())).get("pose_found") is not None:
+        reference = pose_consistency(detect_poses(es.real, POSE_MODE, desc="MediaPipe on the real frames"), es.xy)
+    notes = table_notes(es, size=a.size, pose=pose, reference=reference, warnings=warnings, skipped=skipped)
+    table = markdown_table(results, reference)
+    print()
+    print(table)
+    print()
+    for line in notes:
+        print(f"- {line}")
+
+    boxes = body_boxes(es.xy, es.size)
+    meta = metrics_meta(
+        a, argv, vs=vs, es=es, train=train, results=results, reference=reference, skipped=skipped,
+        warnings=warnings, notes=notes,
+    )  # fmt: skip
     title = f"{vs.video_path.stem}: {es.name} ({len(es)} frames, {a.size} px)"
     written = write_outputs(out=out, figures=figures, dump=dump, meta=meta, table=table, notes=notes, es=es,
                             outputs=outputs, results=results, boxes=boxes, title=title,

@@ -65,12 +65,13 @@ from tqdm import tqdm
 
 CACHE_DIR = DATA_DIR / "cache"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
-CACHE_VERSION = 2  # 2: person-centred squares ("crop" in meta.json), upright frames, times.npy, report.json
+CACHE_VERSION = 2  # caches of another version are extracted again; this one stores person-centred squares ("crop"
+# in meta.json), upright frames, times.npy and report.json
 FRAME_SIZE = 256  # stored frame side (px)
 FRAMING = "person"  # "person": one square per clip holding the whole body; "center": the course's centre crop
 FRAMINGS = ("person", "center")
-KEEP_BYTES = 1 << 30  # pass 1 keeps the frames MediaPipe saw (<= 640 px) on disk for pass 2 when they fit in this
-# (taichi1: 210 MB): reading them back costs nothing next to decoding the video a second time
+KEEP_BYTES = 1 << 30  # pass 1 keeps the frames MediaPipe saw (<= 640 px) on disk for pass 2 when they fit in this:
+# reading them back costs little next to decoding the video a second time
 LOOKS = 10  # frames per clip looked at twice: MediaPipe again with the tracked person masked out (someone else?),
 LOOK_SIDE = 160  # and the whole frame kept small (px on its longer side) and grey for the report (did the camera move?)
 FRAME_SKIP = 1  # keep every k-th frame
@@ -78,18 +79,12 @@ WORKERS = min(2, os.cpu_count() or 1)
 MIN_FRAMES_PER_WORKER = 48  # below this a second process costs more (start-up) than it saves
 TEST_FRAC = 0.15  # share of usable frames held out as the test block (the clip's end): what Evaluate reports
 SELECT_FRAC = 0.10  # share held out just before it as the selection block: where the trainers pick best.pth (a
-# model chosen on the block it is scored on reads optimistic, #15)
+# model chosen on the block it is scored on reads optimistic)
 BLOCK_GAP = 5  # frames dropped between two blocks so neighbouring (near-identical) frames cannot leak
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MAX_MISSING = 0.05  # share of the frames a video declares that may fail to decode (containers misstate lengths by
 # a frame or two; more means a damaged file, refused rather than silently cut short)
 READ_CHUNK = 64  # cached frames read from disk at a time when streaming a whole clip (12 MB at 256 px)
-
-
-# --------------------------------------------------------------------------- video helpers
-
-
-# --------------------------------------------------------------------------- the square of a clip
 
 
 # --------------------------------------------------------------------------- extraction
@@ -301,6 +296,189 @@ def _merge_parts(tmp, found):
     return out
 
 
+def _check_room(video, *, n_keep, size, seen_size, framing):
+    """Whether pass 1 keeps the frames MediaPipe saw on disk for pass 2 (framing "person", when they fit in
+    KEEP_BYTES); UserError now, before any decoding, if CACHE_DIR has no room for the cache (and those frames)."""
+    dw, dh = seen_size
+    # The frames' part files and the merged frames.npy exist side by side for a moment: about 1.5x the cache.
+    keep = framing == "person" and n_keep * dw * dh * 3 <= KEEP_BYTES
+    need = int(1.6 * n_keep * size * size * 3) + keep * n_keep * dw * dh * 3
+    check_writable(CACHE_DIR, need_bytes=need, what=f"the pose cache of {video.name} (frames at {size} px)")
+    return keep
+
+
+def _detect_pass(run, *, video, info, params, tmp, crop, keep, n_keep, workers, progress, counter, bar):
+    """Pass 1: _detect_span over the clip's spans, one per worker -> (tasks, their results, info).
+
+    Timestamps that go backwards (a badly joined file) make the spans overlap: the clip is then read again in
+    order, counting frames, and the info returned says so ("timed": False).
+    """
+    step = params["frame_skip"]
+    while True:
+        tasks = [
+            {"video": str(video), "span": span, "params": params, "part": str(tmp), "wid": k,
+             "crop": crop, "look_every": max(1, n_keep // LOOKS), "keep": keep}
+            for k, span in enumerate(_spans(info, step, workers))
+        ]  # fmt: skip
+        found = run(_detect_span, tasks, progress=progress, total=n_keep)
+        if not any(r["backwards"] for r in found):
+            return tasks, found, info
+        info = {**info, "timed": False}
+        for f in tmp.iterdir():
+            f.unlink()
+        counter.value = 0
+        bar.reset()
+
+
+def _check_decoded(video, *, n, seen, declared):
+    """UserError when no frame, or too few of the `declared` ones (MAX_MISSING), could be decoded."""
+    if n == 0:
+        raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
+    if declared - seen > max(2, MAX_MISSING * declared):
+        raise UserError(
+            f"{video} is damaged: only {seen} of the {declared} frames it declares could be decoded; "
+            f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4) or use an "
+            "undamaged copy"
+        )
+
+
+def _follow_person(video, parts, width, height):
+    """Keep one person: rows where the tracker switched to someone else become NaN in parts["skeletons"] (in
+    place). Returns {"switched": (N,) bool, "switches", "second_person", "detected": rows with the person};
+    UserError when nobody was found at all."""
+    skel = parts["skeletons"]
+    switched, switches = follow_one_person(skel, parts["times"], width, height)
+    skel[switched] = np.nan  # someone else: kept as frames without the person
+    n_second = second_people(parts["others"], skel, parts["looked"], width, height)
+    detected = int(np.isfinite(skel[:, 0, 0]).sum())
+    if detected == 0:
+        raise UserError(
+            f"no person detected in any of the {len(skel)} frames of {video}: "
+            "use a video with one person, whole body visible"
+        )
+    return {"switched": switched, "switches": switches, "second_person": n_second, "detected": detected}
+
+
+def _store_pass(run, *, video, tasks, found, n, crop, keep, seen_size, video_size, size, counter, bar):
+    """Pass 2: _store_span cuts each worker's frames to the clip's square (crop, (x0, y0, side) px) at size px;
+    UserError if the video gives other frames than the n of pass 1 this time."""
+    counter.value = 0
+    bar.reset(total=n)
+    bar.set_description(f"store {video.name}")
+    # The kept pictures serve if the square still has `size` px in them (else: decode again).
+    kept = keep and crop[2] * seen_size[0] / video_size[0] >= min(size, crop[2])
+    again = [
+        {**t, "crop": crop, "kept": r["kept"] if kept else None, "seen_size": seen_size, "video_size": video_size}
+        for t, r in zip(tasks, found, strict=True)
+    ]
+    stored = run(_store_span, again)
+    if stored != [r["kept"] for r in found]:
+        raise UserError(
+            f"{video} gave other frames when read a second time ({sum(stored)} instead of {n}); "
+            f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4)"
+        )
+
+
+def _worker_death(video):
+    """The UserError for a pool whose workers are all gone: the reason a worker left behind, else the usual one."""
+    reason = _worker_error_path(os.getpid())
+    if reason.exists():  # a worker that re-ran our caller's main script (_stop_if_reimported)
+        line = reason.read_text()
+        reason.unlink(missing_ok=True)
+        return UserError(line)
+    return UserError(
+        f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
+        "written: rerun, with --workers 1 if memory is short"
+    )
+
+
+def _run_passes(video, params, *, info, tmp, workers, keep, n_keep, seen_size, progress, verbose):
+    """Both passes in a pool of `workers` processes writing their parts into tmp -> (info, parts, crop, people,
+    number of spans): info as pass 1 read the clip, parts as _merge_parts, crop (x0, y0, side) px of the upright
+    video, people as _follow_person. Ctrl-C or an error here stops the workers at their next frame."""
+    w, h = info["width"], info["height"]
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("q", 0)  # frames done, over all workers
+    stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
+    bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
+    initargs = (counter, stop, os.getpid())
+    crop = center_square(w, h) if params["framing"] == "center" else None
+    with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
+        run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
+        try:
+            tasks, found, info = _detect_pass(
+                run, video=video, info=info, params=params, tmp=tmp, crop=crop, keep=keep, n_keep=n_keep,
+                workers=workers, progress=progress, counter=counter, bar=bar,
+            )  # fmt: skip
+            parts = _merge_parts(tmp, found)
+            n = len(parts["index"])
+            _check_decoded(video, n=n, seen=sum(r["seen"] for r in found), declared=info["frames"])
+            people = _follow_person(video, parts, w, h)
+            if crop is None:
+                crop = person_square(parts["skeletons"], w, h)
+                _store_pass(
+                    run, video=video, tasks=tasks, found=found, n=n, crop=crop, keep=keep, seen_size=seen_size,
+                    video_size=(w, h), size=params["size"], counter=counter, bar=bar,
+                )  # fmt: skip
+        except BrokenProcessPool:
+            pool.shutdown(wait=True)  # every worker gone: the reason one left is whole, no other replaces it later
+            raise _worker_death(video) from None
+        except BaseException:
+            stop.value = 1
+            raise
+    return info, parts, crop, people, len(tasks)
+
+
+def _join_frames(tmp, n_parts, *, n, size):
+    """The workers' raw frame parts streamed into one memory-mappable tmp/frames.npy, (n, size, size, 3) uint8
+    (bounded memory), each part removed once copied."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (n, size, size, 3)}  # fmt: skip
+    with open(tmp / "frames.npy", "wb") as frames:
+        np.lib.format.write_array_header_1_0(frames, header)
+        for k in range(n_parts):
+            with open(tmp / f"frames-{k}.raw", "rb") as part:
+                shutil.copyfileobj(part, frames, 1 << 22)
+            (tmp / f"frames-{k}.raw").unlink()
+
+
+def _cache_meta(*, video, digest, info, params, parts, crop, people, workers, seconds):
+    """meta.json's contents: the video, how it was read and sampled, the stored square and who was found."""
+    n_video, fps, w, h = info["frames"], info["fps"], info["width"], info["height"]
+    skel, index, times = parts["skeletons"], parts["index"], parts["times"]
+    step = params["frame_skip"]
+    return {
+        "version": CACHE_VERSION,
+        "source": str(video),
+        "sha256": digest,
+        "video_frames": n_video,
+        "video_fps": fps,
+        "video_size": [w, h],
+        "fps": fps / step,
+        "params": params,
+        "frame_indices": index.tolist(),
+        "frames": len(index),
+        "detected": people["detected"],
+        "workers": workers,
+        "extract_seconds": round(seconds, 3),
+        "versions": _versions(),
+        # Where the stored square lies in the upright video (px), and how the video was read.
+        "framing": params["framing"],
+        "crop": [int(v) for v in crop],
+        "padding": [int(v) for v in padding_of(crop, w, h)],
+        "rotation": info["rotation"],
+        "timing": "timestamps" if info["timed"] else "frame count",
+        "vfr": bool(np.abs(times - index / fps).max() > 0.5 / fps),
+        "duration": round(float(times[-1] - times[0]) + step / fps, 4),
+        "people": {
+            "checked": int(np.isfinite(skel[parts["looked"], 0, 0]).sum()),
+            "second_person": people["second_person"],
+            "tracker_switches": people["switches"],
+            "other_person_frames": int(people["switched"].sum()),
+        },
+    }
+
+
 def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=True):
     """Run MediaPipe over a video in `workers` processes, choose the clip's square, and write its cache (frames,
     skeletons, times, meta, the target report) atomically; return its dir.
@@ -313,145 +491,38 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
     video = check_video_path(video)
     check_model_complexity(params["model_complexity"])
     info = video_info(video)
-    n_video, fps, w, h = info["frames"], info["fps"], info["width"], info["height"]
     digest = file_hash(video)
     cache = cache_dir_for(video, digest, params)
     step, size = params["frame_skip"], params["size"]
-    n_keep = (n_video + step - 1) // step
+    n_keep = (info["frames"] + step - 1) // step
     workers = max(1, min(workers, n_keep // MIN_FRAMES_PER_WORKER))
     t0 = time.perf_counter()
-    # The frames' part files and the merged frames.npy exist side by side for a moment: about 1.5x the cache.
-    dw, dh = detect_size(w, h)
-    keep = params["framing"] == "person" and n_keep * dw * dh * 3 <= KEEP_BYTES  # kept for pass 2
-    need = int(1.6 * n_keep * size * size * 3) + keep * n_keep * dw * dh * 3
-    check_writable(CACHE_DIR, need_bytes=need, what=f"the pose cache of {video.name} (frames at {size} px)")
+    seen_size = detect_size(info["width"], info["height"])
+    keep = _check_room(video, n_keep=n_keep, size=size, seen_size=seen_size, framing=params["framing"])
     with atomic_path(cache) as tmp:
         tmp.mkdir(parents=True)
-        ctx = multiprocessing.get_context("spawn")
-        counter = ctx.Value("q", 0)  # frames done, over all workers
-        stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
-        bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
-        initargs = (counter, stop, os.getpid())
-        crop = center_square(w, h) if params["framing"] == "center" else None
-        with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
-            run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
-            try:
-                while True:
-                    tasks = [
-                        {"video": str(video), "span": span, "params": params, "part": str(tmp), "wid": k,
-                         "crop": crop, "look_every": max(1, n_keep // LOOKS), "keep": keep}
-                        for k, span in enumerate(_spans(info, step, workers))
-                    ]  # fmt: skip
-                    found = run(_detect_span, tasks, progress=progress, total=n_keep)
-                    if not any(r["backwards"] for r in found):
-                        break
-                    # Timestamps that go backwards (a badly joined file): read it again in order, counting frames.
-                    info = {**info, "timed": False}
-                    for f in tmp.iterdir():
-                        f.unlink()
-                    counter.value = 0
-                    bar.reset()
-                parts = _merge_parts(tmp, found)
-                skel, index, times = parts["skeletons"], parts["index"], parts["times"]
-                n, seen = len(index), sum(r["seen"] for r in found)
-                if n == 0:
-                    raise UserError(f"no frames could be decoded from {video}: corrupt or truncated video")
-                if n_video - seen > max(2, MAX_MISSING * n_video):
-                    raise UserError(
-                        f"{video} is damaged: only {seen} of the {n_video} frames it declares could be decoded; "
-                        f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4) or use an "
-                        "undamaged copy"
-                    )
-                switched, switches = follow_one_person(skel, times, w, h)
-                skel[switched] = np.nan  # someone else: kept as frames without the person
-                n_second = second_people(parts["others"], skel, parts["looked"], w, h)
-                detected = int(np.isfinite(skel[:, 0, 0]).sum())
-                if detected == 0:
-                    raise UserError(
-                        f"no person detected in any of the {n} frames of {video}: "
-                        "use a video with one person, whole body visible"
-                    )
-                if crop is None:
-                    crop = person_square(skel, w, h)
-                    counter.value = 0
-                    bar.reset(total=n)
-                    bar.set_description(f"store {video.name}")
-                    # The kept pictures serve if the square still has `size` px in them (else: decode again).
-                    kept = keep and crop[2] * dw / w >= min(size, crop[2])
-                    again = [
-                        {**t, "crop": crop, "kept": r["kept"] if kept else None, "seen_size": (dw, dh),
-                         "video_size": (w, h)}
-                        for t, r in zip(tasks, found, strict=True)
-                    ]  # fmt: skip
-                    stored = run(_store_span, again)
-                    if stored != [r["kept"] for r in found]:
-                        raise UserError(
-                            f"{video} gave other frames when read a second time ({sum(stored)} instead of {n}); "
-                            f"re-encode it (e.g. ffmpeg -i {shlex.quote(video.name)} -c:v libx264 fixed.mp4)"
-                        )
-            except BrokenProcessPool:
-                pool.shutdown(wait=True)  # every worker gone: the reason one left is whole, no other replaces it later
-                reason = _worker_error_path(os.getpid())
-                if reason.exists():  # a worker that re-ran our caller's main script (_stop_if_reimported)
-                    line = reason.read_text()
-                    reason.unlink(missing_ok=True)
-                    raise UserError(line) from None
-                raise UserError(
-                    f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
-                    "written: rerun, with --workers 1 if memory is short"
-                ) from None
-            except BaseException:
-                stop.value = 1
-                raise
-        # Merge the per-worker parts into one memory-mappable file per array, streamed: bounded memory.
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                  "shape": (n, size, size, 3)}  # fmt: skip
-        with open(tmp / "frames.npy", "wb") as frames:
-            np.lib.format.write_array_header_1_0(frames, header)
-            for k in range(len(tasks)):
-                with open(tmp / f"frames-{k}.raw", "rb") as part:
-                    shutil.copyfileobj(part, frames, 1 << 22)
-                (tmp / f"frames-{k}.raw").unlink()
+        info, parts, crop, people, n_spans = _run_passes(
+            video, params, info=info, tmp=tmp, workers=workers, keep=keep, n_keep=n_keep, seen_size=seen_size,
+            progress=progress, verbose=verbose,
+        )  # fmt: skip
+        skel, index, times = parts["skeletons"], parts["index"], parts["times"]
+        n, detected = len(index), people["detected"]
+        _join_frames(tmp, n_spans, n=n, size=size)
+        h, w = info["height"], info["width"]
         skel[..., :2] = frame_to_square(skel[..., :2], (h, w), crop)  # (N,13,2): [0,1] of the stored square
         np.save(tmp / "skeletons.npy", skel)
         np.save(tmp / "times.npy", times)  # (N,) float64 s since the first frame: the true times of the frames
         seconds = time.perf_counter() - t0
-        meta = {
-            "version": CACHE_VERSION,
-            "source": str(video),
-            "sha256": digest,
-            "video_frames": n_video,
-            "video_fps": fps,
-            "video_size": [w, h],
-            "fps": fps / step,
-            "params": params,
-            "frame_indices": index.tolist(),
-            "frames": n,
-            "detected": detected,
-            "workers": workers,
-            "extract_seconds": round(seconds, 3),
-            "versions": _versions(),
-            # Since cache version 2: where the stored square lies in the upright video (px), and how it was read.
-            "framing": params["framing"],
-            "crop": [int(v) for v in crop],
-            "padding": [int(v) for v in padding_of(crop, w, h)],
-            "rotation": info["rotation"],
-            "timing": "timestamps" if info["timed"] else "frame count",
-            "vfr": bool(np.abs(times - index / fps).max() > 0.5 / fps),
-            "duration": round(float(times[-1] - times[0]) + step / fps, 4),
-            "people": {
-                "checked": int(np.isfinite(skel[parts["looked"], 0, 0]).sum()),
-                "second_person": n_second,
-                "tracker_switches": switches,
-                "other_person_frames": int(switched.sum()),
-            },
-        }
+        meta = _cache_meta(
+            video=video, digest=digest, info=info, params=params, parts=parts, crop=crop, people=people,
+            workers=workers, seconds=seconds,
+        )  # fmt: skip
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        from deepdance import report
+        from deepdance import report as target_report  # what the clip is worth as a target (not `report`, the flag)
 
         backgrounds = (parts["greys"], parts["looked"], parts["others"])
-        verdict = report.write_report(tmp, meta=meta, skeletons=skel, times=times, backgrounds=backgrounds)
-        pause_here("extract:written")  # ... and here: the new cache complete, not yet renamed into place
+        verdict = target_report.write_report(tmp, meta=meta, skeletons=skel, times=times, backgrounds=backgrounds)
+        pause_here("extract:written")  # tests interrupt here too: the new cache complete, not yet renamed into place
     if verbose:
         print(
             f"detected {detected}/{n} frames ({100 * detected / n:.1f}%) of {video.name} in {seconds:.1f} s: "
@@ -459,7 +530,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
         )
         _report_gaps(np.isfinite(skel[:, 0, 0]), index)
         if report:
-            print(report.describe(verdict, cache))
+            print(target_report.describe(verdict, cache))
     return cache
 
 

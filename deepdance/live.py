@@ -55,7 +55,7 @@ STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as st
 PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
 RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
 WINDOW_CHOICES = ("auto", "on", "off")
-TORCH_THREADS = 1  # a trained generator's threads in the live loop (see main)
+TORCH_THREADS = 1  # a trained generator's threads in the live loop (see live_transfer)
 WINDOW = "DeepDance live (q quits, space pauses)"
 KEY_QUIT, KEY_PAUSE = (ord("q"), ord("Q"), 27), ord(" ")  # 27 = Esc
 
@@ -96,7 +96,7 @@ class PoseTracker:
 
 
 class CausalSmoother:
-    """DanceDemo's One-Euro filter run forwards only (its zero-phase backward pass needs the future), stepped by the
+    """transfer's One-Euro filter run forwards only (its zero-phase backward pass needs the future), stepped by the
     capture times: dropped frames make the steps uneven, and the filter's cut-offs are in Hz."""
 
     def __init__(self, fps, *, min_cutoff=transfer.MIN_CUTOFF, beta=transfer.BETA, d_cutoff=transfer.D_CUTOFF):
@@ -117,7 +117,7 @@ class CausalSmoother:
 
 
 class OnlineNormalizer:
-    """DanceDemo.PoseNormalizer estimated on the fly: the source's robust standing height (HEIGHT_QUANTILE of the
+    """transfer.PoseNormalizer estimated on the fly: the source's robust standing height (HEIGHT_QUANTILE of the
     body heights) and ground line (median hip-x / lower-ankle anchor) over the detections of the last WINDOW_S.
 
     During the first SETTLE_S of detections the estimate is used as it is (it converges as detections come);
@@ -167,7 +167,7 @@ class OnlineNormalizer:
         return self.normalizer()
 
     def normalizer(self):
-        """The current DanceDemo.PoseNormalizer (identity before the first detection)."""
+        """The current transfer.PoseNormalizer (identity before the first detection)."""
         if self.height is None:
             return transfer.PoseNormalizer.identity()
         return transfer.PoseNormalizer(self.dst_height / self.height, tuple(map(float, self.anchor)), self.dst_anchor)
@@ -194,7 +194,7 @@ def rest_frame(target_vs, size):
 
 
 class LiveTransfer:
-    """One captured frame -> the three-panel frame (DanceDemo.draw_panels) and the time each stage took.
+    """One captured frame -> the three-panel frame (transfer.draw_panels) and the time each stage took.
 
     pose(image) -> (13, 2) or None is the tracker (PoseTracker; tests pass a fake); gen has generate(Skeleton).
     States: "tracking" (a person found), "holding" (nobody for up to hold_s: the last pose is held),
@@ -429,6 +429,109 @@ def summary_line(*, frames_in, shown, dropped, fps, latencies):
 # --------------------------------------------------------------------------- the loop
 
 
+class _Tally:
+    """What run_live measures as frames are shown: per-frame latencies and stage times (s), the last RECENT frames
+    for the overlay, frames shown, time paused, and the capture times of the first and last frame shown."""
+
+    def __init__(self):
+        self.latencies, self.parts = [], {"wait": [], "pose": [], "generate": [], "draw": []}
+        self.recent = deque(maxlen=RECENT)
+        self.shown, self.paused_s = 0, 0.0
+        self.t_begin = self.t_end = None
+
+    def add(self, frame, *, t_take, t_shown, timing):
+        """A frame captured at frame.t, taken from the slot at t_take and shown at t_shown (s); timing as
+        LiveTransfer's (s), "draw" including the overlay and the display."""
+        latency = t_shown - frame.t
+        self.shown += 1
+        self.latencies.append(latency)
+        self.parts["wait"].append(t_take - frame.t)
+        for k in ("pose", "generate", "draw"):
+            self.parts[k].append(timing[k])
+        self.recent.append((t_shown, latency, t_take - frame.t, timing["pose"], timing["generate"], timing["draw"]))
+        self.t_end = t_shown
+
+    def stats(self, *, arrived, error, cpu_s):
+        """run_live's stats dict; fps over the time frames were shown, pauses left out."""
+        active = (self.t_end - self.t_begin - self.paused_s) if self.shown > 1 else 0.0
+        fps = (self.shown - 1) / active if active > 0 else 0.0
+        return {
+            "frames_in": arrived,
+            "shown": self.shown,
+            "dropped": arrived - self.shown,
+            "fps": fps,
+            "latencies": self.latencies,
+            "median_ms": {k: 1000 * float(np.median(v)) if v else 0.0 for k, v in self.parts.items()},
+            "error": error,
+            "cpu_ms_per_frame": 1000 * cpu_s / max(self.shown, 1),
+        }
+
+
+def _show_frame(frame, *, to_panels, display, recorder, vcam, tally, clock):
+    """One captured frame through the pipeline onto the window, virtual camera and recording; the display's key
+    ('quit', 'pause' or None)."""
+    t_take = clock.now()
+    if tally.t_begin is None:
+        tally.t_begin = frame.t
+    panels, timing, _ = to_panels(frame.image, frame.t)
+    t_draw = clock.now()
+    draw_overlay(panels, tally.recent)
+    key = display.show(panels)
+    if vcam is not None:
+        vcam.send(panels)
+    t_shown = clock.now()
+    timing["draw"] += t_shown - t_draw
+    tally.add(frame, t_take=t_take, t_shown=t_shown, timing=timing)
+    if recorder is not None:
+        recorder.add(panels, frame.index)
+    return key
+
+
+def _pause(*, stop, slot, display, recorder, tally, clock):
+    """Hold until space, q/Esc, a closed window or Ctrl-C; the key that ended it. The recording skips the pause,
+    and the frame waiting in the slot is dropped: it is old."""
+    t_pause = clock.now()
+    if recorder is not None:
+        recorder.cut()
+    key = "pause"
+    while not stop.requested:
+        key = display.show(None, PAUSE_POLL_MS)
+        if key in ("pause", "quit") or not display.enabled:
+            break
+    slot.discard()
+    tally.recent.clear()
+    tally.paused_s += clock.now() - t_pause
+    return key
+
+
+def _live_loop(*, slot, to_panels, display, recorder, vcam, name, max_frames, stall_s, clock, tally):
+    """run_live's loop: frames until the source ends or stalls, q/Esc, Ctrl-C or max_frames; the source's problem
+    (a phrase) or None."""
+    waited_since = None  # when the current wait for a frame began
+    with StopOnSignal() as stop:
+        while not stop.requested and not (max_frames and tally.shown >= max_frames):
+            try:
+                frame = slot.take(timeout=0.1)  # short: Ctrl-C is checked between waits
+                waited_since = None
+            except TimeoutError:
+                waited_since = waited_since if waited_since is not None else clock.now()
+                if clock.now() - waited_since > stall_s:
+                    return f"{name} sent no frame for {stall_s:g} s (stopped, or unplugged?)"
+                if display.show(None) == "quit":
+                    return None
+                continue
+            if frame is None:  # the source ended
+                return slot.error
+            key = _show_frame(
+                frame, to_panels=to_panels, display=display, recorder=recorder, vcam=vcam, tally=tally, clock=clock
+            )
+            if key == "pause":
+                key = _pause(stop=stop, slot=slot, display=display, recorder=recorder, tally=tally, clock=clock)
+            if key == "quit":
+                return None
+    return None
+
+
 def run_live(
     *, slot, transfer, display, recorder=None, vcam=None, name="source", max_frames=0, stall_s=STALL_S, clock=CLOCK
 ):
@@ -437,65 +540,13 @@ def run_live(
     Returns the stats dict (frames_in, shown, dropped, fps, latencies (s), timing medians, states, error: the
     source's problem or None). The recording is finished (or aborted on a second Ctrl-C) before it returns.
     """
-    latencies, parts = [], {"wait": [], "pose": [], "generate": [], "draw": []}
-    recent = deque(maxlen=RECENT)
-    shown, paused_s, error = 0, 0.0, None
-    waited_since = None  # when the current wait for a frame began
-    t_begin = t_end = None
+    tally = _Tally()
     cpu0 = time.process_time()  # every thread of this process (MediaPipe's and the reader's too), not ffmpeg's
     try:
-        with StopOnSignal() as stop:
-            while not stop.requested and not (max_frames and shown >= max_frames):
-                try:
-                    frame = slot.take(timeout=0.1)  # short: Ctrl-C is checked between waits
-                    waited_since = None
-                except TimeoutError:
-                    waited_since = waited_since if waited_since is not None else clock.now()
-                    if clock.now() - waited_since > stall_s:
-                        error = f"{name} sent no frame for {stall_s:g} s (stopped, or unplugged?)"
-                        break
-                    if display.show(None) == "quit":
-                        break
-                    continue
-                if frame is None:  # the source ended
-                    error = slot.error
-                    break
-                t_take = clock.now()
-                if t_begin is None:
-                    t_begin = frame.t
-                panels, timing, _ = transfer(frame.image, frame.t)
-                t_draw = clock.now()
-                draw_overlay(panels, recent)
-                key = display.show(panels)
-                if vcam is not None:
-                    vcam.send(panels)
-                t_shown = clock.now()
-                timing["draw"] += t_shown - t_draw
-                latency = t_shown - frame.t
-                shown += 1
-                latencies.append(latency)
-                parts["wait"].append(t_take - frame.t)
-                for k in ("pose", "generate", "draw"):
-                    parts[k].append(timing[k])
-                recent.append((t_shown, latency, t_take - frame.t, timing["pose"], timing["generate"], timing["draw"]))
-                if recorder is not None:
-                    recorder.add(panels, frame.index)
-                t_end = t_shown
-                if key == "quit":
-                    break
-                if key == "pause":
-                    t_pause = clock.now()
-                    if recorder is not None:
-                        recorder.cut()
-                    while not stop.requested:
-                        key = display.show(None, PAUSE_POLL_MS)
-                        if key in ("pause", "quit") or not display.enabled:
-                            break
-                    slot.discard()  # what waited through the pause is old
-                    recent.clear()
-                    paused_s += clock.now() - t_pause
-                    if key == "quit":
-                        break
+        error = _live_loop(
+            slot=slot, to_panels=transfer, display=display, recorder=recorder, vcam=vcam, name=name,
+            max_frames=max_frames, stall_s=stall_s, clock=clock, tally=tally,
+        )  # fmt: skip
     except KeyboardInterrupt:
         if recorder is not None:
             recorder.abort()
@@ -509,18 +560,7 @@ def run_live(
     if recorder is not None:
         recorder.finish()
     arrived, _, _ = slot.counts()
-    active = (t_end - t_begin - paused_s) if shown > 1 else 0.0
-    fps = (shown - 1) / active if active > 0 else 0.0
-    return {
-        "frames_in": arrived,
-        "shown": shown,
-        "dropped": arrived - shown,
-        "fps": fps,
-        "latencies": latencies,
-        "median_ms": {k: 1000 * float(np.median(v)) if v else 0.0 for k, v in parts.items()},
-        "error": error,
-        "cpu_ms_per_frame": 1000 * cpu_s / max(shown, 1),
-    }
+    return tally.stats(arrived=arrived, error=error, cpu_s=cpu_s)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -587,8 +627,9 @@ def check_out(out, inputs):
     return path
 
 
-def main(argv=None):
-    a = build_parser().parse_args(argv)
+def check_args(a):
+    """Refuse bad options, and a generator whose code is missing, before anything slow -> (window "on"/"auto"/
+    "off", target path or None (the built-in sample), source kind and where (parse_source), --out path or None)."""
     if a.hold < 0:
         raise UserError(f"--hold must be >= 0, got {a.hold}")
     if a.max_frames < 0:
@@ -599,36 +640,66 @@ def main(argv=None):
     target = check_video_path(a.video_path) if a.video_path else None
     kind, where = parse_source(a.source)
     out = check_out(a.out, {target, where} if kind == "file" else {target})
-    generator_module(a.gen_type, target)  # fail before anything slow if the generator's code is missing
+    generator_module(a.gen_type, target)
+    return window, target, kind, where, out
+
+
+def live_transfer(a, *, target_vs, first, fps):
+    """(LiveTransfer, its PoseTracker) for the target, warmed up on the source's first frame (H, W, 3) uint8 BGR:
+    MediaPipe's graph and the network's first pass are not paid by a frame shown late."""
+    size = shown_size(a.gen_type, a.size, PANEL)
+    gen = load_generator(target_vs, a.gen_type, size=size, device=a.device)
+    if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
+        # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
+        # CPU, which shows as latency spikes on a small machine (measured in docs/live.md, Threads).
+        sys.modules["torch"].set_num_threads(TORCH_THREADS)
+    rest = rest_frame(target_vs, size)  # as sharp as the generated frames
+    pose = PoseTracker()
+    pose(first)
+    gen.generate_batch(rest[0][None])
+    to_panels = LiveTransfer(
+        gen=gen,
+        target_xy=target_vs.skeletons(),
+        rest=rest,
+        pose=pose,
+        fps=fps,
+        smooth=a.smooth,
+        normalize=a.normalize,
+        hold_s=a.hold,
+        label=f"generated: gen_type {a.gen_type}",
+    )
+    return to_panels, pose
+
+
+def print_closing(stats, *, to_panels, recorder, out, fps):
+    """The closing lines: where the latency went, the recording, then summary_line (the last line)."""
+    m = stats["median_ms"]
+    print(
+        f"latency split (medians): wait {m['wait']:.0f} ms, pose {m['pose']:.0f} ms, generate {m['generate']:.0f} ms, "
+        f"draw {m['draw']:.0f} ms; CPU {stats['cpu_ms_per_frame']:.0f} ms a frame shown; "
+        f"{to_panels.states['holding']} frames held, {to_panels.states['rest']} at rest"
+    )
+    if recorder is not None:
+        print(f"recorded {out}: {recorder.frames} frames at {fps:.3g} fps ({recorder.frames / fps:.1f} s)")
+    print(
+        summary_line(
+            frames_in=stats["frames_in"], shown=stats["shown"], dropped=stats["dropped"], fps=stats["fps"],
+            latencies=stats["latencies"],
+        )
+    )  # fmt: skip
+    sys.stdout.flush()
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    window, target, kind, where, out = check_args(a)
     cap, first, fps, name, pace, expected = open_source(kind, where)  # a camera that does not open fails now
     reader = None
     try:
         target_vs = VideoSkeleton(target, framing=a.framing)
-        size = shown_size(a.gen_type, a.size, PANEL)
-        gen = load_generator(target_vs, a.gen_type, size=size, device=a.device)
-        if "torch" in sys.modules:  # a trained gen_type (gen_type 1 never loads torch)
-            # One image at a time: a second OpenMP thread gains nothing and fights MediaPipe and the reader for the
-            # other core (gen_type 3, 64 px, on the 2-core VM under load: median 58 ms, p95 632 ms with 2 threads,
-            # 9 and 16 ms with 1).
-            sys.modules["torch"].set_num_threads(TORCH_THREADS)
-        rest = rest_frame(target_vs, size)  # as sharp as the generated frames
-        pose = PoseTracker()
-        # Warm up (MediaPipe's graph, the network's first pass) before the clock starts: not a frame late.
-        pose(first)
-        gen.generate_batch(rest[0][None])
-        transfer = LiveTransfer(
-            gen=gen,
-            target_xy=target_vs.skeletons(),
-            rest=rest,
-            pose=pose,
-            fps=fps,
-            smooth=a.smooth,
-            normalize=a.normalize,
-            hold_s=a.hold,
-            label=f"generated: gen_type {a.gen_type}",
-        )
+        to_panels, pose = live_transfer(a, target_vs=target_vs, first=first, fps=fps)
         display = Display(window == "on" or (window == "auto" and display_available()))
-        vcam = open_virtual_cam(3 * transfer.PANEL, transfer.PANEL, fps) if a.virtual_cam else None
+        vcam = open_virtual_cam(3 * PANEL, PANEL, fps) if a.virtual_cam else None
         recorder = Recorder(out, fps) if out else None
         h, w = first.shape[:2]
         how = "q or Esc quits, space pauses" if display.enabled else "headless, Ctrl-C stops"
@@ -640,7 +711,7 @@ def main(argv=None):
         ).start()
         try:
             stats = run_live(
-                slot=slot, transfer=transfer, display=display, recorder=recorder, vcam=vcam, name=name,
+                slot=slot, transfer=to_panels, display=display, recorder=recorder, vcam=vcam, name=name,
                 max_frames=a.max_frames,
             )  # fmt: skip
         finally:
@@ -655,21 +726,7 @@ def main(argv=None):
     finally:
         if reader is None or reader.stop():
             cap.release()  # not while the reader may still be inside read()
-    m = stats["median_ms"]
-    print(
-        f"latency split (medians): wait {m['wait']:.0f} ms, pose {m['pose']:.0f} ms, generate {m['generate']:.0f} ms, "
-        f"draw {m['draw']:.0f} ms; CPU {stats['cpu_ms_per_frame']:.0f} ms a frame shown; "
-        f"{transfer.states['holding']} frames held, {transfer.states['rest']} at rest"
-    )
-    if recorder is not None:
-        print(f"recorded {out}: {recorder.frames} frames at {fps:.3g} fps ({recorder.frames / fps:.1f} s)")
-    print(
-        summary_line(
-            frames_in=stats["frames_in"], shown=stats["shown"], dropped=stats["dropped"], fps=stats["fps"],
-            latencies=stats["latencies"],
-        )
-    )  # fmt: skip
-    sys.stdout.flush()
+    print_closing(stats, to_panels=to_panels, recorder=recorder, out=out, fps=fps)
     if stats["error"]:
         kept = f"; the recording so far is in {out}" if recorder is not None and recorder.frames else ""
         raise UserError(stats["error"] + kept)

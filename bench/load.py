@@ -29,7 +29,7 @@ THREADS_CHILD = """
 import json, sys, threading
 sys.path.insert(0, sys.argv[1])
 import DanceDemo
-from Skeleton import UserError
+from deepdance.cli import UserError
 out_dir, n = sys.argv[2], int(sys.argv[3])
 results = [None] * n
 def run(k):

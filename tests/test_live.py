@@ -551,6 +551,6 @@ def test_live_from_a_file_headless_end_to_end(short_clip, tmp_path, monkeypatch)
 def test_live_with_gen_type_1_never_imports_torch():
     import subprocess
 
-    code = "import sys, Live, GenNearest\nassert 'torch' not in sys.modules, 'torch imported'\n"
+    code = "import sys, deepdance.live, deepdance.nearest\nassert 'torch' not in sys.modules, 'torch imported'\n"
     r = subprocess.run([sys.executable, "-c", code], cwd=files.ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -428,33 +428,33 @@ def _start_forced_extraction(clip, point, marker):
 def test_ctrl_c_during_extraction_keeps_the_old_cache(cached_clip, point, tmp_path):
     """Ctrl-C while the workers read frames, and in the last moment (the new cache complete, not yet in place):
     exit 130 with one line, the old cache as it was, nothing left behind."""
-    clip, cache, files = cached_clip
+    clip, cache_dir, cached = cached_clip
     proc, kids = _start_forced_extraction(clip, point, tmp_path / "paused")
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
     _, err = proc.communicate(timeout=60)
     assert_one_line(proc.returncode, err.decode(), "nothing half-written", prefix="interrupted:")
     assert proc.returncode == 130
-    assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
+    assert {p.name: p.read_bytes() for p in cache_dir.iterdir()} == cached
     assert not list(cache.CACHE_DIR.glob(".tmp-*")) and not list(cache.CACHE_DIR.glob(".old-*"))
     wait_for(lambda: not any(alive(k) for k in kids), 10, "the workers to exit")
 
 
 @pytest.mark.slow
 def test_kill_during_extraction_keeps_the_old_cache_and_the_next_run_cleans_up(cached_clip, monkeypatch, tmp_path):
-    clip, cache, files = cached_clip
+    clip, cache_dir, cached = cached_clip
     proc, kids = _start_forced_extraction(clip, "extract:running", tmp_path / "paused")
     proc.kill()  # SIGKILL: no clean-up is possible
     proc.communicate(timeout=60)
     assert list(cache.CACHE_DIR.glob(".tmp-*"))  # left behind, as expected
     wait_for(lambda: not any(alive(k) for k in kids), 10, "orphaned workers to exit")
-    assert {p.name: p.read_bytes() for p in cache.iterdir()} == files
+    assert {p.name: p.read_bytes() for p in cache_dir.iterdir()} == cached
 
     def no_extract(*a, **k):
         raise AssertionError("the old cache is valid: nothing to extract")
 
     monkeypatch.setattr(cache, "extract", no_extract)
     vs = cache.VideoSkeleton(clip, frame_skip=10, verbose=False)
-    assert vs.cache_dir == cache and not list(cache.CACHE_DIR.glob(".tmp-*"))
+    assert vs.cache_dir == cache_dir and not list(cache.CACHE_DIR.glob(".tmp-*"))
 
 
 # --------------------------------------------------------------------------- checkpoints

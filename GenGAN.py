@@ -23,7 +23,6 @@ from pathlib import Path
 
 from deepdance.adversarial import (
     SHARP_WEIGHT,
-    default_d_args,
 )
 from deepdance.cli import INTERRUPTED, UserError
 from deepdance.distributed import run_trainer
@@ -34,6 +33,7 @@ from deepdance.networks import (
     NUM_D,
 )
 from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
+from deepdance.recipes import size_recipe
 from deepdance.trainer import describe
 
 
@@ -76,7 +76,7 @@ def main(argv=None):
         raise UserError("need --lambda_FM, --lambda_ssim, --lambda_GP, --lambda_T >= 0")
     cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
     d_given = {"ndf": a.ndf, "n_layers": a.d_layers, "num_D": a.num_D, "norm": a.d_norm}
-    cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != default_d_args(cfg.size).get(k)} or None
+    cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != size_recipe(cfg.size).netD.get(k)} or None
     target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
                          force_option="--force", load=partial(GenGAN, device="cpu"), framing=a.framing)  # fmt: skip
     if target is None:  # trained already

@@ -29,12 +29,12 @@ from deepdance.cli import INTERRUPTED, UserError, run_cli
 from deepdance.distributed import pick_device
 from deepdance.gentypes import checkpoint_dir
 from deepdance.options import add_training_args, check_training_args, config_from_args, report_trained
+from deepdance.recipes import TEXTURE_LAMBDA_SSIM
 from deepdance.skeleton import PERSON_WIDTH
 from deepdance.texture import (
     BASES,
     GEN_TYPE,
     IMAGES,
-    LAMBDA_SSIM,
     VANILLA_TYPE,
     GenTexture,
     TextureConfig,
@@ -87,7 +87,7 @@ def main(argv=None):
         type=float,
         default=d.lambda_ssim,
         help="weight of 1 - SSIM of the output (default, by --size: "
-        + ", ".join(f"{w:g} at {s} px" for s, w in LAMBDA_SSIM.items())
+        + ", ".join(f"{w:g} at {s} px" for s, w in TEXTURE_LAMBDA_SSIM.items())
         + " and up)",
     )
     p.add_argument(

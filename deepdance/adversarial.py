@@ -7,9 +7,7 @@ Below the Gen* scripts; the networks themselves are in Networks.py.
 
 import math
 
-from deepdance.gentypes import SIZE
 from deepdance.metrics import body_boxes, flicker, image_metrics, sharpness_ratio
-from deepdance.networks import NDF, NUM_D
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +18,6 @@ SHARP_WEIGHT = 0.05  # best.pth: val box SSIM - SHARP_WEIGHT * |ln sharpness| (s
 
 
 # --------------------------------------------------------------------------- the discriminator
-
-
-def default_d_args(size=SIZE, temporal=False, frames=D_T_FRAMES):
-    """netD's (or, temporal=True, netD_T's) model_args: conditioned on skeleton maps, 6 channels per frame.
-
-    log2(size / 16) stride-2 layers: 2 at 64 px, so 34 px patches, about half the frame (3 would see 70 px, more
-    than the frame); the half-resolution D sees the global layout.
-    """
-    return {"in_ch": 6 * (frames if temporal else 1), "ndf": NDF, "n_layers": max(1, int(math.log2(size / 16))),
-            "norm": "instance", "num_D": 1 if temporal else NUM_D}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- losses

@@ -33,6 +33,7 @@ from deepdance.cache import (
     extraction_params,
     load_cache,
 )
+from deepdance.checkpoints import checkpoint_size
 from deepdance.cli import UserError, pause_here
 from deepdance.files import DATA_DIR, ROOT, atomic_path
 from deepdance.gentypes import (
@@ -400,7 +401,7 @@ def training_summaries(key):
         out.append(
             {
                 "gen_type": gen_type,
-                "size": ckpt.get("size"),
+                "size": checkpoint_size(ckpt),
                 "name": folder.name,
                 "epoch": ckpt.get("epoch"),
                 "seconds": ckpt.get("train_seconds"),

@@ -20,7 +20,7 @@ from deepdance.gentypes import checkpoint_dir, train_command_for
 
 import torch
 
-CKPT_KEYS = ("model", "model_args", "gen_type", "size")  # what every checkpoint needs to rebuild its generator
+CKPT_KEYS = ("model", "model_args", "gen_type", "config")  # what every checkpoint needs to rebuild its generator
 RESUME_KEYS = ("rng", "epoch", "step", "train_seconds", "best", "config", "data")  # what --resume needs as well
 PLAN_FIELDS = ("epochs", "time_budget")  # what --resume may change (a longer run); the device is always this machine's
 
@@ -34,6 +34,13 @@ def save_checkpoint(ckpt, path):
             free = shutil.disk_usage(Path(path).parent).free / 2**20
             raise UserError(f"cannot write checkpoint {path}: {free:.0f} MB free there (disk full?); the previous "
                             f"checkpoint is intact ({str(e).splitlines()[0][:80]})") from None  # fmt: skip
+
+
+def checkpoint_size(ckpt):
+    """The frame side (px) a checkpoint was trained at, from its config (the one place it is stored); None if absent."""
+    config = ckpt.get("config")
+    size = config.get("size") if isinstance(config, dict) else None
+    return None if size is None else int(size)
 
 
 def load_checkpoint(path, *, fmt, gen_type=None, size=None, keys=CKPT_KEYS, fix=None):
@@ -55,8 +62,9 @@ def load_checkpoint(path, *, fmt, gen_type=None, size=None, keys=CKPT_KEYS, fix=
     # Another gen_type or size first: that names the fix, where a list of missing keys would not.
     if gen_type is not None and ckpt.get("gen_type", gen_type) != gen_type:
         raise UserError(f"checkpoint {path} is for gen_type {ckpt['gen_type']}, not {gen_type}")
-    if size is not None and ckpt.get("size", size) != size:
-        raise UserError(f"checkpoint {path} is for size {ckpt['size']}, not {size}: pass --size {ckpt['size']}")
+    stored = checkpoint_size(ckpt)
+    if size is not None and stored is not None and stored != size:
+        raise UserError(f"checkpoint {path} is for size {stored}, not {size}: pass --size {stored}")
     missing = [k for k in keys if k not in ckpt]
     if missing:
         raise UserError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or from another version{then}")

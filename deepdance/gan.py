@@ -24,7 +24,6 @@ from deepdance.adversarial import (
     D_T_FRAMES,
     LAMBDA_GP,
     critic_score,
-    default_d_args,
     feature_matching,
     gan_loss,
     gradient_penalty,
@@ -45,7 +44,8 @@ from deepdance.distributed import autocast, setup_ranks, weights_digest
 from deepdance.files import check_writable
 from deepdance.gentypes import SIZE, checkpoint_dir, gen_type_of
 from deepdance.losses import ssim_loss
-from deepdance.networks import MultiscaleDiscriminator, build_net, default_model_args, net_class, pose_input
+from deepdance.networks import MultiscaleDiscriminator, build_net, net_class, pose_input
+from deepdance.recipes import size_recipe
 from deepdance.skeleton import N_JOINTS
 from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
@@ -253,15 +253,15 @@ def build_models(cfg, vanilla=None):
                 state, g_args = expand_stem(state, g_args, in_ch)
         netG = build_from_checkpoint(net_class(variant), g_args, state, what=what, fix=VANILLA_FIX)
     else:
-        g_args = {**default_model_args(variant, cfg.size), **(cfg.g_args or {})}
+        g_args = {**size_recipe(cfg.size).generator(variant), **(cfg.g_args or {})}
         if cfg.temporal:
             g_args["in_ch"] = in_ch
         netG = build_net(variant, g_args)
-    d_args = {**default_d_args(cfg.size), **(cfg.d_args or {})}
+    d_args = {**size_recipe(cfg.size).netD, **(cfg.d_args or {})}
     netD = MultiscaleDiscriminator(**d_args)
     dT_args = netD_T = None
     if cfg.temporal:
-        dT_args = {**default_d_args(cfg.size, temporal=True), **(cfg.d_args or {}), "in_ch": 6 * D_T_FRAMES,
+        dT_args = {**size_recipe(cfg.size).netD_T, **(cfg.d_args or {}), "in_ch": 6 * D_T_FRAMES,
                    "num_D": 1}  # fmt: skip
         netD_T = MultiscaleDiscriminator(**dT_args)
     return netG, g_args, netD, d_args, netD_T, dT_args
@@ -592,7 +592,6 @@ class GANTraining(TrainModel):
             "mode": cfg.mode,
             "input": cfg.input,
             "temporal": cfg.temporal,
-            "size": cfg.size,
             "variant": VARIANT_OF_INPUT[cfg.input],
             "model_class": type(self.netG).__name__,
             "model_args": g_args,

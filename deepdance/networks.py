@@ -191,26 +191,6 @@ class VectorToImage(nn.Module):
         return torch.tanh(F.pixel_shuffle(h, self.ps) if self.ps > 1 else h)
 
 
-def default_model_args(variant, size=SIZE):
-    """Architecture defaults of a variant at a frame size: what checkpoints store and Net(**model_args) rebuilds."""
-    if size % 32:
-        raise UserError(f"--size must be a multiple of 32 (64 and 128 are tested), got {size}")
-    if variant == 2:
-        # The convolutions run at 32x32 from 64 px up (bottleneck with residual blocks + self-attention at 8x8):
-        # ps folds each (S / 32)^2 pixel block into channels on the way in and unfolds it at the end, so 128 px costs
-        # about 2x the 64 px net (its first level 48 channels wide, not 32, to carry the 4x4 blocks) instead of the
-        # ~4.5x of one more full-resolution level, and trains in the 30 minutes #15 allows on the 2-core CPU
-        # (README "128 px"). 256 px (CUDA): ps 8, 64 channels.
-        ps = max(2, size // 32)
-        c0 = {2: 32, 4: 48}.get(ps, 64)
-        levels = int(math.log2(size // (8 * ps)))  # down to 8x8
-        return {"size": size, "in_ch": 3, "out_ch": 3, "ch": [c0 * 2**i for i in range(levels + 1)], "n_res": 2,
-                "attn": True, "ps": ps}  # fmt: skip
-    ups = int(math.log2(size // 8))  # 4x4 -> size / 2, then pixel_shuffle
-    return {"size": size, "in_dim": 2 * N_JOINTS, "hidden": 512, "n_blocks": 3,
-            "ch": [256 // 2**i for i in range(ups + 1)], "ps": 2, "fourier": 6}  # fmt: skip
-
-
 def net_class(variant):
     """The network class of a variant: 1 -> VectorToImage, 2 -> UNet."""
     return VectorToImage if variant == 1 else UNet

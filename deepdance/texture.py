@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from deepdance.adversarial import default_d_args, feature_matching, gan_loss, val_metrics
+from deepdance.adversarial import feature_matching, gan_loss, val_metrics
 from deepdance.checkpoints import (
     best_checkpoint,
     build_from_checkpoint,
@@ -44,7 +44,8 @@ from deepdance.files import check_writable
 from deepdance.gentypes import RENDER_BATCH, SIZE, checkpoint_dir, gen_type_of
 from deepdance.losses import ssim_loss
 from deepdance.nearest import GenNearest, pose_features
-from deepdance.networks import MultiscaleDiscriminator, UNet, default_model_args, pose_input
+from deepdance.networks import MultiscaleDiscriminator, UNet, pose_input
+from deepdance.recipes import MAX_FLOW, PRIOR, TEXTURE_IN_CH, size_recipe
 from deepdance.skeleton import N_JOINTS, person_mask
 from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
@@ -84,10 +85,6 @@ LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped refer
 LAMBDA_MASK_BG = 0.0  # the same cost off the person: free, so the background may be painted (gen_type 3's smooth
 # frame where the base is on) while the person stays real pixels. On taichi1 at 128 px +0.032 body SSIM at the same
 # SSIM weight, the person still found by MediaPipe; at 64 px no measurable change (README "Texture (gen_type 9)")
-LAMBDA_SSIM = {64: 3.0, 128: 0.8}  # weight of 1 - SSIM (Train.ssim_loss) against L1, by frame size (larger sizes
-# take 128's): asks for detail where L1 would blur. At 64 px on taichi1, 3 gave gen_type 3's body SSIM at more
-# sharpness, 0 and 1 less SSIM; at 128 px the term switches the net from moving real pixels to painting a person
-# MediaPipe cannot find between 0.8 and 1 (README "Texture (gen_type 9)", "128 px on the CPU")
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
@@ -96,11 +93,8 @@ EXCLUDE = "auto"  # cache rows on each side of a training frame that its referen
 # (auto_exclude); a fixed count fits one frame rate only: +-5 rows suited taichi1 (1 frame in 10 of its recording)
 # and left the references of 25-30 fps clips 3-4x nearer than anything met at test time (README "Texture")
 REF_K = 3  # training: the reference is drawn from the REF_K nearest allowed frames (inference takes the nearest)
-MAX_FLOW = 0.5  # the flow's largest displacement, in grid units (2 = the frame side): a quarter of the frame
-PRIOR = True  # start the flow from the joints' own displacements (joint_flow); the U-Net corrects it
 PRIOR_SIGMA = 0.05  # joint_flow: reach of each joint's displacement (frame sides; a forearm is ~0.12 of the frame)
 PRIOR_STILL = math.exp(-2.0)  # joint_flow: weight of "no displacement", so pixels ~2 sigma from every joint stay put
-IN_CH = 11  # query skeleton map, reference frame, reference skeleton map (3 channels each), joint flow (2)
 BASE = "auto"  # build on gen_type 3's frame ("vanilla"), not ("none"), or "auto": when its best.pth of the same
 # data and split exists. README "Texture (gen_type 9)" for what it does to body SSIM and sharpness
 BASES = ("auto", "vanilla", "none")
@@ -168,11 +162,6 @@ class TextureNet(nn.Module):
 def sample(images, grid):
     """images (B, C, S, S) read at grid (B, S, S, 2) (x, y in [-1, 1], pixel centres at +-(1 - 1/S)), bilinear."""
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def default_texture_args(size=SIZE):
-    """TextureNet's model_args at a frame size: gen_type 3's U-Net with 11 input and 6 output channels."""
-    return {"unet": {**default_model_args(2, size), "in_ch": IN_CH, "out_ch": 6}, "max_flow": MAX_FLOW, "prior": PRIOR}
 
 
 def to_tensor(images):
@@ -390,24 +379,19 @@ class TextureConfig(RunConfig):
     lambda_warp: float = LAMBDA_WARP
     lambda_mask: float = LAMBDA_MASK
     lambda_mask_bg: float = LAMBDA_MASK_BG
-    lambda_ssim: float | None = None  # None: LAMBDA_SSIM at this size (default_lambda_ssim)
+    lambda_ssim: float | None = None  # None: the size's (recipes.size_recipe)
     lambda_adv: float = LAMBDA_ADV
     lambda_FM: float = LAMBDA_FM
     lr_D: float = LR_D
     exclude: int | str = EXCLUDE  # cache rows, or "auto" (auto_exclude)
     ref_k: int = REF_K
     base: str = BASE
-    model_args: dict | None = None  # overrides of default_texture_args (experiments; not on the command line)
+    model_args: dict | None = None  # overrides of the size's texture args (experiments; not on the command line)
     # Checkpoints.resumed_config: a run written before a setting existed trained as this value of it.
     BEFORE: ClassVar[dict] = {"lambda_mask_bg": lambda stored: stored.get("lambda_mask", LAMBDA_MASK)}  # one cost
 
     def __post_init__(self):
         self.lambda_L1 = lambda_pair(self.lambda_L1)
-
-
-def default_lambda_ssim(size):
-    """LAMBDA_SSIM's weight for a frame size: its own, or the largest size's below it (256 px takes 128's)."""
-    return LAMBDA_SSIM[max([s for s in LAMBDA_SSIM if s <= size], default=min(LAMBDA_SSIM))]
 
 
 def base_checkpoint(vs, cfg, fingerprint, verbose=True):
@@ -428,7 +412,11 @@ def new_texture_net(model_args, base=None):
     frame and the frozen base holds that checkpoint's weights."""
     if base is None:
         return TextureNet(**model_args), model_args
-    model_args = {**model_args, "unet": {**model_args["unet"], "in_ch": IN_CH + 3}, "base": dict(base["model_args"])}
+    model_args = {
+        **model_args,
+        "unet": {**model_args["unet"], "in_ch": TEXTURE_IN_CH + 3},
+        "base": dict(base["model_args"]),
+    }
     net = TextureNet(**model_args)
     with unusable(f"GenVanillaNN checkpoint {base['_path']}", BASE_FIX, "UNet"):
         net.base.load_state_dict(base["model"])
@@ -477,7 +465,7 @@ class TextureTraining(TrainModel):
     def build_nets(self, vs, verbose):
         """The texture net (resumed, or fresh on gen_type 3's frame) and the discriminator when weighted."""
         cfg, state = self.cfg, self.state
-        self.model_args = {**default_texture_args(cfg.size), **(cfg.model_args or {})}
+        self.model_args = {**size_recipe(cfg.size).texture, **(cfg.model_args or {})}
         if state is not None:
             self.model_args = state["model_args"]
             cfg = self.cfg = resumed_config(cfg, state["config"], path=self.latest, force="--force")
@@ -486,14 +474,14 @@ class TextureTraining(TrainModel):
             self.base_from = state.get("base_from")
         else:
             if cfg.lambda_ssim is None:  # stored resolved: the checkpoint's config says what this run used
-                cfg = self.cfg = replace(cfg, lambda_ssim=default_lambda_ssim(cfg.size))
+                cfg = self.cfg = replace(cfg, lambda_ssim=size_recipe(cfg.size).texture_lambda_ssim)
             base = base_checkpoint(vs, cfg, self.fingerprint, verbose)
             net, self.model_args = new_texture_net(self.model_args, base)
             self.base_from = base and {"path": base["_path"], "epoch": base["epoch"], "val": base.get("val", {})}
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.netD = None
         if cfg.lambda_adv > 0:
-            netD = MultiscaleDiscriminator(**default_d_args(cfg.size))
+            netD = MultiscaleDiscriminator(**size_recipe(cfg.size).netD)
             if state is not None:
                 if state.get("netD") is None:
                     raise UserError(f"{self.latest} was trained without a discriminator: start over with --force")
@@ -578,13 +566,12 @@ class TextureTraining(TrainModel):
         return {
             "format": CKPT_FORMAT,
             "gen_type": GEN_TYPE,
-            "size": cfg.size,
             "model_class": type(self.net).__name__,
             "model_args": self.model_args,
             "model": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
             "netD": None if netD is None else netD.state_dict(),
-            "netD_args": None if netD is None else default_d_args(cfg.size),
+            "netD_args": None if netD is None else size_recipe(cfg.size).netD,
             "optimizer_D": None if netD is None else self.opt_D.state_dict(),
             "base_from": self.base_from,
             "exclude_rows": self.exclude,  # the window used (cfg.exclude may say "auto")

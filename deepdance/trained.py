@@ -7,6 +7,7 @@ from deepdance.checkpoints import (
     best_checkpoint,
     build_from_checkpoint,
     check_same_data,
+    checkpoint_size,
     load_checkpoint,
     unusable,
 )
@@ -65,7 +66,7 @@ class TrainedGenerator:
         )  # fmt: skip
         self.what = "checkpoint" if loaded else f"checkpoint {checkpoint}"
         with unusable(self.what, self.RETRAIN):
-            self.gen_type, self.size = int(ckpt["gen_type"]), int(ckpt["size"])
+            self.gen_type, self.size = int(ckpt["gen_type"]), checkpoint_size(ckpt)
             cls = self.net_class(ckpt)
         self.device = pick_device(device)
         self.net = build_from_checkpoint(cls, ckpt["model_args"], ckpt["model"], what=self.what, fix=self.RETRAIN)

@@ -16,6 +16,7 @@ gen_type (shared by every script and the README):
   5 GAN (BCE), 26-vector       6 WGAN-GP, 26-vector       7 WGAN-GP, skeleton image     8 temporal GAN
 """
 
+import copy
 import functools
 import os
 import sys
@@ -27,7 +28,7 @@ from deepdance.cli import UserError
 from deepdance.files import ROOT
 from deepdance.gentypes import RENDER_BATCH
 from deepdance.skeleton import L_ANKLE, L_HIP, R_ANKLE, R_HIP, body_height, draw_skeleton
-from deepdance.video import VideoWriter, read_rows
+from deepdance.video import VideoWriter, read_rows, source_sound
 
 import cv2
 import numpy as np
@@ -331,13 +332,15 @@ def transfer(
     label=None,
     progress=None,
     verbose=True,
+    sound=None,
 ):
     """Render the motion transfer of source_vs onto gen's target into the mp4 `out`; returns timing stats.
 
     source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps, times); target_xy (M,13,2) the target's poses
     (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch. The
     output runs at source_vs.fps with each source frame at its own time (placement: a variable frame rate's frames
-    repeated or dropped), and a variable frame rate's poses are filled in and smoothed by those times too.
+    repeated or dropped), and a variable frame rate's poses are filled in and smoothed by those times too. sound (a
+    video.Sound, span_sound): audio put under it, as long as the video; stats["sound_s"] says how much got there.
     """
     t0 = time.perf_counter()
     n = len(source_vs.valid)
@@ -351,7 +354,7 @@ def transfer(
     chunks = gen.generate_clip(norm_xy, step)
     label = label or "generated"
     bar = tqdm(total=n, desc="transfer", unit="frame", disable=not verbose, leave=False)
-    with bar, VideoWriter(out, source_vs.fps, crf=CRF) as writer:
+    with bar, VideoWriter(out, source_vs.fps, crf=CRF, sound=sound) as writer:
         for i in range(0, n, step):
             t = time.perf_counter()
             images = next(chunks)
@@ -378,7 +381,31 @@ def transfer(
     if show:
         cv2.destroyAllWindows()
     missing = int((~np.asarray(source_vs.valid)).sum())
-    return {"frames": n, "written": int(repeats.sum()), "missing": missing, "normalizer": normalizer, **timing}
+    written = int(repeats.sum())
+    stats = {"frames": n, "written": written, "missing": missing, "normalizer": normalizer, "sound_s": writer.sound_s}
+    return {**stats, **timing}
+
+
+def first_frames(source_vs, max_frames):
+    """source_vs cut to its first max_frames sampled frames (after the stride; 0 or more than it has: all of it), for
+    transfer: a shallow copy whose per-frame arrays are cut (frames_all stays whole: transfer reads rows by index)."""
+    if not max_frames or max_frames >= len(source_vs.valid):
+        return source_vs
+    cut = copy.copy(source_vs)
+    cut.valid, cut.ske_all, cut.times = (
+        source_vs.valid[:max_frames],
+        source_vs.ske_all[:max_frames],
+        source_vs.times[:max_frames],
+    )
+    cut.rows = np.flatnonzero(cut.valid)
+    return cut
+
+
+def span_sound(source_vs):
+    """The sound under a rendering of source_vs: its video's audio from the first rendered frame's time on (a
+    video.Sound), None if the video has none. Output frame k shows the source at times[0] + k / fps (placement), so
+    audio from times[0] played at its own speed stays with the picture, whatever the stride."""
+    return source_sound(source_vs.video_path, float(source_vs.times[0]))
 
 
 # --------------------------------------------------------------------------- CLI

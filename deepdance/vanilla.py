@@ -26,7 +26,8 @@ from deepdance.files import check_writable
 from deepdance.gentypes import SIZE, checkpoint_dir, gen_type_of
 from deepdance.losses import grad_l1, ssim_loss
 from deepdance.metrics import image_metrics
-from deepdance.networks import build_net, default_model_args, net_class, pose_input
+from deepdance.networks import build_net, net_class, pose_input
+from deepdance.recipes import size_recipe
 from deepdance.trained import TrainedGenerator, render_poses
 from deepdance.trainer import (
     RunConfig,
@@ -112,7 +113,7 @@ class VanillaConfig(RunConfig):
     lambda_L1: tuple = LAMBDA_L1  # (start, end): linear over training
     lambda_grad: float = LAMBDA_GRAD
     lambda_ssim: float = LAMBDA_SSIM
-    model_args: dict | None = None  # overrides of default_model_args (experiments; not on the command line)
+    model_args: dict | None = None  # overrides of the size's net (experiments; not on the command line)
 
     def __post_init__(self):
         self.lambda_L1 = lambda_pair(self.lambda_L1)
@@ -128,7 +129,7 @@ class VanillaTraining(TrainModel):
         self.gen_type = gen_type_of_variant(cfg.variant)
         train_pos, val_pos, self.fingerprint = split_data(vs)
         latest, fix = out / "latest.pth", "start over with force=true"  # fix: for a damaged latest.pth
-        self.model_args = {**default_model_args(cfg.variant, cfg.size), **(cfg.model_args or {})}
+        self.model_args = {**size_recipe(cfg.size).generator(cfg.variant), **(cfg.model_args or {})}
         self.state = None
         if resume:
             self.state = resume_checkpoint(vs, out=out, fingerprint=self.fingerprint, fmt=CKPT_FORMAT,
@@ -201,7 +202,6 @@ class VanillaTraining(TrainModel):
             "format": CKPT_FORMAT,
             "gen_type": self.gen_type,
             "variant": self.cfg.variant,
-            "size": self.cfg.size,
             "model_class": type(self.net).__name__,
             "model_args": self.model_args,
             "model": self.net.state_dict(),

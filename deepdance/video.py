@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from deepdance.cli import UserError
@@ -28,6 +30,8 @@ OFF_PICTURE = 0.25  # joints further outside the picture than this share of its 
 # square does not grow for them
 DETECT_MAX_SIDE = 640  # MediaPipe sees the whole frame (not the crop: the crop loses ~5x more
 # detections on taichi1), downscaled to at most this side since its models run at 256 px anyway
+SOUND_TOLERANCE_S = 0.1  # a soundtrack added to a video must last as long as it within this
+SOUND_TIMEOUT_S = 600  # s: adding a soundtrack re-encodes only the audio (seconds for minutes of it)
 # Still images FFmpeg would read as a one-frame "video": refused by their first bytes, whatever their name.
 IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF",
                     b"MM\x00*": "TIFF"}  # fmt: skip
@@ -375,19 +379,111 @@ def _file_hash(path, size, mtime_ns, chunk=1 << 20):
     return h.hexdigest()
 
 
+# --------------------------------------------------------------------------- sound
+
+
+@dataclass(frozen=True)
+class Sound:
+    """The audio to put under a rendered video: the first audio stream of `path`, from `start` s after the file's
+    start (where ffmpeg's -ss counts from), for as long as the video lasts."""
+
+    path: Path
+    start: float
+
+
+def _ffmpeg(*args, timeout=60):
+    """Run the ffmpeg shipped by imageio-ffmpeg -> CompletedProcess (str output); OSError or TimeoutExpired if it
+    cannot run."""
+    import imageio_ffmpeg
+
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *map(str, args)],
+                          capture_output=True, text=True, errors="replace", timeout=timeout)  # fmt: skip
+
+
+def picture_offset(path):
+    """Seconds from the start of a video file to its first picture, or None if the file has no audio stream (or
+    ffmpeg cannot read it): where its sound lines up with its frames. VideoSkeleton's times count from the first
+    picture, ffmpeg's -ss from the file's start, and a camera may start recording sound before the picture."""
+    try:  # one decoded frame: showinfo prints its time, the stream list whether there is sound
+        r = _ffmpeg("-i", path, "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if not re.search(r"Stream #\S+.*?: Audio:", r.stderr):
+        return None
+    m = re.search(r"pts_time:\s*(-?[\d.]+(?:e-?\d+)?)", r.stderr)
+    return max(0.0, float(m[1])) if m else 0.0
+
+
+def source_sound(path, first_time=0.0):
+    """The Sound of a video's frames from the one at first_time s (since its first picture, as VideoSkeleton.times
+    count) on; None if the video has no sound."""
+    offset = picture_offset(path)
+    return None if offset is None else Sound(Path(path), offset + float(first_time))
+
+
+def audio_span(path):
+    """(start, duration) in s of a file's first audio stream as a player has it (decoded: an encoder's priming
+    samples left out, start counted from the file's start), or None if it has none."""
+    try:
+        r = _ffmpeg("-v", "error", "-i", path, "-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "framecrc", "-",
+                    timeout=SOUND_TIMEOUT_S)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    tb = re.search(r"^#tb 0: (\d+)/(\d+)", r.stdout, re.M)
+    rows = re.findall(r"^0,\s*-?\d+,\s*(-?\d+),\s*(\d+),", r.stdout, re.M)  # stream, dts, pts, duration, ...
+    if r.returncode or not tb or not rows:
+        return None
+    unit = int(tb[1]) / int(tb[2])
+    pts = np.array([int(p) for p, _ in rows])
+    ends = pts + np.array([int(d) for _, d in rows])
+    return pts.min() * unit, (ends.max() - pts.min()) * unit
+
+
+def mux_sound(video, sound, out, duration):
+    """Write `out`: the (silent) `video`'s picture, copied, with sound's audio from sound.start for `duration` s,
+    re-encoded to AAC (cut to the sample; padded with silence where the source's sound starts late or ends early, so
+    it lasts exactly as long as the picture). Returns None, or why it failed (a phrase)."""
+    pad = f"aresample=async=1:first_pts=0,apad=whole_dur={duration:.6f}"  # silence before a late start, after an end
+    try:
+        r = _ffmpeg("-v", "error", "-y", "-i", video, "-ss", f"{sound.start:.6f}", "-t", f"{duration:.6f}",
+                    "-i", sound.path, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", pad, "-c:a", "aac",
+                    "-movflags", "+faststart", "-f", "mp4", out, timeout=SOUND_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"ffmpeg took over {SOUND_TIMEOUT_S} s"
+    except OSError as e:
+        return f"ffmpeg could not run: {e.strerror or e}"
+    if r.returncode:
+        lines = r.stderr.strip().splitlines()
+        return f"ffmpeg failed: {lines[-1] if lines else f'exit status {r.returncode}'}"
+    span = audio_span(out)
+    if span is None:
+        return "no audio reached the file"
+    start, length = span
+    if abs(start) > SOUND_TOLERANCE_S or abs(length - duration) > SOUND_TOLERANCE_S:
+        return f"its audio runs {start:.2f}-{start + length:.2f} s, not 0-{duration:.2f} s"
+    return None
+
+
 # --------------------------------------------------------------------------- video output
+
+
+class _SoundFailed(Exception):
+    """Adding a soundtrack failed: the muxed temporary is thrown away, the silent video kept."""
 
 
 class VideoWriter:
     """Browser-playable H.264 mp4 writer (ffmpeg shipped by imageio-ffmpeg), written atomically.
 
-    Use as a context manager: the file appears under its name only if the block succeeds.
+    Use as a context manager: the file appears under its name only if the block succeeds. sound (a Sound): its audio
+    goes under the picture once every frame is written, trimmed to the video's length; if that fails the video is
+    kept silent with a warning line. sound_s: seconds of sound the finished file has (0.0: silent).
     """
 
-    def __init__(self, path, fps, crf=18):
-        self.path, self.fps, self.crf = Path(path), float(fps), int(crf)
+    def __init__(self, path, fps, crf=18, *, sound=None):
+        self.path, self.fps, self.crf, self.sound = Path(path), float(fps), int(crf), sound
         self._ctx = self._gen = None
         self.n = 0
+        self.sound_s = 0.0
 
     def write(self, frame):
         """Append one HxWx3 uint8 BGR frame (all frames the same even size)."""
@@ -427,18 +523,37 @@ class VideoWriter:
         if self._gen is None:
             return
         gen, ctx, self._gen, self._ctx = self._gen, self._ctx, None, None
-        problem = None
+        problem, keep = None, False
         try:
             gen.close()
             if ok:
                 problem = self._unreadable(self._tmp)
+                if problem is None and self.sound is not None:
+                    self._add_sound(self._tmp)
+                keep = problem is None  # only now: a Ctrl-C before this line must not rename a partial file
         except OSError:  # ffmpeg's pipe broke at the end: it died (disk full, killed)
             problem = "ffmpeg stopped before finishing the file"
         finally:
-            ctx.__exit__(*((None, None, None) if ok and problem is None else (RuntimeError, RuntimeError(), None)))
+            ctx.__exit__(*((None, None, None) if keep else (RuntimeError, RuntimeError(), None)))
         if ok and problem:
             raise UserError(f"cannot write {self.path}: {problem} ({self._free_mb():.0f} MB free there: disk full?); "
                             "nothing was replaced")  # fmt: skip
+
+    def _add_sound(self, video):
+        """Put self.sound under the finished silent `video` (a temporary), in place; where that fails, `video` stays
+        as it was (silent) and one warning line says why."""
+        duration = self.n / self.fps
+        why = None
+        try:
+            with atomic_path(video) as muxed:  # replaces `video` only once the muxed file checks out
+                why = mux_sound(video, self.sound, muxed, duration) or self._unreadable(muxed)
+                if why:
+                    raise _SoundFailed
+        except _SoundFailed:
+            source = self.sound.path
+            print(f"warning: could not add the sound of {source} ({why}); {self.path.name} is silent", file=sys.stderr)
+            return
+        self.sound_s = duration
 
     def _unreadable(self, tmp):
         """Why the finished temporary file is not a complete video (a phrase), or None."""

@@ -15,6 +15,7 @@ from deepdance import (
     gentypes,
     metrics,
     networks,
+    recipes,
     trainer,
     training_data,
     vanilla,
@@ -52,14 +53,14 @@ def tiny_cfg(mode="bce", input="image", temporal=False, **kw):
 
 
 def test_multiscale_patch_discriminator_shapes():
-    d = networks.MultiscaleDiscriminator(**adversarial.default_d_args(64))
+    d = networks.MultiscaleDiscriminator(**recipes.size_recipe(64).netD)
     out = d(torch.randn(2, 6, 64, 64))
     assert len(out) == networks.NUM_D and len(out[0]) == 2 + 2  # every layer's features, logits last
     assert out[0][-1].shape == (2, 1, 14, 14) and out[1][-1].shape == (2, 1, 6, 6)  # 64 px and 32 px patches
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())  # per-sample norm only (GP)
-    small = networks.MultiscaleDiscriminator(**adversarial.default_d_args(32))(torch.randn(1, 6, 32, 32))
+    small = networks.MultiscaleDiscriminator(**recipes.size_recipe(32).netD)(torch.randn(1, 6, 32, 32))
     assert small[1][-1].shape[-1] >= 1
-    dt = networks.MultiscaleDiscriminator(**adversarial.default_d_args(64, temporal=True))
+    dt = networks.MultiscaleDiscriminator(**recipes.size_recipe(64).netD_T)
     assert len(dt(torch.randn(1, 6 * adversarial.D_T_FRAMES, 64, 64))) == 1
 
 
@@ -173,7 +174,7 @@ def test_history_windows_and_temporal_inputs():
 
 def test_expanded_stem_starts_as_the_vanilla_unet():
     torch.manual_seed(0)
-    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    args = {**recipes.size_recipe(SIZE).generator(2), **TINY_G["image"]}
     vanilla = networks.build_net(2, args).eval()
     state, targs = gan.expand_stem(vanilla.state_dict(), args, 9)
     temporal = networks.build_net(2, targs).eval()
@@ -274,10 +275,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(fake_vs, tmp_path, mo
 
 def test_init_from_vanilla_checkpoint(fake_vs, capsys):
     torch.manual_seed(0)
-    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    args = {**recipes.size_recipe(SIZE).generator(2), **TINY_G["image"]}
     net = networks.build_net(2, args)
     data = training_data.data_fingerprint(fake_vs, fake_vs.split())
-    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": SIZE, "model_args": args,
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "config": {"size": SIZE}, "model_args": args,
             "model": net.state_dict(), "epoch": 7, "val": {"box_ssim": 0.5}, "data": data}  # fmt: skip
     path = gentypes.checkpoint_dir(fake_vs, 3, SIZE) / "best.pth"
     checkpoints.save_checkpoint(ckpt, path)
@@ -301,11 +302,11 @@ def test_init_from_vanilla_checkpoint(fake_vs, capsys):
 def test_bad_requests(fake_vs):
     gappy = FakeVS(fake_vs.root, n=40)
     gappy.rows = np.arange(40) * 2  # every other frame of the video: no run of consecutive frames
-    args = {**networks.default_model_args(2, SIZE), **TINY_G["image"]}
+    args = {**recipes.size_recipe(SIZE).generator(2), **TINY_G["image"]}
     other = networks.build_net(
         2, {**args, "ch": [8, 8]}
     ).state_dict()  # weights saved by another version of the network
-    ckpt = {"format": gan.CKPT_FORMAT, "gen_type": 4, "size": SIZE, "variant": 2, "temporal": False,
+    ckpt = {"format": gan.CKPT_FORMAT, "gen_type": 4, "config": {"size": SIZE}, "variant": 2, "temporal": False,
             "model_args": args, "model": other}  # fmt: skip
     requests = {  # message: request
         r"train it with python GenGAN.py \S+ --mode wgan-gp --input vector$": lambda: gan.load_generator(fake_vs, 6),

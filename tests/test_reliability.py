@@ -21,7 +21,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from deepdance import appbackend, cache, files, gentypes, networks, video
+from deepdance import appbackend, cache, files, gentypes, networks, recipes, video
 from deepdance.cli import UserError, run_cli
 from deepdance.files import clean_stale_temps
 from deepdance.video import VideoWriter
@@ -489,9 +489,9 @@ def vanilla_checkpoint(gen_type=3, size=64, **changes):
     from deepdance import vanilla
 
     variant = {2: 1, 3: 2}[gen_type]
-    args = networks.default_model_args(variant, size)
+    args = recipes.size_recipe(size).generator(variant)
     torch.manual_seed(0)
-    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "size": size,
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": gen_type, "variant": variant, "config": {"size": size},
             "model_args": args,
             "model": networks.build_net(variant, args).state_dict(), "epoch": 1, "val": {}}  # fmt: skip
     return {**ckpt, **changes}
@@ -593,7 +593,7 @@ def test_bad_gan_checkpoint_gives_one_line(case, target_vs, vanilla_dir, short_c
     ckpt = {**vanilla_checkpoint(), "format": gan.CKPT_FORMAT, "gen_type": 4, "temporal": False}
     ckpt = {
         "runs code": {**ckpt, "model": RunsCode(marker)},
-        "other size": {**ckpt, "size": 128},
+        "other size": {**ckpt, "config": {"size": 128}},
         "lacks variant": {k: v for k, v in ckpt.items() if k != "variant"},
         "tampered shapes": {**ckpt, "model": {"stem.0.weight": torch.zeros(3, 3)}},
         "tampered model_args": {**ckpt, "model_args": {"size": 64, "ch": "rm -rf"}},

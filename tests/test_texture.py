@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from deepdance import evaluation, files, gentypes, texture, training_data
+from deepdance import evaluation, files, gentypes, recipes, texture, training_data
 from deepdance.cli import UserError, run_cli
 from deepdance.skeleton import Skeleton, person_mask
 
@@ -50,14 +50,14 @@ def frame_ids(x):
 
 def test_shapes_and_ranges(one_thread):
     net = texture.TextureNet(**TINY)
-    x = torch.rand(4, texture.IN_CH, S, S) * 2 - 1
+    x = torch.rand(4, recipes.TEXTURE_IN_CH, S, S) * 2 - 1
     y = net(x)
     assert y.shape == (4, 3, S, S) and y.dtype == torch.float32
     assert y.min() >= -1 and y.max() <= 1
     xy = TexVS("/unused").xy[:4]
     inp = texture.texture_input(xy, coloured(4), xy[::-1].copy(), S)
     assert inp.shape == (4, 11, S, S) and inp[:, :9].min() >= -1 and inp[:, :9].max() <= 1
-    assert texture.default_texture_args(128)["unet"]["in_ch"] == 11
+    assert recipes.size_recipe(128).texture["unet"]["in_ch"] == 11
 
 
 class FixedUNet(torch.nn.Module):
@@ -205,13 +205,19 @@ def test_training_with_a_free_background_stores_the_setting(tmp_path, one_thread
     assert np.isfinite(summary["last"]["train_loss"])
     ckpt = torch.load(tmp_path / "run" / "best.pth", weights_only=True)
     assert ckpt["config"]["lambda_mask_bg"] == 0.1 and ckpt["config"]["lambda_mask"] == cfg.lambda_mask
-    assert ckpt["config"]["lambda_ssim"] == texture.default_lambda_ssim(S)  # stored as used, not None
+    assert ckpt["config"]["lambda_ssim"] == recipes.size_recipe(S).texture_lambda_ssim  # stored as used, not None
 
 
 def test_the_ssim_weight_defaults_by_size():
-    weights = texture.LAMBDA_SSIM
-    assert texture.default_lambda_ssim(64) == weights[64] and texture.default_lambda_ssim(128) == weights[128]
-    assert texture.default_lambda_ssim(256) == weights[128] and texture.default_lambda_ssim(S) == weights[64]
+    weights = recipes.TEXTURE_LAMBDA_SSIM
+    assert (
+        recipes.size_recipe(64).texture_lambda_ssim == weights[64]
+        and recipes.size_recipe(128).texture_lambda_ssim == weights[128]
+    )
+    assert (
+        recipes.size_recipe(256).texture_lambda_ssim == weights[128]
+        and recipes.size_recipe(S).texture_lambda_ssim == weights[64]
+    )
 
 
 # --------------------------------------------------------------------------- training, checkpoints, loading
@@ -243,8 +249,9 @@ def test_checkpoint_round_trip(trained, one_thread):
     vs, summary = trained
     path = gentypes.checkpoint_dir(vs, 9, S) / "best.pth"
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "model_args", "optimizer", "epoch", "config", "data", "format", "gen_type", "size"):
+    for key in ("model", "model_args", "optimizer", "epoch", "config", "data", "format", "gen_type"):
         assert key in ckpt, key
+    assert "size" not in ckpt and ckpt["config"]["size"] == S  # the size is stored once, in the config
     assert ckpt["gen_type"] == 9 and ckpt["model_args"] == TINY and ckpt["data"]["sha256"] == vs.meta["sha256"]
     gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
     assert isinstance(gen, texture.GenTexture)
@@ -415,7 +422,7 @@ def save_vanilla(vs, net, **data):
     from deepdance import checkpoints, vanilla
 
     fingerprint = {**training_data.data_fingerprint(vs, vs.split()), **data}
-    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "size": S, "model_args": BASE_UNET,
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": 3, "config": {"size": S}, "model_args": BASE_UNET,
             "model": net.state_dict(), "epoch": 4, "val": {"box_ssim": 0.5}, "data": fingerprint}  # fmt: skip
     path = gentypes.checkpoint_dir(vs, 3, S) / "best.pth"
     checkpoints.save_checkpoint(ckpt, path)
@@ -424,7 +431,7 @@ def save_vanilla(vs, net, **data):
 
 def test_the_base_is_gen3s_frame_frozen_and_corrected(one_thread):
     base = tiny_base()
-    args = {**TINY, "unet": {**TINY["unet"], "in_ch": texture.IN_CH + 3}, "base": BASE_UNET}
+    args = {**TINY, "unet": {**TINY["unet"], "in_ch": recipes.TEXTURE_IN_CH + 3}, "base": BASE_UNET}
     net = texture.TextureNet(**args)
     net.base.load_state_dict(base.state_dict())
     net.train()

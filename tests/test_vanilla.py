@@ -5,7 +5,7 @@ Training runs on a tiny synthetic target (a stick figure moving over a gradient)
 
 from pathlib import Path
 
-from deepdance import checkpoints, losses, metrics, networks, trained, training_data, vanilla
+from deepdance import checkpoints, losses, metrics, networks, recipes, trained, training_data, vanilla
 from deepdance.cli import UserError
 
 import numpy as np
@@ -34,7 +34,7 @@ def tiny_cfg(variant=2, **kw):
 @pytest.mark.parametrize("size", [64, 128, 256])
 def test_networks_shapes_and_range(variant, size):
     torch.manual_seed(0)
-    net = networks.build_net(variant, networks.default_model_args(variant, size)).eval()
+    net = networks.build_net(variant, recipes.size_recipe(size).generator(variant)).eval()
     x = torch.rand(2, 26) * 2 - 1 if variant == 1 else torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
         y = net(x)
@@ -133,12 +133,12 @@ def test_large_sizes_train_and_generate(fake_vs, size):
 @pytest.mark.parametrize("variant", [1, 2])
 def test_save_load_identical_output_and_generator_contract(fake_vs, tmp_path, variant):
     torch.manual_seed(1)
-    args = networks.default_model_args(variant, 64)
+    args = recipes.size_recipe(64).generator(variant)
     net = networks.build_net(variant, args)
     net.train()
     with torch.no_grad():  # move BatchNorm's running stats off their defaults, so they must be saved too
         net(torch.rand(4, 26) * 2 - 1 if variant == 1 else torch.rand(4, 3, 64, 64) * 2 - 1)
-    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": vanilla.gen_type_of_variant(variant), "size": 64,
+    ckpt = {"format": vanilla.CKPT_FORMAT, "gen_type": vanilla.gen_type_of_variant(variant), "config": {"size": 64},
             "model_args": args,
             "model": net.state_dict()}  # fmt: skip
     checkpoints.save_checkpoint(ckpt, tmp_path / "m.pth")

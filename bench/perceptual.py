@@ -354,6 +354,7 @@ def main(argv=None):
                 real, xy, loss=name, steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, crop_size=a.crop
             )
             print(f"  {name}: detail {results[name]['detail']:.3f} ({results[name]['seconds']:.0f} s)", flush=True)
+        print()
         print("\n".join(toy_markdown(results)))
     return 0
 

@@ -34,7 +34,7 @@ from deepdance.networks import (
 )
 from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
 from deepdance.recipes import size_recipe
-from deepdance.trainer import describe
+from deepdance.trainer import describe_metrics
 
 
 def main(argv=None):
@@ -74,7 +74,7 @@ def main(argv=None):
         raise UserError("need --n_critic >= 0, --lr_D > 0 and --ndf, --num_D, --d_layers >= 1")
     if min(a.lambda_FM, a.lambda_ssim, a.lambda_GP, a.lambda_T) < 0:
         raise UserError("need --lambda_FM, --lambda_ssim, --lambda_GP, --lambda_T >= 0")
-    cfg = config_from_args(GANConfig, a, lr_G="lr", aug_prob="aug")
+    cfg = config_from_args(GANConfig, a, lr_G="lr")
     d_given = {"ndf": a.ndf, "n_layers": a.d_layers, "num_D": a.num_D, "norm": a.d_norm}
     cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != size_recipe(cfg.size).netD.get(k)} or None
     target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
@@ -85,7 +85,7 @@ def main(argv=None):
     summary = train(vs, cfg, out=out, resume=a.resume)
     if ranks.main:
         best = Path(summary["out"]) / "best.pth"
-        print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe(summary['best'])} -> {best}")
+        print(f"best (val box SSIM - {SHARP_WEIGHT:g} |ln sharpness|): {describe_metrics(summary['best'])} -> {best}")
     return 0
 
 

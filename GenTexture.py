@@ -16,8 +16,8 @@ While training, the frame retrieved for a training frame is never the frame itse
 every frame within --exclude cache rows of it is left out (they are near-duplicates; the network would learn
 to copy, and at test time no such twin exists). By default (auto) the window is as wide as makes the references
 as far in pose as the selection block's poses are from the training frames: the frame rate sets it, not a
-constant. Training reuses Train.py's machinery (TrainRun, checkpoints, --resume, augmentation, the shared CLI) and
-is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
+constant. Training runs through the one training loop (deepdance/trainer.py: checkpoints, --resume, augmentation,
+the shared options) and is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
 """
 
 import argparse
@@ -41,7 +41,7 @@ from deepdance.texture import (
     exclude_arg,
     train,
 )
-from deepdance.trainer import describe
+from deepdance.trainer import describe_metrics
 
 
 def main(argv=None):
@@ -109,7 +109,7 @@ def main(argv=None):
     lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim or 0.0, a.lambda_mask_bg)
     if a.ref_k < 1 or min(lambdas) < 0:
         raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask(_bg), --lambda_ssim, --lambda_adv >= 0")
-    cfg = config_from_args(TextureConfig, a, aug_prob="aug")
+    cfg = config_from_args(TextureConfig, a)
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)
     out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)
@@ -119,7 +119,7 @@ def main(argv=None):
         return 0
     summary = train(vs, cfg, out=out, resume=a.resume)
     best = Path(summary["out"]) / "best.pth"
-    print(f"best (val box SSIM - 0.05 |ln sharpness|): {describe(summary['best'])} -> {best}")
+    print(f"best (val box SSIM - 0.05 |ln sharpness|): {describe_metrics(summary['best'])} -> {best}")
     return 0
 
 

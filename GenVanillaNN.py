@@ -17,7 +17,7 @@ from pathlib import Path
 from deepdance.cli import INTERRUPTED, UserError, parse_bool
 from deepdance.distributed import run_trainer
 from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
-from deepdance.trainer import describe
+from deepdance.trainer import describe_metrics
 from deepdance.vanilla import IMAGES, VARIANT, GenVanillaNN, VanillaConfig, gen_type_of_variant, train
 
 
@@ -28,6 +28,9 @@ def main(argv=None):
                       epochs_help=f"(default: as many as {IMAGES[1]:,} training images for variant 1, "
                                   f"{IMAGES[2]:,} for 2, whatever the clip's length)")  # fmt: skip
     p.add_argument("force", nargs="?", default="false", help="true: retrain from scratch (default false)")
+    p.add_argument(
+        "--force", dest="force_flag", action="store_true", help="the same as force=true, as the other trainers take it"
+    )
     p.add_argument(
         "variant",
         nargs="?",
@@ -41,9 +44,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     if min(a.lambda_grad, a.lambda_ssim) < 0:
         raise UserError("need --lambda_grad, --lambda_ssim >= 0")
-    force = parse_bool(a.force)
+    force = parse_bool(a.force) or a.force_flag
     check_training_args(a, force, "force=true")
-    cfg = config_from_args(VanillaConfig, a, aug_prob="aug")
+    cfg = config_from_args(VanillaConfig, a)
     target = open_target(a.video, cfg, gen_type=gen_type_of_variant(cfg.variant), out=a.out, retrain=force or a.resume,
                          force_option="force=true", load=partial(GenVanillaNN, device="cpu"),
                          framing=a.framing)  # fmt: skip
@@ -52,7 +55,7 @@ def main(argv=None):
     ranks, vs, out = target
     summary = train(vs, cfg, out=out, resume=a.resume)
     if ranks.main:
-        print(f"best: {describe(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
+        print(f"best: {describe_metrics(summary['best'])} -> {Path(summary['out']) / 'best.pth'}")
     return 0
 
 

@@ -46,7 +46,7 @@ def main(argv=None):
     if not vs.extracted and vs.report is not None:  # a fresh extraction printed it already
         from deepdance import report
 
-        print(report.describe(vs.report, vs.cache_dir))
+        print(report.describe_report(vs.report, vs.cache_dir))
     if a.preview:
         write_preview(vs, a.preview)
         print(f"preview -> {a.preview}")

@@ -37,7 +37,7 @@ from deepdance.appbackend import (
     add_target,
     checkpoint_stamp,
     data_videos,
-    describe,
+    describe_run,
     detected_preview,
     display_name,
     extracted_preview,
@@ -376,7 +376,7 @@ def start_run(c, load_gen):
         data, stats = run_transfer(c.source, c.target_vs, gen, label, stride=c.stride, smooth=c.smooth,
                                    normalize=c.normalize, progress=progress, shown=c.source_shown)  # fmt: skip
         return {"video": data, "file_name": f"deepdance-{name}-gen{c.gen_type}.mp4", "what": run_what(c),
-                "stats": describe(stats), "coverage": stats["coverage"]}  # fmt: skip
+                "stats": describe_run(stats), "coverage": stats["coverage"]}  # fmt: skip
 
     return Job("run", run_what(c), work).start()
 

@@ -585,7 +585,7 @@ def run_transfer(
     return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0, "coverage": coverage}
 
 
-def describe(stats):
+def describe_run(stats):
     """One line about a finished run."""
     missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
     return (

@@ -530,7 +530,7 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
         )
         _report_gaps(np.isfinite(skel[:, 0, 0]), index)
         if report:
-            print(target_report.describe(verdict, cache))
+            print(target_report.describe_report(verdict, cache))
     return cache
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 NECK, PELVIS = -1, -2  # pseudo-joints: mid-shoulders, mid-hips
 # Limbs compared, as (from, to) joints: each one's direction in the picture describes the pose.
-LIMBS = (
+DIRECTION_LIMBS = (
     (L_SHOULDER, L_ELBOW), (L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW), (R_ELBOW, R_WRIST),
     (L_HIP, L_KNEE), (L_KNEE, L_ANKLE), (R_HIP, R_KNEE), (R_KNEE, R_ANKLE),
     (PELVIS, NECK), (NECK, NOSE),
@@ -57,10 +57,11 @@ def _points(xy):
 
 
 def limb_directions(xy):
-    """Unit direction of every limb in LIMBS: (N,13,2) joints (y down) -> (N, len(LIMBS), 2); NaN for NaN poses."""
+    """Unit direction of every limb in DIRECTION_LIMBS: (N,13,2) joints (y down) -> (N, len(DIRECTION_LIMBS), 2);
+    NaN for NaN poses."""
     p = _points(xy)
-    a = np.array([lim[0] for lim in LIMBS])
-    b = np.array([lim[1] for lim in LIMBS])
+    a = np.array([lim[0] for lim in DIRECTION_LIMBS])
+    b = np.array([lim[1] for lim in DIRECTION_LIMBS])
     v = p[:, b] - p[:, a]
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return v / np.maximum(n, 1e-9)
@@ -74,8 +75,8 @@ def _to_angle(chord_rms):
 def nearest_distance(query_xy, ref_xy, chunk=2048):
     """For each query pose, the RMS limb-direction difference (degrees) to the closest reference pose, and which:
     (Nq,) float64 (NaN for a NaN query), (Nq,) int64 (-1 for a NaN query). ref_xy must hold finite poses."""
-    q = limb_directions(query_xy).reshape(-1, 2 * len(LIMBS))
-    r = limb_directions(ref_xy).reshape(-1, 2 * len(LIMBS))
+    q = limb_directions(query_xy).reshape(-1, 2 * len(DIRECTION_LIMBS))
+    r = limb_directions(ref_xy).reshape(-1, 2 * len(DIRECTION_LIMBS))
     r = r[np.isfinite(r).all(axis=1)]
     dist, which = np.full(len(q), np.nan), np.full(len(q), -1, np.int64)
     ok = np.flatnonzero(np.isfinite(q).all(axis=1))
@@ -86,7 +87,7 @@ def nearest_distance(query_xy, ref_xy, chunk=2048):
         rows = ok[a : a + chunk]
         d2 = (q[rows] * q[rows]).sum(axis=1)[:, None] + rr[None, :] - 2.0 * q[rows] @ r.T
         k = np.argmin(d2, axis=1)
-        dist[rows] = _to_angle(np.sqrt(np.maximum(d2[np.arange(len(rows)), k], 0.0) / len(LIMBS)))
+        dist[rows] = _to_angle(np.sqrt(np.maximum(d2[np.arange(len(rows)), k], 0.0) / len(DIRECTION_LIMBS)))
         which[rows] = k
     return dist, which
 
@@ -168,7 +169,7 @@ def pose_spread(xy):
         return float("nan")
     med = np.median(d, axis=0)
     med /= np.maximum(np.linalg.norm(med, axis=-1, keepdims=True), 1e-9)
-    chord = np.sqrt(((d - med[None]) ** 2).sum(axis=(1, 2)) / len(LIMBS))
+    chord = np.sqrt(((d - med[None]) ** 2).sum(axis=(1, 2)) / len(DIRECTION_LIMBS))
     return float(np.median(_to_angle(chord)))
 
 

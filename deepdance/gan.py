@@ -88,7 +88,7 @@ N_CRITIC = 5  # WGAN-GP: critic steps per generator step
 LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); 50 left
 # taichi2's output flickering much more (README "Temporal GAN")
 HISTORY = 2  # temporal netG also sees the skeletons of t-1 .. t-HISTORY
-AUG_PROB = 0.5  # share of training windows shifted/zoomed (Train.augment)
+GAN_AUG_PROB = 0.5  # share of training windows shifted/zoomed (Train.augment)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G
 D_GAP_EPOCHS = 3  # wgan-gp: the critic gap growing this many epochs in a row is reported the same way
 CKPT_FORMAT = "deepdance-gan-1"
@@ -200,7 +200,7 @@ class GANConfig(RunConfig):
     input: str = INPUT
     temporal: bool = False
     batch: int = BATCH
-    aug_prob: float = AUG_PROB
+    aug_prob: float = GAN_AUG_PROB
     lr_G: float = LR_G
     lr_D: float = LR_D
     lambda_L1: tuple = LAMBDA_L1

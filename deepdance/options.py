@@ -10,7 +10,7 @@ from deepdance.checkpoints import check_same_data, unusable
 from deepdance.cli import UserError
 from deepdance.distributed import setup_ranks
 from deepdance.gentypes import checkpoint_dir
-from deepdance.trainer import describe
+from deepdance.trainer import describe_metrics
 
 
 def report_trained(path, load, force_option, *, vs):
@@ -19,7 +19,7 @@ def report_trained(path, load, force_option, *, vs):
     gen = load(path)
     check_same_data(gen, vs)
     with unusable(f"checkpoint {path}", f"retrain it ({force_option})"):
-        line = describe({"epoch": gen.epoch, **gen.val})
+        line = describe_metrics({"epoch": gen.epoch, **gen.val})
     print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")
 
 
@@ -47,7 +47,7 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, frami
 
 
 def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
-    """The arguments the trainers take: the target video, then --epochs .. --aug (defaults from the config d)."""
+    """The arguments the trainers take: the target video, then --epochs .. --aug_prob (defaults from the config d)."""
     from deepdance.cache import add_framing_arg
 
     p.add_argument("video", nargs="?", default=None, help="target video (default: the built-in sample)")
@@ -69,7 +69,8 @@ def add_training_args(p, d, *, lr, lr_help, epochs_help, folder):
     p.add_argument("--out", default=None, help=f"checkpoint folder (default data/checkpoints/<target>/{folder})")
     add_framing_arg(p, "the target's square")
     add_perceptual_args(p, d)
-    p.add_argument("--aug", type=float, default=d.aug_prob, help=f"share of samples augmented (default {d.aug_prob})")
+    p.add_argument("--aug_prob", "--aug", type=float, default=d.aug_prob,
+                   help=f"share of samples augmented (default {d.aug_prob})")  # fmt: skip
     p.add_argument(
         "--lambda_L1",
         type=float,
@@ -98,8 +99,8 @@ def check_training_args(a, force, force_option):
     """UserError for what add_training_args' values cannot mean; force: whether force_option (start over) is on."""
     if force and a.resume:
         raise UserError(f"{force_option} (start over) and --resume (continue) contradict each other: pick one")
-    if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug <= 1:
-        raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug in [0, 1]")
+    if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug_prob <= 1:
+        raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug_prob in [0, 1]")
     if min(a.lambda_feat, a.lambda_pose, a.lambda_presence, a.lambda_selfie) < 0:
         raise UserError("need --lambda_feat, --lambda_pose, --lambda_presence and --lambda_selfie >= 0")
     if len(a.lambda_L1) > 2 or min(a.lambda_L1) < 0:

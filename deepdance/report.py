@@ -280,7 +280,7 @@ def write_report(folder, *, meta, skeletons, times, backgrounds=None):
     return report
 
 
-def describe(report, cache=None):
+def describe_report(report, cache=None):
     """The report as printed: a headline, the notes, then one line per problem (or that none was found)."""
     r = report
     where = f" ({cache}/report.json, contact sheet report.png)" if cache is not None else ""

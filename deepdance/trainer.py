@@ -180,7 +180,7 @@ def sample_grid(rows, path, scale=2):
     return img
 
 
-def describe(m):
+def describe_metrics(m):
     """One line of validation metrics (with GenGAN's sharpness and flicker when there)."""
     extra = "".join(f", {k} {m[k]:.2f}" for k in ("sharpness", "flicker") if k in m)
     return (f"epoch {m['epoch']}, val L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f}, SSIM {m['ssim']:.3f}, "

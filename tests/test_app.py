@@ -222,7 +222,7 @@ def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tm
     )  # fmt: skip
     video, fps = decode_video(data, tmp_path)
     assert video.shape == (12, transfer.PANEL, 3 * transfer.PANEL, 3) and fps == pytest.approx(12.5, abs=0.01)
-    assert stats["frames"] == 12 and "12 frames in" in appbackend.describe(stats)
+    assert stats["frames"] == 12 and "12 frames in" in appbackend.describe_run(stats)
     source_vs = appbackend.source_poses(src, stride=2, shown="x", report=lambda f, t: None)  # cached: no extraction
     assert stats["coverage"] == transfer.coverage_warnings(source_vs, sample_vs.skeletons())
     assert seen[-1][0] == 1.0 and [f for f, _ in seen] == sorted(f for f, _ in seen)

@@ -291,3 +291,12 @@ def test_cli_reference_command_trains_one_epoch(short_clip, data_dir, tmp_path):
     assert "best: epoch 1" in proc.stdout and (out / "best.pth").exists()
     again = run_script("GenVanillaNN.py", short_clip, "false", "1", "--out", out)
     assert again.returncode == 0 and "already trained" in again.stdout
+
+
+def test_force_flag_is_the_positional_force():
+    """--force (as GenGAN.py and GenTexture.py take it) means force=true: it contradicts --resume the same way."""
+    import GenVanillaNN
+
+    for argv in (["x.mp4", "true", "--resume"], ["x.mp4", "--force", "--resume"]):
+        with pytest.raises(UserError, match=r"force=true \(start over\) and --resume \(continue\) contradict"):
+            GenVanillaNN.main(argv)

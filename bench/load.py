@@ -60,12 +60,12 @@ def bad_files(*folders):
                     n, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
                     if n == 0:
                         bad.append(f"{path} (0 frames)")
-                except Exception as e:  # noqa: BLE001 - the point is to report it
+                except Exception as e:  # the point is to report it
                     bad.append(f"{path} ({str(e).splitlines()[0][:60]})")
             elif path.suffix == ".npy":
                 try:
                     np.load(path, mmap_mode="r", allow_pickle=False)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     bad.append(f"{path} ({type(e).__name__})")
     return bad
 

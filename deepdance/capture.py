@@ -147,7 +147,7 @@ class Reader:
                 pass
             if not self._stop.is_set():
                 error = self.end_problem()
-        except Exception as e:  # noqa: BLE001 (a device that vanished: cv2.error, OSError...) reported by the loop
+        except Exception as e:  # a device that vanished (cv2.error, OSError...): the loop reports it
             error = f"{self.name} failed after {self.n} frames ({str(e).strip().splitlines()[-1]})"
         self.slot.close(error)
 

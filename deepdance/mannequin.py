@@ -335,8 +335,11 @@ def _head(img, c, ang, fig):
     for s in (-1, 1):
         _ellipse(img, at(s * 0.05, 0.004), 0.011 * H, 0.019 * H, ang, skin * 0.9)  # ears
     _ellipse(img, c, rx, ry, ang, skin)
+
     # Hairline: lower at the temples, so the fringe frames the face.
-    hairline = lambda lx, ly: np.clip((-0.028 + 0.022 * (lx / rx) ** 2) * H - ly + 0.5, 0.0, 1.0)  # noqa: E731
+    def hairline(lx, ly):
+        return np.clip((-0.028 + 0.022 * (lx / rx) ** 2) * H - ly + 0.5, 0.0, 1.0)
+
     _ellipse(img, at(0.0, -0.003), rx * 1.04, ry * 1.02, ang, hair, gloss=0.2, clip=hairline)
     ey = EYE_Y
     for s in (-1, 1):  # eyebrows, eyes (white + iris), from the person's right (s=-1, image left) to left

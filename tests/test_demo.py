@@ -54,8 +54,11 @@ def test_normalised_source_takes_the_targets_distribution_without_stretching():
     np.testing.assert_allclose(
         np.median(transfer.ground_anchor(out), axis=0), np.median(transfer.ground_anchor(target), axis=0), atol=0.01
     )
+
     # One uniform scale: every limb grows by the same factor, so proportions are the source's own.
-    limbs = lambda xy: np.linalg.norm(xy[:, [1, 3, 7, 9]] - xy[:, [3, 5, 9, 11]], axis=-1)  # noqa: E731
+    def limbs(xy):
+        return np.linalg.norm(xy[:, [1, 3, 7, 9]] - xy[:, [3, 5, 9, 11]], axis=-1)
+
     ratio = limbs(out) / limbs(source)
     np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-4)
 
@@ -85,8 +88,13 @@ def noisy_wave(n=300, fps=30.0, noise=0.004, seed=0):
 def test_smoothing_removes_jitter_without_lag():
     truth, noisy, fps = noisy_wave()
     smooth = transfer.smooth_poses(noisy, fps)
-    err = lambda xy: np.linalg.norm(xy - truth, axis=-1).mean()  # noqa: E731
-    jit = lambda xy: np.linalg.norm(np.diff(xy, 2, axis=0), axis=-1).mean()  # noqa: E731
+
+    def err(xy):
+        return np.linalg.norm(xy - truth, axis=-1).mean()
+
+    def jit(xy):
+        return np.linalg.norm(np.diff(xy, 2, axis=0), axis=-1).mean()
+
     assert err(smooth) < 0.6 * err(noisy)
     assert jit(smooth) < 0.3 * jit(noisy)
     # Zero phase: the smoothed wave lines up with the truth (best shift 0 frames), the causal filter lags.
@@ -214,7 +222,10 @@ def test_smoothing_steps_by_the_frames_own_times():
     truth[:, L_WRIST, 1] += 0.08 * np.sin(2 * np.pi * 0.5 * t)
     noisy = truth + np.random.default_rng(3).normal(0, 0.004, truth.shape).astype(np.float32)
     burst = slice(40, 260)
-    err = lambda a: np.linalg.norm(a[burst] - truth[burst], axis=-1).mean()  # noqa: E731
+
+    def err(a):
+        return np.linalg.norm(a[burst] - truth[burst], axis=-1).mean()
+
     assert err(transfer.smooth_poses(noisy, 30.0, times=t)) < 0.6 * err(transfer.smooth_poses(noisy, 30.0))
 
 

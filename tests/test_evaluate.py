@@ -193,7 +193,10 @@ def test_figure_strip_drops_rows_to_fit_its_byte_budget():
     es = Frames(xy=full_frame_poses(8), size=S, real=texture(8))
     outputs = {1: texture(8, seed=1), 3: texture(8, seed=2)}  # noise textures: a PNG that compresses badly
     full = evaluation.strip_image(es, outputs, 8)
-    size_of = lambda img: len(cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])  # noqa: E731
+
+    def size_of(img):
+        return len(cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])
+
     assert evaluation.fit_strip(es, outputs, 8, size_of(full)).shape == full.shape  # fits: all rows kept
     fitted = evaluation.fit_strip(es, outputs, 8, size_of(full) // 2)
     assert fitted.shape[1] == full.shape[1] and fitted.shape[0] < full.shape[0]

@@ -50,7 +50,7 @@ class FakeCapture:
         self.n, self.clock, self.cost, self.shape, self.opened = n, clock, cost, shape, opened
         self.i, self.released = 0, False
 
-    def isOpened(self):  # noqa: N802 (OpenCV's name)
+    def isOpened(self):  # OpenCV's name
         return self.opened
 
     def read(self):
@@ -176,8 +176,11 @@ def test_causal_smoothing_has_no_look_ahead():
     np.testing.assert_array_equal(runs[0][:60], runs[1][:60])  # the past does not move when the future changes
     np.testing.assert_array_equal(runs[1][:70], runs[2][:70])
     assert not np.allclose(runs[0][60:], runs[1][60:])
+
     # It still smooths: less frame-to-frame jitter than the detections.
-    jit = lambda a: np.linalg.norm(np.diff(a, 2, axis=0), axis=-1).mean()  # noqa: E731
+    def jit(a):
+        return np.linalg.norm(np.diff(a, 2, axis=0), axis=-1).mean()
+
     assert jit(runs[0]) < 0.5 * jit(xy)
     # The same filter as the offline forwards pass, at a steady frame rate and at uneven capture times alike.
     height = float(np.median(body_height(xy)))

@@ -91,7 +91,10 @@ def test_holdout_poses_recur_and_source_differs():
     nearest = np.linalg.norm(n[cut:, None] - n[None, :cut], axis=-1).min(axis=1)
     assert nearest.max() < 0.3  # every held-out pose has a look-alike in the training part
     assert body_height(src).mean() < 0.9 * body_height(tgt).mean()  # drawn smaller...
-    hips = lambda j: 0.5 * (j[:, L_HIP] + j[:, R_HIP])  # noqa: E731
+
+    def hips(j):
+        return 0.5 * (j[:, L_HIP] + j[:, R_HIP])
+
     assert abs(hips(src)[:, 0].mean() - hips(tgt)[:, 0].mean()) > 10  # ... and off-centre
 
 

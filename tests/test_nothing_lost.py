@@ -48,7 +48,7 @@ def test_temporary_names_are_unique_per_thread_and_call(tmp_path):
                 seen.append(tmp.name)
                 tmp.write_bytes(bytes([k]) * 1000)
                 barrier.wait(timeout=30)  # both temporaries exist at the same time
-        except Exception as e:  # noqa: BLE001 - reported below
+        except Exception as e:  # reported below
             errors.append(e)
 
     threads = [threading.Thread(target=write, args=(k,)) for k in (1, 2)]

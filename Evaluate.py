@@ -44,7 +44,7 @@ from deepdance.evaluation import (
 from deepdance.files import check_writable
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module
 from deepdance.metrics import BOX_MARGIN, POSE_NEAR, body_boxes, pose_consistency
-from deepdance.pose import POSE_MODE, detect_poses
+from deepdance.pose import EVAL_MARGIN, POSE_MODE, detect_poses
 from deepdance.video import check_video_path
 
 
@@ -150,7 +150,9 @@ def table_notes(es, *, size, pose, reference, warnings, skipped):
     ]
     if reference is not None:
         notes.append(
-            f"pose: MediaPipe ({POSE_MODE}) on each generated {size} px frame vs its input skeleton; the real frames "
+            f"pose: MediaPipe ({POSE_MODE}) on each generated {size} px frame, with a black border of "
+            f"{EVAL_MARGIN:.0%} of the side (its detector misses a person filling the frame), vs its input skeleton; "
+            "the real frames "
             f"score {reference['pose_found']:.0%} found, {reference['pose_err']:.1%} of body height; found near = "
             f"found with joints within {POSE_NEAR:g} body heights of the input (further off, it is not the person)"
         )
@@ -203,7 +205,8 @@ def main(argv=None):
         raise UserError("nothing to evaluate: " + " | ".join(skipped.values()))
     reference = None
     if next(iter(results.values())).get("pose_found") is not None:
-        reference = pose_consistency(detect_poses(es.real, POSE_MODE, desc="MediaPipe on the real frames"), es.xy)
+        found = detect_poses(es.real, POSE_MODE, desc="MediaPipe on the real frames", margin=EVAL_MARGIN)
+        reference = pose_consistency(found, es.xy)
     notes = table_notes(es, size=a.size, pose=pose, reference=reference, warnings=warnings, skipped=skipped)
     table = markdown_table(results, reference)
     print()

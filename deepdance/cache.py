@@ -1,14 +1,7 @@
-"""Video -> square frames + 13-joint skeletons, extracted once with MediaPipe and cached as .npy.
-
-    python VideoSkeleton.py <video> <force_recompute> <frame_skip>     # reference CLI
-    python VideoSkeleton.py data/taichi1.mp4 True 5
-    python VideoSkeleton.py                                            # the built-in sample
-
-Image space: MediaPipe looks at each whole (upright) frame; then ONE square per clip is chosen that holds the
-person's whole body in every frame (framing "person", the default; "center" is the course's centre crop of the
-shorter side), padded with black where it leaves the picture, and stored once at 256 px, so 64/128/256 px models
-all train from one cache. Skeleton coordinates are in [0, 1] of that square; meta.json's "crop" = (x0, y0, side)
-says where it lies in the video's (upright) pixels: x_video = x0 + x * side.
+"""The VideoSkeleton class: a video's square frames and 13-joint skeletons, extracted once with MediaPipe in worker
+processes and cached as .npy under data/cache/<stem>-<hash>/ (skeletons.npy (N, 13, 3): x, y in [0, 1] of the stored
+square, visibility), with the train | selection | test split the trainers and Evaluate share. The command line, and
+how the square is chosen, is VideoSkeleton.py's.
 """
 
 import contextlib
@@ -126,6 +119,23 @@ def _stop_if_reimported(video):
     with contextlib.suppress(OSError), atomic_path(_worker_error_path(os.getppid())) as tmp:
         tmp.write_text(line)
     os._exit(1)
+
+
+def _unspawnable_main():
+    """Why spawned extraction workers cannot start here (one line), or None. Python's spawn starts each worker by
+    running the caller's main script again from its file (multiprocessing's preparation data names it); a script
+    read from stdin (`python - < script.py`) has no such file, and the workers would die before saying anything."""
+    from multiprocessing import spawn
+
+    try:
+        path = spawn.get_preparation_data("extract").get("init_main_from_path")
+    except RuntimeError:
+        return None  # this process is a worker starting up itself: _stop_if_reimported handles that
+    if path is None or Path(path).is_file():
+        return None
+    return (f"extracting poses starts worker processes that run the calling script again from its file (Python's "
+            f"spawn), and it has none ({Path(path).name}: a script read from stdin?): save the script to a file and "
+            "run that")  # fmt: skip
 
 
 def _init_worker(counter, stop, parent):
@@ -386,6 +396,9 @@ def _worker_death(video):
         line = reason.read_text()
         reason.unlink(missing_ok=True)
         return UserError(line)
+    unspawnable = _unspawnable_main()  # the main script's file gone since extract() looked
+    if unspawnable:
+        return UserError(unspawnable)
     return UserError(
         f"an extraction worker died (out of memory, or killed) while reading {video}; nothing was "
         "written: rerun, with --workers 1 if memory is short"
@@ -490,6 +503,9 @@ def extract(video, params, workers=WORKERS, verbose=True, progress=None, report=
     """
     video = check_video_path(video)
     check_model_complexity(params["model_complexity"])
+    unspawnable = _unspawnable_main()  # said before any work: the workers would die unexplained
+    if unspawnable:
+        raise UserError(unspawnable)
     info = video_info(video)
     digest = file_hash(video)
     cache = cache_dir_for(video, digest, params)

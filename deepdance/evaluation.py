@@ -1,23 +1,6 @@
-"""Measure every generator on poses it never saw: numbers (Markdown table, metrics.json) and pictures.
-
-    python Evaluate.py                                             # the built-in sample, every trained gen_type
-    python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type all
-    python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3 --test held_out.mp4
-    python Evaluate.py --gen_type 1 --dump out/frames.npz && python -m bench.verify_dump out/frames.npz
-
-Without --test the poses are the target's own test block (the contiguous block at the clip's end that
-neither the training nor the choice of best.pth saw; --block select scores the selection block the
-trainers chose best.pth on instead) and gen_types 1 and 9 retrieve from the training block only. With
---test they are the skeletons of a separate clip of the same person, extracted by the same pipeline, and
-its frames are the truth; --normalize maps them onto the target's
-placement first (and the generated frames back) when the framing differs.
-
-Ground truth is the frame in the generators' image space (square crop, --size px). Per gen_type:
-L1, PSNR, SSIM over the whole image; L1 and SSIM inside the body box (ground-truth skeleton box widened
-to hold head and feet); sharpness (gradient energy in the body box, generated / real: 1 = as sharp as
-real); flicker (mean |difference| of consecutive outputs / the same for the real frames: 1 = as steady
-as real); at >= 128 px, pose consistency (MediaPipe on the generated frame vs the input skeleton).
-Outputs in --out: metrics.json, table.md, strip.png (skeleton | each generator | real), chart.png.
+"""Evaluate's machinery: the set of poses scored (EvalSet: a target's held-out block or a separate clip), the loop over
+the generators, and the outputs (Markdown table, metrics.json, strip, chart, the --dump archive). The command line,
+and what each measure means, is Evaluate.py's.
 """
 
 import contextlib

@@ -1,20 +1,7 @@
-"""Adversarial skeleton -> image generators: gen_types 4-7 (pix2pix-style, BCE or WGAN-GP) and 8 (temporal GAN).
-
-    python GenGAN.py <video> [--mode bce|wgan-gp] [--input image|vector] [--temporal] [--epochs N] [--resume]
-    python GenGAN.py ../shared/data/taichi1.mp4 --mode bce --input image       # gen_type 4
-    python GenGAN.py ../shared/data/taichi1.mp4 --mode wgan-gp --input image   # gen_type 7
-    python GenGAN.py --temporal                                               # gen_type 8 on the built-in sample
-
-netG is GenVanillaNN's network (U-Net from the skeleton map, decoder from the 26-vector). When the matching
-GenVanillaNN checkpoint exists it starts from it (--init_from_vanilla, on by default then): the GAN only has to
-fine-tune the blurry regression towards sharp frames, minutes on a CPU instead of hours. netD is a conditional
-PatchGAN on (skeleton map, image) pairs at two scales (pix2pixHD); vector models are judged on the drawn map too.
-
-  bce      L_G = lambda_L1 * L1 + GAN + lambda_FM * feature matching; lambda_L1 goes 100 -> 30 over training
-  wgan-gp  critic with InstanceNorm, gradient penalty 10, n_critic critic steps per generator step
-  temporal netG sees the skeleton maps of t, t-1, t-2; a second, temporal discriminator judges 3 consecutive
-           frames with their skeletons, and an L1 on frame-to-frame differences keeps the output as steady as
-           the real video. Train it on footage with continuous motion (not 1-in-10 sampled clips like taichi1).
+"""Adversarial skeleton -> image generators, gen_types 4-7 (pix2pix-style, BCE or WGAN-GP) and 8 (temporal): the
+generator class that loads them (GenGAN), their configuration (GANConfig), one training iteration in pix2pix's order
+(GANModel: a D step, then a G step) and the training model the one loop runs (GANTraining). The command line, and
+what each mode does, is GenGAN.py's.
 """
 
 from dataclasses import asdict, dataclass

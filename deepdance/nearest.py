@@ -1,16 +1,6 @@
-"""gen_type 1, the nearest-neighbour baseline: show the target frame whose skeleton is closest to the query.
-
-    python GenNearest.py                                   # the built-in sample target
-    python GenNearest.py ../shared/data/taichi1.mp4 --preview out/nearest.png
-
-Plain mode answers every query on its own (a KD-tree over the target's 26-vectors) and so flickers
-between look-alike frames from different moments. Coherent mode treats a batch as one clip and picks,
-among the K nearest frames of each step, the path that balances pose distance against jumps in the
-target's time (Viterbi). The CLI measures both on the target's own selection block.
-
-Frames are returned at the generator's `size` straight from the cache (stored at 256 px): at the stored size
-they are the stored frames themselves (DanceDemo asks for its panel's size, so nothing is upscaled), at any
-other size resized from them. Only the frames a batch shows are read, from the file (FrameStore).
+"""gen_type 1, the nearest-neighbour baseline: the target frame whose skeleton is closest to the query, plain (a KD-tree
+over the 26-vectors) or coherent over a clip (Viterbi over the K nearest frames, trading pose distance against jumps
+in the target's time), with the stored frames memory-mapped. The command line is GenNearest.py's.
 """
 
 import mmap

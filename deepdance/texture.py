@@ -1,23 +1,7 @@
-"""gen_type 9, a generator that keeps real texture: the nearest training frame, moved and corrected by a U-Net.
-
-    python GenTexture.py <video> [--epochs N] [--size 64|128] [--resume] [--force]
-    python GenTexture.py ../shared/data/taichi1.mp4
-    python GenTexture.py                                      # the built-in sample
-
-Regression (gen_types 2-8) blurs because one network must memorise every pixel of the person; retrieval
-(gen_type 1) keeps the texture but cannot move a limb. Here retrieval gives the network a real frame to start
-from: for a query pose, the target frame whose skeleton is nearest (gen_type 1's match, over the training
-block), and that frame's skeleton map. A U-Net (Networks.UNet, 9 input channels) sees the query's skeleton map,
-the retrieved frame and its map, and returns a flow, a mask and colours: the output is the retrieved frame
-warped by the flow where the mask says so, the colours elsewhere. Real pixels that only need moving are moved,
-not redrawn.
-
-While training, the frame retrieved for a training frame is never the frame itself nor one of its neighbours:
-every frame within --exclude cache rows of it is left out (they are near-duplicates; the network would learn
-to copy, and at test time no such twin exists). By default (auto) the window is as wide as makes the references
-as far in pose as the selection block's poses are from the training frames: the frame rate sets it, not a
-constant. Training reuses Train.py's machinery (TrainRun, checkpoints, --resume, augmentation, the shared CLI) and
-is L1, optionally plus GenGAN's adversarial loss (--lambda_adv).
+"""gen_type 9, real texture moved by a network: the nearest training frame warped by a flow and corrected by a U-Net
+(TextureNet), the references each training frame may draw (never its own neighbours), the generator class
+(GenTexture), its configuration and the training model the one loop runs (TextureTraining). The command line, and
+why the design, is GenTexture.py's.
 """
 
 import math
@@ -32,11 +16,11 @@ from deepdance.checkpoints import (
     build_from_checkpoint,
     check_same_data,
     checkpoint_bytes,
+    load_weights,
     restore_progress,
     resume_checkpoint,
     resumed_config,
     start_checkpoint,
-    unusable,
 )
 from deepdance.cli import UserError
 from deepdance.distributed import Ranks, autocast, pick_device
@@ -418,8 +402,7 @@ def new_texture_net(model_args, base=None):
         "base": dict(base["model_args"]),
     }
     net = TextureNet(**model_args)
-    with unusable(f"GenVanillaNN checkpoint {base['_path']}", BASE_FIX, "UNet"):
-        net.base.load_state_dict(base["model"])
+    load_weights(net.base, base["model"], what=f"GenVanillaNN checkpoint {base['_path']}", fix=BASE_FIX)
     return net, model_args
 
 

@@ -1,13 +1,7 @@
-"""Skeleton -> image regression ("VanillaNN"): gen_type 2 (26-vector -> image) and 3 (skeleton map -> image).
-
-    python GenVanillaNN.py <video> <force> <variant>          # reference CLI: variant 1 = vector, 2 = image
-    python GenVanillaNN.py ../shared/data/taichi1.mp4 false 2
-    python GenVanillaNN.py                                    # the built-in sample, variant 2
-    python GenVanillaNN.py data/taichi1.mp4 false 2 --time_budget 7
-
-This file holds the two networks (GenGAN's netG too), their training loop and the generator that loads them.
-The machinery both trainers share (bookkeeping, checkpoints, augmentation, the CLI) is Train.py; the measures
-are Metrics.py.
+"""Skeleton -> image regression ("VanillaNN"): gen_type 2 (26-vector -> image) and 3 (skeleton map -> image). The
+generator class that loads them (GenVanillaNN), their configuration (VanillaConfig) and the training model the one
+loop runs (VanillaTraining: pixel L1, optionally gradient L1, 1 - SSIM and the MediaPipe terms). The networks are
+deepdance/networks.py's; the command line is GenVanillaNN.py's.
 """
 
 from dataclasses import asdict, dataclass

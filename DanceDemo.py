@@ -5,6 +5,9 @@
     python DanceDemo.py --gen_type 3 --video_path data/taichi1.mp4 --out out/taichi.mp4 --show
     python DanceDemo.py --live --source 0                 # live from the first webcam (Live.py)
 
+The output keeps the source's sound (its audio from the first rendered frame on, as long as the video; --no_audio
+drops it). A source without sound, the built-in sample and --live give a silent video.
+
 Source poses come from VideoSkeleton (MediaPipe, cached like a target's), then: frames without a person
 get a pose (interpolated across short gaps, held across long ones), keypoints are smoothed with a
 One-Euro filter, and the global pose normalisation of "Everybody Dance Now" maps the source's body
@@ -36,6 +39,8 @@ from deepdance.transfer import (
     STRIDE,
     _open_window,
     coverage_warnings,
+    first_frames,
+    span_sound,
     still_frames,
     transfer,
 )
@@ -70,6 +75,15 @@ def build_parser():
         "--stills", default=None, help=f"also write {STILLS} output frames, one above the other, to this .png"
     )
     p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")
+    p.add_argument(
+        "--max_frames",
+        type=int,
+        default=0,
+        help="render only the first N source frames, after --stride (default 0: all of them)",
+    )
+    p.add_argument(
+        "--no_audio", action="store_true", help="a silent video (default: the source's sound, trimmed to the video)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="trained models (default auto)")
     p.add_argument(
         "--size",
@@ -103,6 +117,8 @@ def check_args(a):
     None, source path or None: None is the built-in sample)."""
     if a.stride < 1:
         raise UserError(f"--stride must be >= 1, got {a.stride}")
+    if a.max_frames < 0:
+        raise UserError(f"--max_frames must be >= 0, got {a.max_frames}")
     if a.coherent and a.gen_type != 1:
         raise UserError(f"--coherent applies to gen_type 1 only (got --gen_type {a.gen_type})")
     if a.stills and not a.stills.lower().endswith(".png"):
@@ -156,6 +172,17 @@ def timing_line(out, stats, *, fps, seconds, t_extract):
     )
 
 
+def sound_line(sound, seconds, *, dropped):
+    """The `sound: ...` line: whose audio the output has, from where and how long, or why it has none."""
+    if dropped:
+        return "sound: none (--no_audio)"
+    if sound is None:
+        return "sound: none in the source"
+    if not seconds:  # the writer printed a warning saying why
+        return f"sound: none (could not add {sound.path.name}'s audio)"
+    return f"sound: {sound.path.name}'s audio from {sound.start:.2f} s, {seconds:.1f} s"
+
+
 def main(argv=None):
     t_start = time.perf_counter()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -171,16 +198,27 @@ def main(argv=None):
 
     target_vs = VideoSkeleton(target, framing=a.framing)
     gen, source_vs, t_extract = generator_and_source(a, target_vs, source)
+    source_vs = first_frames(source_vs, a.max_frames)
+    sound = None if a.no_audio else span_sound(source_vs)
     label = f"generated: gen_type {a.gen_type}" + (" coherent" if a.coherent else "")
     for line in coverage_warnings(source_vs, target_vs.skeletons()):  # before rendering; it renders all the same
         print(f"warning: {line}")
     try:
         stats = transfer(
-            source_vs, target_vs.skeletons(), gen, out, smooth=a.smooth, normalize=a.normalize, show=a.show, label=label
+            source_vs,
+            target_vs.skeletons(),
+            gen,
+            out,
+            smooth=a.smooth,
+            normalize=a.normalize,
+            show=a.show,
+            label=label,
+            sound=sound,
         )
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
     seconds = time.perf_counter() - t_start
+    print(sound_line(sound, stats["sound_s"], dropped=a.no_audio))
     print(timing_line(out, stats, fps=source_vs.fps, seconds=seconds, t_extract=t_extract))
     if a.stills:
         stills = Path(a.stills).expanduser().resolve()

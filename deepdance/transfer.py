@@ -1,19 +1,6 @@
-"""Motion transfer end to end: the target person performs the source video's moves.
-
-    python DanceDemo.py                                   # the built-in sample clips -> out/demo.mp4
-    python DanceDemo.py --gen_type 1 --video_path ../shared/data/taichi1.mp4 --source ../shared/data/taichi2.mp4
-    python DanceDemo.py --gen_type 3 --video_path data/taichi1.mp4 --out out/taichi.mp4 --show
-    python DanceDemo.py --live --source 0                 # live from the first webcam (Live.py)
-
-Source poses come from VideoSkeleton (MediaPipe, cached like a target's), then: frames without a person
-get a pose (interpolated across short gaps, held across long ones), keypoints are smoothed with a
-One-Euro filter, and the global pose normalisation of "Everybody Dance Now" maps the source's body
-height and placement onto the target's. The output mp4 shows three panels: source frame with its
-skeleton | normalised skeleton | generated target.
-
-gen_type (shared by every script and the README):
-  1 nearest neighbour          2 VanillaNN, 26-vector     3 VanillaNN, skeleton image   4 GAN (BCE), skeleton image
-  5 GAN (BCE), 26-vector       6 WGAN-GP, 26-vector       7 WGAN-GP, skeleton image     8 temporal GAN
+"""Motion transfer's machinery: the source's poses made usable (gaps filled, One-Euro smoothing, normalised onto the
+target's placement), the frame times, the three-panel rendering, the coverage warnings and the transfer loop that
+writes the video. The command line is DanceDemo.py's (and, for the live mode, deepdance/live.py's).
 """
 
 import copy

@@ -443,10 +443,18 @@ def mux_sound(video, sound, out, duration):
     """Write `out`: the (silent) `video`'s picture, copied, with sound's audio from sound.start for `duration` s,
     re-encoded to AAC (cut to the sample; padded with silence where the source's sound starts late or ends early, so
     it lasts exactly as long as the picture). Returns None, or why it failed (a phrase)."""
-    pad = f"aresample=async=1:first_pts=0,apad=whole_dur={duration:.6f}"  # silence before a late start, after an end
+    # Decoded from the file's start and cut by the filters, not seeked to with -ss: ffmpeg seeks an mp4 by its picture,
+    # which drops any sound before the first picture, and a sound decoded from a seek point starts with a click or
+    # silence (AAC frames overlap the one before). -t only bounds the reading: it counts from the sound's own start.
+    chain = (
+        "aresample=async=1:first_pts=0",  # the file's timeline from 0: silence where the sound starts late
+        f"atrim=start={sound.start:.6f}:end={sound.start + duration:.6f}",  # to the sample
+        "asetpts=PTS-STARTPTS",
+        f"apad=whole_dur={duration:.6f}",  # silence where the source's sound ends before the video
+    )
     try:
-        r = _ffmpeg("-v", "error", "-y", "-i", video, "-ss", f"{sound.start:.6f}", "-t", f"{duration:.6f}",
-                    "-i", sound.path, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", pad, "-c:a", "aac",
+        r = _ffmpeg("-v", "error", "-y", "-i", video, "-t", f"{sound.start + duration + 1:.6f}", "-i", sound.path,
+                    "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", ",".join(chain), "-c:a", "aac",
                     "-movflags", "+faststart", "-f", "mp4", out, timeout=SOUND_TIMEOUT_S)  # fmt: skip
     except subprocess.TimeoutExpired:
         return f"ffmpeg took over {SOUND_TIMEOUT_S} s"

@@ -22,9 +22,10 @@ def ffmpeg(*args):
 
 
 def samples(path):
-    """A file's first audio stream decoded to mono float32 at SR (from its first sample)."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar",
-           str(SR), "-f", "f32le", "-"]  # fmt: skip
+    """A file's first audio stream as a player has it: mono float32 at SR from the file's start (silence first where
+    the sound starts later)."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-af",
+           "aresample=async=1:first_pts=0", "-ac", "1", "-ar", str(SR), "-f", "f32le", "-"]  # fmt: skip
     return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.float32)
 
 
@@ -64,28 +65,45 @@ def test_the_sound_lines_up_with_the_picture(sounded):
     assert source_sound(write_video(sounded.parent / "mute.mp4", [np.zeros((64, 64, 3), np.uint8)] * 5)) is None
 
 
+def write_black(path, n, sound, fps=10.0):
+    with VideoWriter(path, fps, sound=sound) as w:
+        for _ in range(n):
+            w.write(np.zeros((64, 96, 3), np.uint8))
+    assert len(read_video(path)[0]) == n
+    return w
+
+
 def test_writer_puts_the_sound_under_the_video(sounded, tmp_path):
     out = tmp_path / "v.mp4"
-    with VideoWriter(out, 10.0, sound=Sound(sounded, 0.7)) as w:
-        for i in range(12):
-            w.write(np.full((64, 96, 3), 20 * i, np.uint8))
-    assert w.sound_s == pytest.approx(1.2) and len(read_video(out)[0]) == 12
+    assert write_black(out, 12, Sound(sounded, 0.7)).sound_s == pytest.approx(1.2)
     start, length = audio_span(out)
-    assert start == pytest.approx(0, abs=0.01) and length == pytest.approx(1.2, abs=0.03)
+    assert start == pytest.approx(0, abs=1e-3) and length == pytest.approx(1.2, abs=1e-3)
     assert pitch_switch(samples(out)) == pytest.approx(SWITCH - 0.7, abs=0.03)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # no temporary left
+    # A span running past the end of the source's sound: silence to the video's length.
+    write_black(out, 6, Sound(sounded, LATE + 2.2))
+    assert audio_span(out)[1] == pytest.approx(0.6, abs=1e-3)
+    assert np.flatnonzero(np.abs(samples(out)) > 1e-3)[-1] / SR == pytest.approx(0.3, abs=0.03)  # LATE + 2.5 s of it
+    # A sound starting 0.3 s after the picture (taichi2's starts 0.014 s after it): silence first, as long as the video.
+    late = tmp_path / "late.mp4"
+    picture = sounded.parent / "picture.mp4"
+    tone = f"sine=frequency={LOW}:sample_rate={SR}:duration=2"
+    ffmpeg("-i", picture, "-itsoffset", 0.3, "-f", "lavfi", "-i", tone, "-c:v", "copy", "-c:a", "aac", late)
+    write_black(out, 12, source_sound(late))
+    start, length = audio_span(out)
+    assert start == pytest.approx(0, abs=1e-3) and length == pytest.approx(1.2, abs=1e-3)
+    onset = [np.flatnonzero(np.abs(samples(f)) > 1e-3)[0] / SR for f in (out, late)]
+    assert onset[0] == pytest.approx(onset[1], abs=1e-3) and onset[0] > 0.25  # where a player has it in late.mp4
 
 
 def test_a_failed_mux_keeps_the_silent_video_with_one_warning(tmp_path, capsys):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "v.mp4"
-    with VideoWriter(out, 10.0, sound=Sound(broken, 0.0)) as w:
-        for _ in range(5):
-            w.write(np.zeros((64, 64, 3), np.uint8))
+    w = write_black(out, 5, Sound(broken, 0.0))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: could not add the sound of") and str(broken) in err[0]
-    assert w.sound_s == 0 and len(read_video(out)[0]) == 5 and audio_span(out) is None
+    assert w.sound_s == 0 and audio_span(out) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "v.mp4"]
 
 
@@ -101,7 +119,7 @@ def test_demo_keeps_the_span_of_the_sound(short_clip, sounded, tmp_path):
     video, fps = read_video(out)
     assert len(video) == 15 and fps == pytest.approx(12.5, abs=0.01)
     start, length = audio_span(out)
-    assert abs(start) < 0.01 and length == pytest.approx(len(video) / fps, abs=0.1)
+    assert abs(start) < 0.001 and length == pytest.approx(len(video) / fps, abs=0.01)
     assert pitch_switch(samples(out)) == pytest.approx(SWITCH - LATE, abs=0.03)
     # --no_audio: the same video, silent.
     r = run_script("DanceDemo.py", *args, "--no_audio")

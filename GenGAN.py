@@ -32,7 +32,7 @@ from deepdance.networks import (
     NDF,
     NUM_D,
 )
-from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
+from deepdance.options import add_training_args, check_training_args, config_from_args, open_target, parse_typed
 from deepdance.recipes import size_recipe
 from deepdance.trainer import describe_metrics
 
@@ -68,15 +68,17 @@ def main(argv=None):
         help="start netG from the GenVanillaNN checkpoint of the same input (default: when one exists)",
     )
     p.add_argument("--force", action="store_true", help="retrain from scratch over an existing checkpoint")
-    a = p.parse_args(argv)
+    a, typed = parse_typed(p, argv)
     check_training_args(a, a.force, "--force")
     if a.n_critic < 0 or a.lr_D <= 0 or a.ndf < 1 or a.num_D < 1 or (a.d_layers is not None and a.d_layers < 1):
         raise UserError("need --n_critic >= 0, --lr_D > 0 and --ndf, --num_D, --d_layers >= 1")
     if min(a.lambda_FM, a.lambda_ssim, a.lambda_GP, a.lambda_T) < 0:
         raise UserError("need --lambda_FM, --lambda_ssim, --lambda_GP, --lambda_T >= 0")
-    cfg = config_from_args(GANConfig, a, lr_G="lr")
+    cfg = config_from_args(GANConfig, a, typed=typed, lr_G="lr")
     d_given = {"ndf": a.ndf, "n_layers": a.d_layers, "num_D": a.num_D, "norm": a.d_norm}
     cfg.d_args = {k: v for k, v in d_given.items() if v is not None and v != size_recipe(cfg.size).netD.get(k)} or None
+    if typed & {"ndf", "d_layers", "num_D", "d_norm"}:  # netD's shape, typed: --resume judges it like the rest
+        cfg.typed.add("d_args")
     target = open_target(a.video, cfg, gen_type=cfg.gen_type, out=a.out, retrain=a.force or a.resume,
                          force_option="--force", load=partial(GenGAN, device="cpu"), framing=a.framing)  # fmt: skip
     if target is None:  # trained already

@@ -28,7 +28,7 @@ from deepdance.cache import VideoSkeleton
 from deepdance.cli import INTERRUPTED, UserError, run_cli
 from deepdance.distributed import pick_device
 from deepdance.gentypes import checkpoint_dir
-from deepdance.options import add_training_args, check_training_args, config_from_args, report_trained
+from deepdance.options import add_training_args, check_training_args, config_from_args, parse_typed, trained_already
 from deepdance.recipes import TEXTURE_LAMBDA_SSIM
 from deepdance.skeleton import PERSON_WIDTH
 from deepdance.texture import (
@@ -103,19 +103,18 @@ def main(argv=None):
         help=f"correct gen_type {VANILLA_TYPE}'s frame where the reference does not fit (vanilla), paint from scratch "
         f"(none), or auto: vanilla when its best.pth of this data and split exists (default {d.base})",
     )
-    a = p.parse_args(argv)
+    a, typed = parse_typed(p, argv)
     check_training_args(a, a.force, "--force")
     a.exclude = exclude_arg(a.exclude)
     lambdas = (a.lambda_adv, a.lambda_warp, a.lambda_mask, a.lambda_ssim or 0.0, a.lambda_mask_bg)
     if a.ref_k < 1 or min(lambdas) < 0:
         raise UserError("need --ref_k >= 1 and --lambda_warp, --lambda_mask(_bg), --lambda_ssim, --lambda_adv >= 0")
-    cfg = config_from_args(TextureConfig, a)
+    cfg = config_from_args(TextureConfig, a, typed=typed)
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)
     out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)
-    if not a.force and not a.resume and (out / "best.pth").exists():
-        load = partial(GenTexture, vs=vs, device="cpu", gen_type=GEN_TYPE, size=cfg.size)
-        report_trained(out / "best.pth", load, "--force", vs=vs)
+    load = partial(GenTexture, vs=vs, device="cpu", gen_type=GEN_TYPE, size=cfg.size)
+    if trained_already(out, retrain=a.force or a.resume, force_option="--force", load=load, vs=vs):
         return 0
     summary = train(vs, cfg, out=out, resume=a.resume)
     best = Path(summary["out"]) / "best.pth"

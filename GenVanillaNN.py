@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deepdance.cli import INTERRUPTED, UserError, parse_bool
 from deepdance.distributed import run_trainer
-from deepdance.options import add_training_args, check_training_args, config_from_args, open_target
+from deepdance.options import add_training_args, check_training_args, config_from_args, open_target, parse_typed
 from deepdance.trainer import describe_metrics
 from deepdance.vanilla import IMAGES, VARIANT, GenVanillaNN, VanillaConfig, gen_type_of_variant, train
 
@@ -41,12 +41,12 @@ def main(argv=None):
     )
     p.add_argument("--lambda_grad", type=float, default=d.lambda_grad, help=f"gradient L1 (default {d.lambda_grad})")
     p.add_argument("--lambda_ssim", type=float, default=d.lambda_ssim, help=f"1 - SSIM (default {d.lambda_ssim})")
-    a = p.parse_args(argv)
+    a, typed = parse_typed(p, argv)
     if min(a.lambda_grad, a.lambda_ssim) < 0:
         raise UserError("need --lambda_grad, --lambda_ssim >= 0")
     force = parse_bool(a.force) or a.force_flag
     check_training_args(a, force, "force=true")
-    cfg = config_from_args(VanillaConfig, a)
+    cfg = config_from_args(VanillaConfig, a, typed=typed)
     target = open_target(a.video, cfg, gen_type=gen_type_of_variant(cfg.variant), out=a.out, retrain=force or a.resume,
                          force_option="force=true", load=partial(GenVanillaNN, device="cpu"),
                          framing=a.framing)  # fmt: skip

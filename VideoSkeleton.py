@@ -43,10 +43,13 @@ def main(argv=None):
     skip = a.frame_skip_pos if a.frame_skip_pos is not None else a.frame_skip
     vs = VideoSkeleton(a.video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers), framing=a.framing)
     print(vs)
-    if not vs.extracted and vs.report is not None:  # a fresh extraction printed it already
+    if not vs.extracted:  # a fresh extraction printed it already
         from deepdance import report
 
-        print(report.describe_report(vs.report, vs.cache_dir))
+        if vs.report_note:
+            print(f"note: {vs.report_note}")
+        if vs.report is not None:
+            print(report.describe_report(vs.report, vs.cache_dir))
     if a.preview:
         write_preview(vs, a.preview)
         print(f"preview -> {a.preview}")

@@ -338,16 +338,8 @@ class Availability(NamedTuple):
 
 
 def retrain_command(gen_type, video, size=SIZE, *, framing=None):
-    """The command that trains gen_type again over a damaged checkpoint: the training command, forced.
-
-    GenVanillaNN takes the reference's positional <force> (right after the video), GenGAN a --force flag.
-    """
-    words = shlex.split(train_command(gen_type, video, size, framing=framing))
-    if GEN_TYPES[gen_type].script == "GenVanillaNN":
-        words[3] = "true"
-    else:
-        words.append("--force")
-    return shlex.join(words)
+    """The command that trains gen_type again over a damaged checkpoint: the training command, forced."""
+    return train_command(gen_type, video, size, framing=framing, force=True)
 
 
 def generator_states(vs, load):

@@ -700,7 +700,8 @@ class VideoSkeleton:
     crop: (x0, y0, side) of the stored square in the upright video's pixels (x_video = x0 + x * side); padding:
     its black borders (left, top, right, bottom) px; times: (N_all,) float64 s, each cache row's true time since
     the first frame (a phone's variable frame rate: rows are not 1 / fps apart); rotation: degrees the video's
-    pictures were turned to stand upright; report: the target report (report.json) as a dict, None if missing.
+    pictures were turned to stand upright; report: the target report (report.json) as a dict, measured again when
+    that file is missing or damaged (report_note says so).
     framing: "person" (one square holding the whole body) or "center" (the course's centre crop). report=False
     does not print the target report after an extraction (a source clip's), it is saved either way.
     """
@@ -745,14 +746,28 @@ class VideoSkeleton:
         self.padding = tuple(int(v) for v in meta["padding"])  # (left, top, right, bottom) px of black
         self.rotation = int(meta["rotation"])
         self.framing = meta["params"]["framing"]  # "person" or "center" (FRAMINGS)
-        try:
-            self.report = json.loads((cache / "report.json").read_text())
-        except (OSError, ValueError):
-            self.report = None
+        self._saved_report = None  # report.saved_report's (report, note), read when first asked for
         self.frame_indices = np.asarray(meta["frame_indices"], np.int64)
         self.valid = np.isfinite(self.ske_all[:, 0, 0])
         self.rows = np.flatnonzero(self.valid)  # (N,) cache rows (sampled frames) of the usable frames
         self._resized = {}
+
+    @property
+    def report(self):
+        """The target report (report.json) as a dict; one missing or damaged is measured again (see report_note)."""
+        return self._report()[0]
+
+    @property
+    def report_note(self):
+        """None, or the line saying report.json was missing or damaged and what `report` is instead."""
+        return self._report()[1]
+
+    def _report(self):
+        if self._saved_report is None:
+            from deepdance.report import saved_report
+
+            self._saved_report = saved_report(self.cache_dir, self.meta, self.ske_all)
+        return self._saved_report
 
     @property
     def key(self):

@@ -1,7 +1,8 @@
 """Checkpoints: one dict per file, written atomically, read with weights_only=True and checked before use.
 
 save_checkpoint / load_checkpoint   atomic torch.save; a safe load that names what is wrong and the fix
-build_from_checkpoint               Net(**model_args) with its weights: keys, shapes, dtypes, finite values
+build_from_checkpoint, load_weights a net holding a checkpoint's weights, all checked by check_weights first: keys,
+                                    shapes, dtypes, finite values, BatchNorm variances >= 0
 resume_checkpoint, resumed_config   --resume: the run's latest.pth, on the same data, as it was configured
 best_checkpoint, check_same_data    a generator's best.pth, trained on this target in this image space
 """
@@ -52,11 +53,12 @@ def load_checkpoint(path, *, fmt, gen_type=None, size=None, keys=CKPT_KEYS, fix=
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     then = f"; {fix}" if fix else ""
+    if path.stat().st_size == 0:  # a copy or a save cut short: torch.load says only "EOFError", with no text
+        raise UserError(f"checkpoint {path} is empty (0 bytes: a copy or a save that did not finish){then}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, foreign pickle, ...: one line, not a traceback
-        error = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
-        raise UserError(f"cannot read checkpoint {path}: {error}{then}") from None
+        raise UserError(f"cannot read checkpoint {path}: {error_line(e, 120)}{then}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         raise UserError(f"{path} is not a {fmt} checkpoint{then}")
     # Another gen_type or size first: that names the fix, where a list of missing keys would not.
@@ -82,29 +84,51 @@ def unusable(what, fix, net=None):
     except UserError:
         raise
     except Exception as e:  # size mismatch (RuntimeError), unknown model_args (TypeError), missing entry (KeyError)...
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         # load_state_dict's first line only says "Error(s) in loading state_dict"; the second names the tensor.
-        detail = f"{type(e).__name__}: {lines[min(1, len(lines) - 1)] if lines else ''}"
-        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        detail = error_line(e, 160, line=1)
         whose = f"'s {net}" if net else ""
         raise UserError(f"{what} does not fit this version{whose} ({detail}): {fix}") from None
 
 
-def build_from_checkpoint(cls, model_args, state, *, what, fix):
-    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild); UserError if the checkpoint does not fit:
-    other keys or shapes, another dtype (load_state_dict would silently cast an int64 or bool tensor), or NaN / inf
-    values (which render black frames)."""
-    with unusable(what, fix, cls.__name__):
-        net = cls(**model_args)
-        expected = net.state_dict()
-        for name, t in state.items():
-            want = expected.get(name)
-            if want is not None and isinstance(t, torch.Tensor) and t.dtype != want.dtype:
-                raise UserError(f"{what} is damaged: tensor {name} is {t.dtype}, not {want.dtype}; {fix}")
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
-                raise UserError(f"{what} is damaged: tensor {name} holds NaN or inf values; {fix}")
+def error_line(e, width, *, line=0):
+    """An exception as "Type: its text" on one line (its `line`-th non-blank line, or the last), cut to width
+    characters; "Type" alone when it has no text (EOFError, KeyboardInterrupt...)."""
+    lines = [text.strip() for text in str(e).splitlines() if text.strip()]
+    detail = f"{type(e).__name__}: {lines[min(line, len(lines) - 1)]}" if lines else type(e).__name__
+    return detail if len(detail) <= width else detail[: width - 3] + "..."
+
+
+def check_weights(state, expected, *, what, fix):
+    """The one validation of a checkpoint's weights, before any net holds them: UserError naming `what` and `fix`
+    for a tensor of another dtype than the net's (load_state_dict would silently cast an int64 or bool one), NaN or
+    inf values (black frames; in a frozen base, a crash), or a BatchNorm running variance below 0 (normalising by
+    the square root of a negative number: black frames). expected: the net's own state_dict."""
+    for name, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            continue  # load_state_dict names it (unusable)
+        want = expected.get(name)
+        if want is not None and t.dtype != want.dtype:
+            raise UserError(f"{what} is damaged: tensor {name} is {t.dtype}, not {want.dtype}; {fix}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise UserError(f"{what} is damaged: tensor {name} holds NaN or inf values; {fix}")
+        if name.endswith("running_var") and t.is_floating_point() and (t < 0).any():
+            raise UserError(f"{what} is damaged: tensor {name} (a BatchNorm variance) holds negative values; {fix}")
+
+
+def load_weights(net, state, *, what, fix):
+    """net holding the weights `state` once check_weights passed them; UserError if they do not fit -> net."""
+    with unusable(what, fix, type(net).__name__):
+        check_weights(state, net.state_dict(), what=what, fix=fix)
         net.load_state_dict(state)
     return net
+
+
+def build_from_checkpoint(cls, model_args, state, *, what, fix):
+    """cls(**model_args) holding the weights `state` (nanoGPT's rebuild), checked by check_weights; UserError if
+    the checkpoint does not fit (other keys or shapes, unknown model_args)."""
+    with unusable(what, fix, cls.__name__):
+        net = cls(**model_args)
+    return load_weights(net, state, what=what, fix=fix)
 
 
 def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=()):
@@ -131,22 +155,28 @@ def resume_checkpoint(vs, *, out, fingerprint, fmt, gen_type, size, force, keys=
 
 def resumed_config(cfg, stored, *, path, force):
     """The configuration a resumed run continues with: the run's own (`stored`, its checkpoint's), with cfg's plan
-    (epochs, time budget, device) where cfg sets one. Any other setting of cfg that differs from both its default
-    and the run's is a contradiction: UserError naming it (--resume continues the run as it was configured).
+    (epochs, time budget, device) where cfg sets one. Any other setting cfg sets that differs from the run's is a
+    contradiction: UserError naming it (--resume continues the run as it was configured).
 
+    What cfg sets: cfg.typed, the fields the user typed on the command line (options.config_from_args), judged
+    whatever their value (`--lr 0.002`, the default, on a run at 5e-4 is a contradiction too); a config made in code
+    (cfg.typed None) sets the fields that differ from their defaults.
     A setting added after the run was written takes the value that reproduces how that run trained, where the
     config class names one (its BEFORE: {field: stored config -> value}), else today's default."""
     defaults = type(cfg)()
     names = {f.name for f in fields(cfg)}
     before = getattr(cfg, "BEFORE", {})
+    typed = getattr(cfg, "typed", None)
     with unusable(f"checkpoint {path}", f"start over with {force}"):
         merged = {k: v for k, v in stored.items() if k in names}
         merged |= {k: then(stored) for k, then in before.items() if k not in stored}
         for f in fields(cfg):
-            mine, default, theirs = getattr(cfg, f.name), getattr(defaults, f.name), stored.get(f.name)
-            if f.name == "device" or (f.name in PLAN_FIELDS and (mine != default or f.name not in merged)):
+            mine, default = getattr(cfg, f.name), getattr(defaults, f.name)
+            theirs = merged.get(f.name, default)  # what the run trained with
+            sets = f.name in typed if typed is not None else mine != default
+            if f.name == "device" or (f.name in PLAN_FIELDS and (sets or f.name not in merged)):
                 merged[f.name] = mine
-            elif mine != default and _differs(mine, theirs):
+            elif sets and _differs(mine, theirs):
                 raise UserError(f"{path} is a run with {f.name} {theirs}; --resume continues it as it was: drop the "
                                 f"{f.name} {mine} option, or start over with {force}")  # fmt: skip
         return type(cfg)(**merged)
@@ -230,8 +260,12 @@ def check_same_data(gen, vs, *, allow_foreign=False):
     params = [{"framing": "center", **(p or {})} for p in (data.get("params"), meta.get("params"))]
     differ = [f"{k} {params[0].get(k)} (this cache: {params[1].get(k)})" for k in sorted(params[0] | params[1])
               if params[0].get(k) != params[1].get(k)]  # fmt: skip
-    retrain = f"retrain it with {train_command_for(vs, gen.gen_type, gen.size)}"
-    if theirs is not None and ours is not None and theirs != ours:
+    # The plain training command would only say "already trained" over this file: the fix retrains over it.
+    retrain = f"retrain it with {train_command_for(vs, gen.gen_type, gen.size, force=True)}"
+    if theirs is None and ours is not None:  # every trainer records it: a file without one was edited or is foreign
+        line = f"{gen.what} holds no data fingerprint (its data sha256), so it cannot be shown to be trained on " \
+               f"{vs.key}; {retrain}"  # fmt: skip
+    elif theirs is not None and ours is not None and theirs != ours:
         line = f"{gen.what} was trained on other footage ({data.get('key', 'unknown')}), not on {vs.key}: it would " \
                f"render that person; {retrain}"  # fmt: skip
     elif theirs is not None and differ:

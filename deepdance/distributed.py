@@ -195,13 +195,16 @@ def run_trainer(main, *, interrupted):
 
     A rank other than 0 never exits on a shared problem before rank 0 has printed it: torchrun would SIGTERM rank 0
     mid-sentence (tests/test_ddp.py's one-line tests). After Ranks.together they meet at a barrier once rank 0's line
-    is out; before the process group exists (a --device that is not there) they wait for torchrun's SIGTERM."""
+    is out; before the process group exists (a --device that is not there) they wait for torchrun's SIGTERM.
+    Whatever path ends main (trained already, trained, a shared stop), the ranks leave together (_leave_together)."""
     if int(os.environ.get("RANK", "0")) == 0:
         return run_cli(lambda argv: _peers_lost(main, argv), interrupted=interrupted, after_error=_release_others)
 
     def quiet(argv):
         try:
-            return main(argv)
+            done = main(argv)
+            _leave_together()
+            return done
         except (UserError, OSError) as e:
             _wait_for_rank_0(e)
             sys.exit(2)
@@ -215,20 +218,34 @@ def run_trainer(main, *, interrupted):
     return run_cli(quiet, interrupted=interrupted)
 
 
+def _leave_together():
+    """Every rank meets here once main is done, then closes the process group: a rank that exits while another is
+    still in a collective or tearing its connections down (rank 0 reporting "trained already") can make the
+    other's gloo / NCCL abort (SIGABRT) at exit. No-op in one process."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except (dist.DistError, RuntimeError):
+        pass  # another rank is already gone: nobody left to wait for
+    dist.destroy_process_group()
+
+
 def _release_others(error):
-    """Rank 0, its line printed: let the ranks waiting in _wait_for_rank_0 go (a shared stop only)."""
-    if isinstance(error, StopTogether) and dist.is_initialized():
+    """Rank 0, its line printed: let the ranks waiting in _wait_for_rank_0 go (a shared stop only), and leave with
+    them."""
+    if isinstance(error, StopTogether):
         try:
-            dist.barrier()
-        except (dist.DistError, RuntimeError):
-            pass  # another rank is already gone: nothing left to release
+            _leave_together()
+        except KeyboardInterrupt:  # torchrun's SIGTERM once another rank exited: this line is out, all is said
+            pass
 
 
 def _wait_for_rank_0(error):
     """A rank other than 0 stopping on `error`: return once rank 0 has said it (see run_trainer)."""
     try:
         if isinstance(error, StopTogether) and dist.is_initialized():
-            dist.barrier()  # rank 0 reaches it after printing
+            _leave_together()  # rank 0 reaches it after printing
         elif not dist.is_initialized():  # every rank checks its setup alike, so rank 0 is failing too: torchrun
             time.sleep(SETUP_WAIT_S)  # SIGTERMs this one once rank 0 exits; if rank 0 did not fail, say it here
             line = error if isinstance(error, UserError) else os_error_line(error, "cannot read or write")
@@ -254,7 +271,9 @@ def _peer_lost(e):
 
 def _peers_lost(main, argv):
     try:
-        return main(argv)
+        done = main(argv)
+        _leave_together()
+        return done
     except (dist.DistError, RuntimeError) as e:
         lost = _peer_lost(e)
         if lost is None:

@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: the scripts, data/, out/
-# Caches, checkpoints and the sample live here; DEEPDANCE_DATA moves them (tests use a temp dir).
-DATA_DIR = Path(os.environ.get("DEEPDANCE_DATA", ROOT / "data")).resolve()
+# Caches, checkpoints and the sample live here; DEEPDANCE_DATA moves them (tests use a temp dir). Empty counts as
+# unset (`DEEPDANCE_DATA= python ...` is how a shell clears it), not as the current folder.
+DATA_DIR = Path(os.environ.get("DEEPDANCE_DATA") or ROOT / "data").resolve()
 
 
 # --------------------------------------------------------------------------- atomic writes

@@ -21,16 +21,17 @@ RENDER_BATCH = 64  # poses per generate_batch call when a whole clip is rendered
 class GenType(NamedTuple):
     description: str
     script: str  # the top-level script that trains it (its name, as in the training command)
-    train: str | None  # training command template ({video} = the target video); None: nothing to train
+    train: str | None  # training command template ({video} = the target video, {force} = its positional force, where
+    # it takes one: true / false); None: nothing to train
     folder: str | None  # checkpoint folder under data/checkpoints/<target>/, without its "-<size>" suffix
     settings: dict  # the trainer's options that select this type
 
 
 GEN_TYPES = {
     1: GenType("nearest neighbour: the target frame with the closest skeleton", "GenNearest", None, None, {}),
-    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} false 1",
+    2: GenType("VanillaNN from the 26-vector", "GenVanillaNN", "python GenVanillaNN.py {video} {force} 1",
                "vanilla-vector", {"variant": 1}),
-    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} false 2",
+    3: GenType("VanillaNN from the skeleton image", "GenVanillaNN", "python GenVanillaNN.py {video} {force} 2",
                "vanilla-image", {"variant": 2}),
     4: GenType("GAN (BCE), skeleton image", "GenGAN", "python GenGAN.py {video} --mode bce --input image",
                "gan-bce-image", {"mode": "bce", "input": "image", "temporal": False}),
@@ -60,9 +61,10 @@ def gen_type_of(script, **settings):
     raise UserError(f"{script} provides no gen_type with {settings}")
 
 
-def train_command(gen_type, video=None, size=SIZE, *, framing=None):
+def train_command(gen_type, video=None, size=SIZE, *, framing=None, force=False):
     """The exact command (run from the project root) that trains gen_type on `video` (None: the sample target), in
-    the target's framing (None: the default; a target's is vs.framing)."""
+    the target's framing (None: the default; a target's is vs.framing). force: the command that trains it again
+    over a best.pth that is there (damaged, foreign): the plain one would only say it is trained already."""
     spec = GEN_TYPES[gen_type]
     if spec.train is None:
         return None
@@ -72,17 +74,19 @@ def train_command(gen_type, video=None, size=SIZE, *, framing=None):
         video = mannequin.clip_path("target")
     video = Path(video).resolve()
     shown = video.relative_to(ROOT) if video.is_relative_to(ROOT) else video
-    cmd = spec.train.format(video=shlex.quote(str(shown))) + (f" --size {size}" if size != SIZE else "")
+    positional = "{force}" in spec.train  # GenVanillaNN's reference CLI: <video> <force> <variant>
+    cmd = spec.train.format(video=shlex.quote(str(shown)), force=str(force).lower())
+    cmd += f" --size {size}" if size != SIZE else ""
     if framing is not None:
         from deepdance.cache import FRAMING
 
         cmd += f" --framing {framing}" if framing != FRAMING else ""
-    return cmd
+    return cmd + (" --force" if force and not positional else "")
 
 
-def train_command_for(vs, gen_type, size=SIZE):
+def train_command_for(vs, gen_type, size=SIZE, *, force=False):
     """train_command on the target vs (a VideoSkeleton): its video, in its framing (test doubles may have none)."""
-    return train_command(gen_type, vs.video_path, size, framing=getattr(vs, "framing", None))
+    return train_command(gen_type, vs.video_path, size, framing=getattr(vs, "framing", None), force=force)
 
 
 def shown_size(gen_type, size, panel):

@@ -10,7 +10,7 @@ from deepdance.checkpoints import check_same_data, unusable
 from deepdance.cli import UserError
 from deepdance.distributed import setup_ranks
 from deepdance.gentypes import checkpoint_dir
-from deepdance.trainer import describe_metrics
+from deepdance.trainer import busy_line, describe_metrics, folder_busy
 
 
 def report_trained(path, load, force_option, *, vs):
@@ -21,6 +21,17 @@ def report_trained(path, load, force_option, *, vs):
     with unusable(f"checkpoint {path}", f"retrain it ({force_option})"):
         line = describe_metrics({"epoch": gen.epoch, **gen.val})
     print(f"already trained: {path} ({line}); {force_option} retrains, --resume continues")
+
+
+def trained_already(out, *, retrain, force_option, load, vs):
+    """True (said: report_trained) when out/best.pth is there and retrain is off. UserError while another training
+    writes to out: its best.pth is a model half-trained, not a finished one, and a second run there would mix two."""
+    if folder_busy(out):
+        raise UserError(busy_line(out))
+    trained = not retrain and (out / "best.pth").exists()
+    if trained:
+        report_trained(out / "best.pth", load, force_option, vs=vs)
+    return trained
 
 
 def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, framing):
@@ -39,10 +50,10 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, frami
     with ranks.together():  # ... then the others load its cache (another node: extract their own, quietly)
         vs = vs if vs is not None else opened(verbose=False)
         out = Path(out) if out else checkpoint_dir(vs, gen_type, cfg.size)
-        trained = not retrain and (out / "best.pth").exists()
-        if trained and ranks.main:
+        trained = not retrain and (out / "best.pth").exists()  # every rank decides alike, on the same files
+        if ranks.main:
             load = partial(load, gen_type=gen_type, size=cfg.size)
-            report_trained(out / "best.pth", load, force_option, vs=vs)
+            trained_already(out, retrain=retrain, force_option=force_option, load=load, vs=vs)
     return None if trained else (ranks, vs, out)
 
 
@@ -107,8 +118,30 @@ def check_training_args(a, force, force_option):
         raise UserError(f"--lambda_L1 takes one weight or START END, all >= 0; got {' '.join(map(str, a.lambda_L1))}")
 
 
-def config_from_args(cls, a, **options):
-    """A config dataclass from parsed arguments: each field from the argument of its name, or of options[field]."""
+def parse_typed(p, argv=None):
+    """p.parse_args(argv) -> (its namespace, the set of destinations the user typed). argparse fills in defaults
+    where nothing was typed, so a value alone cannot tell `--lr 0.002` (typed, the default) from no --lr at all; a
+    second parse with every default a marker leaves the marker where nothing was typed (--resume judges the typed
+    ones against the run)."""
+    a = p.parse_args(argv)
+    # An object, not argparse.SUPPRESS: an optional positional's default string would be converted and checked.
+    unset, saved = object(), [(action, action.default) for action in p._actions]
+    try:
+        for action, _ in saved:
+            action.default = unset
+        typed, _ = p.parse_known_args(argv)
+    finally:
+        for action, default in saved:
+            action.default = default
+    return a, {dest for dest, value in vars(typed).items() if value is not unset}
+
+
+def config_from_args(cls, a, *, typed=None, **options):
+    """A config dataclass from parsed arguments: each field from the argument of its name, or of options[field].
+    typed (parse_typed's): the arguments typed; the config records its fields among them as cfg.typed."""
     given = vars(a)
     names = {f.name: options.get(f.name, f.name) for f in fields(cls)}
-    return cls(**{field: given[name] for field, name in names.items() if name in given})
+    cfg = cls(**{field: given[name] for field, name in names.items() if name in given})
+    if typed is not None:
+        cfg.typed = {field for field, name in names.items() if name in typed}
+    return cfg

@@ -9,6 +9,7 @@ problem is one plain line that says what to film differently.
 """
 
 import json
+from pathlib import Path
 
 from deepdance import coverage
 from deepdance.files import atomic_path, write_png
@@ -278,6 +279,37 @@ def write_report(folder, *, meta, skeletons, times, backgrounds=None):
     with atomic_path(folder / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     return report
+
+
+def saved_report(cache, meta, skeletons):
+    """The target report saved in cache (report.json) -> (report, None). One that is missing, unreadable or
+    damaged (missing keys, not a JSON object) -> (the report measured again from the cache's meta and skeletons,
+    the camera left unmeasured: its backgrounds are not kept; None if even that fails, the note line saying so)."""
+    path = Path(cache) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+        describe_report(report)  # what is printed must be there, and a problem's code (bench/extract.py) too
+        if not all(isinstance(p, dict) and isinstance(p.get("code"), str) for p in report["problems"]):
+            raise ValueError("a problem without its code")
+        return report, None
+    except FileNotFoundError:
+        why = "is missing"
+    except OSError as e:
+        why = f"cannot be read ({e.strerror or type(e).__name__})"
+    except KeyError as e:
+        why = f"is damaged (it lacks {e})"
+    except (ValueError, TypeError, AttributeError, IndexError) as e:  # not what write_report writes
+        why = f"is damaged ({e!s:.80})"
+    try:
+        report = measure(meta, skeletons)
+        report["problems"] = [{"code": c, "line": line} for c, line in problems(report)]
+        report["notes"] = notes(report)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None, f"the target report {path} {why}: extract the clip again (--force) to measure it"
+    return report, f"the target report {path} {why}: measured again from the cache below, without the camera " \
+                   "check (--force extracts the clip again for a whole one)"  # fmt: skip
 
 
 def describe_report(report, cache=None):

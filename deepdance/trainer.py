@@ -78,6 +78,9 @@ class RunConfig:
     lambda_pose: float = LAMBDA_POSE  # BlazePose's joints on the generated frame against the input skeleton
     lambda_presence: float = LAMBDA_PRESENCE  # -log BlazePose's "a person is there" on the generated frame
     lambda_selfie: float = LAMBDA_SELFIE  # selfie segmentation of the generated frame against the real one's
+    # Not a field (no annotation), so never stored: the fields typed on the command line (options.config_from_args),
+    # which --resume judges against the run whatever their value; None for a config made in code.
+    typed = None
 
 
 def perceptual_loss(cfg, device):
@@ -188,6 +191,34 @@ def describe_metrics(m):
 
 
 # --------------------------------------------------------------------------- the run's bookkeeping
+
+TRAINING_LOCK = ".training.lock"  # in a checkpoint folder: held (flock) by the training writing there
+LOCK_GRACE_S = 1.0  # how long a training waits for the folder's lock before refusing (folder_busy may hold it briefly)
+
+
+def busy_line(out):
+    """What a training refuses with when another one holds checkpoint folder `out`."""
+    return f"another training is writing to {out} right now: wait for it to finish, or train into another folder " \
+           "with --out"  # fmt: skip
+
+
+def folder_busy(out):
+    """True while another training holds checkpoint folder `out` (TrainRun): its best.pth is a model half-trained,
+    not a finished one. Looks by taking the lock for an instant; False where there is no lock or it cannot tell."""
+    from filelock import FileLock, Timeout
+
+    lock = Path(out) / TRAINING_LOCK
+    if not lock.is_file():
+        return False  # no training ever wrote there: nothing is created to look
+    probe = FileLock(lock, is_singleton=False)
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False  # a read-only folder: no training can be writing there
+    probe.release()
+    return False
 
 
 class TrainRun:
@@ -323,12 +354,11 @@ class TrainRun:
         with self.ranks.together():  # rank 0 writes the folder, so it alone holds it; a refusal stops every rank
             if self.ranks.main:
                 self.out.mkdir(parents=True, exist_ok=True)
-                self._lock = FileLock(self.out / ".training.lock", is_singleton=False)
-                try:
-                    self._lock.acquire(timeout=0)
+                self._lock = FileLock(self.out / TRAINING_LOCK, is_singleton=False)
+                try:  # a grace, not 0: folder_busy holds the lock for an instant to look
+                    self._lock.acquire(timeout=LOCK_GRACE_S)
                 except Timeout:
-                    raise UserError(f"another training is writing to {self.out} right now: wait for it to finish, or "
-                                    "train into another folder with --out") from None  # fmt: skip
+                    raise UserError(busy_line(self.out)) from None
         return self
 
     def __exit__(self, *exc):

@@ -5,9 +5,8 @@
     python GenVanillaNN.py                                    # the built-in sample, variant 2
     python GenVanillaNN.py data/taichi1.mp4 false 2 --time_budget 7
 
-This file holds the two networks (GenGAN's netG too), their training loop and the generator that loads them.
-The machinery both trainers share (bookkeeping, checkpoints, augmentation, the CLI) is Train.py; the measures
-are Metrics.py.
+The networks are deepdance/networks.py's (GenGAN's netG too); the generator and the training model are
+deepdance/vanilla.py's, run by the one training loop (deepdance/trainer.py).
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""Where does a generator's gap to the real frames lie: on the person, or behind them? (#15)
+"""Where does a generator's gap to the real frames lie: on the person, or behind them?
 
     python Evaluate.py --video_path ../shared/data/taichi1.mp4 --gen_type 1,3,9 --dump out/eval/taichi1/taichi1.npz
     python -m bench.background out/eval/taichi1/taichi1.npz [--width 0.1] [--pose]

@@ -1,4 +1,4 @@
-"""Quality against training time, from the runs' own logs: gen_types 3, 4 and 9 at 64 and 128 px (#15).
+"""Quality against training time, from the runs' own logs: gen_types 3, 4 and 9 at 64 and 128 px.
 
     python -m bench.curves                                   # taichi1 (../shared/data), the default checkpoints
     python -m bench.curves --video sample --gen_type 3 --size 64 --reach 0.80

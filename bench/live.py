@@ -9,7 +9,7 @@ in a subprocess (targets cached beforehand, so only the live loop is measured: t
 happens before). It reports the script's last line (frames in, shown, dropped, fps shown, latency median and p95,
 capture to display), its latency split, and the load average around the run: on a shared machine other work
 takes CPU from the loop, so figures measured under load are pessimistic.
-Targets (issue #17): gen_type 1 >= 22 frames/s shown with median latency <= 80 ms; gen_type 3 (64 px) >= 15.
+Targets: gen_type 1 >= 22 frames/s shown with median latency <= 80 ms; gen_type 3 (64 px) >= 15.
 """
 
 import argparse

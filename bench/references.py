@@ -1,4 +1,4 @@
-"""How much of gen_type 9's gap to the real frames is its choice of reference? (#15)
+"""How much of gen_type 9's gap to the real frames is its choice of reference?
 
     python -m bench.references                                     # taichi1 (../shared/data), default best.pth
     python -m bench.references --checkpoint path/to/best.pth --k 8

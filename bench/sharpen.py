@@ -4,7 +4,7 @@
     python -m bench.sharpen out/eval/taichi1/taichi1.npz [--radius 1 2 5] [--amount 0.2 0.4 0.6] [--pose]
 
 Sharpness (Evaluate) is the share of the real frames' gradient energy a generator keeps in the body box: the detail
-#15 asks for. An unsharp mask, frame + amount x (frame - Gaussian blur of radius sigma), adds none: it amplifies
+a viewer misses. An unsharp mask, frame + amount x (frame - Gaussian blur of radius sigma), adds none: it amplifies
 what the frame already has. Each generated frame of the dump is filtered at every radius and amount (radii in px of a
 64 px frame, scaled with the dump's size) and scored against the real frames as Evaluate does; --pose also runs
 MediaPipe on the filtered frames (pose consistency, for dumps of 128 px and up). What the filter buys is what the

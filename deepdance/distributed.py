@@ -6,7 +6,7 @@
     setup_ranks     the process group (NCCL on CUDA, gloo on CPU) from torchrun's environment
     run_trainer     run_cli for every rank: one error line from rank 0, silence from the others
 
-Below the trainers and Train.py; nothing here knows a network or a dataset.
+Below the trainers and the training loop; nothing here knows a network or a dataset.
 """
 
 import hashlib

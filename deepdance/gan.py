@@ -72,8 +72,8 @@ LAMBDA_FM = 10.0  # pix2pixHD's discriminator feature matching (bce mode)
 LAMBDA_SSIM = 0.0  # weight of 1 - SSIM (Train.ssim_loss), next to lambda_L1's L1
 LAMBDA_DRIFT = 1e-3  # keeps the critic's values near 0 (Karras et al.): an unbounded critic drifts away
 N_CRITIC = 5  # WGAN-GP: critic steps per generator step
-LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); 50 left
-# taichi2's output flickering much more (README "Temporal GAN")
+LAMBDA_T = 500.0  # temporal: L1 between generated and real frame-to-frame differences (flicker); a tenth of it
+# left the output flickering much more (docs/RESULTS.md, temporal GAN flicker)
 HISTORY = 2  # temporal netG also sees the skeletons of t-1 .. t-HISTORY
 GAN_AUG_PROB = 0.5  # share of training windows shifted/zoomed (Train.augment)
 D_WINS = 0.95  # D right about this share of patches (bce) for an epoch: reported as D overpowering G

@@ -21,8 +21,8 @@ import numpy as np
 BOX_MARGIN = 0.12  # body box: skeleton bbox widened by this x body height (holds head and feet)
 GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma (ITU-R BT.601)
 POSE_NEAR = 0.5  # body heights: a pose MediaPipe finds whose joints lie further (on average) from the input skeleton
-# has found something else, not the person asked for (README "128 px on the CPU": on taichi2 every detection in the
-# learned models' frames was 2-3 body heights off; the real frames' are 0.02 away, a wrong-moment real frame's 0.15)
+# has found something else, not the person asked for: real frames' detections lie ~0.02 away, a wrong-moment real
+# frame's ~0.15, while generated frames can get detections 2-3 body heights off (docs/evaluation.md)
 
 
 # --------------------------------------------------------------------------- body boxes

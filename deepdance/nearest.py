@@ -26,7 +26,7 @@ COHERENT = False  # plain nearest neighbour by default, as the reference
 K = 16  # coherent mode: candidates per step (the K nearest target frames)
 JUMP_WEIGHT = 2.0  # coherent mode: cost of a 1 s jump in the target's time, in units of the clip's median
 # nearest-neighbour distance (so it means the same on a close and on a loose match). On taichi2 -> taichi1
-# K=16, 2.0 cut the jumps by three quarters for a few % more joint error (README "Motion transfer", bench/demo.py).
+# K=16, 2.0 cut the jumps by three quarters for a few % more joint error (python -m bench.demo).
 JUMP_CAP = 2.0  # s: a longer jump costs the same as this one (a cut is a cut, however far)
 
 

@@ -61,7 +61,7 @@ def body_height(xy):
 
 
 PERSON_WIDTH = 0.1  # person_mask's default: within 0.1 body heights of a limb holds the body and its clothes with a
-# margin (README "Texture": 51% of the body box, 75% of its gradient energy on taichi1)
+# margin (on taichi1: half the body box, three quarters of its gradient energy)
 PERSON_SEGMENTS = tuple((a, b) for a, b, _ in LIMBS) + ((L_SHOULDER, R_HIP), (R_SHOULDER, L_HIP))  # + diagonals:
 # the limbs drawn thick leave a hole in the torso; the two diagonals fill it
 

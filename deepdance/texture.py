@@ -55,8 +55,8 @@ import torch.nn.functional as F
 
 # --------------------------------------------------------------------------- defaults
 
-IMAGES = 33_000  # default training length in images seen, not epochs (as GenVanillaNN.IMAGES): taichi1's former
-# 30 epochs; README "Texture (gen_type 9)" for what it reaches and how long it takes on the 2-core CPU
+IMAGES = 33_000  # default training length in images seen, not epochs (as vanilla.IMAGES), so a short clip gets as
+# many updates as a long one; what it reaches and how long it takes: docs/RESULTS.md
 BATCH = 32
 LR = 2e-3  # AdamW peak (warm-up, then cosine decay to LR * LR_FLOOR), as GenVanillaNN
 LR_FLOOR = 0.02
@@ -64,23 +64,22 @@ WARMUP = 0.03
 WEIGHT_DECAY = 1e-4
 LAMBDA_L1 = (1.0, 1.0)  # pixel L1, constant
 LAMBDA_WARP = 1.0  # L1 of the warped reference alone (before the mask): trains the flow directly
-LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): 0.2
-# kept sharpness 0.84 where 0.05 gave 0.81, at the same body-box SSIM (taichi1, 12 epochs; README "gen_type 9")
+LAMBDA_MASK = 0.2  # cost of painting a pixel rather than using the warped reference's (on L1's [-1, 1] scale): a
+# costlier paint keeps more real texture at the same body SSIM (docs/EXPERIMENTS.md, the texture entries)
 LAMBDA_MASK_BG = 0.0  # the same cost off the person: free, so the background may be painted (gen_type 3's smooth
-# frame where the base is on) while the person stays real pixels. On taichi1 at 128 px +0.032 body SSIM at the same
-# SSIM weight, the person still found by MediaPipe; at 64 px no measurable change (README "Texture (gen_type 9)")
+# frame where the base is on) while the person stays real pixels (docs/EXPERIMENTS.md, the texture entries)
 LAMBDA_ADV = 0.0  # weight of GenGAN's BCE adversarial + feature-matching terms against L1 (0: L1 only)
 LAMBDA_FM = 10.0  # feature matching, relative to the adversarial term (pix2pixHD's)
 LR_D = 2e-4  # discriminator (Adam, betas 0.5, 0.999) when --lambda_adv > 0
 EXCLUDE = "auto"  # cache rows on each side of a training frame that its reference may not come from. auto: the
 # fewest that make the training references as far in pose as the selection block's nearest training frames
 # (auto_exclude); a fixed count fits one frame rate only: +-5 rows suited taichi1 (1 frame in 10 of its recording)
-# and left the references of 25-30 fps clips 3-4x nearer than anything met at test time (README "Texture")
+# and left the references of 25-30 fps clips 3-4x nearer than anything met at test time
 REF_K = 3  # training: the reference is drawn from the REF_K nearest allowed frames (inference takes the nearest)
 PRIOR_SIGMA = 0.05  # joint_flow: reach of each joint's displacement (frame sides; a forearm is ~0.12 of the frame)
 PRIOR_STILL = math.exp(-2.0)  # joint_flow: weight of "no displacement", so pixels ~2 sigma from every joint stay put
 BASE = "auto"  # build on gen_type 3's frame ("vanilla"), not ("none"), or "auto": when its best.pth of the same
-# data and split exists. README "Texture (gen_type 9)" for what it does to body SSIM and sharpness
+# data and split exists (what it does to body SSIM and sharpness: docs/EXPERIMENTS.md)
 BASES = ("auto", "vanilla", "none")
 BASE_FIX = "retrain it (GenVanillaNN.py <video> true 2) or pass --base none"
 CKPT_FORMAT = "deepdance-texture-2"

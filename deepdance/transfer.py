@@ -41,7 +41,7 @@ MIN_DT = 1e-3  # s: the smallest step the One-Euro filter takes (two frames with
 # One-Euro filter (Casiez et al. 2012), speeds in body heights per second so the settings do not depend on
 # how large the person is in the frame. Run forwards then backwards over a clip (zero phase: no lag), these
 # bring the sample source's jitter to its ground truth's level without moving the joints off it and cut
-# taichi2's by two thirds (README "Motion transfer", measured by bench/demo.py).
+# taichi2's by two thirds (python -m bench.demo; docs/RESULTS.md, motion transfer).
 MIN_CUTOFF = 2.0  # Hz: cutoff when still (lower = smoother, more lag)
 BETA = 8.0  # cutoff gained per (body height / s) of joint speed: fast moves keep their detail
 D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate itself

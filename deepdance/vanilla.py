@@ -43,8 +43,7 @@ import torch
 
 VARIANT = 2  # 1 = vector (gen_type 2), 2 = skeleton image (gen_type 3)
 IMAGES = {1: 65_000, 2: 42_000}  # per variant, the default training length in images seen, not epochs: a short
-# clip gets as many updates as a long one (40 epochs of a 400-frame clip were a third of taichi1's); taichi1 gets
-# about its former 60 / 40 epochs, ~7 min on a quiet 2-core CPU (README "Training length")
+# clip gets as many updates as a long one (docs/training.md, "Training length")
 BATCH = 32  # training frames per step
 LR = 2e-3  # AdamW peak learning rate (linear warm-up, then cosine decay to LR * LR_FLOOR)
 LR_FLOOR = 0.02

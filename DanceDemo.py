@@ -25,11 +25,10 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from deepdance.cache import VideoSkeleton, add_framing_arg
 from deepdance.cli import UserError, run_cli
-from deepdance.files import ROOT, check_writable, write_png
+from deepdance.files import ROOT, output_path, write_png
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size
 from deepdance.transfer import (
     DEFAULT_GEN_TYPE,
@@ -113,27 +112,20 @@ def build_parser():
 
 
 def check_args(a):
-    """Refuse contradictory options and unusable paths before any extraction -> (output .mp4 path, target path or
-    None, source path or None: None is the built-in sample)."""
+    """Refuse contradictory options and unusable paths before any extraction -> (output .mp4 path, --stills .png
+    path or None, target path or None, source path or None: None is the built-in sample)."""
     if a.stride < 1:
         raise UserError(f"--stride must be >= 1, got {a.stride}")
     if a.max_frames < 0:
         raise UserError(f"--max_frames must be >= 0, got {a.max_frames}")
     if a.coherent and a.gen_type != 1:
         raise UserError(f"--coherent applies to gen_type 1 only (got --gen_type {a.gen_type})")
-    if a.stills and not a.stills.lower().endswith(".png"):
-        raise UserError(f"--stills must name a .png file, got {a.stills}")
-    out = Path(a.out).expanduser().resolve() if a.out else OUT
-    if out.suffix.lower() != ".mp4":
-        raise UserError(f"--out must name an .mp4 file, got {a.out}")
-    if out.is_dir():
-        raise UserError(f"--out {a.out} is a directory; name an .mp4 file")
     target = check_video_path(a.video_path) if a.video_path else None
     source = check_video_path(a.source) if a.source else None
-    if out in (target, source):
-        raise UserError(f"--out {a.out} would overwrite an input video; choose another name")
-    check_writable(out.parent, need_bytes=16 << 20, what=f"--out {out.name}")  # now, not after the extraction
-    return out, target, source
+    # Checked now, not after the extraction: never an input, the sample or a cache (deepdance.files.output_path).
+    out = output_path(a.out or OUT, option="--out", suffixes=(".mp4",), inputs=(target, source), need_bytes=16 << 20)
+    stills = a.stills and output_path(a.stills, option="--stills", suffixes=(".png",), inputs=(target, source, out))
+    return out, stills, target, source
 
 
 def generator_and_source(a, target_vs, source):
@@ -191,7 +183,7 @@ def main(argv=None):
 
         return live.main([x for x in argv if x != "--live"])
     a = build_parser().parse_args(argv)
-    out, target, source = check_args(a)
+    out, stills, target, source = check_args(a)
     if a.show:
         _open_window()
     generator_module(a.gen_type, target)  # fail before any extraction if the generator's code is missing
@@ -220,8 +212,7 @@ def main(argv=None):
     seconds = time.perf_counter() - t_start
     print(sound_line(sound, stats["sound_s"], dropped=a.no_audio))
     print(timing_line(out, stats, fps=source_vs.fps, seconds=seconds, t_extract=t_extract))
-    if a.stills:
-        stills = Path(a.stills).expanduser().resolve()
+    if stills:
         write_png(stills, still_frames(out, stats["written"]))
         print(f"stills -> {stills}")
     return stats

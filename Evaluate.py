@@ -41,7 +41,7 @@ from deepdance.evaluation import (
     parse_gen_types,
     write_outputs,
 )
-from deepdance.files import check_writable
+from deepdance.files import output_path
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module
 from deepdance.metrics import BOX_MARGIN, POSE_NEAR, body_boxes, pose_consistency
 from deepdance.pose import EVAL_MARGIN, POSE_MODE, detect_poses
@@ -93,10 +93,10 @@ def check_args(a):
         raise UserError(f"--strip_frames must be >= 1, got {a.strip_frames}")
     if a.normalize and not a.test:
         raise UserError("--normalize applies to --test clips only (the target's blocks are in its own placement)")
-    if a.dump and not a.dump.lower().endswith(".npz"):
-        raise UserError(f"--dump must name an .npz file, got {a.dump}")
     target = check_video_path(a.video_path) if a.video_path else None
     test = check_video_path(a.test) if a.test else None
+    if a.dump:  # now, before any extraction (output_places checks it again, with the target's cache known)
+        output_path(a.dump, option="--dump", suffixes=(".npz",), inputs=(target, test))
     if len(gen_types) == 1:  # a single type whose code is missing fails now, not after an extraction
         generator_module(gen_types[0], target)
     return gen_types, target, test
@@ -121,18 +121,11 @@ def eval_set(a, vs, test):
 def output_places(a, vs, es, test):
     """(results folder, --figures folder or None, --dump file or None), resolved; each checked writable now,
     before the generators run for minutes, so a full or read-only place fails with its name."""
-    out = (
-        Path(a.out).expanduser().resolve()
-        if a.out
-        else OUT_DIR / (vs.key if test is None else f"{vs.key}-on-{es.vs.key}")
-    )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {a.out} is a file; name a folder")
-    figures = Path(a.figures).expanduser().resolve() if a.figures else None
-    dump = Path(a.dump).expanduser().resolve() if a.dump else None
-    for folder, outputs_name in ((out, "the results"), (figures, "--figures"), (dump and dump.parent, "--dump")):
-        if folder is not None:
-            check_writable(folder, need_bytes=8 << 20, what=outputs_name)
+    inputs = (vs.video_path, test)
+    out = a.out or OUT_DIR / (vs.key if test is None else f"{vs.key}-on-{es.vs.key}")
+    out = output_path(out, option="--out", folder=True, inputs=inputs, need_bytes=8 << 20)
+    figures = a.figures and output_path(a.figures, option="--figures", folder=True, inputs=inputs, need_bytes=8 << 20)
+    dump = a.dump and output_path(a.dump, option="--dump", suffixes=(".npz",), inputs=inputs, need_bytes=8 << 20)
     return out, figures, dump
 
 

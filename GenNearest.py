@@ -17,8 +17,10 @@ import argparse
 
 from deepdance.cache import VideoSkeleton, add_framing_arg
 from deepdance.cli import UserError, run_cli
+from deepdance.files import output_path
 from deepdance.gentypes import SIZE
 from deepdance.nearest import FEATURE_CHOICES, FEATURES, JUMP_WEIGHT, K, self_retrieval, write_preview
+from deepdance.video import check_video_path
 
 
 def main(argv=None):
@@ -37,9 +39,9 @@ def main(argv=None):
         raise UserError(f"--k must be >= 1, got {a.k}")
     if a.jump_weight < 0:
         raise UserError(f"--jump_weight must be >= 0, got {a.jump_weight}")
-    if a.preview and not a.preview.lower().endswith(".png"):
-        raise UserError(f"--preview must name a .png file, got {a.preview}")
-    vs = VideoSkeleton(a.video, framing=a.framing)
+    video = check_video_path(a.video) if a.video else None
+    preview = a.preview and output_path(a.preview, option="--preview", suffixes=(".png",), inputs=(video,))
+    vs = VideoSkeleton(video, framing=a.framing)
     gen, query, truth, res = self_retrieval(vs, a.size, a.k, a.jump_weight, a.features)
     print(f"{gen}: selection block of {len(query)} frames matched against the {len(gen.positions)} training frames")
     for mode, r in res.items():
@@ -47,9 +49,9 @@ def main(argv=None):
             f"  {mode:8s} pose error {100 * r['pose_error']:5.2f}% of body height | image L1 {r['image_l1']:5.1f}/255"
             f" | mean jump {r['jump_frames']:6.2f} target frames | frame-to-frame diff {r['frame_diff']:.4f}"
         )
-    if a.preview:
-        write_preview(a.preview, gen, query, truth, res["plain"]["rows"])
-        print(f"preview -> {a.preview} (rows: query skeleton, nearest frame with the query drawn on, true frame)")
+    if preview:
+        write_preview(preview, gen, query, truth, res["plain"]["rows"])
+        print(f"preview -> {preview} (rows: query skeleton, nearest frame with the query drawn on, true frame)")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,14 @@ from pathlib import Path
 from deepdance.cache import VideoSkeleton
 from deepdance.cli import INTERRUPTED, UserError, run_cli
 from deepdance.distributed import pick_device
-from deepdance.gentypes import checkpoint_dir
-from deepdance.options import add_training_args, check_training_args, config_from_args, parse_typed, trained_already
+from deepdance.options import (
+    add_training_args,
+    check_training_args,
+    checkpoint_out,
+    config_from_args,
+    parse_typed,
+    trained_already,
+)
 from deepdance.recipes import TEXTURE_LAMBDA_SSIM
 from deepdance.skeleton import PERSON_WIDTH
 from deepdance.texture import (
@@ -112,7 +118,7 @@ def main(argv=None):
     cfg = config_from_args(TextureConfig, a, typed=typed)
     pick_device(cfg.device)  # fail on a missing GPU before any video work
     vs = VideoSkeleton(a.video, framing=a.framing)
-    out = Path(a.out) if a.out else checkpoint_dir(vs, GEN_TYPE, cfg.size)
+    out = checkpoint_out(a.out, vs, GEN_TYPE, cfg.size)
     load = partial(GenTexture, vs=vs, device="cpu", gen_type=GEN_TYPE, size=cfg.size)
     if trained_already(out, retrain=a.force or a.resume, force_option="--force", load=load, vs=vs):
         return 0

@@ -15,10 +15,12 @@ import argparse
 
 from deepdance.cache import FRAME_SIZE, FRAME_SKIP, WORKERS, VideoSkeleton, add_framing_arg, write_preview
 from deepdance.cli import parse_bool, run_cli
+from deepdance.files import output_path
 from deepdance.pose import (
     MODEL_COMPLEXITY,
     POSE_MODE,
 )
+from deepdance.video import check_video_path
 
 
 def main(argv=None):
@@ -40,8 +42,11 @@ def main(argv=None):
     )
     a = p.parse_args(argv)
     force = a.force or parse_bool(a.force_recompute)
+    video = check_video_path(a.video) if a.video else None
+    # Refused before the extraction: never the video itself, the sample or a cache, and a PNG by its name.
+    preview = a.preview and output_path(a.preview, option="--preview", suffixes=(".png",), inputs=(video,))
     skip = a.frame_skip_pos if a.frame_skip_pos is not None else a.frame_skip
-    vs = VideoSkeleton(a.video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers), framing=a.framing)
+    vs = VideoSkeleton(video, force, skip, a.size, a.model_complexity, a.mode, max(1, a.workers), framing=a.framing)
     print(vs)
     if not vs.extracted:  # a fresh extraction printed it already
         from deepdance import report
@@ -50,9 +55,9 @@ def main(argv=None):
             print(f"note: {vs.report_note}")
         if vs.report is not None:
             print(report.describe_report(vs.report, vs.cache_dir))
-    if a.preview:
-        write_preview(vs, a.preview)
-        print(f"preview -> {a.preview}")
+    if preview:
+        write_preview(vs, preview)
+        print(f"preview -> {preview}")
 
 
 if __name__ == "__main__":

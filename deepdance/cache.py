@@ -21,7 +21,15 @@ from pathlib import Path
 
 from deepdance.cli import UserError, pause_here
 from deepdance.dataset import PoseDataset, Split
-from deepdance.files import DATA_DIR, atomic_path, check_writable, clean_stale_temps, short_name, write_png
+from deepdance.files import (
+    DATA_DIR,
+    atomic_path,
+    check_writable,
+    clean_stale_temps,
+    short_name,
+    signals_deferred,
+    write_png,
+)
 from deepdance.pose import (
     MIN_DETECTION_CONFIDENCE,
     MIN_TRACKING_CONFIDENCE,
@@ -138,8 +146,9 @@ def _unspawnable_main():
             "run that")  # fmt: skip
 
 
-def _init_worker(counter, stop, parent):
-    """Pool initializer: share the progress counter and stop flag, silence MediaPipe/TFLite's C++ logging.
+def _init_worker(counter, stop, parent, ready):
+    """Pool initializer: share the progress counter and stop flag, silence MediaPipe/TFLite's C++ logging, then
+    count this worker in `ready` (the parent holds signals until every worker is this far: _run_pool).
 
     Ctrl-C reaches the whole process group: the parent alone handles it (it sets `stop`), workers ignore it.
     """
@@ -150,6 +159,8 @@ def _init_worker(counter, stop, parent):
     os.environ["GLOG_minloglevel"] = "2"
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # the worker's C++ chatter only; its Python exceptions reach the parent
+    with ready.get_lock():
+        ready.value += 1
 
 
 def _tick():
@@ -255,15 +266,23 @@ def _store_span(task):
     return n
 
 
-def _run_pool(pool, fn, tasks, *, counter, bar, progress=None, total=None):
+def _run_pool(pool, fn, tasks, *, counter, bar, ready, workers, progress=None, total=None):
     """fn over tasks in the pool, the bar (and progress(done, total)) following the workers' shared frame counter."""
-    # Workers are started with Ctrl-C blocked (a child keeps its parent's signal mask): a Ctrl-C while they are
-    # still importing would print their tracebacks; the parent alone handles it (sets `stop`).
-    deaf = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        futures = [pool.submit(fn, t) for t in tasks]
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, deaf)
+    # A signal while the pool starts up is held until every worker has started (_init_worker counted it in `ready`):
+    # interrupted half-way, the executor cannot shut down ("cannot join thread before it is started", or a hang),
+    # and a worker still importing prints an EOFError when its pipe closes. `kill <pid>` reaches the parent alone,
+    # and another of its threads may take it, so the mask below cannot hold it: Python's handlers are deferred.
+    with signals_deferred():
+        # Workers are started with Ctrl-C blocked (a child keeps its parent's signal mask): a Ctrl-C to the group
+        # while they are still importing would print their tracebacks; the parent alone handles it (sets `stop`).
+        deaf = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            futures = [pool.submit(fn, t) for t in tasks]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, deaf)
+        pause_here("extract:starting")  # tests signal the process here: the pool half started
+        while ready.value < min(workers, len(futures)) and not any(f.done() for f in futures):
+            time.sleep(0.02)  # a dead worker breaks the pool: its futures are done, and this ends
     while not all(f.done() for f in futures):
         time.sleep(0.1)
         if counter.value:
@@ -414,10 +433,11 @@ def _run_passes(video, params, *, info, tmp, workers, keep, n_keep, seen_size, p
     counter = ctx.Value("q", 0)  # frames done, over all workers
     stop = ctx.Value("b", 0)  # set on Ctrl-C / SIGTERM / an error here: the workers stop at their next frame
     bar = tqdm(total=n_keep, desc=f"extract {video.name}", unit="frame", disable=not verbose, leave=False)
-    initargs = (counter, stop, os.getpid())
+    ready = ctx.Value("i", 0)  # workers started (_init_worker done)
+    initargs = (counter, stop, os.getpid(), ready)
     crop = center_square(w, h) if params["framing"] == "center" else None
     with bar, ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=initargs) as pool:
-        run = functools.partial(_run_pool, pool, counter=counter, bar=bar)
+        run = functools.partial(_run_pool, pool, counter=counter, bar=bar, ready=ready, workers=workers)
         try:
             tasks, found, info = _detect_pass(
                 run, video=video, info=info, params=params, tmp=tmp, crop=crop, keep=keep, n_keep=n_keep,

@@ -34,6 +34,7 @@ _OS_ERRORS = {
     errno.ENOTDIR: "a file stands where a folder is needed",
     errno.EISDIR: "a folder stands where a file is needed",
     errno.ENOENT: "no such file or folder",
+    errno.ELOOP: "a symbolic link loop (too many levels of symbolic links)",
 }
 INTERRUPTED = "nothing half-written was kept, earlier results are intact"
 
@@ -55,7 +56,12 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED, after_error=None):
     if main_thread:
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        return main(argv)
+        done = main(argv)
+        if argv is None and main_thread:  # a script's run, its work done and said: a Ctrl-C now (its last moments,
+            # interpreter shutdown included) would exit -2 silently with everything written; it changes nothing
+            _ignore_late_signals()
+        pause_here("cli:done")  # tests signal the process here
+        return done
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         if after_error is not None:
@@ -64,13 +70,18 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED, after_error=None):
     except OSError as e:  # a full or read-only disk, a name too long...: never a traceback
         print(f"error: {os_error_line(e, 'cannot read or write')}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"interrupted: {interrupted}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # its text, where it has one, says exactly what was kept (a forced retrain's)
+        print(f"interrupted: {e.args[0] if e.args and isinstance(e.args[0], str) else interrupted}", file=sys.stderr)
         sys.exit(130)
     finally:
         argparse.ArgumentParser.error = previous[0]
-        if main_thread:
+        if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
             signal.signal(signal.SIGTERM, previous[1])
+
+
+def _ignore_late_signals():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 _PAUSED = set()

@@ -324,8 +324,19 @@ def write_dump(path, es, outputs, results, boxes):
     for g, fake in outputs.items():
         arrays[f"fake_{g}"] = fake  # (N, S, S, 3) uint8 BGR
         arrays[f"metrics_{g}"] = np.array([results[g].get(k, np.nan) for k in names], np.float64)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    save_npz(path, arrays)
+
+
+def save_npz(path, arrays):
+    """np.savez_compressed's file, written so that a full disk is one OSError: np.savez leaves its ZipFile open when a
+    write fails, and the ZipFile's __del__ then tries to finish the file on the broken stream and prints a
+    traceback. A `with` closes it in place (its second failure is the same OSError)."""
+    import zipfile
+
+    with open(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(value), allow_pickle=False)
 
 
 def write_outputs(*, out, figures, dump, meta, table, notes, es, outputs, results, boxes, title, strip_frames):

@@ -18,9 +18,23 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: the scripts, data/, out/
+
+
+def resolved(path):
+    """`path` made absolute with its symbolic links followed; a symbolic link loop (where Path.resolve raises a
+    RuntimeError) is left unresolved: the first use of the path then fails with ELOOP, an OSError that run_cli says
+    in one line naming it."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except RuntimeError:
+        return path.absolute()
+
+
 # Caches, checkpoints and the sample live here; DEEPDANCE_DATA moves them (tests use a temp dir). Empty counts as
-# unset (`DEEPDANCE_DATA= python ...` is how a shell clears it), not as the current folder.
-DATA_DIR = Path(os.environ.get("DEEPDANCE_DATA") or ROOT / "data").resolve()
+# unset (`DEEPDANCE_DATA= python ...` is how a shell clears it), not as the current folder. Resolved here, at
+# import: a loop must not raise before run_cli can say it in one line.
+DATA_DIR = resolved(os.environ.get("DEEPDANCE_DATA") or ROOT / "data")
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -132,7 +146,7 @@ def clean_stale_temps(folder):
 
 
 @contextlib.contextmanager
-def _signals_deferred():
+def signals_deferred():
     """Ctrl-C / SIGTERM that arrive during the block are held and delivered when it is done.
 
     Handlers, not the signal mask: Python runs handlers in the main thread whichever thread the kernel picked.
@@ -166,17 +180,22 @@ def atomic_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path.parent)
-    owner = _TempOwner(path.parent)
+    try:
+        owner = _TempOwner(path.parent)
+    except OSError as e:
+        raise _user_named(e, path, None) from None
     tmp, old = owner.name("tmp", path), owner.name("old", path)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
             # Directories cannot be replaced atomically: move the old one aside first, both renames or neither.
-            with _signals_deferred():
+            with signals_deferred():
                 os.replace(path, old)
                 os.replace(tmp, path)
         else:
             os.replace(tmp, path)
+    except OSError as e:
+        raise _user_named(e, path, tmp) from None
     finally:
         if old.is_dir() and path.is_dir():  # the replaced one (also when a deferred Ctrl-C lands right after)
             shutil.rmtree(old, ignore_errors=True)
@@ -185,6 +204,21 @@ def atomic_path(path):
         elif tmp.exists():
             tmp.unlink()
         owner.release()
+
+
+def _user_named(e, path, tmp):
+    """An OSError met while writing `path` through atomic_path, naming what the user asked for: the temporaries
+    (.tmp-, .old-, .lock-) are ours, not theirs, and a write that fails with no name (disk full) named nothing."""
+    if e.errno is None:
+        return e
+    name = Path(e.filename) if e.filename else None
+    if name is None or name == tmp or _TEMP_NAME.fullmatch(name.name) or name.name.startswith(".lock-"):
+        where = path
+    elif tmp is not None and tmp in name.parents:  # a file inside a folder being written whole (a cache)
+        where = path / name.relative_to(tmp)
+    else:
+        return e
+    return OSError(e.errno, e.strerror, str(where))  # the subclass its errno maps to (FileNotFoundError, ...)
 
 
 def check_writable(folder, *, need_bytes=0, what="the results"):
@@ -205,6 +239,53 @@ def check_writable(folder, *, need_bytes=0, what="the results"):
     if free < need_bytes:
         raise UserError(f"cannot write {what} to {folder}: disk full ({free / 2**20:.0f} MB free, about "
                         f"{need_bytes / 2**20:.0f} MB needed)")  # fmt: skip
+
+
+# Folders a command's output must never land in: what every later command reads as given.
+KEPT_PLACES = ((DATA_DIR / "sample", "the built-in sample clips"), (DATA_DIR / "cache", "the pose caches"))
+
+
+def output_path(value, *, option, suffixes=(), inputs=(), need_bytes=0, folder=False):
+    """The one rule for a file (or, folder=True, a folder) a command writes: `value` as the user typed it ->
+    resolved Path; UserError, naming it, before any work if it is a symbolic link loop, lacks one of `suffixes`,
+    is a folder where a file goes (or the reverse), would overwrite one of `inputs` (the videos the command reads)
+    or land among the sample clips or the caches, or its folder cannot take need_bytes (a long recording)."""
+    shown = f"{option} {value}"
+    try:
+        path = Path(value).expanduser().resolve()
+    except RuntimeError:  # Path.resolve's word for a symbolic link loop
+        raise UserError(f"cannot write {shown}: a symbolic link loop (too many levels of symbolic links)") from None
+    except OSError as e:  # a name over 255 bytes, a component that is not a folder...
+        raise UserError(f"cannot write {shown}: {_OS_ERRORS.get(e.errno, e.strerror)}") from None
+    kinds = " or ".join(f"{'an' if k[1:2] in 'aefhilmnorsx' else 'a'} {k}" for k in suffixes)  # "an .mp4", "a .png"
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{option} must name {kinds} file, got {value}")
+    try:
+        is_dir = path.is_dir()
+        if folder and path.exists() and not is_dir:
+            raise UserError(f"{shown} is a file; name a folder")
+    except OSError as e:  # a name over 255 bytes...
+        raise UserError(f"cannot write {shown}: {_OS_ERRORS.get(e.errno, e.strerror)}") from None
+    if not folder and is_dir:
+        raise UserError(f"{shown} is a directory; name {kinds or 'a'} file")
+    for given in inputs:
+        if given is not None and (path == resolved(given) or path.exists() and _same_file(path, given)):
+            raise UserError(f"{shown} would overwrite an input video ({given}); choose another name")
+    for place, what in KEPT_PLACES:
+        # Equal or inside: either would replace what later commands read.
+        if path == place or place in path.parents:
+            raise UserError(f"{shown} is among {what} ({place}), which later commands read; choose another place")
+    what = f"the {option} folder" if folder else f"{option} {path.name}"  # check_writable adds the place
+    check_writable(path if folder else path.parent, need_bytes=need_bytes, what=what)
+    return path
+
+
+def _same_file(a, b):
+    """True if a and b are one file (a hard link, another name of it); False where either cannot be looked at."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_png(path, image, compression=9):

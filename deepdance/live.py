@@ -36,6 +36,7 @@ from deepdance import transfer
 from deepdance.cache import VideoSkeleton, add_framing_arg
 from deepdance.capture import CLOCK, LatestFrame, Reader, open_source, parse_source
 from deepdance.cli import UserError, run_cli
+from deepdance.files import output_path
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size
 from deepdance.pose import _quiet_native_stderr, make_pose
 from deepdance.skeleton import N_JOINTS, Skeleton, body_height, normalize
@@ -51,6 +52,8 @@ SETTLE_S = 1.0  # s of detections during which the normalisation follows its est
 WINDOW_S = 20.0  # s: the normalisation's robust statistics run over the detections of this last stretch
 ADAPT_S = 5.0  # s: once settled, the normalisation follows its estimate with this time constant (someone walking
 # towards the camera is followed within seconds; one crouch or a mis-detection does not make the target pump)
+RECORD_ROOM = 256 << 20  # bytes free --out needs at the start: a long session (~20 MB an hour at the panels' size)
+RECORD_RESERVE = 32 << 20  # bytes: with less free, the recording stops and is finished while it still can be
 STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as stopped
 PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
 RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
@@ -323,21 +326,40 @@ class Recorder:
     next one is shown, as it stayed on screen (frames are numbered by the source's time slots). Atomic (VideoWriter):
     the file appears when finish() completes it."""
 
-    def __init__(self, path, fps):
-        self.path, self.fps = Path(path), float(fps)
+    def __init__(self, path, fps, *, reserve=RECORD_RESERVE):
+        self.path, self.fps, self.reserve = Path(path), float(fps), reserve
         self.writer = VideoWriter(self.path, self.fps, crf=transfer.CRF)
         self._pending = None  # (frame, slot) shown last, written once the next one says for how long
+        self.stopped = None  # why the recording stopped before the session (a phrase), or None
 
     @property
     def frames(self):
         return self.writer.n
 
     def add(self, frame, slot):
+        if self.stopped:
+            return
         if self._pending is not None:
             last, last_slot = self._pending
             for _ in range(max(1, slot - last_slot)):
                 self.writer.write(last)
         self._pending = (frame.copy(), slot)
+        if self.writer.n and self.writer.n % max(1, round(self.fps)) == 0:  # about once a second
+            self._check_room()
+
+    def _check_room(self):
+        """Stop while the disk can still take the file's end: a disk that fills kills ffmpeg, and a file it did not
+        finish cannot be played, so waiting for that would lose the whole recording."""
+        import shutil
+
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        if free < self.reserve:
+            self.cut()
+            self.stopped = (f"the disk holding {self.path} is nearly full ({free / 2**20:.0f} MB free): the recording "
+                            f"stopped after {self.frames} frames")  # fmt: skip
 
     def cut(self):
         """A pause: write what is pending once; the next frame starts afresh (the paused time is not recorded)."""
@@ -529,6 +551,8 @@ def _live_loop(*, slot, to_panels, display, recorder, vcam, name, max_frames, st
                 key = _pause(stop=stop, slot=slot, display=display, recorder=recorder, tally=tally, clock=clock)
             if key == "quit":
                 return None
+            if recorder is not None and recorder.stopped:
+                return recorder.stopped
     return None
 
 
@@ -614,17 +638,11 @@ def build_parser():
 
 
 def check_out(out, inputs):
-    """--out as a resolved .mp4 path, or None; UserError for another suffix, a folder or an input's name."""
+    """--out as a resolved .mp4 path, or None; UserError (deepdance.files.output_path) for another suffix, a folder,
+    an input's name, the sample or a cache, or a place without room for RECORD_ROOM of recording."""
     if out is None:
         return None
-    path = Path(out).expanduser().resolve()
-    if path.suffix.lower() != ".mp4":
-        raise UserError(f"--out must name an .mp4 file, got {out}")
-    if path.is_dir():
-        raise UserError(f"--out {out} is a directory; name an .mp4 file")
-    if path in inputs:
-        raise UserError(f"--out {out} would overwrite an input video; choose another name")
-    return path
+    return output_path(out, option="--out", suffixes=(".mp4",), inputs=inputs, need_bytes=RECORD_ROOM)
 
 
 def check_args(a):

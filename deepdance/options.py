@@ -4,7 +4,6 @@ make, and opening the target (or saying it is trained already).
 
 from dataclasses import fields
 from functools import partial
-from pathlib import Path
 
 from deepdance.checkpoints import check_same_data, unusable
 from deepdance.cli import UserError
@@ -34,6 +33,16 @@ def trained_already(out, *, retrain, force_option, load, vs):
     return trained
 
 
+def checkpoint_out(out, vs, gen_type, size):
+    """A trainer's checkpoint folder: --out under the output rule (deepdance.files.output_path: not the target
+    video, the sample or a cache), or the target's default folder."""
+    from deepdance.files import output_path
+
+    if not out:
+        return checkpoint_dir(vs, gen_type, size)
+    return output_path(out, option="--out", folder=True, inputs=(vs.video_path,))
+
+
 def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, framing):
     """A trainer CLI's start: (ranks, the target's VideoSkeleton, the checkpoint folder), or None when best.pth is
     there and retrain (force or --resume) is off: rank 0 then reports it (report_trained; load(path, gen_type=,
@@ -49,7 +58,7 @@ def open_target(video, cfg, *, gen_type, out, retrain, force_option, load, frami
         vs = opened() if ranks.main else None
     with ranks.together():  # ... then the others load its cache (another node: extract their own, quietly)
         vs = vs if vs is not None else opened(verbose=False)
-        out = Path(out) if out else checkpoint_dir(vs, gen_type, cfg.size)
+        out = checkpoint_out(out, vs, gen_type, cfg.size)
         trained = not retrain and (out / "best.pth").exists()  # every rank decides alike, on the same files
         if ranks.main:
             load = partial(load, gen_type=gen_type, size=cfg.size)

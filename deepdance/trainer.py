@@ -14,7 +14,9 @@ Nothing here knows a network: the trainers pass their classes and inputs in.
 import csv
 import json
 import math
+import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -221,6 +223,85 @@ def folder_busy(out):
     return False
 
 
+PREVIOUS = "previous"  # where a forced retrain keeps the run it replaces until it has something better, or ends
+HELD_BEST = "retrain-best.pth"  # a forced retrain's best while it scores below the previous run's best.pth
+KEPT_FILES = ("best.pth", "latest.pth", "train_log.csv")
+
+
+class PreviousRun:
+    """What a retrain from scratch into a trained folder keeps: best.pth stays the previous run's model until the
+    new run scores better (or ends: its plan done, the new best replaces it); meanwhile the new best waits in
+    HELD_BEST, and the previous best.pth, latest.pth and train_log.csv stay in PREVIOUS/ (hard links: no copy). An
+    interrupted retrain, resumed, goes on holding."""
+
+    def __init__(self, out, score, *, resumed):
+        self.out, self.score, self.folder = Path(out), score, Path(out) / PREVIOUS
+        self.created = False
+        if not (self.folder / "best.pth").is_file():
+            if resumed or not (self.out / "best.pth").is_file():
+                self.value = None  # nothing to hold: a first training, or a resumed one that held nothing
+                return
+            with atomic_path(self.folder) as tmp:
+                tmp.mkdir()
+                for name in KEPT_FILES:
+                    if (self.out / name).is_file():
+                        _link_or_copy(self.out / name, tmp / name)
+            self.created = True
+        elif not resumed:
+            (self.out / HELD_BEST).unlink(missing_ok=True)  # an earlier retrain's, interrupted: this one starts over
+        self.epoch, self.value = self._previous_best()
+
+    def _previous_best(self):
+        """(epoch, score) of the held best.pth; a file torch cannot read counts as beaten by anything."""
+        try:
+            ckpt = torch.load(self.folder / "best.pth", weights_only=True, map_location="cpu")
+            best = ckpt.get("best") or ckpt.get("val") or {}
+            return ckpt.get("epoch"), float(best.get(self.score, -math.inf))
+        except Exception:  # damaged or foreign: the new run replaces it at its first epoch
+            return None, -math.inf
+
+    @property
+    def holding(self):
+        return self.value is not None
+
+    def save_best(self, ckpt, value):
+        """The new run's best so far: best.pth once it beats the previous run's, HELD_BEST until then."""
+        if value > self.value:
+            save_checkpoint(ckpt, self.out / "best.pth")
+            self.release()
+        else:
+            save_checkpoint(ckpt, self.out / HELD_BEST)
+
+    def end(self):
+        """The new run's plan is done: its best replaces the previous run's; nothing is held any more."""
+        held = self.out / HELD_BEST
+        if held.is_file():
+            os.replace(held, self.out / "best.pth")
+        self.release()
+
+    def release(self):
+        (self.out / HELD_BEST).unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.value = None
+
+    def kept_line(self, last_good):
+        """What an interrupt leaves, exactly (run_cli's `interrupted:` line)."""
+        if not last_good:
+            return "nothing of this run was saved; best.pth, latest.pth and train_log.csv are the previous run's"
+        previous = f"epoch {self.epoch}, " if self.epoch is not None else ""
+        held = f"this run's best so far is in {HELD_BEST}; " if (self.out / HELD_BEST).is_file() else ""
+        return (f"best.pth is still the previous run's model ({previous}{self.score} {self.value:.4g}), its "
+                f"latest.pth and train_log.csv are in {self.folder}; {held}latest.pth and train_log.csv are this "
+                f"run's epoch {last_good} (continue it with --resume)")  # fmt: skip
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
 class TrainRun:
     """The bookkeeping both trainers share: the plan (epochs, or minutes with the schedules on the clock),
     progress, step timing, the NaN guard, and per epoch train_log.csv, latest.pth / best.pth, the plots and
@@ -236,6 +317,8 @@ class TrainRun:
         self.budget = 60.0 * time_budget  # s; 0: run n_epochs epochs
         self.total_steps = epochs * steps_per_epoch
         self.epoch, self.step, self.seconds, self.best = restored or (0, 0, 0.0, best)
+        self.resumed = bool(restored)
+        self.previous = None  # PreviousRun, made at the first epoch's end (the score's name is known there)
         self.last_good = self.epoch  # the epoch whose checkpoint is on disk (0: none written)
         # A resumed run's log comes from its checkpoint (rows of later epochs, whose weights were never kept, are
         # dropped); train_log.csv is only its copy for people and plots.
@@ -332,11 +415,17 @@ class TrainRun:
         }
         # Checkpoints first, the CSV copy of their log after: an interrupt in between leaves a consistent latest.pth
         # whose log the next epoch writes out again.
+        if self.previous is None:
+            self.previous = PreviousRun(self.out, score, resumed=self.resumed)
         save_checkpoint(ckpt, self.out / "latest.pth")
-        if is_best:
+        self.last_good = self.epoch  # latest.pth is this epoch's from here on
+        if is_best and self.previous.holding:
+            self.previous.save_best(ckpt, metrics[score])
+        elif is_best:
             save_checkpoint(ckpt, self.out / "best.pth")
         self.log.write()
-        self.last_good = self.epoch
+        if self.previous.holding and self.progress(now) >= 1.0:
+            self.previous.end()
         pause_here("train:epoch-saved")
         if self.progress(now) >= 1.0 or self.plot_seconds <= PLOT_SHARE * now:
             t_plot = time.perf_counter()
@@ -361,9 +450,13 @@ class TrainRun:
                     raise UserError(busy_line(self.out)) from None
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if self.ranks.main:
             self._lock.release()
+        if exc_type is KeyboardInterrupt and self.previous is not None and self.previous.holding:
+            if not self.last_good and self.previous.created:
+                self.previous.release()  # nothing of this run reached the folder: it is as it was
+            raise KeyboardInterrupt(self.previous.kept_line(self.last_good)) from None
         return False
 
     def eta(self, now):

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepdance.cli import UserError
+from deepdance.cli import UserError, pause_here
 from deepdance.files import atomic_path
 from deepdance.skeleton import body_height
 
@@ -534,6 +534,7 @@ class VideoWriter:
         problem, keep = None, False
         try:
             gen.close()
+            pause_here("video:finish")  # tests signal the process here: ffmpeg done, the file not yet checked
             if ok:
                 problem = self._unreadable(self._tmp)
                 if problem is None and self.sound is not None:

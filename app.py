@@ -15,8 +15,11 @@ and an H.264 mp4 of three panels (source + skeleton | normalised pose | generate
 - Long work (a run, adding a target) goes to a thread of its own (Job): Streamlit stops a script run whenever the
   page reruns, so work done in the script was cancelled silently by any click. The settings are locked while a job
   runs and the page says what is running; Cancel stops it.
-- Uploads are checked by content (container signature, then one frame decoded) and stored under their content
-  hash, so a second run on the same file reuses its poses; the KEEP_UPLOADS most recent are kept, with their caches.
+- Uploads are checked by content (container signature, one frame decoded, the packets read through: a file cut
+  short is refused at once) and stored under their content hash, so a second run on the same file reuses its poses;
+  the KEEP_UPLOADS most recent are kept, with their caches. 'Your uploads' says what is kept and the space it takes;
+  'Forget my uploads' deletes it (uploaded sources and targets, their caches and the models trained on them).
+- A job's id is in the page's address (?job=...): a reloaded tab (a new session) takes the job back, running or done.
 """
 
 import functools
@@ -31,6 +34,7 @@ from deepdance.appbackend import (
     MAX_UPLOAD_MB,
     PREVIEW_FRAMES,
     STRIDE,
+    TARGET_DIR,
     UPLOAD_DIR,
     Job,
     Target,
@@ -38,17 +42,21 @@ from deepdance.appbackend import (
     checkpoint_stamp,
     data_videos,
     describe_run,
+    describe_timing,
     detected_preview,
     display_name,
     extracted_preview,
+    forget_uploads,
     framing_states,
     generator_states,
     is_extracted,
+    kept_uploads,
     named,
     processed_targets,
     report_lines,
     resolve_path,
     run_transfer,
+    shown_bytes,
     shown_path,
     store_upload,
     target_report,
@@ -56,6 +64,7 @@ from deepdance.appbackend import (
     try_load_generator,
     video_summary,
     vs_preview,
+    with_data_dir,
 )
 from deepdance.cache import FRAME_SIZE, FRAME_SKIP, FRAMING, FRAMINGS, VideoSkeleton
 from deepdance.cli import UserError
@@ -64,7 +73,6 @@ from deepdance.gentypes import GEN_TYPES, SIZE, train_command
 from deepdance.pose import MODEL_COMPLEXITY, POSE_MODE
 
 MAX_STRIDE = 10
-TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them
 SOURCE_KINDS = ("built-in sample source", "a video under data/", "a video path", "upload a video")
 TARGET_FROM = ("upload a video", "a video path on this machine")
 FRAMING_HELP = (
@@ -154,6 +162,17 @@ def job_panel():
     return panel
 
 
+def reattach_job(st):
+    """A reloaded tab is a new session: it takes back the job its address names (?job=<id>), still running (its
+    progress, the settings locked, Cancel) or done (its result), instead of coming back "Ready" on defaults."""
+    if st.session_state.get("reattach_checked"):
+        return
+    st.session_state["reattach_checked"] = True
+    job = Job.find(st.query_params.get("job", ""))
+    if job is not None and st.session_state.get("job") is None:
+        st.session_state["job"], st.session_state["reattached"] = job, True
+
+
 def collect_job(st):
     """A finished job's result into the session: the result, or the error (the previous result kept, labelled)."""
     job = st.session_state.get("job")
@@ -163,7 +182,7 @@ def collect_job(st):
     if job.error is None and job.kind == "run":
         st.session_state["result"] = job.result
     elif job.error is None:
-        st.session_state["added"] = job.result
+        st.session_state["added"] = {**job.result, "origin": job.origin}
         st.session_state["select_target"] = job.result["video"], job.result["framing"]
     st.session_state["last_job"] = {"kind": job.kind, "what": job.what, "error": job.error, "cancelled": job.cancelled}
 
@@ -233,6 +252,10 @@ def target_section(st, side, *, load_target, load_gen, busy):
     gen_type, size, coherent)."""
     targets = processed_targets()
     apply_pending_selection(st, targets)
+    chosen = st.session_state.get("target")
+    fresh = [t for t in targets if chosen is not None and t.video == chosen.video]
+    if fresh and fresh[0] != chosen:  # the select box keeps the Target it was given: its framings may have grown since
+        st.session_state["target"] = fresh[0]
     target = side.selectbox(
         "Target (who appears)", targets, format_func=lambda t: t.label, key="target", disabled=busy,
         help="the processed videos; add your own under 'Add a target' on the right",
@@ -248,6 +271,10 @@ def target_section(st, side, *, load_target, load_gen, busy):
     except (UserError, OSError) as e:  # its cache or video went bad since it was listed: the other targets remain
         st.error(f"target {target.label}: {e}")
         st.stop()
+    if params is None and not st.session_state.get("relisted"):
+        # Its first use just extracted it: list it again, so the framing says what is trained, not "on first use".
+        st.session_state["relisted"] = True
+        st.rerun()
     ckpt_stamp = checkpoint_stamp(target_vs.key)
     with st.spinner("finding the trained generators..."):
         states = generator_states(target_vs, lambda g, s: load_gen(target_vs.key, g, s, False, ckpt_stamp, target_vs))
@@ -311,7 +338,10 @@ def source_section(st, side, *, busy):
     elif kind == SOURCE_KINDS[3]:
         # No `type=` filter: that would judge by the name (and fail with a traceback); store_upload reads the content.
         upload = side.file_uploader(
-            f"Video (up to {MAX_UPLOAD_MB} MB)", max_upload_size=MAX_UPLOAD_MB, key="upload", disabled=busy
+            f"Video (up to {MAX_UPLOAD_MB} MB)",
+            max_upload_size=MAX_UPLOAD_MB,
+            key=upload_key(st, "upload"),
+            disabled=busy,
         )
         side.markdown(TOO_BIG)
         if upload is None:
@@ -325,7 +355,8 @@ def source_section(st, side, *, busy):
                 st, upload, folder=UPLOAD_DIR, keep_name=False, keep=KEEP_UPLOADS
             )
             if message:
-                side.markdown(f"{message}; its poses are kept for the next runs (by content)")
+                side.markdown(f"{message}. Kept in `{shown_path(UPLOAD_DIR)}/` with its poses for the next runs: "
+                              "see 'Your uploads' at the bottom of the page")  # fmt: skip
     if source is not None and source_error is None and kind != SOURCE_KINDS[3]:
         try:
             side.markdown(f"{shown}: {video_summary(source)}")
@@ -376,7 +407,8 @@ def start_run(c, load_gen):
         data, stats = run_transfer(c.source, c.target_vs, gen, label, stride=c.stride, smooth=c.smooth,
                                    normalize=c.normalize, progress=progress, shown=c.source_shown)  # fmt: skip
         return {"video": data, "file_name": f"deepdance-{name}-gen{c.gen_type}.mp4", "what": run_what(c),
-                "stats": describe_run(stats), "coverage": stats["coverage"]}  # fmt: skip
+                "stats": describe_run(stats), "timing": describe_timing(stats),
+                "coverage": stats["coverage"]}  # fmt: skip
 
     return Job("run", run_what(c), work).start()
 
@@ -395,7 +427,7 @@ def start_add_target(st, target=None):
                 return mannequin.ensure_sample("target")
             return target.video
     elif st.session_state.get("target_from", TARGET_FROM[0]) == TARGET_FROM[0]:
-        upload = st.session_state.get("target_upload")
+        upload = st.session_state.get(upload_key(st, "target_upload"))
         if upload is None:
             return None
         shown, data, name = display_name(upload.name), bytes(upload.getbuffer()), upload.name
@@ -415,7 +447,8 @@ def start_add_target(st, target=None):
     def work(progress):
         return add_target(locate(progress), shown=shown, framing=framing, progress=progress)
 
-    return Job("target", f"adding the target {shown}{in_framing(framing)}", work).start()
+    origin = "target" if target is None else "framing"
+    return Job("target", f"adding the target {shown}{in_framing(framing)}", work, origin=origin).start()
 
 
 def run_section(st, c, *, busy):
@@ -427,8 +460,9 @@ def run_section(st, c, *, busy):
     job = st.session_state.get("job")
     with right:
         if job is not None:
-            where = "" if job.kind == "run" else " (its progress bar is under 'Add a target', below)"
-            st.markdown(f"**Running**: {job.what}{where}. The settings are locked until it ends (or Cancel).")
+            where = " (its progress bar is under 'Add a target', below)" if job.origin == "target" else ""
+            again = " This tab was reloaded meanwhile: it went on." if st.session_state.get("reattached") else ""
+            st.markdown(f"**Running**: {job.what}{where}. The settings are locked until it ends (or Cancel).{again}")
         elif c.source_error:
             st.error(c.source_error)
         elif c.gen_type is None:
@@ -437,13 +471,29 @@ def run_section(st, c, *, busy):
             st.info(c.hint)
         else:
             st.markdown(f"**Ready**: {run_what(c)}. Settings: the side panel (on a phone: **»** at the top left).")
-    if job is not None and job.kind == "run":
+    if job is not None and job.origin != "target":  # a run, or an extraction asked for in the side panel: here
         job_panel()()
     last = st.session_state.get("last_job")
     if last and last["cancelled"]:
         st.warning(f"Cancelled: {last['what']}. Nothing of it was kept; the settings are unlocked.")
     elif last and last["error"]:
         st.error(f"{'The run' if last['kind'] == 'run' else 'Adding the target'} failed: {last['error']}")
+    added = st.session_state.get("added")
+    if last and not last["error"] and added and added.get("origin") == "framing":  # asked for up here: said here
+        st.success(added_line(added) + " Its report and training commands: under 'Add a target', below.")
+
+
+def added_line(added):
+    """What adding a target (or extracting another framing) came to, in one line."""
+    selected = (
+        " It is now the selected target."
+        if added.get("selected")
+        else " It is not in the target list: the built-in sample source stays a source."
+    )
+    return (
+        f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, framing "
+        f"{added['framing']}, cache `{shown_path(added['cache_dir'])}/`.{selected}"
+    )
 
 
 def result_section(st):
@@ -457,13 +507,27 @@ def result_section(st):
     head = "**Previous result**, made by an earlier run" if previous else "**Result**"
     # The download button beside what the video is: with the video below, all of it fits on a laptop screen.
     text, button = st.columns([5, 1], vertical_alignment="center")
-    text.markdown(f"{head}: {result['what']}: {result['stats']}")
-    for line in result.get("coverage", []):  # source poses the target never made: rendered as its nearest
-        st.warning(line)
+    n = len(result.get("coverage") or [])
+    below = f" **{n} coverage warning{'s' * (n > 1)}** under the video." if n else ""
+    text.markdown(f"{head}: {result['what']}: {result['stats']}.{below}")
     button.download_button("Download (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore")
     # Its own width (three 256 px panels): sharp, not scaled up.
     st.video(result["video"], format="video/mp4", width=3 * transfer.PANEL)
-    st.markdown(f"The panels: {PANELS}.")
+    timing = f" Time: {result['timing']}." if result.get("timing") else ""
+    st.markdown(f"The panels: {PANELS}.{timing}")
+    coverage_summary(st, result.get("coverage") or [])
+
+
+def coverage_summary(st, lines):
+    """Source poses the target never made, as one collapsed line under the video: real footage has several, and a
+    box each pushed the video out of view."""
+    if not lines:
+        return
+    n = len(lines)
+    label = f":material/warning: {n} coverage warning{'s' * (n > 1)}: the target never made some of the source's poses"
+    with st.expander(label, expanded=False, key="coverage"):
+        st.markdown("\n".join(f"- {line}" for line in lines))
+        st.markdown("A target filmed in more varied poses covers them (docs/poses.md: *Filming your own target*).")
 
 
 def preview_section(st, c, *, target_strip, source_strip):
@@ -506,6 +570,7 @@ def report_block(st, cache_dir):
         st.markdown(f"Target report: {problem}")
     if report:
         st.markdown("**Target report**\n\n" + "\n".join(report_lines(report)))
+        st.caption(f"Every number: report.json in `{shown_path(cache_dir)}/`.")
     for png in pngs:
         st.image(str(png), caption=f"{png.name} (in {shown_path(png.parent)}/)")
     if not (report or pngs or problem):
@@ -514,7 +579,7 @@ def report_block(st, cache_dir):
 
 def training_commands(video, framing):
     """The commands that train each trainable gen_type on `video` in `framing`, one per line."""
-    return "\n".join(f"{train_command(g, video, framing=framing)}   # gen_type {g}"
+    return "\n".join(f"{with_data_dir(train_command(g, video, framing=framing))}   # gen_type {g}"
                      for g, spec in GEN_TYPES.items() if spec.train)  # fmt: skip
 
 
@@ -533,8 +598,8 @@ def models_section(st, c, *, summaries):
             head = f"- **{a.gen_type}** {GEN_TYPES[a.gen_type].description}, {a.size} px: "
             lines.append(head + {
                 "ready": "ready",
-                "untrained": f"not trained yet: `{a.command}`",
-                "damaged": f"**damaged checkpoint**, train it again with `{a.command}` ({a.why})",
+                "untrained": f"not trained yet: `{with_data_dir(a.command)}`",
+                "damaged": f"damaged: retrain it with `{with_data_dir(a.command)}`",
                 "unavailable": f"cannot be loaded: {a.why}",
             }[a.state])  # fmt: skip
         st.markdown("\n".join(lines))
@@ -559,7 +624,7 @@ def add_target_section(st, *, busy):
     """Add a target from the page: an upload or a path -> its poses extracted (progress bar at the top), its report,
     the commands that train its generators."""
     added, job = st.session_state.get("added"), st.session_state.get("job")
-    extracting = job is not None and job.kind == "target"  # its progress bar is in here: open, wherever it started
+    extracting = job is not None and job.origin == "target"  # its progress bar is in here, under its button
     with st.expander("Add a target: your own video of the person to animate", expanded=added is not None or extracting,
                      key="add_target_box"):  # fmt: skip
         st.markdown(
@@ -571,8 +636,8 @@ def add_target_section(st, *, busy):
         st.radio("Framing", FRAMINGS, index=FRAMINGS.index(FRAMING), key="target_framing", horizontal=True,
                  disabled=busy, help=FRAMING_HELP)  # fmt: skip
         if origin == TARGET_FROM[0]:
-            given = st.file_uploader("Target video", max_upload_size=MAX_UPLOAD_MB, key="target_upload",
-                                     disabled=busy)  # fmt: skip
+            given = st.file_uploader("Target video", max_upload_size=MAX_UPLOAD_MB,
+                                     key=upload_key(st, "target_upload"), disabled=busy)  # fmt: skip
             st.markdown(TOO_BIG)
         else:
             given = st.text_input("Target video path", key="target_path", disabled=busy,
@@ -582,18 +647,64 @@ def add_target_section(st, *, busy):
         if extracting:
             job_panel()()  # here, under the button just pressed: the top of the page is scrolled out of view
         if added:
-            selected = (
-                " It is now the selected target."
-                if added.get("selected")
-                else " It is not in the target list: the built-in sample source stays a source."
-            )
-            st.success(
-                f"Added {added['shown']}: {added['detected']} of {added['frames']} frames with a person, framing "
-                f"{added['framing']}, cache `{shown_path(added['cache_dir'])}/`.{selected}"
-            )
+            if added.get("origin") != "framing":  # that one is said at the top, where it was asked for
+                st.success(added_line(added))
             report_block(st, added["cache_dir"])
             st.markdown("Train its generators from the project folder (each takes minutes on a CPU):")
-            st.code(training_commands(added["video"], added["framing"]), language="bash")
+            # Wrapped: a long path would otherwise push the ends of the lines out of view (sideways scrolling).
+            st.code(training_commands(added["video"], added["framing"]), language="bash", wrap_lines=True)
+
+
+def upload_key(st, name):
+    """The key of a file uploader: a fresh one after 'Forget my uploads' empties it (Streamlit cannot set a file
+    uploader's value, and a file still in it would be stored again at the next rerun)."""
+    n = st.session_state.get("uploads_forgotten", 0)
+    return name if n == 0 else f"{name}-{n}"
+
+
+def forget_my_uploads():
+    """on_click of 'Delete them': the uploads, their caches and models gone; the uploaders emptied; an uploaded
+    target no longer selected."""
+    import streamlit as st
+
+    freed = forget_uploads()
+    state = st.session_state
+    state["uploads_forgotten"] = state.get("uploads_forgotten", 0) + 1
+    for key in [k for k in state if str(k).startswith("stored:")]:
+        del state[key]
+    target = state.get("target")
+    if target is not None and target.video is not None and target.video.is_relative_to(TARGET_DIR.resolve()):
+        del state["target"]
+        state.pop("framing", None)
+    state.pop("added", None)
+    state["confirm_forget"], state["forgot"] = False, freed
+
+
+def uploads_section(st, *, busy):
+    """What the page keeps of the files given to it, the space it takes, and 'Forget my uploads'."""
+    kept = kept_uploads()
+    label = f"Your uploads: {kept.sources + kept.targets} kept on this computer, {shown_bytes(kept.bytes)}"
+    with st.expander(label, expanded=bool(st.session_state.get("confirm_forget")), key="uploads_box"):
+        st.markdown(
+            f"- **uploaded sources**: {kept.sources} in `{shown_path(UPLOAD_DIR)}/` (the {KEEP_UPLOADS} most recent), "
+            "each with its pose caches, so a second run on the same file does not extract it again\n"
+            f"- **targets added from an upload**: {kept.targets} in `{shown_path(TARGET_DIR)}/`, with their pose "
+            f"caches and the generators trained on them ({kept.models})\n\n"
+            f"Space used: **{shown_bytes(kept.bytes)}** ({kept.caches} pose caches included). A video given by its "
+            "path is not copied: only its pose cache is kept."
+        )
+        freed = st.session_state.pop("forgot", None)
+        if freed is not None:
+            st.success(f"Your uploads are deleted: {shown_bytes(freed)} freed.")
+        if not st.session_state.get("confirm_forget"):
+            st.button("Forget my uploads", key="forget", disabled=busy or not (kept.sources or kept.targets),
+                      on_click=lambda: st.session_state.update(confirm_forget=True))  # fmt: skip
+            return
+        st.markdown(f"**Delete {shown_bytes(kept.bytes)}**: the uploaded videos, their pose caches and the "
+                    f"{kept.models} generators trained on them? It cannot be undone.")  # fmt: skip
+        yes, no = st.columns(2)
+        yes.button("Delete them", key="forget_yes", type="primary", disabled=busy, on_click=forget_my_uploads)
+        no.button("Keep them", key="forget_no", on_click=lambda: st.session_state.update(confirm_forget=False))
 
 
 def main():
@@ -605,6 +716,7 @@ def main():
     st.html('<style>[data-testid="stMainBlockContainer"] {padding-top: 3.5rem}</style>')
     st.title("DeepDance")
     st.caption("Motion transfer: the target person performs the source video's moves (Everybody Dance Now).")
+    reattach_job(st)
     collect_job(st)
     busy = st.session_state.get("job") is not None or st.session_state.get("requested") is not None
     c = side_panel(st, load_target=load_target, load_gen=load_gen, busy=busy)
@@ -621,12 +733,15 @@ def main():
         st.rerun()  # nothing to start (the input went meanwhile): render the settings unlocked again
     if requested:
         st.session_state["last_job"] = None
+    if requested and st.session_state.get("job") is not None:
+        st.query_params["job"] = st.session_state["job"].id  # a reload of this tab finds it again
     busy = st.session_state.get("job") is not None
     run_section(st, c, busy=busy)
     result_section(st)
     preview_section(st, c, target_strip=target_strip, source_strip=source_strip)
     models_section(st, c, summaries=summaries)
     add_target_section(st, busy=busy)
+    uploads_section(st, busy=busy)
 
 
 if __name__ == "__main__":

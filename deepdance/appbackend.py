@@ -6,11 +6,13 @@ previews      a few frames of a target or a source with their skeletons
 the work      a transfer (transfer.transfer), adding a target, and the background Job that runs either
 """
 
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import sys
@@ -59,9 +61,12 @@ SNIFF_BYTES = 64  # header bytes read to recognise a container (WebM's DocType s
 CONTAINERS = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpeg": ".mpg"}
 QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")  # old .mov files start without 'ftyp'
 UPLOAD_DIR = DATA_DIR / "uploads"  # uploaded sources, named by content hash (not listed as sources or targets)
+TARGET_DIR = DATA_DIR / "targets"  # targets added in the page: kept, their caches and checkpoints refer to them
 KEEP_UPLOADS = 8  # uploaded sources kept (most recently uploaded first), each with its pose caches
 PREVIEW_FRAMES = 6  # frames in each preview strip
 PREVIEW_SIZE = 128  # px per preview frame
+CHECK_TIMEOUT_S = 60  # s for reading an upload's packets through (cut_short)
+KEEP_JOBS = 16  # jobs kept for a reloaded tab to find again (each done run holds its video: a few MB)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -134,7 +139,14 @@ def store_upload(data, name="upload", *, folder=UPLOAD_DIR, keep_name=False, kee
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
                 probe_video(tmp)
-        except UserError:
+                if cut_short(tmp):  # its first frame decodes, its end is missing: the run would fail at it, later
+                    raise UserError(
+                        f"{shown} is cut short: the end of its video is missing (a download or copy that did not "
+                        "finish); upload a whole copy"
+                    )
+        except UserError as e:
+            if "cut short" in str(e):
+                raise
             raise UserError(
                 f"{shown} looks like {kind.upper()} but no frame can be decoded from it: corrupt, truncated or an "
                 "unsupported codec"
@@ -143,6 +155,22 @@ def store_upload(data, name="upload", *, folder=UPLOAD_DIR, keep_name=False, kee
     if keep is not None:
         evict_uploads(folder, keep, current=path)
     return path
+
+
+def cut_short(path):
+    """Whether a video's container points past the end of the file (ffmpeg reads every packet of its picture
+    stream without decoding them: a second or so for 200 MB). Unknown (ffmpeg missing or stuck): not said."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+           "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]  # fmt: skip
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "partial file" in r.stderr
 
 
 def evict_uploads(folder, keep, *, current=None):
@@ -159,7 +187,83 @@ def evict_uploads(folder, keep, *, current=None):
     for old in [p for p in files if p != current][max(0, keep - 1) :]:
         old.unlink(missing_ok=True)  # another session may have removed it first
         for cache in CACHE_DIR.glob(f"{old.stem}-*"):
-            shutil.rmtree(cache, ignore_errors=True)
+            remove_cache(cache)
+
+
+def remove_cache(cache):
+    """A pose cache, its build lock (an empty file beside it) and the models trained on it."""
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(CHECKPOINT_DIR / cache.name, ignore_errors=True)
+    (cache.parent / f".{cache.name}.lock").unlink(missing_ok=True)
+
+
+class Kept(NamedTuple):
+    """What the page keeps of the files given to it (uploaded sources, added targets), with the space it takes."""
+
+    sources: int  # uploaded source videos (UPLOAD_DIR)
+    targets: int  # uploaded target videos (TARGET_DIR)
+    caches: int  # their pose caches
+    models: int  # generators trained on those targets
+    bytes: int  # all of it
+
+
+def folder_bytes(path):
+    """Bytes of the files under `path` (a file: its size; gone meanwhile: 0)."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    total = 0
+    for p in files:
+        try:
+            total += p.stat().st_size
+        except OSError:  # removed while we counted
+            pass
+    return total
+
+
+def uploaded_caches():
+    """The pose caches of uploaded videos (sources or targets): read from their meta.json's source, or, for a cache
+    without one yet, from an uploaded source's name (<content hash>-...)."""
+    folders = (UPLOAD_DIR.resolve(), TARGET_DIR.resolve())
+    stems = {p.stem for p in UPLOAD_DIR.glob("*") if p.is_file()}
+    found = []
+    for cache in (p for p in CACHE_DIR.glob("*") if p.is_dir() and not p.name.startswith(".")):
+        try:
+            video = Path(json.loads((cache / "meta.json").read_text())["source"]).resolve()
+            mine = any(video.is_relative_to(f) for f in folders)
+        except (OSError, ValueError, KeyError, TypeError):
+            mine = cache.name.split("-")[0] in stems
+        if mine:
+            found.append(cache)
+    return found
+
+
+def kept_uploads():
+    """What is kept of the uploads now -> Kept."""
+    sources = [p for p in UPLOAD_DIR.glob("*") if p.is_file() and not p.name.startswith(".")]
+    targets = [p for p in TARGET_DIR.glob("*/*") if p.is_file() and not p.name.startswith(".")]
+    caches = uploaded_caches()
+    models = [CHECKPOINT_DIR / c.name for c in caches if (CHECKPOINT_DIR / c.name).is_dir()]
+    size = sum(folder_bytes(p) for p in (UPLOAD_DIR, TARGET_DIR, *caches, *models))
+    return Kept(len(sources), len(targets), len(caches), len(models), size)
+
+
+def forget_uploads():
+    """Delete every uploaded video (sources and targets), their pose caches and the models trained on them ->
+    the bytes freed. Videos given by path and the built-in sample are not uploads: they stay."""
+    before = kept_uploads().bytes
+    for cache in uploaded_caches():
+        remove_cache(cache)
+    for folder in (UPLOAD_DIR, TARGET_DIR):
+        shutil.rmtree(folder, ignore_errors=True)
+    return before - kept_uploads().bytes
+
+
+def shown_bytes(n):
+    """'85 MB', '640 KB', '0 bytes'."""
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.0f} {unit}" if n >= 10 * size else f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def video_summary(path):
@@ -261,9 +365,38 @@ def framing_states(target):
         if cache is None:  # not extracted in it; the sample before its first use opens in FRAMING, extracting it
             out[framing] = "extracted on first use" if framing in target.framings() else "not extracted"
             continue
-        trained = trained_sizes(cache.key)
-        out[framing] = f"trained: gen_type {', '.join(map(str, trained))}" if trained else "nothing trained yet"
+        found = trained_sizes(cache.key)
+        trained = [g for g in found if any(loads(best_path(cache.key, g, size), g) for size in found[g])]
+        damaged = [g for g in found if g not in trained]
+        said = f"trained: gen_type {', '.join(map(str, trained))}" if trained else "nothing trained yet"
+        out[framing] = said + (f"; damaged: gen_type {', '.join(map(str, damaged))}" if damaged else "")
     return out
+
+
+def best_path(key, gen_type, size):
+    """A target's best.pth of gen_type at `size` px (data/checkpoints/<key>/<folder>-<size>/best.pth)."""
+    return CHECKPOINT_DIR / key / f"{GEN_TYPES[gen_type].folder}-{size}" / "best.pth"
+
+
+def loads(path, gen_type):
+    """Whether a best.pth reads as a checkpoint of gen_type (a damaged one is there but is not a trained model)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return _loads(str(path), gen_type, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _loads(path, gen_type, mtime_ns, size):
+    """loads(), once per version of the file (its mtime and size are part of the key): the page asks on every rerun."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # damaged, foreign or being replaced: torch raises anything from EOFError to UnpicklingError
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("gen_type", gen_type) == gen_type
 
 
 def data_videos():
@@ -280,8 +413,12 @@ def data_videos():
 def resolve_path(text):
     """A typed video path (relative to the project root, ~ allowed) -> checked absolute Path; UserError if bad."""
     path = Path(text.strip()).expanduser()
-    path = check_video_path(path if path.is_absolute() else ROOT / path)
-    probe_video(path)
+    try:
+        path = check_video_path(path if path.is_absolute() else ROOT / path)
+        probe_video(path)
+    except OSError as e:  # a name over 255 bytes (ENAMETOOLONG), a folder it may not read: the system's own words
+        why = (e.strerror or type(e).__name__).lower()
+        raise UserError(f"{display_name(text.strip())} cannot be opened: {why}") from None
     return path
 
 
@@ -333,8 +470,16 @@ class Availability(NamedTuple):
     gen_type: int
     size: int
     state: str  # "ready", "untrained", "damaged" or "unavailable"
-    why: str = ""  # why it does not load (damaged, unavailable)
+    why: str = ""  # why it does not load (unavailable: shown; damaged: the loader's words, not shown)
     command: str = ""  # what trains it (untrained) or trains it again over the damaged file (damaged)
+
+
+def with_data_dir(command):
+    """A command as the page shows it: with DEEPDANCE_DATA=<this server's data folder> in front when the server runs
+    with one (run without it, the command would read and train into another folder)."""
+    if not os.environ.get("DEEPDANCE_DATA") or DATA_DIR == (ROOT / "data").resolve():
+        return command
+    return f"DEEPDANCE_DATA={shlex.quote(shown_path(DATA_DIR))} {command}"
 
 
 def retrain_command(gen_type, video, size=SIZE, *, framing=None):
@@ -359,11 +504,10 @@ def generator_states(vs, load):
                 out.append(Availability(g, size, "unavailable", why))
             elif not (checkpoint_dir(vs, g, size) / "best.pth").exists():
                 out.append(Availability(g, size, "untrained", command=train_command_for(vs, g, size)))
-            else:
+            else:  # `why` is PyTorch's words, for a developer: the page says what to do, in one line
                 why = why.replace(str(CHECKPOINT_DIR / vs.key), shown_path(CHECKPOINT_DIR / vs.key))
-                out.append(
-                    Availability(g, size, "damaged", why, retrain_command(g, vs.video_path, size, framing=vs.framing))
-                )
+                fix = retrain_command(g, vs.video_path, size, framing=vs.framing)
+                out.append(Availability(g, size, "damaged", why, fix))
     return out
 
 
@@ -423,31 +567,56 @@ def target_report(cache_dir):
 
 
 def report_lines(report):
-    """A target report as markdown lines, every value in full: its problems first (each says what to film
-    differently), then its notes and numbers (long number lists summarised by their count)."""
+    """A target report as markdown lines: its problems first (each says what to film differently), then its notes,
+    then what it measured in words. Each part is its own block (a blank line apart: markdown would run a heading on
+    into the list above it); the raw numbers stay in report.json."""
     lines = []
     problems = report.get("problems")
     if isinstance(problems, list):
         said = [p.get("line", str(p)) if isinstance(p, dict) else str(p) for p in problems]
-        lines.append(f"**{len(said)} problem(s)**, what to film differently:" if said else "**No problems found.**")
-        lines += [f"- {line}" for line in said]
+        head = f"**{len(said)} problem{'s' * (len(said) > 1)}**, what to film differently:"
+        lines += [head, "", *(f"- {line}" for line in said), ""] if said else ["**No problems found.**", ""]
     notes = report.get("notes")
     if isinstance(notes, list) and notes:
-        lines += ["**Notes**:", *(f"- {note}" for note in notes), "", "**The numbers**:"]
-    for k, v in report.items():
-        if k in ("problems", "notes", "contact_sheet"):  # listed above; the picture is shown below
-            continue
-        if isinstance(v, dict):
-            lines.append(f"- **{k}**:")
-            lines += [f"    - {sk}: {sv}" for sk, sv in v.items() if not isinstance(sv, (dict, list))]
-        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-            lines.append(f"- **{k}**:")
-            lines += [f"    - {x}" for x in v]
-        elif isinstance(v, list) and len(v) > 8:
-            lines.append(f"- **{k}**: {len(v)} values (see report.json)")
-        else:
-            lines.append(f"- **{k}**: {v}")
-    return lines
+        lines += ["**Notes**:", "", *(f"- {note}" for note in notes), ""]
+    measured = measured_lines(report)
+    if measured:
+        lines += ["**What it measured**:", "", *(f"- {line}" for line in measured), ""]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def measured_lines(r):
+    """The report's numbers said in words, those it holds (an older or damaged report may lack some)."""
+
+    def num(*keys):
+        v = r
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    out = []
+    frames, found, share, seconds = num("frames"), num("with_person"), num("share_with_person"), num("duration_s")
+    if frames is not None:
+        length = f" ({seconds:.1f} s)" if seconds else ""
+        person = f"; the person is found in {found} ({100 * share:.0f}%)" if found is not None and share else ""
+        out.append(f"{frames} frames{length}{person}")
+    fill, px = num("height_in_square"), num("height_px")
+    if fill is not None and px is not None:
+        out.append(f"standing, the person is {100 * fill:.0f}% of the stored square's height, {px:.0f} px tall in "
+                   "the video")  # fmt: skip
+    off = num("off_picture")
+    if off is not None:
+        out.append(f"part of the body outside the picture in {100 * off:.0f}% of the frames")
+    shift = num("camera", "shift")
+    if shift is not None:
+        out.append(f"the background shifts by up to {100 * shift:.0f}% of the picture (a still camera: about 0%)")
+    checked, second = num("people", "checked"), num("people", "second_person")
+    if checked:
+        out.append(f"someone else in the picture in {second or 0} of {checked} frames checked")
+    spread = num("poses", "spread_deg")
+    if spread is not None:
+        out.append(f"the poses differ by {spread:.0f} degrees of limb direction, typically (under 12: barely moves)")
+    return out
 
 
 # --------------------------------------------------------------------------- previews
@@ -520,7 +689,10 @@ def source_poses(source, *, stride, shown, report):
     n_video = probe_video(source)[0]
     used = -(-n_video // stride)
     of = f"{used} of the {n_video} frames" if stride > 1 else f"the {n_video} frames"
-    report(0.0, f"source poses: MediaPipe on {of} of {shown} (cached after the first run)")
+    if is_extracted(source, stride):
+        report(0.0, f"source poses: from the cache of {shown} (extracted by an earlier run)")
+    else:
+        report(0.0, f"source poses: MediaPipe on {of} of {shown} (cached after the first run)")
     try:
         return VideoSkeleton(
             source,
@@ -541,25 +713,30 @@ def source_poses(source, *, stride, shown, report):
 
 
 def run_transfer(
-    source, target_vs, gen, label, *, stride=STRIDE, smooth=True, normalize=True, progress=None, shown=None
-):
+    source, target_vs, gen, label, *, stride=STRIDE, smooth=True, normalize=True, progress=None, shown=None,
+    keep_sound=True,
+):  # fmt: skip
     """Motion transfer of `source` (a video path; None = the built-in sample source) onto gen's target.
 
     Returns (mp4 bytes, stats). progress(fraction, text) follows the work; shown: the source's name in messages
-    (an upload's own name). No output file is left behind.
+    (an upload's own name); keep_sound: the source's sound under the video, trimmed to the rendered span. No output
+    file is left behind.
     """
     report = progress or (lambda fraction, text: None)
     t0 = time.perf_counter()
     if source is None:
         from deepdance import mannequin
 
-        report(0.0, "rendering the built-in sample source (first run only)")
+        if not (mannequin.clip_path("source").is_file() and mannequin.joints_path("source").is_file()):
+            report(0.0, "rendering the built-in sample source (first run only)")
         source = mannequin.ensure_sample("source")
     shown = shown or display_name(source.name)
     # The bar: source poses up to one half (skipped when cached), rendering the other half.
     source_vs = source_poses(source, stride=stride, shown=shown, report=report)
     t_poses = time.perf_counter() - t0
-    coverage = transfer.coverage_warnings(source_vs, target_vs.skeletons())  # poses the target never made
+    coverage = coverage_lines(source_vs, target_vs.skeletons())  # poses the target never made
+    # As DanceDemo: the source's own sound from the first rendered frame on, so the player and the download keep it.
+    sound = transfer.span_sound(source_vs) if keep_sound else None
     with tempfile.TemporaryDirectory(prefix="deepdance-app-") as tmp:
         out = Path(tmp) / "result.mp4"
         stats = transfer.transfer(
@@ -572,17 +749,63 @@ def run_transfer(
             label=label,
             progress=lambda done, total: report(0.5 + 0.5 * done / total, f"rendering: {done}/{total} frames"),
             verbose=False,
+            sound=sound,
         )
         data = out.read_bytes()
-    return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0, "coverage": coverage}
+    said = sound_said(sound, stats["sound_s"], dropped=not keep_sound)
+    return data, {**stats, "poses": t_poses, "seconds": time.perf_counter() - t0, "coverage": coverage, "sound": said}
+
+
+def sound_said(sound, seconds, *, dropped):
+    """What the result's sound is, for the line under its video."""
+    if dropped:
+        return "silent: sound left out"
+    if sound is None:
+        return "silent: the source has no sound"
+    if not seconds:
+        return "silent: the source's sound could not be added"
+    return "with the source's sound"
+
+
+def coverage_lines(source_vs, target_xy, share=transfer.COVERAGE_SHARE):
+    """transfer.coverage_warnings for the page: the same lines, but numbering the video file's own frames (what the
+    page describes the source by), not the positions in the strided sequence the run used; [] when few frames are
+    far from the target's poses."""
+    from deepdance import coverage
+
+    gaps = coverage.uncovered(source_vs.ske_all[..., :2], target_xy)
+    if gaps.share <= share or not gaps.far.any():
+        return []
+    frames = np.asarray(source_vs.frame_indices)
+
+    def where(positions):
+        runs = coverage._runs(positions)  # runs of the sequence used: one per stretch of the file
+        text = ", ".join(f"{frames[a]}" if a == b else f"{frames[a]}-{frames[b]}" for a, b in runs[:4])
+        return text + (f" and {len(runs) - 4} more" if len(runs) > 4 else "")
+
+    far = np.flatnonzero(gaps.far)
+    strided = len(frames) > 1 and frames[1] - frames[0] > 1
+    count = f"{len(far)} of the {len(frames)} source frames used" if strided else f"{len(far)} source frames"
+    out = [
+        f"{count} ({100 * gaps.share:.0f}%) have poses far from every pose of the target (frames {where(far)}): "
+        "they are rendered as the nearest pose the target made"
+    ]
+    out += [f"the target never {sentence} (frames {where(pos)})" for _, sentence, pos in gaps.never]
+    return out
 
 
 def describe_run(stats):
-    """One line about a finished run."""
+    """A finished run in a few words: its frames, its time and its sound (describe_timing: where the time went)."""
     missing = f", {stats['missing']} without a person filled in" if stats["missing"] else ""
+    sound = f"; {stats['sound']}" if stats.get("sound") else ""
+    return f"{stats['frames']} frames{missing} in {stats['seconds']:.1f} s{sound}"
+
+
+def describe_timing(stats):
+    """Where a run's time went."""
     return (
-        f"{stats['frames']} frames{missing} in {stats['seconds']:.1f} s (source poses {stats['poses']:.1f} s, "
-        f"generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, encode {stats['encode']:.1f} s)"
+        f"source poses {stats['poses']:.1f} s, generate {stats['generate']:.1f} s, draw {stats['draw']:.1f} s, "
+        f"encode {stats['encode']:.1f} s"
     )
 
 
@@ -615,10 +838,18 @@ class Job:
     Streamlit stops the script run of a session whenever the page reruns (a widget changed, a rerun asked for):
     work done inside it was cancelled silently by any click. The page only shows a job's progress; reruns leave
     the work alone. work(progress) -> result; progress(fraction, text) raises Cancelled once cancel() was called.
+
+    A started job is also kept under its id (an unguessable token) with the KEEP_JOBS latest: a reloaded tab is a new
+    session, which finds its job again by the id in its address (Job.find), running or done.
     """
 
-    def __init__(self, kind, what, work):
+    _started = {}  # id -> Job, oldest first: shared by the sessions (threads of one process)
+    _started_lock = threading.Lock()
+
+    def __init__(self, kind, what, work, *, origin=None):
         self.kind, self.what, self._work = kind, what, work
+        self.origin = origin or kind  # what started it: "run", "target" (Add a target) or "framing" (side panel)
+        self.id = secrets.token_urlsafe(12)
         self.result = self.error = None
         self.cancelled = False
         self.finished = threading.Event()  # set when the work returned or failed (tests wait on it)
@@ -628,8 +859,18 @@ class Job:
         self._thread = threading.Thread(target=self._main, name=f"deepdance-{kind}", daemon=True)
 
     def start(self):
+        with Job._started_lock:
+            Job._started[self.id] = self
+            for old in list(Job._started)[:-KEEP_JOBS]:  # bounded: a done run holds its video
+                del Job._started[old]
         self._thread.start()
         return self
+
+    @staticmethod
+    def find(job_id):
+        """The job started under this id, if still kept (running, or done: its result), else None."""
+        with Job._started_lock:
+            return Job._started.get(str(job_id))
 
     def progress(self, fraction, text):
         if self._cancel.is_set():

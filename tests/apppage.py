@@ -1,9 +1,10 @@
 """What the app tests share: driving the page with Streamlit's AppTest (a fresh page, its texts, a job waited for
-on its Event), the bounds they wait within, and frames of the sample to make small targets from."""
+on its Event), the bounds they wait within, frames of the sample to make small targets from, and a clip of poses the
+sample target never made."""
 
 import time
 
-from deepdance import appbackend, video
+from deepdance import appbackend, mannequin, video
 
 from conftest import ROOT
 
@@ -60,3 +61,21 @@ def select_target(at, video):
     at.selectbox(key="target").set_value(targets[0]).run()
     no_problem(at)
     return targets[0]
+
+
+def off_range_clip(path, n=100):
+    """A clip of the sample source's mannequin in poses the sample target never made (as a real dance has many):
+    a star jump (arms straight up, feet wide apart) for the first half, forearms folded across the body for the
+    second. Against the sample target it gives coverage warnings: far poses, and two kinds of pose never made."""
+    params = mannequin.routine("source")[0][:n].copy()
+    for k, v in (("l_leg", 45), ("r_leg", 45), ("l_arm", 170), ("r_arm", 170)):
+        params[: n // 2, mannequin.P[k]] = v
+    for k, v in (("l_arm", -10), ("l_elbow", -90), ("r_arm", -10), ("r_elbow", -90)):
+        params[n // 2 :, mannequin.P[k]] = v
+    fig = mannequin.FIGURES["source"]
+    joints, head_c, head_ang = mannequin.forward_kinematics(params, fig)
+    room = mannequin.background(fig)
+    with video.VideoWriter(path, mannequin.FPS) as w:
+        for i in range(n):
+            w.write(mannequin.render_frame(room, fig, joints[i], head_c[i], head_ang[i]))
+    return path

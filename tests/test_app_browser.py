@@ -23,6 +23,7 @@ from deepdance import appbackend
 
 import pytest
 
+from apppage import off_range_clip
 from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -335,3 +336,35 @@ def test_phone_run_in_view_and_not_under_the_side_panel(phone, server, tmp_path)
     run_button_in_view(browser, "on a phone, with 'upload a video' chosen")
     assert "upload a video (MP4/MOV, WebM/MKV, AVI or MPEG) in the side panel: up to 200 MB" in texts_shown(browser)
     browser.save_screenshot(str(tmp_path / "phone.png"))
+
+
+def test_laptop_result_in_view_after_a_run_with_coverage_warnings(laptop, server, pause_marker, tmp_path):
+    """A source of poses the target never made (as real footage has): the warnings are one collapsed summary under
+    the video, and the video is in view after Run without scrolling."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    clip = off_range_clip(tmp_path / "star_jumps.mp4")
+    browser = laptop
+    browser.get(server)
+    wait_for(browser, lambda d: enabled_button(d, "Run"), PAGE_TIMEOUT, "the Run button never became clickable")
+    choose(browser, app.SOURCE_KINDS[2])
+    typed = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="Video path"]'),
+                     PAGE_TIMEOUT, "no path field")[0]  # fmt: skip
+    typed.send_keys(str(clip), Keys.ENTER)
+    wait_for(browser, lambda d: "star_jumps.mp4: 100 frames" in texts_shown(d), PAGE_TIMEOUT, "the path is not taken")
+    wait_for(browser, lambda d: enabled_button(d, "Run"), PAGE_TIMEOUT, "Run not clickable with the typed path")
+    enabled_button(browser, "Run").click()
+    wait_for_file(pause_marker)  # the server's jobs wait at their start for the test: let this one go
+    pause_marker.unlink()
+    video = wait_for(browser, lambda d: d.find_elements(By.TAG_NAME, "video"), RUN_TIMEOUT, "no video after Run")[0]
+    wait_for(browser, lambda d: enabled_button(d, "Run"), PAGE_TIMEOUT, "the settings stayed locked after the run")
+    browser.save_screenshot(str(tmp_path / "coverage.png"))
+    run_button_in_view(browser, "after a run with coverage warnings")
+    assert_in_view(browser, video, "the result video, after a run with coverage warnings")
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentWarning"]')  # no yellow boxes
+    summary = [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"] summary')
+               if "coverage warning" in e.text]  # fmt: skip
+    assert len(summary) == 1, [e.text for e in browser.find_elements(By.CSS_SELECTOR, "summary")]
+    assert summary[0].find_element(By.XPATH, "..").get_attribute("open") is None  # collapsed
+    assert "the target never stood" not in texts_shown(browser)  # the list is inside, out of the way

@@ -27,7 +27,7 @@ def framed_clip(tmp_path_factory, sample_target):
 
 
 def junk_checkpoint(vs, gen_type):
-    """A best.pth of gen_type on vs that does not load: it counts as trained, and is listed as damaged."""
+    """A best.pth of gen_type on vs that does not load: listed as damaged, not counted as trained."""
     path = checkpoint_dir(vs, gen_type) / "best.pth"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not a checkpoint")
@@ -48,7 +48,8 @@ def test_each_framing_of_a_target_has_its_cache_and_its_generators(framed_clip):
         assert target.caches["person"] == appbackend.Framed(person.meta["params"], person.key)
         assert target.caches["center"] == appbackend.Framed(center.meta["params"], center.key)
         assert target.params("center")["framing"] == "center" and center.key == person.key + "-center"
-        assert appbackend.framing_states(target) == {"person": "nothing trained yet", "center": "trained: gen_type 2"}
+        said = {"person": "nothing trained yet", "center": "nothing trained yet; damaged: gen_type 2"}
+        assert appbackend.framing_states(target) == said
         # The generators listed for a framing are those trained on it, with that framing's commands.
         states = {}
         for vs in (person, center):
@@ -101,16 +102,18 @@ def test_a_targets_framing_is_picked_or_extracted_and_lists_its_own_generators(s
     # The same target, now in both framings, the new one chosen; the commands that train on it.
     assert at.selectbox(key="target").value.video == framed_clip.resolve()
     assert at.radio(key="framing").options == ["person", "center"] and at.radio(key="framing").value == "center"
-    assert [s.value for s in at.success][0].endswith("It is now the selected target.")
+    said = [s.value for s in at.success]
+    assert len(said) == 1 and "It is now the selected target." in said[0]  # at the top, where it was asked for
     assert f"{train_command(3, framed_clip, framing='center')}   # gen_type 3" in at.code[0].value
     ready = "**Ready**: the built-in sample source onto framed.mp4 in framing center | gen_type 1"
     assert any(t.startswith(ready) for t in texts(at))
     center = cache.VideoSkeleton(framed_clip, verbose=False, framing="center")
-    junk_checkpoint(center, 2)  # a gen_type 2 "trained" on the centre crop only
+    junk_checkpoint(center, 2)  # a gen_type 2 on the centre crop only, damaged
     try:
         at.button(key="look_again").click().run()
         no_problem(at)
-        assert list(at.radio(key="framing").proto.captions) == ["nothing trained yet", "trained: gen_type 2"]
+        said = ["nothing trained yet", "nothing trained yet; damaged: gen_type 2"]
+        assert list(at.radio(key="framing").proto.captions) == said
 
         def generators(framing):
             box = [e for e in at.expander if e.label.startswith(f"Generators for framed.mp4 in framing {framing}: ")]
@@ -121,11 +124,12 @@ def test_a_targets_framing_is_picked_or_extracted_and_lists_its_own_generators(s
 
         label, line = generators("center")
         assert label.endswith(", 1 damaged")
-        assert f"`{appbackend.retrain_command(2, framed_clip, framing='center')}`" in line
+        assert f"`{appbackend.with_data_dir(appbackend.retrain_command(2, framed_clip, framing='center'))}`" in line
         at.radio(key="framing").set_value("person").run()
         no_problem(at)
         label, line = generators("person")
-        assert "damaged" not in label and line.endswith(f"not trained yet: `{train_command(2, framed_clip)}`")
+        command = appbackend.with_data_dir(train_command(2, framed_clip))
+        assert "damaged" not in label and line.endswith(f"not trained yet: `{command}`")
         assert any(t.startswith("**Ready**: the built-in sample source onto framed.mp4 | ") for t in texts(at))
     finally:
         shutil.rmtree(cache.CHECKPOINT_DIR / center.key, ignore_errors=True)

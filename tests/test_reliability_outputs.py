@@ -21,7 +21,6 @@ from deepdance.video import VideoWriter
 import numpy as np
 import pytest
 import torch
-from test_reliability import assert_one_line
 
 import VideoSkeleton
 from conftest import ROOT, FakeVS, read_video, write_video
@@ -82,7 +81,7 @@ def test_a_signal_while_the_writer_finishes_keeps_the_good_video(tmp_path, sig):
     marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside the folder whose contents are checked
     proc = paused([sys.executable, "-c", WRITE, str(out), str(ROOT)], "video:finish", marker)
     os.kill(proc.pid, sig)  # the process alone, as `kill` does; the group's Ctrl-C reaches ffmpeg too
-    _, err = finish(proc, 60)
+    _, err = finish(proc, 180)  # a loaded CI machine can take long to wind a process down
     assert proc.returncode == 130 and len(lines(err)) == 1 and lines(err)[0].startswith("interrupted:"), err
     assert out.read_bytes() == good and len(read_video(out)[0]) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
@@ -270,20 +269,6 @@ class _Usage:
 
 
 # --------------------------------------------------------------------------- 5, 16: signals at known points
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["kill", "kill-INT"])
-def test_a_signal_to_the_process_as_the_pool_starts_is_one_line(tmp_path, sig):
-    """`kill <pid>` as the extraction's workers start (the pool half built): one line, exit 130, workers gone."""
-    clip = write_video(tmp_path / "clip.mp4", frames(60))
-    cmd = [sys.executable, str(ROOT / "VideoSkeleton.py"), str(clip), "true", "1", "--workers", "2"]
-    proc = paused(cmd, "extract:starting", tmp_path / "paused")
-    os.kill(proc.pid, sig)
-    (tmp_path / "paused").unlink()  # the pool goes on starting; the signal waits for it
-    _, err = finish(proc, 180)
-    assert proc.returncode == 130 and "Traceback" not in err and "Error" not in err, err
-    assert_one_line(proc.returncode, err, "nothing half-written", prefix="interrupted:")  # the progress bar aside
 
 
 def test_a_signal_once_the_work_is_done_changes_nothing(tmp_path):

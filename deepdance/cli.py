@@ -57,8 +57,9 @@ def run_cli(main, argv=None, interrupted=INTERRUPTED, after_error=None):
         signal.signal(signal.SIGTERM, _terminate)
     try:
         done = main(argv)
-        if argv is None and main_thread:  # a script's run, its work done and said: a Ctrl-C now (its last moments,
-            # interpreter shutdown included) would exit -2 silently with everything written; it changes nothing
+        # A script's own run (its main in __main__, not a caller's in-process one), its work done and said: a Ctrl-C
+        # now (its last moments, interpreter shutdown included) would exit -2 silently with everything written.
+        if argv is None and main_thread and getattr(main, "__module__", None) == "__main__":
             _ignore_late_signals()
         pause_here("cli:done")  # tests signal the process here
         return done

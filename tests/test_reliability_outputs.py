@@ -37,7 +37,9 @@ def paused(cmd, point, marker, **env):
     """Start cmd (a list) with the test hook holding it at `point`; return the process once it is there."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DEEPDANCE_TEST_PAUSE": f"{point}:{marker}", **env}
     # bytes, decoded by hand: text mode would turn a progress bar's \r into lines
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C as a terminal delivers it, whatever this process inherited (a background CI job ignores SIGINT).
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     while not marker.exists():
         if proc.poll() is not None:
             pytest.fail(f"it ended before {point}: {finish(proc, 60)}")

@@ -211,6 +211,15 @@ def ctrl_c_after(monkeypatch, module, name, calls):
 
 
 @pytest.fixture
+def paused_app_jobs(monkeypatch, tmp_path):
+    """Jobs started while this is active wait at their start until the returned marker file is removed."""
+    marker = tmp_path / "job-paused"
+    monkeypatch.setenv("DEEPDANCE_TEST_PAUSE", f"app-job:{marker}")
+    yield marker
+    marker.unlink(missing_ok=True)  # never leave a job waiting
+
+
+@pytest.fixture
 def one_thread(monkeypatch):
     """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy machine (subprocesses too)."""
     import torch

@@ -66,15 +66,6 @@ def clips(tmp_path_factory, sample_target, sample_source):
     return {"mp4": mp4, "avi": avi, "corrupt": corrupt}
 
 
-@pytest.fixture
-def paused(monkeypatch, tmp_path):
-    """Jobs started while this is active wait at their start until the returned marker file is removed."""
-    marker = tmp_path / "job-paused"
-    monkeypatch.setenv("DEEPDANCE_TEST_PAUSE", f"app-job:{marker}")
-    yield marker
-    marker.unlink(missing_ok=True)  # never leave a job waiting
-
-
 # --------------------------------------------------------------------------- uploads, as plain functions
 
 
@@ -397,14 +388,14 @@ SETTINGS = {"selectbox": ["target"], "radio": ["gen_type", "source_kind"], "numb
             "checkbox": ["coherent", "normalize", "smooth"]}  # fmt: skip
 
 
-def test_settings_are_locked_during_a_run_and_a_change_cancels_nothing(sample_vs, paused):
+def test_settings_are_locked_during_a_run_and_a_change_cancels_nothing(sample_vs, paused_app_jobs):
     at = new_app()
     at.run()
     at.number_input(key="stride").set_value(8)
     at.button(key="run").click().run()
     no_problem(at)
     job = at.session_state["job"]
-    wait_for_file(paused)  # the job is running (held at its start)
+    wait_for_file(paused_app_jobs)  # the job is running (held at its start)
     at.run()
     for kind, keys in SETTINGS.items():
         for key in keys:
@@ -416,22 +407,22 @@ def test_settings_are_locked_during_a_run_and_a_change_cancels_nothing(sample_vs
     at.number_input(key="stride").set_value(3).run()
     at.button(key="run").click().run()
     assert at.session_state["job"] is job and not job.finished.is_set()
-    paused.unlink()
+    paused_app_jobs.unlink()
     finish_job(at)
     no_problem(at)
     assert "50 frames in" in at.session_state["result"]["stats"]  # stride 8, the click's: 400 / 8
     assert not at.number_input(key="stride").disabled and not at.button(key="run").disabled
 
 
-def test_a_run_can_be_cancelled_and_says_so(sample_vs, paused):
+def test_a_run_can_be_cancelled_and_says_so(sample_vs, paused_app_jobs):
     at = new_app()
     at.run()
     at.number_input(key="stride").set_value(5)
     at.button(key="run").click().run()
-    wait_for_file(paused)
+    wait_for_file(paused_app_jobs)
     at.run()
     at.button(key="cancel").click().run()
-    paused.unlink()
+    paused_app_jobs.unlink()
     job = finish_job(at)
     assert job.cancelled and "result" not in at.session_state
     said = f"Cancelled: {job.what}. Nothing of it was kept; the settings are unlocked."
@@ -619,14 +610,14 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
     assert not at.exception and "Target report: report.json cannot be read" in page_text(at)
 
 
-def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_target, paused):
+def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_target, paused_app_jobs):
     at = new_app()
     at.run()
     at.file_uploader(key="target_upload").set_value(("Dancer Two.mp4", new_target.read_bytes(), "video/mp4")).run()
     assert at.radio(key="target_framing").value == "person"  # the scripts' default
     at.radio(key="target_framing").set_value("center").run()
     at.button(key="add_target").click().run()
-    wait_for_file(paused)
+    wait_for_file(paused_app_jobs)
     at.run()
     # Its progress bar and Cancel under the button just pressed (the top of the page is out of view there).
     box = [e for e in at.expander if e.label.startswith("Add a target")][0]
@@ -637,7 +628,7 @@ def test_a_target_is_added_from_an_upload_under_the_users_name(sample_vs, new_ta
     )
     assert any(t.startswith(said) for t in texts(at))
     assert at.selectbox(key="target").disabled and at.button(key="run").disabled and at.radio(key="framing").disabled
-    paused.unlink()
+    paused_app_jobs.unlink()
     finish_job(at)
     no_problem(at)
     chosen = at.selectbox(key="target").value

@@ -1,18 +1,7 @@
 """Jobs seen from the page: a reloaded tab finds its job again (running or done), and an extraction asked for in the
 side panel shows its progress and Cancel at the top, where it was asked for."""
 
-import pytest
-
 from apppage import finish_job, new_app, no_problem, texts, wait_for_file
-
-
-@pytest.fixture
-def paused(monkeypatch, tmp_path):
-    """Jobs started while this is active wait at their start until the returned marker file is removed."""
-    marker = tmp_path / "job-paused"
-    monkeypatch.setenv("DEEPDANCE_TEST_PAUSE", f"app-job:{marker}")
-    yield marker
-    marker.unlink(missing_ok=True)  # never leave a job waiting
 
 
 def reloaded(at):
@@ -23,13 +12,13 @@ def reloaded(at):
     return again
 
 
-def test_a_reloaded_tab_finds_its_run_running_then_its_result(sample_vs, paused):
+def test_a_reloaded_tab_finds_its_run_running_then_its_result(sample_vs, paused_app_jobs):
     at = new_app()
     at.run()
     at.number_input(key="stride").set_value(8)
     at.button(key="run").click().run()
     job = at.session_state["job"]
-    wait_for_file(paused)
+    wait_for_file(paused_app_jobs)
     assert at.query_params.get("job") in (job.id, [job.id])
     # Reloaded while it runs: not "Ready" on defaults, but the run, its progress bar, Cancel and the settings locked.
     tab = reloaded(at)
@@ -39,7 +28,7 @@ def test_a_reloaded_tab_finds_its_run_running_then_its_result(sample_vs, paused)
     assert len(running) == 1 and "stride 8" in running[0] and "This tab was reloaded meanwhile" in running[0]
     assert tab.button(key="run").disabled and not tab.button(key="cancel").disabled
     assert len(tab.get("progress")) == 1 and tab.number_input(key="stride").disabled
-    paused.unlink()
+    paused_app_jobs.unlink()
     finish_job(tab)
     no_problem(tab)
     assert "50 frames" in tab.session_state["result"]["stats"] and len(tab.get("video")) == 1
@@ -55,11 +44,11 @@ def test_a_reloaded_tab_finds_its_run_running_then_its_result(sample_vs, paused)
     assert any(t.startswith("**Ready**:") for t in texts(at2))
 
 
-def test_an_extraction_from_the_side_panel_shows_its_progress_and_cancel_at_the_top(sample_vs, paused):
+def test_an_extraction_from_the_side_panel_shows_its_progress_and_cancel_at_the_top(sample_vs, paused_app_jobs):
     at = new_app()
     at.run()
     at.button(key="extract_center").click().run()
-    wait_for_file(paused)
+    wait_for_file(paused_app_jobs)
     at.run()
     no_problem(at)
     # At the top, under Run (the first progress bar and the first Cancel of the page), not under 'Add a target'.
@@ -69,6 +58,6 @@ def test_an_extraction_from_the_side_panel_shows_its_progress_and_cancel_at_the_
     assert not box.get("progress") and len(at.get("progress")) == 1
     assert at.button(key="cancel").label == "Cancel"
     at.button(key="cancel").click().run()
-    paused.unlink()
+    paused_app_jobs.unlink()
     job = finish_job(at)
     assert job.cancelled and job.origin == "framing"

@@ -15,8 +15,9 @@ placement first (and the generated frames back) when the framing differs.
 Ground truth is the frame in the generators' image space (square crop, --size px). Per gen_type:
 L1, PSNR, SSIM over the whole image; L1 and SSIM inside the body box (ground-truth skeleton box widened
 to hold head and feet); sharpness (gradient energy in the body box, generated / real: 1 = as sharp as
-real); flicker (mean |difference| of consecutive outputs / the same for the real frames: 1 = as steady
-as real); at >= 128 px, pose consistency (MediaPipe on the generated frame vs the input skeleton).
+real); fine detail (the same for the finest band: the luma minus its sigma-1 blur); flicker (mean
+|difference| of consecutive outputs / the same for the real frames: 1 = as steady as real); at >= 128 px,
+pose consistency (MediaPipe on the generated frame vs the input skeleton).
 Outputs in --out: metrics.json, table.md, strip.png (skeleton | each generator | real), chart.png.
 """
 
@@ -43,7 +44,7 @@ from deepdance.evaluation import (
 )
 from deepdance.files import output_path
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module
-from deepdance.metrics import BOX_MARGIN, POSE_NEAR, body_boxes, pose_consistency
+from deepdance.metrics import BOX_MARGIN, FINE_SIGMA, POSE_NEAR, body_boxes, pose_consistency
 from deepdance.pose import EVAL_MARGIN, POSE_MODE, detect_poses
 from deepdance.video import check_video_path
 
@@ -136,6 +137,7 @@ def table_notes(es, *, size, pose, reference, warnings, skipped):
     notes = [
         "L1 in [0, 1] pixels; body = ground-truth skeleton box widened by "
         f"{BOX_MARGIN:g} body heights; sharpness = gradient energy in the body box / the real frames' (1 = as sharp); "
+        f"fine detail = the same for the luma minus its sigma-{FINE_SIGMA:g} blur, the finest band; "
         "flicker = mean |frame-to-frame change| / the real frames' (1 = as steady)",
         f"flicker over {n_pairs} consecutive pairs, 1 file frame = {1 / es.vs.fps:.3g} s at the video's declared "
         f"{es.vs.fps:g} fps (footage sampled from a longer recording is further apart in real time: taichi1 keeps "

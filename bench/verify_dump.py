@@ -7,7 +7,7 @@ SSIM follows Wang et al. (2004) with scikit-image's defaults, written from the p
 K1 = 0.01, K2 = 0.03, data range 255, sample covariance (N / (N - 1)), the mean over the windows lying
 wholly inside the image, averaged over the 3 channels. The window sums come from an integral image, not
 from a filter, so nothing is shared with scikit-image's implementation. L1, PSNR, body-box L1, sharpness
-and flicker are recomputed from their definitions. Pose consistency needs MediaPipe and is not redone.
+, fine detail and flicker are recomputed from their definitions. Pose consistency needs MediaPipe and is not redone.
 """
 
 import argparse
@@ -23,6 +23,7 @@ WIN, K1, K2, DATA_RANGE = 7, 0.01, 0.03, 255.0
 MSE_FLOOR = 1e-10  # Evaluate's PSNR convention: identical frames score 10 log10(255^2 / 1e-10) = 148 dB, not inf
 GRAY = np.array([0.114, 0.587, 0.299])  # BGR -> luma (ITU-R BT.601), as Evaluate
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+FINE_RADIUS = 4  # OpenCV's kernel for a float image: 2 * round(4 sigma) + 1 taps, sigma = Evaluate's FINE_SIGMA (1 px)
 REQUIRED = ("real", "box", "consecutive", "gen_types", "metric_names")
 
 
@@ -61,6 +62,20 @@ def sobel_energy(img):
     return float(np.mean(gx * gx + gy * gy))
 
 
+def fine_energy(img, crop):
+    """Mean squared (luma - its sigma-1 Gaussian blur) of a (S, S, 3) uint8 frame inside crop: the blur from a
+    written-out separable kernel, mirrored border with the edge pixel repeated (OpenCV's BORDER_REFLECT)."""
+    t = np.arange(-FINE_RADIUS, FINE_RADIUS + 1, dtype=np.float64)
+    k = np.exp(-(t**2) / 2.0)
+    k /= k.sum()
+    g = img.astype(np.float64) @ GRAY
+    p = np.pad(g, FINE_RADIUS, mode="symmetric")  # numpy 'symmetric' = edge pixel repeated
+    h, w = g.shape
+    rows = sum(k[i] * p[:, i : i + w] for i in range(len(k)))
+    blur = sum(k[i] * rows[i : i + h, :] for i in range(len(k)))
+    return float(np.mean((g - blur)[crop] ** 2))
+
+
 def mean_abs_step(frames, consecutive):
     """Mean |frame i+1 - frame i| (pixels in [0, 1]) over the consecutive pairs; NaN if there are none."""
     pairs = np.flatnonzero(consecutive)
@@ -76,6 +91,8 @@ def recompute(fake, real, boxes, consecutive):
     crops = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in boxes]
     e_fake = sum(sobel_energy(f[c]) for f, c in zip(fake, crops, strict=True))
     e_real = sum(sobel_energy(r[c]) for r, c in zip(real, crops, strict=True))
+    d_fake = sum(fine_energy(f, c) for f, c in zip(fake, crops, strict=True))
+    d_real = sum(fine_energy(r, c) for r, c in zip(real, crops, strict=True))
     t_fake, t_real = mean_abs_step(fake, consecutive), mean_abs_step(real, consecutive)
     return {
         "l1": float(np.abs(diff).mean() / 255),
@@ -84,6 +101,7 @@ def recompute(fake, real, boxes, consecutive):
         "box_ssim": float(np.mean([ssim(r[c], f[c]) for r, f, c in zip(real, fake, crops, strict=True)])),
         "box_l1": float(np.mean([np.abs(d[c]).mean() / 255 for d, c in zip(diff, crops, strict=True)])),
         "sharpness": e_fake / e_real if e_real > 0 else float("nan"),
+        "detail": d_fake / d_real if d_real > 0 else float("nan"),
         "flicker": t_fake / t_real if t_real > 0 else float("nan"),
         "tdiff": t_fake,
         "tdiff_real": t_real,

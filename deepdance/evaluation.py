@@ -39,7 +39,7 @@ LABELS = {
     9: "texture",
 }
 # (key, table header, format); lower is better for L1 and joint error, higher for PSNR, SSIM and pose found,
-# sharpness and flicker are best at 1 (the real frames' own value).
+# sharpness, fine detail and flicker are best at 1 (the real frames' own value).
 COLUMNS = (
     ("l1", "L1", "{:.4f}"),
     ("psnr", "PSNR (dB)", "{:.2f}"),
@@ -47,6 +47,7 @@ COLUMNS = (
     ("box_l1", "body L1", "{:.4f}"),
     ("box_ssim", "body SSIM", "{:.3f}"),
     ("sharpness", "sharpness", "{:.2f}"),
+    ("detail", "fine detail", "{:.2f}"),
     ("flicker", "flicker", "{:.2f}"),
     ("pose_found", "pose found", "{:.0%}"),
     ("pose_near", "found near", "{:.0%}"),
@@ -235,7 +236,16 @@ def markdown_table(results, reference=None):
     for g, r in results.items():
         lines.append(f"| {g} | {LABELS[g]} | " + " | ".join(cell(r, k, f) for k, _, f in cols) + " |")
     if reference:
-        ref = {"l1": 0.0, "box_l1": 0.0, "ssim": 1.0, "box_ssim": 1.0, "sharpness": 1.0, "flicker": 1.0, **reference}
+        ref = {
+            "l1": 0.0,
+            "box_l1": 0.0,
+            "ssim": 1.0,
+            "box_ssim": 1.0,
+            "sharpness": 1.0,
+            "detail": 1.0,
+            "flicker": 1.0,
+            **reference,
+        }
         lines.append("| - | real frames | " + " | ".join(cell(ref, k, f) for k, _, f in cols) + " |")
     return "\n".join(lines)
 

@@ -134,6 +134,26 @@ def sharpness_ratio(fake, real, boxes):
     return float(gradient_energy(fake, boxes).sum() / e_real) if e_real > 0 else float("nan")
 
 
+FINE_SIGMA = 1.0  # px: the band a sigma-1 blur removes, the level of the generators' blur (a 64-and-back resize)
+
+
+def fine_energy(images, boxes):
+    """(N,) mean squared high-pass of the luma inside each box (0-255 scale): the luma minus its Gaussian blur of
+    FINE_SIGMA, the finest detail (cloth folds, hair, edges of fingers) that Sobel's 3x3 only partly sees."""
+    out = np.empty(len(images))
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        gray = images[i].astype(np.float32) @ GRAY  # (S, S): blurred whole, so the box's border has real neighbours
+        high = gray - cv2.GaussianBlur(gray, (0, 0), FINE_SIGMA, borderType=cv2.BORDER_REFLECT)
+        out[i] = float(np.mean(high[y0:y1, x0:x1].astype(np.float64) ** 2))
+    return out
+
+
+def fine_detail_ratio(fake, real, boxes):
+    """High-pass energy in the body boxes, generated / real, over all frames: 1 = as much fine detail as real."""
+    e_real = fine_energy(real, boxes).sum()
+    return float(fine_energy(fake, boxes).sum() / e_real) if e_real > 0 else float("nan")
+
+
 def temporal_diff(images, consecutive=None):
     """Mean |frame t+1 - frame t| (pixels in [0, 1]) over the pairs marked consecutive ((N-1,) bool; None: all
     pairs); NaN if there is no pair."""
@@ -157,6 +177,7 @@ def all_metrics(fake, real, xy, consecutive, boxes=None):
     out = image_metrics(fake, real, xy, BOX_MARGIN)
     out["box_l1"] = float(box_l1(fake, real, boxes).mean())
     out["sharpness"] = sharpness_ratio(fake, real, boxes)
+    out["detail"] = fine_detail_ratio(fake, real, boxes)
     out.update(flicker(fake, real, consecutive))
     return out
 

@@ -113,6 +113,12 @@ def add_perceptual_args(p, d):
     ):
         default = getattr(d, f"lambda_{name}")
         g.add_argument(f"--lambda_{name}", type=float, default=default, help=f"{what} (default {default:g})")
+    g.add_argument(
+        "--mp_frames",
+        type=int,
+        default=d.mp_frames,
+        help=f"frames of each batch those terms score, a random sample (default {d.mp_frames}; 0: all)",
+    )
 
 
 def check_training_args(a, force, force_option):
@@ -121,8 +127,8 @@ def check_training_args(a, force, force_option):
         raise UserError(f"{force_option} (start over) and --resume (continue) contradict each other: pick one")
     if a.epochs < 0 or a.batch < 2 or a.lr <= 0 or a.time_budget < 0 or not 0 <= a.aug_prob <= 1:
         raise UserError("need --epochs >= 0, --batch >= 2, --lr > 0, --time_budget >= 0 and --aug_prob in [0, 1]")
-    if min(a.lambda_feat, a.lambda_pose, a.lambda_presence, a.lambda_selfie) < 0:
-        raise UserError("need --lambda_feat, --lambda_pose, --lambda_presence and --lambda_selfie >= 0")
+    if min(a.lambda_feat, a.lambda_pose, a.lambda_presence, a.lambda_selfie, a.mp_frames) < 0:
+        raise UserError("need --lambda_feat, --lambda_pose, --lambda_presence, --lambda_selfie and --mp_frames >= 0")
     if len(a.lambda_L1) > 2 or min(a.lambda_L1) < 0:
         raise UserError(f"--lambda_L1 takes one weight or START END, all >= 0; got {' '.join(map(str, a.lambda_L1))}")
 

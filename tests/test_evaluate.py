@@ -46,6 +46,7 @@ def test_identical_images_score_perfectly():
     assert m["ssim"] == pytest.approx(1.0) and m["box_ssim"] == pytest.approx(1.0)
     assert np.isfinite(m["psnr"]) and m["psnr"] > 100  # MSE floored: high, not inf
     assert m["sharpness"] == pytest.approx(1.0) and m["flicker"] == pytest.approx(1.0)
+    assert m["detail"] == pytest.approx(1.0)
 
 
 def test_shifted_image_keeps_its_sharpness_but_loses_similarity():
@@ -54,7 +55,15 @@ def test_shifted_image_keeps_its_sharpness_but_loses_similarity():
     xy = full_frame_poses(len(real))
     m = metrics.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
     assert m["ssim"] < 0.5 and m["box_ssim"] < 0.5 and m["l1"] > 0.02 and m["psnr"] < 25
-    assert m["sharpness"] == pytest.approx(1.0, abs=0.05)
+    assert m["sharpness"] == pytest.approx(1.0, abs=0.05) and m["detail"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_fine_detail_drops_faster_than_sharpness_under_the_generators_blur():
+    """A sigma-1 blur (the generators' level) leaves much of the Sobel energy but little of the finest band."""
+    real = texture()
+    fake = np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in real])
+    m = metrics.all_metrics(fake, real, full_frame_poses(len(real)), np.ones(len(real) - 1, bool))
+    assert 0 < m["detail"] < 0.6 * m["sharpness"] < 0.6
 
 
 def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
@@ -62,7 +71,7 @@ def test_constant_image_has_no_sharpness_and_a_static_clip_no_flicker():
     fake = np.full_like(real, 128)
     xy = full_frame_poses(len(real))
     m = metrics.all_metrics(fake, real, xy, np.ones(len(real) - 1, bool))
-    assert m["sharpness"] == 0.0
+    assert m["sharpness"] == 0.0 and m["detail"] == 0.0
     assert m["flicker"] == 0.0 and m["tdiff"] == 0.0 and m["tdiff_real"] > 0
     assert m["ssim"] < 0.3  # structure (covariance) term is 0; only the matching mean is left
 
@@ -332,6 +341,13 @@ def test_independent_ssim_matches_the_library_on_odd_crops():
     for crop in (np.s_[:, :], np.s_[5:12, 3:40], np.s_[10:57, 20:27]):
         ref = structural_similarity(a[crop], b[crop], channel_axis=-1, data_range=255)
         assert verify_dump.ssim(a[crop], b[crop]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_independent_fine_detail_matches_opencv_on_odd_crops():
+    a = texture(1, seed=2)[0]
+    for x0, y0, x1, y1 in ((0, 0, S, S), (3, 5, 40, 12), (20, 10, 27, 57)):
+        ref = metrics.fine_energy(a[None], [(x0, y0, x1, y1)])[0]
+        assert verify_dump.fine_energy(a, np.s_[y0:y1, x0:x1]) == pytest.approx(ref, rel=1e-5)
 
 
 def test_test_clip_with_normalisation(sample_vs, short_clip, tmp_path):

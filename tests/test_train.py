@@ -115,3 +115,25 @@ def test_mediapipe_terms_reach_the_loss_and_the_log(tmp_path):
     assert "train_mp_features" not in off[0] and float(on[0]["train_mp_features"]) > 0
     # The loss holds the weighted term on top of the same pixel L1's weight: it is larger than the L1 alone.
     assert float(on[0]["train_loss"]) > 2 * float(on[0]["train_l1"])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_mediapipe_terms_score_mp_frames_of_each_batch(tmp_path, monkeypatch):
+    """--mp_frames N: the MediaPipe terms see the first N frames of each (shuffled) batch; 0: all of them."""
+    from deepdance.perceptual import PerceptualLoss
+
+    seen, forward = [], PerceptualLoss.forward
+
+    def spy(self, fake, real, xy):
+        seen.append((len(fake), len(real), len(xy)))
+        return forward(self, fake, real, xy)
+
+    monkeypatch.setattr(PerceptualLoss, "forward", spy)
+    tiny = {"ch": [8, 16], "n_res": 1}
+    for n, want in ((3, 3), (0, 8)):
+        seen.clear()
+        cfg = vanilla.VanillaConfig(
+            epochs=1, batch=8, size=32, device="cpu", model_args=tiny, lambda_feat=0.5, mp_frames=n
+        )
+        vanilla.train(FakeVS(tmp_path, n=40), cfg, out=tmp_path / f"n{n}", verbose=False)
+        assert seen and set(seen) == {(want, want, want)}

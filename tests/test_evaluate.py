@@ -375,3 +375,33 @@ def test_cli_bad_input_is_one_line(argv, message, capsys, sample_vs, tmp_path):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "eval").exists()
+
+
+def test_compare_puts_runs_of_the_same_block_side_by_side(tmp_path, capsys):
+    from bench import compare
+
+    real = texture(3)
+    names = np.array(["box_ssim", "sharpness", "detail"])
+
+    def dump(name, fake, real=real):
+        path = tmp_path / name
+        np.savez(path, real=real, xy=full_frame_poses(len(real)), metric_names=names, gen_types=np.array([9]),
+                 fake_9=fake, metrics_9=np.array([0.5, 0.6, 0.3]))  # fmt: skip
+        return path
+
+    a, b = dump("a.npz", real // 2), dump("b.npz", real)
+    assert compare.main([f"blurred={a}:9", f"sharp={b}:9", "--strip", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| blurred | 0.500 | 0.60 | 0.30 |" in out and "| sharp |" in out
+    picture = cv2.imread(str(tmp_path / "s.png"))
+    assert picture.shape == (16 + 3 * S, 4 * S + 3 * 2, 3)  # skeleton | two runs | real, three frames
+    other = dump("c.npz", real, real=real[::-1].copy())
+    for argv, message in (
+        ([f"x={a}:9", f"y={other}:9"], "other frames"),
+        ([f"x={a}:4"], "no gen_type 4"),
+        ([str(a)], "LABEL=DUMP:GEN_TYPE"),
+    ):
+        with pytest.raises(SystemExit):
+            run_cli(compare.main, argv)
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.startswith("error:") and len(err.splitlines()) == 1

@@ -12,7 +12,8 @@ Source poses come from VideoSkeleton (MediaPipe, cached like a target's), then: 
 get a pose (interpolated across short gaps, held across long ones), keypoints are smoothed with a
 One-Euro filter, and the global pose normalisation of "Everybody Dance Now" maps the source's body
 height and placement onto the target's. The output mp4 shows three panels: source frame with its
-skeleton | normalised skeleton | generated target.
+skeleton | normalised skeleton | generated target (--view side: the source as filmed | generated target; --view
+generated: the generated target alone).
 
 gen_type (shared by every script and the README):
   1 nearest neighbour          2 VanillaNN, 26-vector     3 VanillaNN, skeleton image   4 GAN (BCE), skeleton image
@@ -36,6 +37,8 @@ from deepdance.transfer import (
     PANEL,
     STILLS,
     STRIDE,
+    VIEW,
+    VIEWS,
     _open_window,
     coverage_warnings,
     first_frames,
@@ -71,7 +74,15 @@ def build_parser():
     p.add_argument("--out", default=None, help=f"output mp4 (default {os.path.relpath(OUT, ROOT)} in the project)")
     p.add_argument("--show", action="store_true", help="also show the frames in a window (default: headless)")
     p.add_argument(
-        "--stills", default=None, help=f"also write {STILLS} output frames, one above the other, to this .png"
+        "--view",
+        default=VIEW,
+        choices=list(VIEWS),
+        help=f"the output's panels: three, side (source | generated) or generated (alone) (default {VIEW})",
+    )
+    p.add_argument(
+        "--stills",
+        default=None,
+        help=f"also write {STILLS} output frames to this .png, one above the other (in a row with --view generated)",
     )
     p.add_argument("--stride", type=int, default=STRIDE, help=f"use every k-th source frame (default {STRIDE})")
     p.add_argument(
@@ -206,6 +217,7 @@ def main(argv=None):
             show=a.show,
             label=label,
             sound=sound,
+            view=a.view,
         )
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None

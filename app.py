@@ -4,7 +4,8 @@
 
 The page runs transfer's pipeline (transfer.transfer): source poses by VideoSkeleton (MediaPipe, cached),
 missing poses filled in, One-Euro smoothing, global pose normalisation, a generator from the gen_type table,
-and an H.264 mp4 of three panels (source + skeleton | normalised pose | generated target) that plays in the page.
+and an H.264 mp4 that plays in the page, in the view chosen (transfer.VIEWS: the generated target alone, source |
+generated, or three panels: source + skeleton | normalised pose | generated target), with a still strip under it.
 
 - Targets are the videos already processed (DATA_DIR/cache) plus the built-in sample; "Add a target" extracts a
   new one from an upload or a path and shows the commands that train its generators. Generators are listed per
@@ -30,13 +31,8 @@ from typing import NamedTuple
 
 from deepdance import transfer
 from deepdance.appbackend import (
-    KEEP_UPLOADS,
-    MAX_UPLOAD_MB,
     PREVIEW_FRAMES,
     STRIDE,
-    TARGET_DIR,
-    UPLOAD_DIR,
-    Job,
     Target,
     add_target,
     checkpoint_stamp,
@@ -44,25 +40,19 @@ from deepdance.appbackend import (
     describe_run,
     describe_timing,
     detected_preview,
-    display_name,
     extracted_preview,
-    forget_uploads,
     framing_states,
     generator_states,
     is_extracted,
-    kept_uploads,
     named,
     processed_targets,
     report_lines,
     resolve_path,
     run_transfer,
-    shown_bytes,
     shown_path,
-    store_upload,
     target_report,
     training_summaries,
     try_load_generator,
-    video_summary,
     vs_preview,
     with_data_dir,
 )
@@ -70,7 +60,20 @@ from deepdance.cache import FRAME_SIZE, FRAME_SKIP, FRAMING, FRAMINGS, VideoSkel
 from deepdance.cli import UserError
 from deepdance.files import DATA_DIR
 from deepdance.gentypes import GEN_TYPES, SIZE, train_command
+from deepdance.jobs import Job
 from deepdance.pose import MODEL_COMPLEXITY, POSE_MODE
+from deepdance.uploads import (
+    KEEP_UPLOADS,
+    MAX_UPLOAD_MB,
+    TARGET_DIR,
+    UPLOAD_DIR,
+    display_name,
+    forget_uploads,
+    kept_uploads,
+    shown_bytes,
+    store_upload,
+    video_summary,
+)
 
 MAX_STRIDE = 10
 SOURCE_KINDS = ("built-in sample source", "a video under data/", "a video path", "upload a video")
@@ -79,7 +82,14 @@ FRAMING_HELP = (
     "the target's square: 'person' holds the whole body in every frame (the scripts' default), 'center' is the "
     "course's centre crop. Each framing has a pose cache and trained generators of its own (--framing in the scripts)"
 )
-PANELS = "source + its skeleton | normalised pose | generated target"  # the labels transfer.draw_panels writes
+PANELS = {view: " | ".join(names) for view, names in transfer.VIEWS.items()}  # what draw_panels writes, per view
+# The view's choices, simplest first; the default is the demo's (DanceDemo.py's --view).
+VIEW_LABELS = {"generated": "generated only", "side": "source | generated", "three": "three panels"}
+VIEW_HELP = (
+    "what the result video shows: the generated target alone; the source as filmed beside it, to compare the moves; "
+    "or three panels, source + its skeleton | normalised pose | generated target. A strip of a few of its frames comes "
+    "with it, under the video"
+)
 JOB_POLL_S = 0.5  # how often the page redraws a running job's progress bar
 TOO_BIG = (
     f"Up to {MAX_UPLOAD_MB} MB. A bigger file is refused by the browser before it is sent (its name turns red "
@@ -231,6 +241,7 @@ class Choice(NamedTuple):
     stride: int
     normalize: bool
     smooth: bool
+    view: str  # transfer.VIEWS
 
 
 def framing_section(side, target, *, busy):
@@ -372,6 +383,10 @@ def side_panel(st, *, load_target, load_gen, busy):
     target, framing, target_vs, ckpt_stamp, states, gen_type, size, coherent = target_section(
         st, side, load_target=load_target, load_gen=load_gen, busy=busy
     )
+    # Beside the generator, not at the bottom: what the result looks like is chosen with what makes it.
+    view = side.radio("View (the result video)", list(VIEW_LABELS), index=list(VIEW_LABELS).index(transfer.VIEW),
+                      format_func=VIEW_LABELS.get, key="view", horizontal=True, disabled=busy,
+                      help=VIEW_HELP)  # fmt: skip
     source, shown, source_error, hint = source_section(st, side, busy=busy)
     stride = side.number_input(
         "Stride (use 1 source frame in k)", 1, MAX_STRIDE, STRIDE, key="stride", disabled=busy,
@@ -380,7 +395,7 @@ def side_panel(st, *, load_target, load_gen, busy):
     normalize = side.checkbox("Pose normalisation onto the target", True, key="normalize", disabled=busy)
     smooth = side.checkbox("Smooth the source keypoints (One-Euro)", True, key="smooth", disabled=busy)
     return Choice(target, framing, target_vs, ckpt_stamp, states, gen_type, size, coherent, source, shown,
-                  source_error, hint, int(stride), normalize, smooth)  # fmt: skip
+                  source_error, hint, int(stride), normalize, smooth, view)  # fmt: skip
 
 
 def in_framing(framing):
@@ -394,6 +409,7 @@ def run_what(c):
         f"{c.source_shown} onto {c.target.label}{in_framing(c.framing)} | gen_type {c.gen_type} at {c.size} px"
         f"{' coherent' if c.coherent else ''} | stride {c.stride}"
         f"{'' if c.normalize else ' | no normalisation'}{'' if c.smooth else ' | no smoothing'}"
+        f"{'' if c.view == transfer.VIEW else f' | view: {VIEW_LABELS[c.view]}'}"
     )
 
 
@@ -405,10 +421,12 @@ def start_run(c, load_gen):
 
     def work(progress):
         data, stats = run_transfer(c.source, c.target_vs, gen, label, stride=c.stride, smooth=c.smooth,
-                                   normalize=c.normalize, progress=progress, shown=c.source_shown)  # fmt: skip
-        return {"video": data, "file_name": f"deepdance-{name}-gen{c.gen_type}.mp4", "what": run_what(c),
-                "stats": describe_run(stats), "timing": describe_timing(stats),
-                "coverage": stats["coverage"]}  # fmt: skip
+                                   normalize=c.normalize, progress=progress, shown=c.source_shown,
+                                   view=c.view)  # fmt: skip
+        stem = f"deepdance-{name}-gen{c.gen_type}{'' if c.view == transfer.VIEW else f'-{c.view}'}"
+        return {"video": data, "file_name": f"{stem}.mp4", "what": run_what(c), "stats": describe_run(stats),
+                "timing": describe_timing(stats), "coverage": stats["coverage"], "view": c.view,
+                "stills": stats["stills"], "stills_name": f"{stem}-stills.png"}  # fmt: skip
 
     return Job("run", run_what(c), work).start()
 
@@ -511,11 +529,22 @@ def result_section(st):
     below = f" **{n} coverage warning{'s' * (n > 1)}** under the video." if n else ""
     text.markdown(f"{head}: {result['what']}: {result['stats']}.{below}")
     button.download_button("Download (mp4)", result["video"], result["file_name"], "video/mp4", on_click="ignore")
-    # Its own width (three 256 px panels): sharp, not scaled up.
-    st.video(result["video"], format="video/mp4", width=3 * transfer.PANEL)
+    # Its own width (256 px per panel of its view): sharp, not scaled up.
+    st.video(result["video"], format="video/mp4", width=len(transfer.VIEWS[result["view"]]) * transfer.PANEL)
     timing = f" Time: {result['timing']}." if result.get("timing") else ""
-    st.markdown(f"The panels: {PANELS}.{timing}")
+    one = len(transfer.VIEWS[result["view"]]) == 1
+    st.markdown(f"The panel{'' if one else 's'}: {PANELS[result['view']]}.{timing}")
     coverage_summary(st, result.get("coverage") or [])
+    stills_strip(st, result)
+
+
+def stills_strip(st, result):
+    """A few frames of the result, evenly spread, in its view (a PNG, as DanceDemo's --stills), with its download:
+    under the video, so the video stays where Run left it."""
+    st.image(result["stills"], caption=f"{transfer.STILLS} frames of the result, evenly spread over it ("
+             f"{PANELS[result['view']]})", width="content")  # fmt: skip
+    st.download_button("Download the stills (PNG)", result["stills"], result["stills_name"], "image/png",
+                       key="stills_download", on_click="ignore")  # fmt: skip
 
 
 def coverage_summary(st, lines):

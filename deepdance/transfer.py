@@ -1,5 +1,5 @@
 """Motion transfer's machinery: the source's poses made usable (gaps filled, One-Euro smoothing, normalised onto the
-target's placement), the frame times, the three-panel rendering, the coverage warnings and the transfer loop that
+target's placement), the frame times, the rendering in panels (VIEWS), the coverage warnings and the transfer loop that
 writes the video. The command line is DanceDemo.py's (and, for the live mode, deepdance/live.py's).
 """
 
@@ -31,6 +31,14 @@ WHITE, RED = (255, 255, 255), (60, 60, 255)  # BGR caption colours
 LABEL_H = 22  # px: the caption strip at the top of each panel
 WINDOW = "DeepDance (q closes this window)"
 STILLS = 3  # --stills: output frames shown, evenly spread over the clip (its first and last tenth left out)
+# The output's layouts, --view: each one's panels, left to right, each PANEL px square. "side" shows the source as
+# filmed (no skeleton drawn on it): the real moves beside the generated ones, to compare by eye.
+VIEWS = {
+    "three": ("source + its skeleton", "normalised pose", "generated target"),
+    "side": ("source", "generated target"),
+    "generated": ("generated target",),
+}
+VIEW = "three"
 CRF = 20  # H.264 quality of the output (lower = better, bigger)
 HEIGHT_QUANTILE = 0.9  # robust standing height: this quantile of body_height over a clip (crouched or
 # foreshortened frames read shorter, a few mis-detections longer)
@@ -262,19 +270,32 @@ def _label(img, text, color=WHITE):
     img[:LABEL_H] = (img[:LABEL_H] * mul + add).astype(np.uint8)
 
 
-def draw_panels(src_frame, src_xy, norm_xy, generated, found=True, label="generated", panel=PANEL):
-    """One output frame: source + skeleton | normalised skeleton | generated, each panel x panel: (P, 3P, 3) uint8."""
-    left = src_frame if src_frame.shape[0] == panel else cv2.resize(src_frame, (panel, panel))
-    left = np.array(left, np.uint8)
-    thick = max(1, panel // 96)
-    draw_skeleton(left, src_xy, thick)
-    _label(left, "source" if found else "no person found: pose filled in", WHITE if found else RED)
-    mid = np.zeros((panel, panel, 3), np.uint8)
-    draw_skeleton(mid, norm_xy, thick)
-    _label(mid, "normalised pose")
+def check_view(view):
+    """`view` if it is one of VIEWS, else UserError (one line naming those there are)."""
+    if view not in VIEWS:
+        raise UserError(f"unknown view {view!r}: one of {', '.join(VIEWS)}")
+    return view
+
+
+def draw_panels(src_frame, src_xy, norm_xy, generated, found=True, label="generated", panel=PANEL, *, view=VIEW):
+    """One output frame, each panel panel x panel, in `view` (VIEWS): "three" source + skeleton | normalised skeleton
+    | generated, (P, 3P, 3) uint8; "side" source | generated, (P, 2P, 3); "generated" that one alone, (P, P, 3)."""
+    panels, thick = [], max(1, panel // 96)
+    if check_view(view) != "generated":
+        left = src_frame if src_frame.shape[0] == panel else cv2.resize(src_frame, (panel, panel))
+        left = np.array(left, np.uint8)
+        if view == "three":
+            draw_skeleton(left, src_xy, thick)
+        _label(left, "source" if found else "no person found: pose filled in", WHITE if found else RED)
+        panels.append(left)
+    if view == "three":
+        mid = np.zeros((panel, panel, 3), np.uint8)
+        draw_skeleton(mid, norm_xy, thick)
+        _label(mid, "normalised pose")
+        panels.append(mid)
     right = cv2.resize(generated, (panel, panel), interpolation=cv2.INTER_LINEAR)
     _label(right, label)
-    return np.concatenate([left, mid, right], axis=1)
+    return np.concatenate([*panels, right], axis=1)
 
 
 def _open_window():
@@ -320,8 +341,10 @@ def transfer(
     progress=None,
     verbose=True,
     sound=None,
+    view=VIEW,
 ):
-    """Render the motion transfer of source_vs onto gen's target into the mp4 `out`; returns timing stats.
+    """Render the motion transfer of source_vs onto gen's target into the mp4 `out` in `view` (VIEWS: its panels);
+    returns timing stats.
 
     source_vs: a VideoSkeleton (ske_all, valid, frames_all, fps, times); target_xy (M,13,2) the target's poses
     (for the normalisation); gen: a generator (generate_batch); progress(done, total) is called per batch. The
@@ -329,6 +352,7 @@ def transfer(
     repeated or dropped), and a variable frame rate's poses are filled in and smoothed by those times too. sound (a
     video.Sound, span_sound): audio put under it, as long as the video; stats["sound_s"] says how much got there.
     """
+    check_view(view)  # before anything is written
     t0 = time.perf_counter()
     n = len(source_vs.valid)
     repeats = placement(source_vs.times, source_vs.fps)
@@ -351,8 +375,9 @@ def transfer(
                 if j % READ_CHUNK == 0:  # source frames come from disk a chunk at a time: bounded memory
                     src = read_rows(source_vs.frames_all, i + j, i + j + READ_CHUNK)
                 frame = draw_panels(
-                    src[j % READ_CHUNK], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label
-                )
+                    src[j % READ_CHUNK], src_xy[i + j], norm_xy[i + j], img, bool(source_vs.valid[i + j]), label,
+                    view=view,
+                )  # fmt: skip
                 t2 = time.perf_counter()
                 for _ in range(repeats[i + j]):
                     writer.write(frame)
@@ -399,8 +424,11 @@ def span_sound(source_vs):
 
 
 def still_frames(video, count, n=STILLS):
-    """n frames of the written output video, evenly spread, one above the other: (n * H, W, 3) uint8 BGR."""
+    """n frames of the written output video (count frames), evenly spread, one above the other, (n * H, W, 3) uint8
+    BGR; side by side, (H, n * W, 3), when a frame is square (--view generated): a column of squares would be a narrow
+    ribbon, a row reads as a film strip."""
     from deepdance.video import iter_frames
 
     picks = set(np.linspace(0.1 * (count - 1), 0.9 * (count - 1), n).round().astype(int).tolist())
-    return np.concatenate([frame for i, frame in iter_frames(video) if i in picks], axis=0)
+    frames = [frame for i, frame in iter_frames(video) if i in picks]
+    return np.concatenate(frames, axis=1 if frames[0].shape[1] <= frames[0].shape[0] else 0)

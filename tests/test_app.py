@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import app
-from deepdance import appbackend, cache, transfer, video
+from deepdance import appbackend, cache, transfer, uploads, video
 from deepdance.cli import UserError
 from deepdance.gentypes import GEN_TYPES, checkpoint_dir, train_command
 from deepdance.video import VideoWriter
@@ -70,31 +70,31 @@ def clips(tmp_path_factory, sample_target, sample_source):
 
 
 def test_containers_are_recognised_by_their_first_bytes(clips):
-    assert appbackend.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
-    assert appbackend.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
+    assert uploads.sniff_container(clips["mp4"].read_bytes()[:64]) == "mp4"
+    assert uploads.sniff_container(clips["avi"].read_bytes()[:64]) == "avi"
     ebml = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84"
-    assert appbackend.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
-    assert appbackend.sniff_container(ebml + b"matroska") == "mkv"
-    assert appbackend.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
-    assert appbackend.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
-    assert appbackend.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
+    assert uploads.sniff_container(ebml + b"webm" + b"\x00" * 8) == "webm"
+    assert uploads.sniff_container(ebml + b"matroska") == "mkv"
+    assert uploads.sniff_container(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00") == "mov"
+    assert uploads.sniff_container(b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat") == "mov"
+    assert uploads.sniff_container(b"\x00\x00\x01\xba\x44\x00\x04") == "mpeg"
     for junk in (b"", b"hello, not a video", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, b"RIFF\x00\x00\x00\x00WAVEfmt "):
-        assert appbackend.sniff_container(junk) is None
+        assert uploads.sniff_container(junk) is None
 
 
 def test_uploads_are_stored_by_content_under_a_generated_name(clips, tmp_path):
     mp4, avi = clips["mp4"].read_bytes(), clips["avi"].read_bytes()
     # A real mp4 whose name says text; the same bytes again under another name: one file, found again.
-    first = appbackend.store_upload(mp4, "holiday.txt", folder=tmp_path)
-    again = appbackend.store_upload(mp4, "other name.mp4", folder=tmp_path)
+    first = uploads.store_upload(mp4, "holiday.txt", folder=tmp_path)
+    again = uploads.store_upload(mp4, "other name.mp4", folder=tmp_path)
     assert first == again == tmp_path / f"{hashlib.sha256(mp4).hexdigest()[:16]}.mp4"
     assert first.read_bytes() == mp4 and "holiday" not in first.name
     # An AVI whose name says mp4 and tries to climb out of the folder.
-    path = appbackend.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
+    path = uploads.store_upload(avi, "../../etc/passwd.mp4", folder=tmp_path)
     assert path.suffix == ".avi" and path.parent == tmp_path and "passwd" not in path.name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, path.name])  # no temporaries left
     # Targets keep the user's name (made safe), in a folder named by content.
-    kept = appbackend.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
+    kept = uploads.store_upload(avi, "../../My Dance*`!.mp4", folder=tmp_path / "targets", keep_name=True, keep=None)
     assert kept.parent.parent == tmp_path / "targets" and kept.name == "My Dance_.avi"
 
 
@@ -109,12 +109,12 @@ def test_bad_uploads_are_refused_with_one_line_and_leave_nothing(clips, tmp_path
     )
     for data, name, kw, message in cases:
         with pytest.raises(UserError, match=message) as e:
-            appbackend.store_upload(data, name, folder=tmp_path, **kw)
+            uploads.store_upload(data, name, folder=tmp_path, **kw)
         assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith(f"`{name}`")
         assert list(tmp_path.iterdir()) == [], name
     # The user's name is shown defanged: no folders, no markdown.
     with pytest.raises(UserError, match=r"^`a_b_c.mp4` is not a video"):
-        appbackend.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
+        uploads.store_upload(b"junk", "../dir/a*b`c.mp4", folder=tmp_path)
 
 
 def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_path):
@@ -126,7 +126,7 @@ def test_two_sessions_storing_uploads_at_once_both_get_whole_files(clips, tmp_pa
     def store(i):
         try:
             start.wait()
-            results[i] = appbackend.store_upload(datas[i], f"clip{i}", folder=tmp_path)
+            results[i] = uploads.store_upload(datas[i], f"clip{i}", folder=tmp_path)
         except BaseException as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
@@ -146,7 +146,7 @@ def test_old_uploads_go_with_their_pose_caches(sample_target, tmp_path):
     stored = []
     for k in range(3):  # three different small videos
         clip = write_video(tmp_path / f"c{k}.mp4", sample_frames(sample_target, 10 * k, 10 * k + 3))
-        stored.append(appbackend.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
+        stored.append(uploads.store_upload(clip.read_bytes(), clip.name, folder=tmp_path / "up", keep=2))
         (cache.CACHE_DIR / f"{stored[-1].stem}-0123456789").mkdir(parents=True)  # a pose cache of it
     assert not stored[0].exists() and stored[1].exists() and stored[2].exists()
     assert not (cache.CACHE_DIR / f"{stored[0].stem}-0123456789").exists()
@@ -166,7 +166,7 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
     (ghost / "meta.json").write_text(
         json.dumps({"source": str(data_dir / "gone.mp4"), "params": {}, "detected": 1, "frames": 1})
     )
-    uploaded = appbackend.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
+    uploaded = uploads.store_upload(clips["mp4"].read_bytes(), "up.mp4")  # an uploaded source, extracted
     cache.VideoSkeleton(uploaded, frame_skip=4, verbose=False)
     (data_dir / "elsewhere").mkdir()
     namesake = write_video(data_dir / "elsewhere" / "short.mp4", sample_frames(sample_target, 60, 72))
@@ -216,7 +216,7 @@ def test_typed_paths_are_checked(sample_source):
 def test_run_transfer_reports_progress_and_names_the_source(sample_vs, clips, tmp_path):
     from deepdance.nearest import GenNearest
 
-    src = appbackend.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
+    src = uploads.store_upload(clips["mp4"].read_bytes(), "my clip.mp4", folder=tmp_path)
     seen = []
     data, stats = appbackend.run_transfer(
         src, sample_vs, GenNearest(sample_vs), "generated", stride=2, progress=lambda f, t: seen.append((f, t)),
@@ -256,7 +256,7 @@ def test_the_video_and_the_page_name_the_panels_alike(monkeypatch):
     square = np.zeros((transfer.PANEL, transfer.PANEL, 3), np.uint8)
     transfer.draw_panels(square, pose, pose, square[:64, :64], label="generated target")
     assert written == ["source", "normalised pose", "generated target"]
-    assert app.PANELS == "source + its skeleton | normalised pose | generated target"
+    assert app.PANELS["three"] == "source + its skeleton | normalised pose | generated target"
 
 
 class StubTarget:
@@ -371,12 +371,12 @@ def test_page_runs_the_sample_transfer(sample_vs, tmp_path):
     at.button(key="run").click().run()
     finish_job(at)
     no_problem(at)
-    assert len(at.get("video")) == 1 and len(at.get("download_button")) == 1
+    assert len(at.get("video")) == 1 and len(at.get("download_button")) == 2  # the video, its still strip
     result = at.session_state["result"]
     assert result["file_name"] == f"deepdance-{sample_vs.video_path.stem}-gen1.mp4"
     assert "100 frames in" in result["stats"] and "the built-in sample source onto" in result["what"]
     assert any(t.startswith(f"**Result**: {result['what']}: {result['stats']}") for t in texts(at))
-    assert any(t.startswith(f"The panels: {app.PANELS}. Time: source poses ") for t in texts(at))
+    assert any(t.startswith(f"The panels: {app.PANELS['three']}. Time: source poses ") for t in texts(at))
     video, fps = decode_video(result["video"], tmp_path)  # the sample source: 400 frames at 25 fps
     assert video.shape == (100, transfer.PANEL, 3 * transfer.PANEL, 3) and fps == pytest.approx(6.25, abs=0.01)
     # The result stays on the page across reruns (e.g. after changing a setting).
@@ -455,7 +455,7 @@ def test_uploads_are_checked_named_and_extracted_once(sample_vs, clips, monkeypa
         assert "24 frames in" in at.session_state["result"]["stats"]
         assert "`clip.avi` onto built-in sample target" in at.session_state["result"]["what"]
     assert len(calls) == 1  # the second run reused the poses of the first (cached by content)
-    assert appbackend.store_upload(clips["avi"].read_bytes(), "x").exists()
+    assert uploads.store_upload(clips["avi"].read_bytes(), "x").exists()
 
 
 def test_an_upload_cut_short_is_refused_at_once(sample_vs, clips):
@@ -468,7 +468,7 @@ def test_an_upload_cut_short_is_refused_at_once(sample_vs, clips):
         "`holiday dance.mp4` is cut short: the end of its video is missing (a download or copy that did not finish); "
         "upload a whole copy"
     ]
-    assert not [p for p in appbackend.UPLOAD_DIR.glob("*") if p.read_bytes() == clips["corrupt"].read_bytes()]
+    assert not [p for p in uploads.UPLOAD_DIR.glob("*") if p.read_bytes() == clips["corrupt"].read_bytes()]
 
 
 def test_a_failed_run_keeps_the_previous_video_labelled_and_names_the_file(sample_vs, clips, tmp_path):

@@ -1,9 +1,10 @@
 """app.py end to end in a real browser: serve it, drive headless Chromium as a user would.
 
 At a 1366x768 laptop window: the Run button is in view without scrolling (also with "upload a video" chosen), a file
-over 200 MB is explained in the page, the settings lock while a run is going, the sample transfer plays. At a
-phone-width window: Run is in view and not covered by the side panel. Needs Debian's `chromium` and
-`chromium-driver` packages and selenium; skips cleanly without them.
+over 200 MB is explained in the page, the settings lock while a run is going, the sample transfer plays, its still
+strip and its download are under it; a run in the "source | generated" view gives a video of two panels, in view
+after Run, and its strip in that layout. At a phone-width window: Run is in view and not covered by the side panel.
+Needs Debian's `chromium` and `chromium-driver` packages and selenium; skips cleanly without them.
 DEEPDANCE_SCREENSHOT=docs/app.png also writes the README's screenshot (the 1366x768 window after the run, < 300 KB).
 """
 
@@ -19,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import app
-from deepdance import appbackend
+from deepdance import uploads
 
 import pytest
 
@@ -222,6 +223,30 @@ def small_png(png, max_bytes=SCREENSHOT_MAX_BYTES):
     raise AssertionError(f"the screenshot does not fit in {max_bytes} bytes even with 32 colours")
 
 
+# The result's still strip, found by its caption: its picture's own size once loaded, else null.
+STILL_STRIP = """
+const boxes = [...document.querySelectorAll('[data-testid="stImage"]')]
+  .filter(e => e.textContent.includes('frames of the result'));
+if (boxes.length !== 1) return null;
+const img = boxes[0].querySelector('img');
+return img && img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null;
+"""
+
+# The result video's own size, once its metadata is loaded.
+VIDEO_SIZE = """
+const done = arguments[arguments.length - 1], v = document.querySelector('video');
+const report = () => done([v.videoWidth, v.videoHeight]);
+if (v.readyState >= 1) report(); else v.addEventListener('loadedmetadata', report, {once: true});
+"""
+
+
+def still_strip(driver, what):
+    """The still strip under the result video: its (width, height) in px, and its download button in the page."""
+    size = wait_for(driver, lambda d: d.execute_script(STILL_STRIP), PAGE_TIMEOUT, f"no still strip ({what})")
+    assert find_button(driver, "Download the stills (PNG)") is not None, f"no download of the still strip ({what})"
+    return tuple(size)
+
+
 def wait_for_file(path, timeout=PAGE_TIMEOUT):
     """Poll until `path` exists (a job reached its pause point); generous bound, no fixed sleep."""
     deadline = time.monotonic() + timeout
@@ -250,7 +275,7 @@ def test_laptop_run_in_view_big_upload_explained_settings_locked_video_plays(lap
     # A file over 200 MB (sparse: no disk used) is refused by the browser itself; the page explains it in words.
     big = tmp_path / "wedding.mp4"
     with open(big, "wb") as f:
-        f.truncate((appbackend.MAX_UPLOAD_MB + 1) * 2**20)
+        f.truncate((uploads.MAX_UPLOAD_MB + 1) * 2**20)
     uploader.send_keys(str(big))
     wait_for(browser, lambda d: "wedding.mp4" in texts_shown(d), PAGE_TIMEOUT, "the refused file is not shown")
     shown = texts_shown(browser)
@@ -298,13 +323,20 @@ def test_laptop_run_in_view_big_upload_explained_settings_locked_video_plays(lap
     run_button_in_view(browser, "after the run")
     assert_in_view(browser, browser.find_element(By.TAG_NAME, "video"), "the result video")
     assert_in_view(browser, download[0], "the download button")
+    # Under the video: the still strip in the run's view (three panels: 3 frames one above the other).
+    assert still_strip(browser, "three panels") == (768, 3 * 256)
+    assert_in_view(browser, browser.find_element(By.TAG_NAME, "video"), "the result video, its strip below it")
+    screenshot(browser, tmp_path / "app.png")
 
+
+def screenshot(browser, path):
+    """The window as a user sees it after the run, to `path`; also to DEEPDANCE_SCREENSHOT (the README's picture)."""
     # The side panel from its top for the picture (a user who scrolled it would see the same page).
     browser.execute_script(
         "document.querySelectorAll('[data-testid=\"stSidebar\"] *').forEach(e => { e.scrollTop = 0; });"
     )
     png = browser.get_screenshot_as_png()
-    (tmp_path / "app.png").write_bytes(png)
+    path.write_bytes(png)
     if SCREENSHOT:
         small = small_png(png)
         out = Path(SCREENSHOT) if Path(SCREENSHOT).is_absolute() else ROOT / SCREENSHOT
@@ -353,6 +385,8 @@ def test_laptop_result_in_view_after_a_run_with_coverage_warnings(laptop, server
                      PAGE_TIMEOUT, "no path field")[0]  # fmt: skip
     typed.send_keys(str(clip), Keys.ENTER)
     wait_for(browser, lambda d: "star_jumps.mp4: 100 frames" in texts_shown(d), PAGE_TIMEOUT, "the path is not taken")
+    choose(browser, app.VIEW_LABELS["side"])  # watched side by side: the source as filmed | generated
+    wait_for(browser, lambda d: "| view: source | generated" in texts_shown(d), PAGE_TIMEOUT, "the view is not taken")
     wait_for(browser, lambda d: enabled_button(d, "Run"), PAGE_TIMEOUT, "Run not clickable with the typed path")
     enabled_button(browser, "Run").click()
     wait_for_file(pause_marker)  # the server's jobs wait at their start for the test: let this one go
@@ -362,6 +396,8 @@ def test_laptop_result_in_view_after_a_run_with_coverage_warnings(laptop, server
     browser.save_screenshot(str(tmp_path / "coverage.png"))
     run_button_in_view(browser, "after a run with coverage warnings")
     assert_in_view(browser, video, "the result video, after a run with coverage warnings")
+    assert browser.execute_async_script(VIDEO_SIZE) == [2 * 256, 256]  # two panels: source | generated
+    assert still_strip(browser, "source | generated") == (2 * 256, 3 * 256)
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentWarning"]')  # no yellow boxes
     summary = [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"] summary')
                if "coverage warning" in e.text]  # fmt: skip

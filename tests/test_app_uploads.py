@@ -2,7 +2,7 @@
 them (the videos, their pose caches and build locks, the models trained on uploaded targets), nothing else."""
 
 import app
-from deepdance import appbackend, cache
+from deepdance import appbackend, cache, uploads
 
 from apppage import new_app, no_problem, page_text, sample_frames
 from conftest import write_video
@@ -23,13 +23,13 @@ def test_the_page_says_what_it_keeps_and_forgets_the_uploads(sample_vs, sample_t
     at.radio(key="source_kind").set_value(app.SOURCE_KINDS[3]).run()
     at.file_uploader(key="upload").set_value(("my holiday.mp4", source.read_bytes(), "video/mp4")).run()
     no_problem(at)
-    said = "Kept in `" + appbackend.shown_path(appbackend.UPLOAD_DIR) + "/` with its poses for the next runs"
+    said = "Kept in `" + appbackend.shown_path(uploads.UPLOAD_DIR) + "/` with its poses for the next runs"
     assert said in page_text(at)
-    stored = [p for p in appbackend.UPLOAD_DIR.iterdir() if p.read_bytes() == source.read_bytes()]
+    stored = [p for p in uploads.UPLOAD_DIR.iterdir() if p.read_bytes() == source.read_bytes()]
     assert len(stored) == 1
     source_vs = cache.VideoSkeleton(stored[0], frame_skip=4, verbose=False)
     clip = write_video(tmp_path / "dancer.mp4", sample_frames(sample_target, 40, 56))
-    target = appbackend.store_upload(clip.read_bytes(), "dancer.mp4", folder=app.TARGET_DIR, keep_name=True, keep=None)
+    target = uploads.store_upload(clip.read_bytes(), "dancer.mp4", folder=app.TARGET_DIR, keep_name=True, keep=None)
     target_vs = cache.VideoSkeleton(target, verbose=False)
     model = target_vs.model_dir("vanilla-vector-64")
     model.mkdir(parents=True)
@@ -37,17 +37,17 @@ def test_the_page_says_what_it_keeps_and_forgets_the_uploads(sample_vs, sample_t
     caches = [source_vs.cache_dir, target_vs.cache_dir]
     locks = [c.parent / f".{c.name}.lock" for c in caches]
     assert all(lock.exists() for lock in locks)
-    kept = appbackend.kept_uploads()
+    kept = uploads.kept_uploads()
     assert kept.sources >= 1 and kept.targets >= 1 and kept.models >= 1 and kept.caches >= 2
-    assert kept.bytes >= sum(appbackend.folder_bytes(p) for p in (*stored, target, *caches, model))
+    assert kept.bytes >= sum(uploads.folder_bytes(p) for p in (*stored, target, *caches, model))
 
     at.run()
     box = uploads_box(at)
-    assert box.label.endswith(f"kept on this computer, {appbackend.shown_bytes(kept.bytes)}")
+    assert box.label.endswith(f"kept on this computer, {uploads.shown_bytes(kept.bytes)}")
     inside = "\n".join(m.value for m in box.markdown)
-    assert f"in `{appbackend.shown_path(appbackend.UPLOAD_DIR)}/`" in inside
+    assert f"in `{appbackend.shown_path(uploads.UPLOAD_DIR)}/`" in inside
     assert f"in `{appbackend.shown_path(app.TARGET_DIR)}/`" in inside and "generators trained on them" in inside
-    assert f"Space used: **{appbackend.shown_bytes(kept.bytes)}**" in inside
+    assert f"Space used: **{uploads.shown_bytes(kept.bytes)}**" in inside
     # Forget: asked once more (it deletes trained models too), then done.
     at.button(key="forget").click().run()
     assert all(p.exists() for p in stored) and target.exists()  # nothing deleted before the confirmation
@@ -61,5 +61,5 @@ def test_the_page_says_what_it_keeps_and_forgets_the_uploads(sample_vs, sample_t
     # The uploader is empty again: the file is not stored anew by the next rerun.
     at.run()
     no_problem(at)
-    assert not any(p.is_file() for p in appbackend.UPLOAD_DIR.glob("*")) and at.button(key="run").disabled
+    assert not any(p.is_file() for p in uploads.UPLOAD_DIR.glob("*")) and at.button(key="run").disabled
     assert any("upload a video (MP4/MOV" in i.value for i in at.info)

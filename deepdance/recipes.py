@@ -15,6 +15,9 @@ from deepdance.skeleton import N_JOINTS
 # gen_type 9's TextureNet around gen_type 3's U-Net:
 TEXTURE_IN_CH = 11  # query skeleton map, reference frame, reference skeleton map (3 channels each), joint flow (2)
 MAX_FLOW = 0.5  # the flow's largest displacement, in grid units (2 = the frame side): a quarter of the frame
+# How the reference frame is resampled by the flow: bicubic keeps more of its finest detail than bilinear, which
+# averages up to 4 pixels wherever the flow is not a whole pixel (docs/EXPERIMENTS.md, MediaPipe's nets as losses).
+INTERP = "bicubic"
 PRIOR = True  # start the flow from the joints' own displacements (texture.joint_flow); the U-Net corrects it
 # gen_type 9's weight of 1 - SSIM against L1, by frame size (larger sizes take 128's): it asks for detail where L1
 # would blur; at 128 px a larger weight tips the net from moving real pixels to painting a person MediaPipe cannot
@@ -48,7 +51,12 @@ def size_recipe(size):
         vector=_vector(size),
         netD=_discriminator(size, frames=1, num_D=NUM_D),
         netD_T=_discriminator(size, frames=D_T_FRAMES, num_D=1),
-        texture={"unet": {**unet, "in_ch": TEXTURE_IN_CH, "out_ch": 6}, "max_flow": MAX_FLOW, "prior": PRIOR},
+        texture={
+            "unet": {**unet, "in_ch": TEXTURE_IN_CH, "out_ch": 6},
+            "max_flow": MAX_FLOW,
+            "prior": PRIOR,
+            "interp": INTERP,
+        },
         texture_lambda_ssim=ssim,
     )
 

@@ -104,10 +104,12 @@ class TextureNet(nn.Module):
     pixels where the reference only needs moving, painted ones elsewhere.
     """
 
-    def __init__(self, unet, max_flow=MAX_FLOW, prior=PRIOR, base=None):
+    def __init__(self, unet, max_flow=MAX_FLOW, prior=PRIOR, base=None, interp="bilinear"):
         super().__init__()
         self.unet = UNet(**unet)
         self.max_flow, self.prior = float(max_flow), bool(prior)
+        # interp: how the reference is resampled ("bilinear" where model_args predate the choice).
+        self.interp = str(interp)
         # base: a trained gen_type 3 U-Net's model_args (its weights come with this net's state_dict), frozen.
         self.base = None if base is None else UNet(**base).requires_grad_(False).eval()
 
@@ -130,21 +132,23 @@ class TextureNet(nn.Module):
         ref = x[:, 3:6]
         if self.prior:
             grid = grid + x[:, 9:11].permute(0, 2, 3, 1)
-            x = torch.cat([x[:, :3], sample(ref, grid), x[:, 6:]], dim=1)
+            x = torch.cat([x[:, :3], sample(ref, grid, self.interp), x[:, 6:]], dim=1)
         if self.base is not None:
             with torch.no_grad():
                 base = self.base(x[:, :3]).float()  # (B, 3, S, S) in [-1, 1]: gen_type 3's frame for the query map
             x = torch.cat([x, base], dim=1)
         o = self.unet(x).float()  # (B, 6, S, S) in [-1, 1] (tanh)
-        warped = sample(ref, grid + self.max_flow * o[:, :2].permute(0, 2, 3, 1))
+        warped = sample(ref, grid + self.max_flow * o[:, :2].permute(0, 2, 3, 1), self.interp)
         mask = 0.5 * (o[:, 2:3] + 1.0)
         colours = o[:, 3:6] if self.base is None else (base + o[:, 3:6]).clamp(-1.0, 1.0)  # base: a correction
         return mask * warped + (1.0 - mask) * colours, warped, mask
 
 
-def sample(images, grid):
-    """images (B, C, S, S) read at grid (B, S, S, 2) (x, y in [-1, 1], pixel centres at +-(1 - 1/S)), bilinear."""
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+def sample(images, grid, mode="bilinear"):
+    """images (B, C, S, S) read at grid (B, S, S, 2) (x, y in [-1, 1], pixel centres at +-(1 - 1/S)), interpolated
+    by mode ("bilinear" or "bicubic"; bicubic overshoots at edges, so it is clamped to the images' [-1, 1])."""
+    out = F.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=False)
+    return out.clamp(-1.0, 1.0) if mode == "bicubic" else out
 
 
 def to_tensor(images):

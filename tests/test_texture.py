@@ -9,6 +9,7 @@ from deepdance.skeleton import Skeleton, person_mask
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import GenTexture
 from conftest import FakeVS, run_script
@@ -18,6 +19,7 @@ TINY = {
     "unet": {"size": S, "in_ch": 11, "out_ch": 6, "ch": [8, 16], "n_res": 1, "attn": False, "ps": 2},
     "max_flow": 0.5,
     "prior": True,
+    "interp": "bicubic",
 }
 
 
@@ -471,3 +473,21 @@ def test_training_on_the_base_keeps_it_and_loads_it(tmp_path, one_thread, capsys
     with pytest.raises(UserError, match="another train/select/test split"):
         texture.train(vs, tiny_config(base="vanilla"), out=out, verbose=False)
     assert texture.train(vs, tiny_config(base="none"), out=tmp_path / "none", verbose=False)["epoch"] == 1
+
+
+def test_reference_resampling_bicubic_keeps_more_fine_detail_and_old_models_stay_bilinear():
+    """A half-pixel move: bilinear averages neighbours (the finest band drops), bicubic keeps more of it; model_args
+    stored before the choice existed (no "interp") rebuild the bilinear net they were trained as."""
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(rng.uniform(-1, 1, (1, 3, S, S)).astype(np.float32))
+    ys = torch.linspace(-1 + 1 / S, 1 - 1 / S, S)
+    grid = torch.stack(torch.meshgrid(ys, ys, indexing="xy"), dim=-1)[None] + 1.0 / S  # half a pixel, both axes
+    inner = np.s_[..., 4:-4, 4:-4]
+
+    def fine(x):
+        return float((x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1))[inner].pow(2).mean())
+
+    bilinear, bicubic = texture.sample(img, grid, "bilinear"), texture.sample(img, grid, "bicubic")
+    assert 1.5 * fine(bilinear) < fine(bicubic) < fine(img)
+    old = {k: v for k, v in TINY.items() if k != "interp"}
+    assert texture.TextureNet(**old).interp == "bilinear" and texture.TextureNet(**TINY).interp == "bicubic"

@@ -1,5 +1,5 @@
 """Fault bench: the faults users hit, run as a user would: bad inputs, full and read-only disks (small tmpfs mounts),
-signals at known points, damaged checkpoints and reports, outputs aimed at inputs.
+signals at known points, live streams that stop half-way, damaged checkpoints and reports, outputs aimed at inputs.
 
     sudo python -m bench.faults          # root: mounts tmpfs under a temp folder; skipped (exit 0) otherwise
 
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 from deepdance.files import ROOT
+
+from bench import streams
 
 
 def mount(path, size, readonly=False):
@@ -166,6 +168,21 @@ def signal_probes(base, env, *, target, source):
     yield "Ctrl-C once the work is done", clean_run(code, err)
 
 
+def stream_probes(base, env, *, target, source):
+    """`--live` from a network stream that closes or stalls half-way (bench/streams.py), in both formats cameras
+    send: a stop said in one line, as for a camera, the recording so far kept."""
+    frames = streams.moving_frames(100)
+    for fmt, what in (("fmp4", "fragmented MP4"), ("mjpeg", "MJPEG")):
+        for end in ("close", "stall"):
+            out = base / f"live-{fmt}-{end}.mp4"
+            with streams.stream(fmt, frames, cut=0.5, end=end) as url:
+                code, err = run(["DanceDemo.py", "--live", "--source", url, "--out", out, "--window", "off"], env)
+            result = verdict(code, err, ("stopped sending frames",), base)
+            if result[0] == "ok" and not out.is_file():
+                result = ("FAIL: the recording so far was not kept", result[1])
+            yield f"stream: {what} {end}s half-way", result
+
+
 def damage_probes(base, env, *, target, source):
     """Damaged checkpoints and target reports."""
     model = base / "model"
@@ -201,7 +218,7 @@ def main():
             code, err = run(args, env)
             if code:
                 raise SystemExit(f"setting up failed: python {' '.join(map(str, args))}: {err[-500:]}")
-        for probes in (input_probes, storage_probes, signal_probes, damage_probes):
+        for probes in (input_probes, storage_probes, signal_probes, stream_probes, damage_probes):
             for name, (verdict_, line) in probes(base, env, target=target, source=source):
                 rows.append((name, verdict_, line))
     finally:

@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 from deepdance import evaluation
-from deepdance.cache import FRAMINGS, VideoSkeleton, _spans
+from deepdance.cache import FRAMINGS, VideoSkeleton
 from deepdance.cli import UserError, run_cli
+from deepdance.extraction import spans
 from deepdance.files import ROOT
 from deepdance.gentypes import SIZE
 from deepdance.metrics import BOX_MARGIN, body_box_px, box_l1, ssim_maps
@@ -41,7 +42,7 @@ def source_frames(vs, rows):
     info = {**video_info(vs.video_path), "timed": vs.meta["timing"] == "timestamps"}
     wanted = {int(vs.frame_indices[r]): k for k, r in enumerate(rows)}
     out = [None] * len(rows)
-    for pos, _, frame in read_span(vs.video_path, **_spans(info, vs.meta["params"]["frame_skip"], 1)[0]):
+    for pos, _, frame in read_span(vs.video_path, **spans(info, vs.meta["params"]["frame_skip"], 1)[0]):
         if pos in wanted:
             out[wanted.pop(pos)] = frame
             if not wanted:

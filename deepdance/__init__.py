@@ -1,6 +1,6 @@
 """DeepDance's machinery: everything the scripts at the top of the repository share.
 
-Importing any part of the package runs this first, so the two settings below take effect before torch, OpenCV or
+Importing any part of the package runs this first, so the settings below take effect before torch, OpenCV or
 MediaPipe load their native libraries (they read them once, at load).
 """
 
@@ -11,3 +11,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # FFmpeg (inside OpenCV) prints its own lines for unreadable files; the scripts report those in one line themselves.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# OpenCV's own log, apart from FFmpeg's: its WARN lines (a stream's read timeout, "Stream timeout triggered after
+# 5023 ms") would reach the terminal beside the scripts' one-line report of the same thing. Errors still show.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

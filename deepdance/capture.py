@@ -20,7 +20,8 @@ import numpy as np
 
 OPEN_TIMEOUT_S = 5.0  # s a URL may take to answer (to open, then per read)
 CAMERA_FPS = 30.0  # a camera that does not say its frame rate: the rate its recording is written at
-END_OF_FILE_SHARE = 0.95  # a URL stream that ends after this share of the frames it declared ended normally
+END_OF_FILE_SHARE = 0.95  # a URL stream that ends within this share of the frames it declared (either side), and
+# not for want of data, ended normally: containers misstate a length by a frame or two
 
 
 class Clock:
@@ -105,11 +106,25 @@ class Reader:
     itself. first: a frame already read from cap (start-up checks), sent first.
     """
 
-    def __init__(self, cap, slot, *, name, kind, pace_fps=None, first=None, expected=0, clock=CLOCK):
+    def __init__(
+        self,
+        cap,
+        slot,
+        *,
+        name,
+        kind,
+        pace_fps=None,
+        first=None,
+        expected=0,
+        clock=CLOCK,
+        read_timeout_s=OPEN_TIMEOUT_S,
+    ):
         self.cap, self.slot, self.name, self.kind = cap, slot, name, kind
         self.pace_fps, self.first, self.expected, self.clock = pace_fps, first, int(expected), clock
+        self.read_timeout_s = read_timeout_s  # a URL's (open_source's): a read that fails after it waited for data
         self.n = 0  # frames the source has sent (read or skipped)
         self.t0 = None
+        self.stalled = False  # the last read failed after waiting out read_timeout_s: the stream stalled
         self._stop = threading.Event()
         self._thread = None
 
@@ -125,19 +140,32 @@ class Reader:
             # Behind by whole frame times (a slow decode): a camera would have sent newer frames meanwhile, so
             # those frames are skipped (counted as dropped) and the one due now is read.
             for _ in range(int(late * self.pace_fps)):
-                if not self.cap.grab():
+                if not self._read(grab=True):
                     return False
                 self.slot.missed()
                 self.n += 1
         if self.n == 0 and self.first is not None:
             image, self.first = self.first, None
         else:
-            ok, image = self.cap.read()
-            if not ok or image is None:
+            image = self._read()
+            if image is None:
                 return False
         self.slot.put(Frame(image, self.n, clock.now()))
         self.n += 1
         return True
+
+    def _read(self, grab=False):
+        """The next frame (True for grab), or None at the source's end; a URL's read that fails only once it has
+        waited out the read timeout marks the stream as stalled (FFmpeg gives up on it: no end of file)."""
+        t = self.clock.now()
+        if grab:
+            ok, image = self.cap.grab(), True
+        else:
+            ok, image = self.cap.read()
+        if ok and image is not None:
+            return image
+        self.stalled = self.kind == "url" and self.clock.now() - t >= self.read_timeout_s
+        return None
 
     def run(self):
         """Read until the source ends or stop(); then close the slot, with the reason when it is a problem."""
@@ -152,8 +180,19 @@ class Reader:
         self.slot.close(error)
 
     def end_problem(self):
-        """None when the source ended normally (a file, a URL of a whole clip), else what to tell the user."""
-        whole = self.kind == "url" and self.expected and self.n >= END_OF_FILE_SHARE * self.expected
+        """None when the source ended normally (a file, a URL of a whole clip), else what to tell the user.
+
+        A URL of a whole clip ends where its length said, at once: a stall is a stop, and so is an end far from the
+        declared length on either side. A fragmented MP4 declares only the fragments FFmpeg read while opening it
+        (a guess it then outruns) and MJPEG declares nothing: such a stream has no known end, and its end is a stop,
+        said as such, the recording so far kept."""
+        declared = self.expected
+        whole = (
+            self.kind == "url"
+            and not self.stalled
+            and declared > 0
+            and END_OF_FILE_SHARE * declared <= self.n <= declared / END_OF_FILE_SHARE
+        )
         if self.kind == "file" or whole:
             return None
         return f"{self.name} stopped sending frames after {self.n} frames"

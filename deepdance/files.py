@@ -221,6 +221,84 @@ def _user_named(e, path, tmp):
     return OSError(e.errno, e.strerror, str(where))  # the subclass its errno maps to (FileNotFoundError, ...)
 
 
+# --------------------------------------------------------------------------- a lock that leaves no file
+
+
+@contextlib.contextmanager
+def lock_file(path, *, on_wait=None):
+    """Hold an exclusive lock named `path` for the block, against other threads and processes; the file is removed
+    as the block ends, so no empty lock files pile up beside what they guard. on_wait(): called once, before
+    waiting, when another holder has the lock.
+
+    Removing a lock file is safe under two rules: its holder removes it while still holding it, and a locker that
+    gets the lock checks that the name still leads to the file it locked (_locked_fd). One that waited on a file
+    since removed starts over on the name, where a newcomer may hold a new file already; without the check, both
+    would hold "the" lock at once.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _locked_fd(path, on_wait)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # a folder made read-only meanwhile: the empty file stays, harmless
+            path.unlink()
+        os.close(fd)
+
+
+def _locked_fd(path, on_wait):
+    """A descriptor of `path` holding its flock, the name still leading to it (see lock_file)."""
+    waited = False
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_named(fd, path):
+                return fd
+        except BaseException:  # Ctrl-C while waiting, an OSError: nothing held
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it as it let go: start over on the name
+
+
+def _still_named(fd, path):
+    """True if `path` still leads to the file open as fd (not removed, nor replaced by a newer one)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    locked = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (locked.st_dev, locked.st_ino)
+
+
+def clean_stale_locks(folder, pattern):
+    """Remove the lock_file files in `folder` matching `pattern` that nobody holds: a holder killed outright
+    (SIGKILL) could not remove its own. Each is taken without waiting and removed while held, as lock_file removes
+    its own, so a locker that opened it meanwhile starts over; one held is left. Returns the names removed."""
+    removed = []
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:  # removed meanwhile, or not ours to open
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_named(fd, path):
+                path.unlink()
+                removed.append(path.name)
+        except OSError:  # held: in use right now
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 def check_writable(folder, *, need_bytes=0, what="the results"):
     """UserError now, before long work, if `folder` cannot take `what`: a file in the way, read-only, or fewer than
     need_bytes free. Creates nothing: a folder that does not exist yet is judged by its nearest existing parent."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from deepdance import transfer
 from deepdance.cache import VideoSkeleton, add_framing_arg
-from deepdance.capture import CLOCK, LatestFrame, Reader, open_source, parse_source
+from deepdance.capture import CLOCK, OPEN_TIMEOUT_S, LatestFrame, Reader, open_source, parse_source
 from deepdance.cli import UserError, run_cli
 from deepdance.files import output_path
 from deepdance.gentypes import GEN_TYPES, SIZE, generator_module, load_generator, shown_size
@@ -54,7 +54,8 @@ ADAPT_S = 5.0  # s: once settled, the normalisation follows its estimate with th
 # towards the camera is followed within seconds; one crouch or a mis-detection does not make the target pump)
 RECORD_ROOM = 256 << 20  # bytes free --out needs at the start: a long session (~20 MB an hour at the panels' size)
 RECORD_RESERVE = 32 << 20  # bytes: with less free, the recording stops and is finished while it still can be
-STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as stopped
+STALL_S = 5.0  # s without a frame from a camera or stream: it is reported as stopped (a URL's reader has a read
+# timeout of its own, capture.OPEN_TIMEOUT_S, and says the stream stopped first: this is then only a safety net)
 PAUSE_POLL_MS = 30  # while paused, how often the window is polled for keys
 RECENT = 25  # frames over which the overlay's fps and latency are averaged (about a second)
 WINDOW_CHOICES = ("auto", "on", "off")
@@ -728,9 +729,12 @@ def main(argv=None):
             cap, slot, name=name, kind=kind, pace_fps=pace, first=first if kind != "camera" else None, expected=expected
         ).start()
         try:
+            # A stalled URL is said by its reader when FFmpeg's read timeout ends the read, after the last frame
+            # it sent: the loop waits longer, so one message, not whichever timer fires first, reports it.
+            stall_s = STALL_S + OPEN_TIMEOUT_S if kind == "url" else STALL_S
             stats = run_live(
                 slot=slot, transfer=to_panels, display=display, recorder=recorder, vcam=vcam, name=name,
-                max_frames=a.max_frames,
+                max_frames=a.max_frames, stall_s=stall_s,
             )  # fmt: skip
         finally:
             display.close()

@@ -144,10 +144,10 @@ def evict_uploads(folder, keep, *, current=None):
 
 
 def remove_cache(cache):
-    """A pose cache, its build lock (an empty file beside it) and the models trained on it."""
+    """A pose cache and the models trained on it. Its build lock's file is not touched: it exists only while an
+    extraction holds it (files.lock_file), and removing it then would let a second one start beside it."""
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(CHECKPOINT_DIR / cache.name, ignore_errors=True)
-    (cache.parent / f".{cache.name}.lock").unlink(missing_ok=True)
 
 
 class Kept(NamedTuple):

@@ -6,7 +6,7 @@ Clips are Mannequin shots (ground-truth joints known); nothing here needs ../sha
 
 import json
 
-from deepdance import cache, cli, coverage, mannequin, pose, report, video
+from deepdance import cache, cli, coverage, extraction, mannequin, pose, report, video
 from deepdance.skeleton import L_HIP, L_WRIST, NOSE, R_HIP, R_WRIST, pck
 
 import cv2
@@ -136,7 +136,7 @@ def test_spans_of_a_variable_frame_rate_file_meet_exactly(tmp_path):
     assert info["timed"] and info["frames"] == 90
     truth = mannequin.vfr_times(rates)
     for step in (1, 3):
-        spans = cache._spans(info, step, 3)
+        spans = extraction.spans(info, step, 3)
         got, offset = [], 0
         for span in spans:  # what three workers read, one after the other
             counts = {}
@@ -170,7 +170,7 @@ def test_hevc_and_vp9_split_exactly_under_a_non_ascii_name(codec, name, tmp_path
     info = video.video_info(path)
     assert info["timed"] and info["width"] == 96
     got, offset = [], 0
-    for span in cache._spans(info, 1, 2):
+    for span in extraction.spans(info, 1, 2):
         counts = {}
         got += [offset + pos for pos, _, _ in video.read_span(path, counts=counts, **span)]
         offset += counts["seen"]

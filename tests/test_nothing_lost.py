@@ -394,10 +394,10 @@ def test_a_long_non_ascii_file_name_extracts(short_clip, tmp_path):
 
 
 def test_extraction_refuses_a_disk_without_room_before_starting(short_clip, monkeypatch):
-    from deepdance import cache
+    from deepdance import cache, extraction
 
     monkeypatch.setattr(files.shutil, "disk_usage", lambda p: _Usage(2 << 20))
-    monkeypatch.setattr(cache, "_run_pool", lambda *a, **k: pytest.fail("extraction started"))
+    monkeypatch.setattr(extraction, "_run_pool", lambda *a, **k: pytest.fail("extraction started"))
     with pytest.raises(UserError, match=r"cannot write the pose cache of short.mp4 .* disk full \(2 MB free"):
         cache.VideoSkeleton(short_clip, force=True, verbose=False)
 

@@ -1,8 +1,8 @@
 """Issue #30, "Nothing lost, second pass": outputs, writes and signals.
 
-Each defect (items 1, 2, 3, 4, 5, 8, 14 and 16 of the issue) has a test here that failed before its fix. Synthetic
-data only; a signal reaches the process at a known point through the test hook (DEEPDANCE_TEST_PAUSE), never by
-racing it.
+Each defect (items 1, 2, 3, 4, 8, 14 and 16 of the issue; item 5's is in test_reliability_extraction.py) has a test
+here that failed before its fix. Synthetic data only; a signal reaches the process at a known point through the test
+hook (DEEPDANCE_TEST_PAUSE), never by racing it.
 """
 
 import errno
@@ -270,7 +270,7 @@ class _Usage:
         self.total, self.used, self.free = 10 * free, 9 * free, free
 
 
-# --------------------------------------------------------------------------- 5, 16: signals at known points
+# --------------------------------------------------------------------------- 16: signals at known points
 
 
 def test_a_signal_once_the_work_is_done_changes_nothing(tmp_path):

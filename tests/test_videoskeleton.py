@@ -125,8 +125,8 @@ def _assert_clean_failure(proc, needle, data_dir, stem):
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert needle in lines[0].lower(), lines[0]
     cache = data_dir / "cache"
-    # The cache's build lock (.<name>.lock, #13) is an empty marker that stays; no cache or part of one may.
-    leftovers = [p.name for p in cache.iterdir() if stem in p.name and p.suffix != ".lock"] if cache.exists() else []
+    # No cache, no part of one, and no build lock (.<name>.lock: removed as it is let go, #31).
+    leftovers = [p.name for p in cache.iterdir() if stem in p.name] if cache.exists() else []
     assert leftovers == [], leftovers
 
 

@@ -197,8 +197,10 @@ def test_targets_are_the_sample_and_the_processed_videos(sample_vs, sample_targe
 def test_commands_name_the_servers_data_folder(monkeypatch, data_dir):
     command = train_command(2, None)
     assert appbackend.with_data_dir(command) == f"DEEPDANCE_DATA={appbackend.shown_path(data_dir)} {command}"
-    monkeypatch.setattr(appbackend, "DATA_DIR", Path("/tmp/a folder"))
-    assert appbackend.with_data_dir(command) == f"DEEPDANCE_DATA='/tmp/a folder' {command}"  # quoted for a shell
+    spaced = Path("/tmp/a folder")
+    monkeypatch.setattr(appbackend, "DATA_DIR", spaced)
+    shown = appbackend.shown_path(spaced)  # "../a folder" where the project sits in /tmp itself
+    assert " " in shown and appbackend.with_data_dir(command) == f"DEEPDANCE_DATA='{shown}' {command}"  # quoted
     monkeypatch.delenv("DEEPDANCE_DATA")
     assert appbackend.with_data_dir(command) == command  # the default folder: nothing to add
 

@@ -491,3 +491,16 @@ def test_reference_resampling_bicubic_keeps_more_fine_detail_and_old_models_stay
     assert 1.5 * fine(bilinear) < fine(bicubic) < fine(img)
     old = {k: v for k, v in TINY.items() if k != "interp"}
     assert texture.TextureNet(**old).interp == "bilinear" and texture.TextureNet(**TINY).interp == "bicubic"
+
+
+def test_bench_texture_parts_splits_the_output_into_its_parts(trained, one_thread):
+    from bench.texture_parts import parts_of
+
+    vs, _ = trained
+    gen = gentypes.load_generator(vs, 9, size=S, device="cpu")
+    query = vs.xy[vs.split().select]
+    out, warped, mask = parts_of(gen, query)
+    np.testing.assert_array_equal(out, gen.generate_batch(query))  # the frames Evaluate scores, unchanged
+    assert warped.shape == out.shape and warped.dtype == np.uint8
+    assert mask.shape == out.shape[:3] and 0 <= mask.min() <= mask.max() <= 1
+    assert texture.TextureNet.forward is not None and "keep_parts" not in texture.TextureNet.forward.__qualname__

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deepdance.cli import UserError
-from deepdance.files import DATA_DIR, atomic_path, check_writable
+from deepdance.files import DATA_DIR, atomic_path, check_writable, lock_file
 from deepdance.raster import AMBIENT, LIGHT, _blend, _box, _capsule, _ellipse, _soft_shadow
 from deepdance.skeleton import JOINT_NAMES, N_JOINTS
 from deepdance.video import VideoWriter
@@ -500,11 +500,9 @@ def ensure_sample(which="target", force=False):
     One render per clip: a second thread or process waits for the first and reuses its files. A clip found damaged
     (it does not decode to its N_FRAMES frames) is rendered again with a note: it is ours, never the user's fault.
     """
-    from filelock import FileLock
-
     video = clip_path(which)
     check_writable(SAMPLE_DIR, what="the built-in sample")
-    with FileLock(SAMPLE_DIR / f".{which}.lock", is_singleton=False):
+    with lock_file(SAMPLE_DIR / f".{which}.lock"):
         problem = None if force else _sample_problem(which)
         if problem is None and not force:
             return video

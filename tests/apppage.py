@@ -47,6 +47,20 @@ def finish_job(at):
     return job
 
 
+def run_typed_source(path):
+    """A fresh page run on a source typed as a path, its job waited for and the page checked for problems."""
+    from app import SOURCE_KINDS
+
+    at = new_app()
+    at.run()
+    at.radio(key="source_kind").set_value(SOURCE_KINDS[2]).run()
+    at.text_input(key="video_path").input(str(path)).run()
+    at.button(key="run").click().run()
+    finish_job(at)
+    no_problem(at)
+    return at
+
+
 def wait_for_file(path, timeout=PAUSE_TIMEOUT):
     """Poll until `path` exists (a job reached its pause point); generous bound, no fixed sleep."""
     deadline = time.monotonic() + timeout

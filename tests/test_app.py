@@ -596,7 +596,7 @@ def test_a_target_is_added_from_a_path_and_selected_with_its_training_commands(s
         assert commands.count(f"{data}{train_command(g, new_target)}   # gen_type {g}") == 1, g
     assert all(c.proto.wrap_lines for c in at.code)  # long lines wrap instead of scrolling sideways
     cache = Path(at.session_state["added"]["cache_dir"])
-    if (cache / "report.json").exists():  # a cache that writes the target report (issue #14)
+    if (cache / "report.json").exists():  # a cache that writes the target report
         for problem in json.loads((cache / "report.json").read_text())["problems"]:
             assert f"- {problem['line']}" in page_text(at)
     else:

@@ -5,7 +5,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import app
 from deepdance import appbackend, cache, video
 from deepdance.nearest import GenNearest
 from deepdance.video import audio_span
@@ -13,7 +12,7 @@ from deepdance.video import audio_span
 import imageio_ffmpeg
 import pytest
 
-from apppage import finish_job, new_app, no_problem, off_range_clip, texts
+from apppage import new_app, no_problem, off_range_clip, run_typed_source, texts
 from conftest import write_video
 
 
@@ -57,13 +56,7 @@ def test_the_run_keeps_the_sources_sound_over_the_rendered_span(sample_vs, sound
 
 
 def test_the_page_plays_and_downloads_the_result_with_its_sound(sample_vs, sounded, tmp_path):
-    at = new_app()
-    at.run()
-    at.radio(key="source_kind").set_value(app.SOURCE_KINDS[2]).run()
-    at.text_input(key="video_path").input(str(sounded)).run()
-    at.button(key="run").click().run()
-    finish_job(at)
-    no_problem(at)
+    at = run_typed_source(sounded)
     result = at.session_state["result"]  # what the player and the download button are given
     out = tmp_path / "page.mp4"
     out.write_bytes(result["video"])
@@ -85,13 +78,7 @@ def test_coverage_warnings_number_the_files_frames(sample_vs, off_range):
 
 
 def test_coverage_warnings_are_one_collapsed_line_under_the_video(sample_vs, off_range):
-    at = new_app()
-    at.run()
-    at.radio(key="source_kind").set_value(app.SOURCE_KINDS[2]).run()
-    at.text_input(key="video_path").input(str(off_range)).run()
-    at.button(key="run").click().run()
-    finish_job(at)
-    no_problem(at)
+    at = run_typed_source(off_range)
     lines = at.session_state["result"]["coverage"]
     assert len(lines) >= 2 and not at.warning  # no box per warning
     box = [e for e in at.expander if "coverage warning" in e.label]

@@ -1,4 +1,4 @@
-"""Training under torchrun (issue #18): DistributedDataParallel over 2 CPU processes with gloo, on the tiny synthetic
+"""Training under torchrun: DistributedDataParallel over 2 CPU processes with gloo, on the tiny synthetic
 target with tiny nets at 32 px. What is checked:
 
 - every rank ends with bitwise the same weights, and they are rank 0's checkpoint (pix2pix #1705: "training

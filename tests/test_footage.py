@@ -1,4 +1,4 @@
-"""Footage people actually film (#14): one person-centred square per clip, phone videos (rotation metadata,
+"""Footage people actually film: one person-centred square per clip, phone videos (rotation metadata,
 variable frame rate), the target report, and which source poses a target never made (Coverage).
 
 Clips are Mannequin shots (ground-truth joints known); nothing here needs ../shared/data.

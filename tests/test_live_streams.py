@@ -1,4 +1,4 @@
-"""Issue #30, item 12: a network stream that stalls or closes part-way is said to have stopped, as an MJPEG stream
+"""A network stream that stalls or closes part-way is said to have stopped, as an MJPEG stream
 already was, whatever its format: a fragmented MP4 (which declares only the fragments FFmpeg read while opening it)
 no longer ends as a success; OpenCV's own WARN lines stay off the terminal.
 

@@ -116,8 +116,8 @@ def test_ensure_sample_writes_readable_files(tmp_path, monkeypatch):
     frames, gt = mannequin.render_clip("source", [0, 11])
     assert np.array_equal(gt, joints[[0, 11]])
     assert np.abs(decoded[11].astype(float) - frames[1]).mean() < 3  # BGR order and frame order survive the codec
-    files = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock")  # a render's lock (#13) may stay
-    assert files == ["source.mp4", "source_joints.npy"]  # no temp files left
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["source.mp4", "source_joints.npy"]  # no temp files left, nor the render's lock
     mtime = video.stat().st_mtime_ns
     assert mannequin.ensure_sample("source") == video and video.stat().st_mtime_ns == mtime  # kept, not redone
     assert np.array_equal(mannequin.sample_joints("source"), joints)

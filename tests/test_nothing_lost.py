@@ -1,6 +1,6 @@
-"""Issue #13, "Nothing lost": two users at once, full disks, read-only places, foreign or tampered checkpoints.
+"""Nothing lost: two users at once, full disks, read-only places, foreign or tampered checkpoints.
 
-Each defect the issue reproduced has a test here that failed before its fix. Faults are made without root: a
+Each defect reproduced has a test here that failed before its fix. Faults are made without root: a
 process file-size limit (RLIMIT_FSIZE) stands in for a full disk, a path under a file or /proc for a place that
 cannot be written, and the test hook (DEEPDANCE_TEST_PAUSE) stops work at a known point instead of racing it.
 """
@@ -207,7 +207,7 @@ def test_a_foreign_checkpoint_is_refused_or_used_only_when_asked(trained, tmp_pa
 
 
 def test_a_checkpoint_of_other_extraction_settings_is_refused_naming_them(trained, tmp_path):
-    vs, best = trained  # FakeVS records no framing: a checkpoint from before #14, the centre crop
+    vs, best = trained  # FakeVS records no framing: a checkpoint from before framings, the centre crop
     other = FakeVS(tmp_path / "b", n=40)
     other.meta = {**other.meta, "params": {**other.meta["params"], "frame_skip": 5, "framing": "person"}}
     dest = gentypes.checkpoint_dir(other, 3, 32) / "best.pth"

@@ -1,6 +1,6 @@
-"""Issue #30, "Nothing lost, second pass": checkpoints, training folders, target reports and the data folder.
+"""Nothing lost, second pass: checkpoints, training folders, target reports and the data folder.
 
-Each defect (items 6, 7, 9, 10, 11, 13 and 15 of the issue) has a test here that failed before its fix. Synthetic
+Each defect has a test here that failed before its fix. Synthetic
 data only: FakeVS and tiny nets for the trainers, a hand-written cache for the target report.
 """
 

@@ -1,5 +1,5 @@
-"""The extraction's worker pool and its cache lock: issue #30 item 5 (a signal to the process alone as the pool
-starts) and issue #31 item 10 (empty `.lock` files left in data/cache/).
+"""The extraction's worker pool and its cache lock: a signal to the process alone as the pool
+starts, and no empty `.lock` files left in data/cache/.
 
 A signal reaches the process at a known point of the pool's start-up through the test hook (DEEPDANCE_TEST_PAUSE),
 once the kernel has handed it over, never by racing it; the lock's waits are events, not timers.
@@ -95,7 +95,7 @@ def test_a_signal_to_the_process_as_the_pool_starts_is_one_line(tmp_path, sig):
     assert left == [], left
 
 
-# --------------------------------------------------------------------------- #31 10: no lock file left
+# --------------------------------------------------------------------------- no lock file left
 
 
 def test_a_cache_built_or_read_leaves_no_lock_file(short_clip):

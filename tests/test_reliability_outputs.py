@@ -1,6 +1,6 @@
-"""Issue #30, "Nothing lost, second pass": outputs, writes and signals.
+"""Nothing lost, second pass: outputs, writes and signals.
 
-Each defect (items 1, 2, 3, 4, 8, 14 and 16 of the issue; item 5's is in test_reliability_extraction.py) has a test
+Each defect (the signal at the pool's start-up is in test_reliability_extraction.py) has a test
 here that failed before its fix. Synthetic data only; a signal reaches the process at a known point through the test
 hook (DEEPDANCE_TEST_PAUSE), never by racing it.
 """

@@ -125,7 +125,7 @@ def _assert_clean_failure(proc, needle, data_dir, stem):
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert needle in lines[0].lower(), lines[0]
     cache = data_dir / "cache"
-    # No cache, no part of one, and no build lock (.<name>.lock: removed as it is let go, #31).
+    # No cache, no part of one, and no build lock (.<name>.lock: removed as it is let go).
     leftovers = [p.name for p in cache.iterdir() if stem in p.name] if cache.exists() else []
     assert leftovers == [], leftovers
 

@@ -14,18 +14,16 @@ import argparse
 from pathlib import Path
 
 from deepdance.cli import UserError, run_cli
+from deepdance.evaluation import COLUMNS, labelled_columns
 from deepdance.files import output_path, write_png
 from deepdance.skeleton import render_maps
 
-import cv2
 import numpy as np
 
 from bench.verify_dump import load_dump
 
 ROWS = 6  # frames in the strip
-COLUMNS = (("box_ssim", "body SSIM", "{:.3f}"), ("box_l1", "body L1", "{:.4f}"), ("sharpness", "sharpness", "{:.2f}"),
-           ("detail", "fine detail", "{:.2f}"), ("pose_found", "pose found", "{:.0%}"),
-           ("pose_near", "found near", "{:.0%}"))  # fmt: skip
+SHOWN = ("box_ssim", "box_l1", "sharpness", "detail", "pose_found", "pose_near")  # Evaluate's columns, its formats
 
 
 def parse_run(text):
@@ -55,7 +53,8 @@ def load_runs(specs):
 
 def table(runs):
     """The runs' figures as a Markdown table (columns none of them has are left out)."""
-    cols = [c for c in COLUMNS if any(np.isfinite(m.get(c[0], np.nan)) for _, _, m in runs)]
+    shown = [c for c in COLUMNS if c[0] in SHOWN]
+    cols = [c for c in shown if any(np.isfinite(m.get(c[0], np.nan)) for _, _, m in runs)]
     lines = ["| run | " + " | ".join(h for _, h, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
     for label, _, m in runs:
         cells = [f.format(m[k]) if np.isfinite(m.get(k, np.nan)) else "n/a" for k, _, f in cols]
@@ -70,12 +69,7 @@ def strip(runs, first, rows=ROWS):
     picks = np.unique(np.linspace(0, len(real) - 1, min(rows, len(real))).round().astype(int))
     columns = [("skeleton", render_maps(xy[picks], size))] + [(lb, f[picks]) for lb, f, _ in runs]
     columns.append(("real", real[picks]))
-    out = []
-    for label, frames in columns:
-        band = np.zeros((16, size, 3), np.uint8)
-        cv2.putText(band, label[:24], (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.32, (255, 255, 255), 1, cv2.LINE_AA)
-        out += [np.concatenate([band, *frames], axis=0), np.full((16 + size * len(picks), 2, 3), 255, np.uint8)]
-    return np.concatenate(out[:-1], axis=1)
+    return labelled_columns([(label[:24], frames) for label, frames in columns], size)
 
 
 def main(argv=None):

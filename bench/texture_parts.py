@@ -11,33 +11,11 @@ painting, not to the move. The model is the target's trained best.pth (GenTextur
 
 import argparse
 
-from deepdance import gentypes, metrics, texture
+from deepdance import gentypes, metrics
 from deepdance.cache import VideoSkeleton, default_video
 from deepdance.cli import UserError, run_cli
 
 import numpy as np
-import torch
-
-
-def parts_of(gen, xy):
-    """gen_type 9's frames for the poses xy (N, 13, 2), its moved references (N, S, S, 3) uint8 and masks (N, S, S)."""
-    seen = {"warped": [], "mask": []}
-    forward = texture.TextureNet.forward
-
-    def keep_parts(net, x):
-        out, warped, mask = net.parts(x)
-        seen["warped"].append(warped.detach().float())
-        seen["mask"].append(mask.detach().float())
-        return out
-
-    texture.TextureNet.forward = keep_parts
-    try:
-        out = gen.generate_batch(xy)
-    finally:
-        texture.TextureNet.forward = forward
-    warped = torch.cat(seen["warped"]).clamp(-1, 1)
-    warped = ((warped + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return out, warped, torch.cat(seen["mask"])[:, 0].numpy()
 
 
 def main(argv=None):
@@ -54,7 +32,8 @@ def main(argv=None):
     gen = gentypes.load_generator(vs, 9, size=a.size, device="cpu")
     xy = vs.skeletons()[rows]
     real = vs.frames(a.size)[rows]
-    out, warped, mask = parts_of(gen, xy)
+    out = gen.generate_batch(xy)
+    warped, mask = gen.parts(xy)
     boxes = metrics.body_boxes(xy, a.size)
     inside = np.mean([mask[i, y0:y1, x0:x1].mean() for i, (x0, y0, x1, y1) in enumerate(boxes)])
     print(f"{vs.key}, {a.block} block, {len(rows)} frames, {a.size} px; mask mean in the body box {inside:.2f}")

@@ -32,7 +32,7 @@ from deepdance.cache import (
 )
 from deepdance.checkpoints import checkpoint_size
 from deepdance.cli import UserError
-from deepdance.files import DATA_DIR, ROOT
+from deepdance.files import DATA_DIR, ROOT, png_bytes
 from deepdance.gentypes import (
     GEN_TYPES,
     LIBRARY,
@@ -539,19 +539,11 @@ def run_transfer(
             view=view,
         )
         report(1.0, f"the still strip: {transfer.STILLS} frames of the result")
-        stills = png_bytes(transfer.still_frames(out, stats["written"]))
+        stills = png_bytes(transfer.still_frames(out, stats["written"]), name="the still strip", compression=6)
         data = out.read_bytes()
     said = sound_said(sound, stats["sound_s"], dropped=not keep_sound)
     done = {"poses": t_poses, "seconds": time.perf_counter() - t0, "coverage": coverage, "sound": said}
     return data, {**stats, **done, "stills": stills}
-
-
-def png_bytes(image):
-    """A (H, W, 3) uint8 BGR image as PNG bytes (for the page: shown and downloaded, never written here)."""
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:
-        raise UserError(f"cannot encode the still strip as PNG (an image of shape {np.shape(image)})")
-    return data.tobytes()
 
 
 def sound_said(sound, seconds, *, dropped):

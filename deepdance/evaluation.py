@@ -258,20 +258,25 @@ def _header(text, width, height=16):
     return band
 
 
-def strip_image(es, outputs, n=STRIP_FRAMES, max_tile=STRIP_MAX_TILE):
-    """(H, W, 3) uint8: one row per frame (n evenly spaced over the block), columns skeleton | each gen_type | real."""
-    picks = np.unique(np.linspace(0, len(es) - 1, min(n, len(es))).round().astype(int))
-    tile = min(es.size, max_tile)
-    columns = [("skeleton", render_maps(es.xy[picks], es.size))]
-    columns += [(f"{g} {LABELS[g]}", out[picks]) for g, out in outputs.items()]
-    columns.append(("real", es.real[picks]))
+def labelled_columns(columns, tile):
+    """(H, W, 3) uint8 of [(label, frames (n, S, S, 3) uint8)]: each column its label over its frames (scaled to
+    tile px), columns 2 px of white apart."""
     cols = []
     for name, frames in columns:
-        if tile != es.size:
+        if tile != frames[0].shape[0]:
             frames = [cv2.resize(f, (tile, tile), interpolation=cv2.INTER_AREA) for f in frames]
         cols.append(np.concatenate([_header(name, tile), *frames], axis=0))
     sep = np.full((cols[0].shape[0], 2, 3), 255, np.uint8)
     return np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
+
+
+def strip_image(es, outputs, n=STRIP_FRAMES, max_tile=STRIP_MAX_TILE):
+    """(H, W, 3) uint8: one row per frame (n evenly spaced over the block), columns skeleton | each gen_type | real."""
+    picks = np.unique(np.linspace(0, len(es) - 1, min(n, len(es))).round().astype(int))
+    columns = [("skeleton", render_maps(es.xy[picks], es.size))]
+    columns += [(f"{g} {LABELS[g]}", out[picks]) for g, out in outputs.items()]
+    columns.append(("real", es.real[picks]))
+    return labelled_columns(columns, min(es.size, max_tile))
 
 
 def fit_strip(es, outputs, n, max_bytes):

@@ -366,10 +366,16 @@ def _same_file(a, b):
         return False
 
 
-def write_png(path, image, compression=9):
-    """Write a (H, W, 3) uint8 BGR image as a PNG, atomically (encoded first: a bad image leaves no file)."""
+def png_bytes(image, *, name, compression=9):
+    """A (H, W, 3) uint8 BGR image as PNG bytes; UserError naming it (`name`) if it cannot be encoded."""
     ok, data = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
-        raise UserError(f"cannot encode {Path(path).name} as PNG (image of shape {np.shape(image)})")
+        raise UserError(f"cannot encode {name} as PNG (image of shape {np.shape(image)})")
+    return data.tobytes()
+
+
+def write_png(path, image, compression=9):
+    """Write a (H, W, 3) uint8 BGR image as a PNG, atomically (encoded first: a bad image leaves no file)."""
+    data = png_bytes(image, name=Path(path).name, compression=compression)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
+        tmp.write_bytes(data)

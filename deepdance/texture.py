@@ -323,12 +323,21 @@ class GenTexture(TrainedGenerator):
         return texture_input(poses, images, xy, self.size)
 
     @torch.no_grad()
+    def parts(self, xy, batch=RENDER_BATCH):
+        """The output's two sources for (N, 13, 2) joints: the nearest frame as moved by the flow, (N, S, S, 3) uint8
+        BGR, and the net's mask, (N, S, S) float32 in [0, 1] (1: that moved frame, 0: the painted colours)."""
+        xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
+        warped, masks = [], []
+        for a in range(0, len(xy), batch):
+            _, w, mask = self.net.parts(self.inputs(xy[a : a + batch]).to(self.device))
+            warped.append(((w.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+            masks.append(mask[:, 0].float().cpu())
+        return torch.cat(warped).numpy(), torch.cat(masks).numpy()
+
     def moved(self, xy, batch=RENDER_BATCH):
         """Where the output is the nearest frame moved rather than painted: (N, 13, 2) joints -> (N, S, S) float32,
         the net's mask in [0, 1] (1: the warped reference, 0: the painted colours)."""
-        xy = np.asarray(xy, np.float32).reshape(-1, 13, 2)
-        parts = (self.net.parts(self.inputs(xy[a : a + batch]).to(self.device)) for a in range(0, len(xy), batch))
-        return np.concatenate([mask[:, 0].float().cpu().numpy() for _, _, mask in parts])
+        return self.parts(xy, batch)[1]
 
     def generate_from(self, xy, rows):
         """Each pose rendered from a given stored frame instead of its nearest: (N, 13, 2) joints, (N,) positions into

@@ -78,9 +78,13 @@ def test_a_signal_to_the_process_as_the_pool_starts_is_one_line(tmp_path, sig):
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
-        while not marker.exists():  # the hook's marker: a state, polled
+        for _ in range(SAFETY_S * 50):  # the hook's marker: a state, polled (bounded: a hang fails, not blocks)
+            if marker.exists():
+                break
             assert proc.poll() is None, proc.communicate()
             threading.Event().wait(0.02)
+        else:
+            pytest.fail(f"the pool never reached its start-up pause within {SAFETY_S} s")
         os.kill(proc.pid, sig)  # the process alone, as `kill` does; the group's Ctrl-C reaches the workers too
         wait_taken(proc.pid, sig)
         marker.unlink()  # the start-up goes on; the signal must wait for it
